@@ -1,0 +1,31 @@
+"""The FastAPI application: one factory, every router listed here."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.middleware import RequestContextMiddleware
+from api.routers import health, keys
+from rejse import __version__
+from rejse.runtime import Runtime
+
+ROUTERS = [
+    health.router,
+    keys.router,
+]
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(
+        title="rejse",
+        version=__version__,
+        description="Customer journeys as Temporal workflows. Authenticate with "
+        "`Authorization: Bearer <API key>`.",
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

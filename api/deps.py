@@ -1,0 +1,91 @@
+"""FastAPI dependencies: runtime, database session, API key and role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from rejse.roles import Role
+from rejse.runtime import Runtime
+
+_bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(runtime: RuntimeDep) -> Iterator[Session]:
+    """One session per request; the endpoint commits what it wants kept."""
+    with Session(runtime.engine, expire_on_commit=False) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    role: Role
+
+
+def get_principal(
+    runtime: RuntimeDep,
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or not credentials.credentials:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing API key: send `Authorization: Bearer <key>`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    resolved = runtime.keys.resolve(credentials.credentials)
+    if resolved is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    principal = Principal(key_id=resolved[0], role=resolved[1])
+    request.state.key_id = principal.key_id
+    return principal
+
+
+def require(*roles: Role):
+    """Dependency factory: the key must have one of `roles` (admin always passes)."""
+    allowed = frozenset(roles) | {Role.admin}
+
+    def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if principal.role not in allowed:
+            names = ", ".join(sorted(r.value for r in allowed))
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"role {principal.role.value!r} may not do this (needs one of: {names})",
+            )
+        return principal
+
+    check.allowed_roles = allowed  # type: ignore[attr-defined]  # read by the auth matrix test
+    return check
+
+
+# Common role sets, so routers read like a policy table.
+ADMIN = (Role.admin,)
+READ = (Role.marketer, Role.analyst)           # control-plane reads
+WRITE = (Role.marketer,)                        # control-plane writes
+INGEST = (Role.ingest,)
+SALES = (Role.sales,)
+
+AdminDep = Annotated[Principal, Depends(require(*ADMIN))]
+ReadDep = Annotated[Principal, Depends(require(*READ))]
+WriteDep = Annotated[Principal, Depends(require(*WRITE))]
+IngestDep = Annotated[Principal, Depends(require(*INGEST))]
+SalesDep = Annotated[Principal, Depends(require(*SALES))]

@@ -1,0 +1,46 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.deps import RuntimeDep, require
+from rejse.roles import Role
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict:
+    return {"status": "ok"}
+
+
+def _db_ok(runtime) -> bool:
+    try:
+        with runtime.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@router.get("/readyz")
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
+    db_ok, temporal_ok = await asyncio.gather(
+        asyncio.to_thread(_db_ok, runtime), runtime.temporal.ping()
+    )
+    checks = {"database": "ok" if db_ok else "unreachable",
+              "temporal": "ok" if temporal_ok else "unreachable"}
+    ready = db_ok and temporal_ok
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                        status_code=200 if ready else 503)
+
+
+@router.get("/metrics", dependencies=[Depends(require(Role.analyst))])
+def metrics() -> Response:
+    """Prometheus metrics; scrape with an admin or analyst key as bearer token."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

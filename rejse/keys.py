@@ -1,0 +1,78 @@
+"""API key service: create (shown once), authenticate, list, revoke, bootstrap."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from rejse.db import utcnow
+from rejse.models.auth import ApiKey
+from rejse.roles import Role, generate_key, hash_key, key_id
+
+
+def create_key(session: Session, *, name: str, role: Role, raw_key: str | None = None) -> tuple[ApiKey, str]:
+    raw = raw_key or generate_key()
+    row = ApiKey(id=key_id(raw), name=name, role=role.value, key_hash=hash_key(raw))
+    session.add(row)
+    session.flush()
+    return row, raw
+
+
+def list_keys(session: Session) -> list[ApiKey]:
+    return list(session.exec(select(ApiKey).order_by(ApiKey.created_at)))
+
+
+def revoke_key(session: Session, *, key_id: str) -> ApiKey | None:
+    row = session.get(ApiKey, key_id)
+    if row is None:
+        return None
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.add(row)
+    return row
+
+
+def ensure_bootstrap_key(session: Session, *, raw_key: str) -> None:
+    """Make sure an admin key with exactly this value exists (REJSE_BOOTSTRAP_ADMIN_KEY)."""
+    digest = hash_key(raw_key)
+    existing = session.exec(select(ApiKey).where(ApiKey.key_hash == digest)).first()
+    if existing is None:
+        create_key(session, name="bootstrap admin", role=Role.admin, raw_key=raw_key)
+    elif existing.revoked_at is not None or existing.role != Role.admin:
+        existing.revoked_at = None
+        existing.role = Role.admin.value
+        session.add(existing)
+
+
+class KeyCache:
+    """Resolves a raw key to (key id, role) with a short TTL, so ingestion does not hit the
+    database for every request. Revocation takes effect within `ttl` seconds."""
+
+    def __init__(self, engine: Engine, ttl: float = 5.0) -> None:
+        self._engine = engine
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._items: dict[str, tuple[float, tuple[str, Role] | None]] = {}
+
+    def resolve(self, raw_key: str) -> tuple[str, Role] | None:
+        digest = hash_key(raw_key)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        with Session(self._engine) as session:
+            row = session.exec(select(ApiKey).where(ApiKey.key_hash == digest)).first()
+            value = (row.id, Role(row.role)) if row is not None and row.revoked_at is None else None
+        with self._lock:
+            if len(self._items) > 10_000:
+                self._items.clear()
+            self._items[digest] = (now + self._ttl, value)
+        return value
+
+    def forget(self) -> None:
+        with self._lock:
+            self._items.clear()

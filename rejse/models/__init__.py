@@ -1,0 +1,8 @@
+"""Every SQLModel table, one module per domain. Importing this registers them all.
+
+Cross-domain references are plain `profile_id` columns (no foreign keys across domains), so each
+domain migrates on its own Alembic branch off the foundation revision.
+"""
+
+from rejse.models.auth import ApiKey  # noqa: F401
+from rejse.models.timeline import TimelineEntry  # noqa: F401

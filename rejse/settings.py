@@ -1,0 +1,96 @@
+"""Process configuration: every value comes from `REJSE_*` environment variables or `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SECRET = "dev-insecure-change-me"
+
+
+class ConfigError(Exception):
+    """Bad configuration; the message is one line naming the problem."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REJSE_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path(".rejse")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in the data folder"
+    )
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_url: str | None = Field(
+        default=None, description="Base URL used in links (tracking, unsubscribe)"
+    )
+
+    temporal_address: str | None = Field(
+        default=None, description="host:port of a Temporal frontend; default: the embedded one"
+    )
+    temporal_host: str = "127.0.0.1"
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    temporal_namespace: str = "default"
+    task_queue: str = "rejse"
+
+    secret_key: str = DEFAULT_SECRET
+    bootstrap_admin_key: str | None = None
+
+    smtp_url: str | None = None
+    email_from: str = "rejse <no-reply@rejse.local>"
+    templates_dir: Path = REPO_ROOT / "templates"
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> "Settings":
+        if self.environment == "production":
+            if self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32:
+                raise ValueError(
+                    "REJSE_SECRET_KEY must be set to a random value of at least 32 characters "
+                    "in production"
+                )
+            if self.database_url is None:
+                raise ValueError("REJSE_DATABASE_URL must be set in production")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'rejse.db').resolve()}"
+
+    @property
+    def effective_temporal_address(self) -> str:
+        return self.temporal_address or f"{self.temporal_host}:{self.temporal_port}"
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation errors into one-line `ConfigError`s."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"configuration: {field}: {msg}") from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,40 @@
+"""Composition root: which subscribers, dispatchers, erasers, workflows, activities and
+background services make up rejse. Each domain adds its parts here, nothing else registers
+globally. Imports stay inside the functions so that importing this module is cheap."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rejse.contracts import EventDispatcher, InTransactionSubscriber, ProfileEraser
+from rejse.runtime import Runtime
+
+
+def in_transaction_subscribers(runtime: Runtime) -> list[InTransactionSubscriber]:
+    """Run inside the event processor's transaction (scoring, audiences)."""
+    return []
+
+
+def event_dispatchers(runtime: Runtime) -> list[EventDispatcher]:
+    """Run after commit, talk to Temporal (journey triggers and signals)."""
+    return []
+
+
+def profile_erasers(runtime: Runtime) -> list[ProfileEraser]:
+    """GDPR erase: each domain deletes its data and cancels its workflows."""
+    return []
+
+
+def workflows() -> list[type]:
+    return []
+
+
+def activities(runtime: Runtime) -> list[Callable[..., Any]]:
+    return []
+
+
+def background_services(runtime: Runtime) -> list[Callable[[Any], Awaitable[None]]]:
+    """Long-running loops started next to the Temporal worker (`rejse worker`, `rejse up`).
+    Each is `async def run(stop: asyncio.Event) -> None` and returns when `stop` is set."""
+    return []
