@@ -6,30 +6,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from rejse.errors import Conflict, DomainError, NotFound, Unprocessable  # noqa: F401 - re-exported
 from rejse.logging import get_logger
 
 log = get_logger("rejse.api")
-
-
-class DomainError(Exception):
-    """Raised by service functions for a rejected request; `field` names the culprit."""
-
-    status_code = 400
-
-    def __init__(self, message: str, *, field: str | None = None, status_code: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        if status_code is not None:
-            self.status_code = status_code
-
-
-class NotFound(DomainError):
-    status_code = 404
-
-
-class Conflict(DomainError):
-    status_code = 409
 
 
 def _loc(loc: tuple | list) -> str:
