@@ -5,10 +5,13 @@ globally. Imports stay inside the functions so that importing this module is che
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rejse.contracts import EventDispatcher, InTransactionSubscriber, ProfileEraser
 from rejse.runtime import Runtime
+
+if TYPE_CHECKING:
+    from rejse.scheduler import ScheduledJob
 
 
 def in_transaction_subscribers(runtime: Runtime) -> list[InTransactionSubscriber]:
@@ -37,4 +40,11 @@ def activities(runtime: Runtime) -> list[Callable[..., Any]]:
 def background_services(runtime: Runtime) -> list[Callable[[Any], Awaitable[None]]]:
     """Long-running loops started next to the Temporal worker (`rejse worker`, `rejse up`).
     Each is `async def run(stop: asyncio.Event) -> None` and returns when `stop` is set."""
+    return []
+
+
+def scheduler_jobs(runtime: Runtime) -> list["ScheduledJob"]:
+    """Periodic jobs for the one scheduler process (`rejse up`, `rejse scheduler`). A job only
+    starts Temporal workflows with deterministic ids, so a double fire is harmless
+    (see `rejse.scheduler`)."""
     return []
