@@ -1,0 +1,1 @@
+"""Events in: Segment-compatible ingestion, webhooks, the outbox and its processor."""

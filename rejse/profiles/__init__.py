@@ -1,0 +1,1 @@
+"""Profiles: the golden customer record (identity resolution, merge, traits, consent, GDPR)."""
