@@ -8,3 +8,11 @@ HTTP_REQUESTS = Counter(
 HTTP_LATENCY = Histogram(
     "rejse_http_request_duration_seconds", "HTTP request duration", ["method", "route"]
 )
+
+# Events (issue 4): ingestion and the event processor.
+EVENTS_ACCEPTED = Counter("rejse_events_accepted_total", "Events stored for processing", ["source"])
+EVENTS_DUPLICATE = Counter("rejse_events_duplicate_total", "Events ignored as duplicates", ["source"])
+EVENTS_PROCESSED = Counter("rejse_events_processed_total", "Events applied and dispatched")
+EVENTS_RETRIED = Counter("rejse_events_retried_total", "Event processing failures retried later")
+EVENTS_DEAD_LETTERED = Counter("rejse_events_dead_lettered_total", "Events moved to dead letters")
+PROFILE_MERGES = Counter("rejse_profile_merges_total", "Profiles merged by identity resolution")
