@@ -1,0 +1,1 @@
+"""Messaging: sandboxed templates, channels, guards, tracking tokens and the message log."""
