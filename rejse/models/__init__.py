@@ -11,3 +11,4 @@ from rejse.models.profiles import (  # noqa: F401
     Consent, ConsentChangeRecord, ErasedIdentifier, Profile, ProfileErasure, ProfileIdentifier,
     ProfileMerge,
 )
+from rejse.models.messaging import Message, MessageTemplate  # noqa: F401
