@@ -1,0 +1,2 @@
+"""Lead scoring: the versioned scoring model, score arithmetic with lazy decay, lifecycle stages
+and the event processor's scoring subscriber. Framework-free."""

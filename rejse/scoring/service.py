@@ -1,0 +1,338 @@
+"""Scoring against the database: model versions, per-event scoring, manual points, the score
+breakdown, explicit stage changes, merges and erasure. Keyword-only service functions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlmodel import Session, col, delete, select
+
+from rejse import timeline
+from rejse.contracts import ProcessedEvent
+from rejse.db import utcnow
+from rejse.errors import DomainError, NotFound
+from rejse.models.leads import ProfileScore, ScoreCounter, ScoreGrant, ScoringModel
+from rejse.models.profiles import Profile
+from rejse.scoring.definition import STAGE_RANK, STAGES, ScoringDefinition, validate_definition
+from rejse.scoring.engine import (
+    CompiledModel, capped_points, decay_factor, period_start, stages_crossed,
+)
+
+STAGE_CHANGED = "Lifecycle Stage Changed"
+RECENT_KEEP = 5
+Derived = list[tuple[str, dict[str, Any]]]
+
+# --------------------------------------------------------------------------- model versions
+
+_generation = 0   # bumped on activation in this process; other processes see it within the TTL
+
+
+def create_model(session: Session, *, definition: ScoringDefinition, activate: bool = False) -> ScoringModel:
+    validate_definition(definition)
+    latest = session.exec(select(sa.func.max(ScoringModel.version))).one()
+    row = ScoringModel(version=(latest or 0) + 1, definition=definition.model_dump(mode="json"))
+    session.add(row)
+    session.flush()
+    if activate:
+        activate_model(session, version=row.version)
+    return row
+
+
+def activate_model(session: Session, *, version: int) -> ScoringModel:
+    global _generation
+    row = session.get(ScoringModel, version)
+    if row is None:
+        raise NotFound(f"no scoring model version {version}", field="version")
+    session.exec(sa.update(ScoringModel).where(col(ScoringModel.version) != version)  # type: ignore[call-overload]
+                 .values(active=False))
+    row.active = True
+    row.activated_at = utcnow()
+    session.add(row)
+    session.flush()
+    _generation += 1
+    return row
+
+
+def list_models(session: Session) -> list[ScoringModel]:
+    return list(session.exec(select(ScoringModel).order_by(col(ScoringModel.version).desc())))
+
+
+def active_row(session: Session) -> ScoringModel | None:
+    return session.exec(select(ScoringModel).where(col(ScoringModel.active).is_(True))).first()
+
+
+class ModelCache:
+    """The active model, compiled, re-read at most every `ttl` seconds (or on activation)."""
+
+    def __init__(self, ttl: float = 2.0) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._value: CompiledModel | None = None
+        self._key: tuple[float, int] = (0.0, -1)
+
+    def get(self, session: Session) -> CompiledModel | None:
+        with self._lock:
+            loaded_at, generation = self._key
+            if generation == _generation and time.monotonic() - loaded_at < self.ttl:
+                return self._value
+        row = active_row(session)
+        value = None
+        if row is not None:
+            value = CompiledModel.build(row.version, ScoringDefinition.model_validate(row.definition))
+        with self._lock:
+            self._value, self._key = value, (time.monotonic(), _generation)
+        return value
+
+
+def compiled_active(session: Session) -> CompiledModel | None:
+    row = active_row(session)
+    return CompiledModel.build(row.version, ScoringDefinition.model_validate(row.definition)) if row else None
+
+
+# --------------------------------------------------------------------------- score state
+
+
+def _load_state(session: Session, profile_id: str, at: dt.datetime) -> tuple[ProfileScore, bool]:
+    state = session.get(ProfileScore, profile_id)
+    if state is not None:
+        return state, False
+    profile = session.get(Profile, profile_id)
+    stage = profile.lifecycle_stage if profile and profile.lifecycle_stage in STAGE_RANK else "subscriber"
+    state = ProfileScore(profile_id=profile_id, stage=stage, decayed_at=at, updated_at=at)
+    session.add(state)
+    return state, True
+
+
+def _decay_to(state: ProfileScore, model: CompiledModel | None, at: dt.datetime) -> None:
+    """Apply decay up to `at` (lazy: exact from the half-life, whatever the gap)."""
+    if at <= state.decayed_at:
+        return
+    factor = decay_factor(model.half_life if model else None, at - state.decayed_at)
+    if factor != 1.0:
+        state.behaviour *= factor
+        state.breakdown = {k: v * factor for k, v in state.breakdown.items()}
+    state.decayed_at = at
+
+
+def total(state: ProfileScore) -> float:
+    return state.behaviour + state.fit
+
+
+def _mirror(session: Session, state: ProfileScore) -> None:
+    session.exec(sa.update(Profile).where(col(Profile.id) == state.profile_id)  # type: ignore[call-overload]
+                 .values(lead_score=round(total(state), 4), lifecycle_stage=state.stage))
+
+
+def _grant(state: ProfileScore, key: str, points: float) -> None:
+    state.behaviour += points
+    breakdown = dict(state.breakdown)
+    breakdown[key] = breakdown.get(key, 0.0) + points
+    state.breakdown = breakdown
+
+
+def _advance_stage(session: Session, state: ProfileScore, model: CompiledModel | None,
+                   at: dt.datetime) -> Derived:
+    if model is None:
+        return []
+    derived: Derived = []
+    score = total(state)
+    for stage in stages_crossed(state.stage, score, model.definition.thresholds):
+        previous, state.stage = state.stage, stage
+        timeline.add_entry(session, profile_id=state.profile_id, kind="stage", at=at,
+                           summary=f"stage {previous} -> {stage} (score {score:.1f})",
+                           data={"from": previous, "to": stage, "score": score, "reason": "score_threshold"})
+        derived.append((STAGE_CHANGED, {"from": previous, "to": stage, "score": round(score, 4),
+                                        "reason": "score_threshold"}))
+    return derived
+
+
+def score_event(session: Session, *, model: CompiledModel | None, event: ProcessedEvent) -> Derived:
+    """Apply one processed event: merges, fit (when traits changed), event rules, stages."""
+    derived: Derived = []
+    at = event.timestamp
+    for old in event.merged_from:
+        merge_scores(session, into=event.profile_id, from_profile=old, model=model, at=at)
+    is_rule_event = model is not None and event.event is not None \
+        and event.event in model.rules_by_event
+    if model is None or not (is_rule_event or event.traits or event.merged_from):
+        return derived
+    state, new = _load_state(session, event.profile_id, at)
+    at = max(at, state.decayed_at)
+    _decay_to(state, model, at)
+    changed = False
+    if (event.traits or new) and model.fit_rules:
+        profile = session.get(Profile, event.profile_id)
+        traits = {**(profile.traits if profile else {}), **event.traits}
+        fit = model.fit(traits, now=at)
+        if fit != state.fit_breakdown:
+            before = state.fit
+            state.fit_breakdown, state.fit = fit, sum(fit.values())
+            timeline.add_entry(session, profile_id=event.profile_id, kind="score", at=at,
+                               summary=f"fit {before:+.1f} -> {state.fit:+.1f}",
+                               data={"fit": fit, "event_id": event.event_id})
+            changed = True
+    if is_rule_event:
+        for rule in model.matching_rules(event.event, event.properties, now=at):
+            points = rule.points
+            if rule.cap is not None:
+                points = _apply_cap(session, event.profile_id, rule.id, rule.cap.points,
+                                    model.cap_periods[rule.id], points, at)
+            if points == 0:
+                continue
+            _grant(state, rule.id, points)
+            state.recent = ([{"event": rule.event, "rule": rule.id, "points": points,
+                              "high_intent": rule.high_intent, "at": at.isoformat()}]
+                            + list(state.recent))[:RECENT_KEEP]
+            timeline.add_entry(session, profile_id=event.profile_id, kind="score", at=at,
+                               summary=f"{points:+.1f} points: rule {rule.id} ({rule.event})",
+                               data={"rule": rule.id, "points": points, "event_id": event.event_id,
+                                     "score": round(total(state), 4)})
+            changed = True
+    derived += _advance_stage(session, state, model, at)
+    if changed or derived or new:
+        state.updated_at = utcnow()
+        session.add(state)
+        _mirror(session, state)
+    return derived
+
+
+def _apply_cap(session: Session, profile_id: str, rule_id: str, cap: float,
+               period: dt.timedelta, points: float, at: dt.datetime) -> float:
+    start = period_start(at, period)
+    counter = session.get(ScoreCounter, (profile_id, rule_id))
+    if counter is None:
+        counter = ScoreCounter(profile_id=profile_id, rule_id=rule_id, period_start=start, points=0.0)
+    elif counter.period_start != start:
+        if start < counter.period_start:      # a late event of an earlier period: not capped again
+            return capped_points(points, cap, 0.0)
+        counter.period_start, counter.points = start, 0.0
+    granted = capped_points(points, cap, counter.points)
+    counter.points += granted
+    session.add(counter)
+    return granted
+
+
+def add_points(session: Session, *, profile_id: str, points: float, reason: str,
+               idempotency_key: str, at: dt.datetime | None = None) -> Derived:
+    """Points from a journey's `score` step (once per idempotency key)."""
+    if session.get(ScoreGrant, idempotency_key) is not None:
+        return []
+    at = at or utcnow()
+    model = compiled_active(session)
+    state, _ = _load_state(session, profile_id, at)
+    _decay_to(state, model, max(at, state.decayed_at))
+    _grant(state, f"manual:{reason[:60]}", points)
+    session.add(ScoreGrant(idempotency_key=idempotency_key, profile_id=profile_id, points=points, at=at))
+    timeline.add_entry(session, profile_id=profile_id, kind="score", at=at,
+                       summary=f"{points:+.1f} points: {reason[:200]}",
+                       data={"reason": reason[:200], "points": points, "score": round(total(state), 4)})
+    derived = _advance_stage(session, state, model, at)
+    state.updated_at = utcnow()
+    session.add(state)
+    _mirror(session, state)
+    return derived
+
+
+# --------------------------------------------------------------------------- reads and changes
+
+
+class ScoreView(BaseModel):
+    profile_id: str
+    score: float
+    behaviour: float
+    fit: float
+    stage: str
+    model_version: int | None
+    as_of: dt.datetime
+    breakdown: dict[str, float]          # rule id -> points now (decay applied)
+    fit_breakdown: dict[str, float]
+    recent: list[dict[str, Any]]
+    suppressed_until: dt.datetime | None = None
+
+
+def current_score(session: Session, *, profile_id: str, now: dt.datetime | None = None) -> ScoreView:
+    """The score now, decay applied (read only: nothing is written)."""
+    now = now or utcnow()
+    model = compiled_active(session)
+    state = session.get(ProfileScore, profile_id)
+    if state is None:
+        profile = session.get(Profile, profile_id)
+        if profile is None or profile.erased_at is not None:
+            raise NotFound(f"no profile {profile_id!r}", field="profile_id")
+        stage = profile.lifecycle_stage if profile.lifecycle_stage in STAGE_RANK else "subscriber"
+        return ScoreView(profile_id=profile_id, score=0.0, behaviour=0.0, fit=0.0, stage=stage,
+                         model_version=model.version if model else None, as_of=now,
+                         breakdown={}, fit_breakdown={}, recent=[])
+    factor = decay_factor(model.half_life if model else None, now - state.decayed_at)
+    behaviour = state.behaviour * factor
+    return ScoreView(
+        profile_id=profile_id, score=round(behaviour + state.fit, 4), behaviour=round(behaviour, 4),
+        fit=state.fit, stage=state.stage, model_version=model.version if model else None, as_of=now,
+        breakdown={k: round(v * factor, 4) for k, v in state.breakdown.items()},
+        fit_breakdown=dict(state.fit_breakdown), recent=list(state.recent),
+        suppressed_until=state.suppressed_until)
+
+
+def set_stage(session: Session, *, profile_id: str, stage: str, reason: str,
+              at: dt.datetime | None = None) -> tuple[str, str]:
+    """An explicit stage change (either direction), recorded on the timeline."""
+    if stage not in STAGE_RANK:
+        raise DomainError(f"unknown stage {stage!r}; one of {', '.join(STAGES)}", field="stage")
+    at = at or utcnow()
+    state, _ = _load_state(session, profile_id, at)
+    previous = state.stage
+    if previous != stage:
+        state.stage = stage
+        state.updated_at = utcnow()
+        session.add(state)
+        timeline.add_entry(session, profile_id=profile_id, kind="stage", at=at,
+                           summary=f"stage {previous} -> {stage} ({reason[:200]})",
+                           data={"from": previous, "to": stage, "reason": reason[:200]})
+        _mirror(session, state)
+    return previous, stage
+
+
+def suppress(session: Session, *, profile_id: str, until: dt.datetime) -> None:
+    state, _ = _load_state(session, profile_id, utcnow())
+    state.suppressed_until = until
+    session.add(state)
+
+
+def is_suppressed(session: Session, *, profile_id: str, now: dt.datetime) -> bool:
+    state = session.get(ProfileScore, profile_id)
+    return bool(state and state.suppressed_until and state.suppressed_until > now)
+
+
+def merge_scores(session: Session, *, into: str, from_profile: str, model: CompiledModel | None,
+                 at: dt.datetime) -> None:
+    """Fold a merged-away profile's score into the survivor (decay both to `at`, add)."""
+    old = session.get(ProfileScore, from_profile)
+    if old is None:
+        return
+    state, _ = _load_state(session, into, at)
+    at = max(at, state.decayed_at, old.decayed_at)
+    _decay_to(state, model, at)
+    _decay_to(old, model, at)
+    for key, value in old.breakdown.items():
+        _grant(state, key, value)
+    if STAGE_RANK[old.stage] > STAGE_RANK[state.stage]:
+        state.stage = old.stage
+    if old.suppressed_until and (state.suppressed_until is None or old.suppressed_until > state.suppressed_until):
+        state.suppressed_until = old.suppressed_until
+    state.recent = sorted(list(state.recent) + list(old.recent), key=lambda r: r["at"], reverse=True)[:RECENT_KEEP]
+    session.add(state)
+    session.delete(old)
+    session.exec(delete(ScoreCounter).where(col(ScoreCounter.profile_id) == from_profile))  # type: ignore[call-overload]
+
+
+def erase_scores(session: Session, *, profile_id: str) -> None:
+    for table in (ProfileScore, ScoreCounter, ScoreGrant):
+        session.exec(delete(table).where(col(table.profile_id) == profile_id))  # type: ignore[call-overload]
+
+
