@@ -44,7 +44,10 @@ def normalise_url(url: str) -> str:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError(f"database: malformed URL {redact(url)!r}") from None
+        raise ConfigError(
+            "database: malformed URL in REJSE_DATABASE_URL (expected e.g. "
+            "postgresql://user:password@host:5432/db or sqlite:///path/to/file.db)"
+        ) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if not parsed.drivername.startswith(("sqlite", "postgresql")):

@@ -47,6 +47,22 @@ def ensure_bootstrap_key(session: Session, *, raw_key: str) -> None:
         session.add(existing)
 
 
+def ensure_admin_access(session: Session, *, bootstrap_key: str | None) -> str | None:
+    """Start-up rule of `rejse up`: the bootstrap key (if configured) is an active admin key,
+    and when no active admin key exists at all a new one is created. Returns that new raw key,
+    which the caller shows once, else None."""
+    if bootstrap_key:
+        ensure_bootstrap_key(session, raw_key=bootstrap_key)
+        session.flush()
+    active_admin = session.exec(
+        select(ApiKey.id).where(ApiKey.role == Role.admin.value, ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
+    ).first()
+    if active_admin is not None:
+        return None
+    _, raw = create_key(session, name="first admin (rejse up)", role=Role.admin)
+    return raw
+
+
 class KeyCache:
     """Resolves a raw key to (key id, role) with a short TTL, so ingestion does not hit the
     database for every request. Revocation takes effect within `ttl` seconds."""

@@ -10,9 +10,9 @@ import structlog
 
 def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper(), force=True)
-    for noisy in ("uvicorn.access", "httpx", "temporalio.activity", "apscheduler"):
+    for noisy in ("uvicorn.access", "httpx", "temporalio.activity", "apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -47,6 +47,20 @@ class Settings(BaseSettings):
     smtp_url: str | None = None
     email_from: str = "rejse <no-reply@rejse.local>"
     templates_dir: Path = REPO_ROOT / "templates"
+    # messaging guards and channels (docs/messaging.md)
+    message_frequency_cap: int = Field(default=3, ge=0, description="marketing messages per window; 0 = no cap")
+    message_frequency_window: str = "P7D"
+    message_quiet_hours: dict[str, str] = Field(
+        default_factory=lambda: {"email": "21:00-08:00", "sms": "21:00-08:00"},
+        description="channel -> 'HH:MM-HH:MM' in the profile's time zone (JSON in the env var)")
+    message_default_timezone: str = "Europe/Copenhagen"
+    message_require_opt_in: bool = Field(
+        default=False, description="marketing needs an explicit 'granted' consent (else: not denied/revoked)")
+    sms_api_url: str | None = Field(default=None, description="Twilio-compatible base URL; unset: SMS outbox")
+    sms_account_sid: str | None = None
+    sms_auth_token: str | None = None
+    sms_from: str | None = None
+    message_webhook_url: str | None = Field(default=None, description="target of the webhook channel")
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -86,9 +100,10 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        field = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"configuration: {field}: {msg}") from None
+        where = f"REJSE_{field.upper()}: " if field else ""
+        raise ConfigError(f"configuration: {where}{msg}") from None
 
 
 @lru_cache

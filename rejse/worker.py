@@ -33,16 +33,36 @@ def build_worker(client: Client, runtime: Runtime, *, task_queue: str | None = N
 
 
 async def run_worker(runtime: Runtime, stop: asyncio.Event, *, with_services: bool = True) -> None:
+    """Run the Temporal worker and the background services until `stop` is set. A worker or a
+    service that ends on its own before that is an error: the others are stopped and it is
+    raised, so the process exits and its supervisor restarts it."""
     client = await runtime.temporal.client()
     with ThreadPoolExecutor(max_workers=16) as executor:
         worker = build_worker(client, runtime, executor=executor)
         services = wiring.background_services(runtime) if with_services else []
-        tasks = [asyncio.create_task(service(stop)) for service in services]
-        log.info("worker_started", task_queue=runtime.settings.task_queue, services=len(tasks))
-        if worker is None:
-            await stop.wait()
-        else:
-            async with worker:
-                await stop.wait()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        parts = {asyncio.create_task(service(stop), name=getattr(service, "__qualname__", "service"))
+                 for service in services}
+        worker_task = asyncio.create_task(worker.run(), name="temporal-worker") if worker else None
+        if worker_task is not None:
+            parts.add(worker_task)
+        log.info("worker_started", task_queue=runtime.settings.task_queue, services=len(services),
+                 temporal_worker=worker is not None)
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait({stopper, *parts}, return_when=asyncio.FIRST_COMPLETED)
+            failed = [t for t in done if t is not stopper]
+        finally:
+            stopper.cancel()
+            if worker is not None and worker_task is not None and not worker_task.done():
+                await worker.shutdown()
+            if not stop.is_set():
+                for task in parts:
+                    task.cancel()
+            results = await asyncio.gather(*parts, return_exceptions=True)
         log.info("worker_stopped")
+        for task in failed:
+            exc = task.exception() if not task.cancelled() else None
+            raise RuntimeError(f"{task.get_name()} stopped before shutdown") from exc
+        for task, result in zip(parts, results):
+            if isinstance(result, Exception):
+                log.error("service_failed", service=task.get_name(), error=repr(result))

@@ -1,0 +1,210 @@
+"""The `rejse` command line (typer). Other domains add their sub-commands at the bottom with
+one `app.add_typer(...)` line each.
+
+Bad configuration ends with one line `rejse: error: <problem>` on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import sqlalchemy.exc
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rejse.settings import ConfigError, Settings, load_settings
+
+CONFIG_ERROR_EXIT = 2
+
+console = Console()
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class RejseTyper(typer.Typer):
+    """Turns configuration problems into one line on stderr instead of a traceback."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except ConfigError as exc:
+            _fail(str(exc))
+        except sqlalchemy.exc.DBAPIError as exc:
+            first = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+            _fail(f"database: {first}")
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"rejse: error: {message}", markup=False)
+    sys.exit(CONFIG_ERROR_EXIT)
+
+
+app = RejseTyper(help="rejse: customer journeys as Temporal workflows.", no_args_is_help=True,
+                 pretty_exceptions_enable=False, add_completion=False)
+keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _settings(**overrides: Any) -> Settings:
+    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    from rejse.logging import configure_logging
+
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    return settings
+
+
+def _run(settings: Settings, parts: Any) -> None:
+    from rejse.up import serve
+
+    code = asyncio.run(serve(settings, parts, on_started=_print_started))
+    raise typer.Exit(code)
+
+
+def _print_started(started: Any) -> None:
+    lines = []
+    if started.api_url:
+        lines += [f"[bold]API[/]              {started.api_url}",
+                  f"[bold]API docs[/]         {started.api_url}/docs"]
+    if started.temporal_ui_url:
+        lines.append(f"[bold]Temporal Web UI[/]  {started.temporal_ui_url}")
+    lines.append(f"[bold]Temporal (gRPC)[/]  {started.temporal_address}")
+    console.print("[green]rejse is running[/] (Ctrl-C stops it)")
+    for line in lines:
+        console.print("  " + line)
+    if started.new_admin_key:
+        console.print("\n[yellow]No admin API key existed, so one was created. It is shown only "
+                      "now; store it:[/]")
+        console.print(f"  {started.new_admin_key}", markup=False, highlight=False)
+        console.print("  e.g. curl -H 'Authorization: Bearer <key>' "
+                      f"{started.api_url or ''}/api/keys", markup=False, highlight=False)
+
+
+DataDir = Annotated[Path | None, typer.Option(help="Data folder [env: REJSE_DATA_DIR, default .rejse]")]
+Host = Annotated[str | None, typer.Option(help="API host [env: REJSE_API_HOST, default 127.0.0.1]")]
+Port = Annotated[int | None, typer.Option(help="API port [env: REJSE_API_PORT, default 8000]")]
+
+
+@app.command()
+def up(
+    data_dir: DataDir = None,
+    host: Host = None,
+    port: Port = None,
+    temporal_port: Annotated[int | None, typer.Option(
+        help="Embedded Temporal gRPC port [env: REJSE_TEMPORAL_PORT, default 7233]")] = None,
+    temporal_ui_port: Annotated[int | None, typer.Option(
+        help="Temporal Web UI port [env: REJSE_TEMPORAL_UI_PORT, default 8233]")] = None,
+) -> None:
+    """Everything in one command: migrate, embedded Temporal, worker, scheduler and API."""
+    from rejse.up import Parts
+
+    settings = _settings(data_dir=data_dir, api_host=host, api_port=port,
+                         temporal_port=temporal_port, temporal_ui_port=temporal_ui_port)
+    _run(settings, Parts.everything())
+
+
+@app.command()
+def api(host: Host = None, port: Port = None) -> None:
+    """Only the API (split mode; Temporal at REJSE_TEMPORAL_ADDRESS)."""
+    from rejse.up import Parts
+
+    _run(_settings(api_host=host, api_port=port), Parts(api=True))
+
+
+@app.command()
+def worker() -> None:
+    """Only the Temporal worker and background services (split mode; REJSE_TEMPORAL_ADDRESS)."""
+    from rejse.up import Parts
+
+    _run(_settings(), Parts(worker=True))
+
+
+@app.command()
+def scheduler() -> None:
+    """Only the scheduler (split mode; run exactly one)."""
+    from rejse.up import Parts
+
+    _run(_settings(), Parts(scheduler=True))
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from rejse.db import redact
+    from rejse.up import open_database
+
+    settings = _settings()
+    open_database(settings, migrate=True).dispose()
+    console.print(f"database migrated: {redact(settings.effective_database_url)}", markup=False)
+
+
+def _engine():
+    from rejse.up import open_database
+
+    return open_database(_settings(), migrate=False)
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="admin, marketer, analyst, sales or ingest")],
+    name: Annotated[str | None, typer.Option(help="What the key is for")] = None,
+) -> None:
+    """Create an API key and print it (the only time it is shown)."""
+    from sqlmodel import Session
+
+    from rejse.keys import create_key
+    from rejse.roles import Role
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise ConfigError(f"--role: {role!r} is not one of {', '.join(r.value for r in Role)}") from None
+    engine = _engine()
+    with Session(engine) as session:
+        row, raw = create_key(session, name=name or f"{chosen.value} key", role=chosen)
+        session.commit()
+        key_id = row.id
+    engine.dispose()
+    err_console.print(f"created {chosen.value} key {key_id}; it is shown only now:", markup=False)
+    print(raw)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (never their values)."""
+    from sqlmodel import Session
+
+    from rejse.keys import list_keys
+
+    engine = _engine()
+    table = Table("id", "name", "role", "created", "revoked")
+    with Session(engine) as session:
+        for row in list_keys(session):
+            table.add_row(row.id, row.name, row.role, row.created_at.isoformat(timespec="seconds"),
+                          row.revoked_at.isoformat(timespec="seconds") if row.revoked_at else "")
+    engine.dispose()
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id shown by `keys list`")]) -> None:
+    """Revoke an API key (takes effect within seconds in running processes)."""
+    from sqlmodel import Session
+
+    from rejse.keys import revoke_key
+
+    engine = _engine()
+    with Session(engine) as session:
+        row = revoke_key(session, key_id=key_id)
+        session.commit()
+    engine.dispose()
+    if row is None:
+        err_console.print(f"rejse: error: no API key with id {key_id!r}", markup=False)
+        raise typer.Exit(1)
+    console.print(f"revoked {key_id}", markup=False)
+
+
+# Sub-commands of other domains, one line each: app.add_typer(<typer app>, name="<domain>")

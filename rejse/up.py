@@ -1,0 +1,254 @@
+"""Process orchestration: `rejse up` runs everything (embedded Temporal dev server, worker with
+its background services, scheduler, API) in one asyncio process; `rejse api|worker|scheduler`
+run one part each against an external Temporal (`REJSE_TEMPORAL_ADDRESS`).
+
+SIGINT / SIGTERM set one stop event: the API stops accepting, the scheduler and the worker
+stop, and the Temporal child process is terminated last. A part that dies on its own stops the
+rest and the process exits non-zero, so a supervisor restarts it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import uvicorn
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from rejse.db import check_database, make_engine, redact
+from rejse.devserver import DevServer
+from rejse.keys import ensure_admin_access, ensure_bootstrap_key
+from rejse.logging import get_logger
+from rejse.migrate import upgrade
+from rejse.runtime import Runtime
+from rejse.settings import ConfigError, Settings
+
+log = get_logger("rejse.up")
+
+
+@dataclass(frozen=True)
+class Parts:
+    api: bool = False
+    worker: bool = False
+    scheduler: bool = False
+    embedded_temporal: bool = False   # `rejse up` only
+
+    @classmethod
+    def everything(cls) -> "Parts":
+        return cls(api=True, worker=True, scheduler=True, embedded_temporal=True)
+
+
+@dataclass(frozen=True)
+class Started:
+    """What `serve` reports once it is up (the CLI prints it)."""
+
+    api_url: str | None
+    temporal_address: str
+    temporal_ui_url: str | None
+    new_admin_key: str | None
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _port_in_use(what: str, host: str, port: int, hint: str) -> ConfigError:
+    return ConfigError(f"port {port} on {host} is already in use ({what}; choose another with {hint})")
+
+
+def bind_api_socket(settings: Settings) -> socket.socket:
+    """Bind the API port now (uvicorn serves on this socket), so a busy port is a clear error
+    before anything starts."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            settings.api_host, settings.api_port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror:
+        raise ConfigError(f"api: cannot resolve host {settings.api_host!r} (REJSE_API_HOST)") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise _port_in_use("API", settings.api_host, settings.api_port,
+                               "--port / REJSE_API_PORT") from None
+        raise ConfigError(f"api: cannot bind {settings.api_host}:{settings.api_port}: {exc.strerror}") from None
+    sock.set_inheritable(False)
+    return sock
+
+
+def check_port_free(host: str, port: int, *, what: str, hint: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((socket.gethostbyname(host), port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise _port_in_use(what, host, port, hint) from None
+            raise ConfigError(f"{what}: cannot bind {host}:{port}: {exc.strerror}") from None
+
+
+def open_database(settings: Settings, *, migrate: bool) -> Engine:
+    """An engine that answers (one-line `ConfigError` otherwise), migrated if asked."""
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.effective_database_url)
+    check_database(engine)
+    if migrate:
+        try:
+            upgrade(engine)
+        except Exception as exc:  # noqa: BLE001 - report one line, keep the cause in the log
+            log.exception("migration_failed")
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(
+                f"database: migrating {redact(settings.effective_database_url)} failed: {first}"
+            ) from None
+    return engine
+
+
+# ----------------------------------------------------------------------------- running
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: rejse's stop event decides."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[override]
+        yield
+
+
+async def _until(awaitable: Awaitable, stop: asyncio.Event):
+    """Await `awaitable` unless `stop` is set first (then return None)."""
+    task = asyncio.ensure_future(awaitable)
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+    return None
+
+
+def display_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+async def serve(settings: Settings, parts: Parts, *,
+                on_started: Callable[[Started], None] | None = None) -> int:
+    """Run `parts` until SIGINT/SIGTERM. Returns the exit code."""
+    api_sock = bind_api_socket(settings) if parts.api else None
+    try:
+        if parts.embedded_temporal:
+            settings = settings.model_copy(update={"temporal_address": None})
+            check_port_free(settings.temporal_host, settings.temporal_port, what="Temporal",
+                            hint="--temporal-port / REJSE_TEMPORAL_PORT")
+            check_port_free(settings.temporal_host, settings.temporal_ui_port,
+                            what="Temporal Web UI",
+                            hint="--temporal-ui-port / REJSE_TEMPORAL_UI_PORT")
+        engine = open_database(settings, migrate=parts.embedded_temporal)
+    except BaseException:
+        if api_sock is not None:
+            api_sock.close()
+        raise
+
+    new_admin_key = None
+    with Session(engine) as session:
+        if parts.embedded_temporal:
+            new_admin_key = ensure_admin_access(session, bootstrap_key=settings.bootstrap_admin_key)
+        elif settings.bootstrap_admin_key:
+            ensure_bootstrap_key(session, raw_key=settings.bootstrap_admin_key)
+        session.commit()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    devserver: DevServer | None = None
+    tasks: dict[str, asyncio.Task] = {}
+    server: _Server | None = None
+    code = 0
+    try:
+        client = None
+        if parts.embedded_temporal:
+            devserver = await DevServer.start(settings)
+            tasks["temporal"] = asyncio.create_task(devserver.process.wait())
+            client = await _until(devserver.wait_ready(), stop)
+            if client is None:
+                return 0
+        runtime = Runtime.create(settings, engine=engine, temporal_client=client)
+        if parts.worker and client is None:
+            try:
+                await runtime.temporal.client()
+            except Exception:  # noqa: BLE001
+                raise ConfigError(
+                    f"temporal: cannot connect to {settings.effective_temporal_address} "
+                    f"(REJSE_TEMPORAL_ADDRESS)") from None
+
+        if parts.worker:
+            from rejse.worker import run_worker
+
+            tasks["worker"] = asyncio.create_task(run_worker(runtime, stop))
+        if parts.scheduler:
+            from rejse.scheduler import run_scheduler
+
+            tasks["scheduler"] = asyncio.create_task(run_scheduler(runtime, stop))
+        if parts.api:
+            from api.app import create_app
+
+            config = uvicorn.Config(create_app(runtime), log_config=None, access_log=False,
+                                    server_header=False, lifespan="auto")
+            server = _Server(config)
+            tasks["api"] = asyncio.create_task(server.serve(sockets=[api_sock]))
+            deadline = time.monotonic() + 10
+            while not server.started and not tasks["api"].done() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+
+        host = display_host(settings.api_host)
+        started = Started(
+            api_url=f"http://{host}:{settings.api_port}" if parts.api else None,
+            temporal_address=settings.effective_temporal_address,
+            temporal_ui_url=devserver.ui_url if devserver else None,
+            new_admin_key=new_admin_key,
+        )
+        log.info("rejse_started", parts=[name for name in tasks])
+        if on_started is not None:
+            on_started(started)
+
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({stopper, *tasks.values()}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        for name, task in tasks.items():
+            if task in done and not stop.is_set():
+                exc = None if task.cancelled() else task.exception()
+                log.error("part_stopped_unexpectedly", part=name,
+                          error=repr(exc) if exc else f"returned {task.result()!r}")
+                code = 1
+        stop.set()
+    finally:
+        stop.set()
+        if server is not None:
+            server.should_exit = True
+        others = [t for name, t in tasks.items() if name != "temporal"]
+        if others:
+            _, pending = await asyncio.wait(others, timeout=30)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+        if devserver is not None:
+            await devserver.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        if api_sock is not None:
+            api_sock.close()
+        engine.dispose()
+        log.info("rejse_stopped", code=code)
+    return code
