@@ -7,12 +7,16 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
 from api.routers import health, keys
+from api.routers import ingest, profiles, webhooks  # events/profiles (issue 4)
 from rejse import __version__
 from rejse.runtime import Runtime
 
 ROUTERS = [
     health.router,
     keys.router,
+    ingest.router,
+    webhooks.router,
+    profiles.router,
 ]
 
 

@@ -1,0 +1,100 @@
+"""Segment-compatible ingestion: `/v1/track|identify|page|alias|batch` (role ingest).
+
+A lean path: the raw body is validated in one pass (pydantic-core parses the JSON), stored with
+its outbox row in one transaction, then 202. Journey work happens later in the processor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+import orjson
+from fastapi.responses import Response
+
+from api.deps import IngestDep, RuntimeDep
+from rejse.errors import DomainError
+from rejse.events import ingest
+from rejse.events.schemas import (
+    MAX_BATCH_BYTES, MAX_EVENT_BYTES, SINGLE_SCHEMAS, BatchIn, BatchItem, IngestAccepted,
+)
+
+router = APIRouter(prefix="/v1", tags=["ingest"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "malformed JSON"}, 413: {"description": "event over 32 KB or batch over 500 KB"},
+    422: {"description": "invalid fields (each named in `errors`)"},
+}
+
+
+def _json(content: Any, status_code: int) -> Response:
+    return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")
+
+
+def error_response(exc: DomainError) -> Response:
+    errors = getattr(exc, "errors", None) or ([{"field": exc.field, "message": exc.message}]
+                                               if exc.field else [])
+    return _json({"detail": exc.message, "errors": errors}, status_code=exc.status_code)
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limit:
+        raise DomainError(f"body is larger than {limit // 1024} KB", field="body", status_code=413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise DomainError(f"body is larger than {limit // 1024} KB", field="body",
+                              status_code=413)
+    return bytes(body)
+
+
+async def _store(runtime, rows, buckets) -> Response:
+    if runtime.engine.dialect.name == "sqlite":
+        # An in-process SQLite commit (WAL) is cheaper than a hop to the thread pool.
+        accepted, duplicates = ingest.accept(runtime.engine, rows, buckets)
+    else:
+        accepted, duplicates = await run_in_threadpool(ingest.accept, runtime.engine, rows, buckets)
+    return _json({"accepted": accepted, "duplicates": duplicates}, status_code=202)
+
+
+def _single(type_: str):
+    schema = SINGLE_SCHEMAS[type_]
+
+    async def endpoint(request: Request, runtime: RuntimeDep, _: IngestDep) -> Response:
+        try:
+            row, bucket = ingest.parse_single(type_, await _read(request, MAX_EVENT_BYTES))
+        except DomainError as exc:
+            return error_response(exc)
+        return await _store(runtime, [row], [bucket])
+
+    endpoint.__name__ = f"ingest_{type_}"
+    endpoint.__doc__ = (f"Segment `{type_}` call. `userId` or `anonymousId` is required; "
+                        "`messageId` makes it idempotent. Answers 202 once stored.")
+    return endpoint, schema
+
+
+for _type in ("track", "identify", "page", "alias"):
+    _endpoint, _schema = _single(_type)
+    router.add_api_route(
+        f"/{_type}", _endpoint, methods=["POST"], status_code=202, response_model=IngestAccepted,
+        responses=_ERRORS, summary=f"{_type.capitalize()} (Segment spec)",
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/json": {"schema": _schema.model_json_schema()}}}},
+    )
+
+
+@router.post("/batch", status_code=202, response_model=IngestAccepted, responses=_ERRORS,
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                 "schema": {**BatchIn.model_json_schema(), "properties": {
+                     **BatchIn.model_json_schema()["properties"],
+                     "batch": {"type": "array", "minItems": 1,
+                               "items": BatchItem.model_json_schema()}}}}}}})
+async def ingest_batch(request: Request, runtime: RuntimeDep, _: IngestDep) -> Response:
+    """Up to 500 KB of Segment messages (each with `type`), stored all-or-nothing."""
+    try:
+        rows, buckets = ingest.parse_batch(await _read(request, MAX_BATCH_BYTES))
+    except DomainError as exc:
+        return error_response(exc)
+    return await _store(runtime, rows, buckets)
