@@ -1,0 +1,213 @@
+"""The auth matrix: every route of the app has a row in ROUTE_RULES, and every role gets what
+its row says.
+
+ADDING A ROUTE? Add one row to ROUTE_RULES below (keep it sorted by path):
+
+    ("POST", "/api/journeys"): {Role.marketer},     # the roles you gave require(); admin is implied
+    ("GET", "/api/journeys"): {Role.marketer, Role.analyst},
+    ("POST", "/webhooks/shopify"): Public("signed with the shop's HMAC secret"),  # no API key; say why
+
+The key is (HTTP method in upper case, the route's path template exactly as declared, with its
+`{param}`s). When a route has no row, the failure message prints the row to paste.
+
+The tests fail when
+- a route has no row, or a row names a route that does not exist (any more);
+- a row differs from the roles the route's `require(...)` dependency allows (`check.allowed_roles`),
+  or a Public row's route does depend on `require(...)`, or a non-public route does not;
+- a call disagrees with the row: an allowed role must not get 401/403, any other role gets 403,
+  no key gets 401. Each route is called with dummy path params ("x") and an empty JSON body, so a
+  404/422 (or another error) for an allowed role is fine: this test is about the auth decision.
+Public routes are not called (a signed webhook answers 401 to a bad signature by design).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import fastapi.routing
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from api.app import create_app
+from rejse.db import make_engine
+from rejse.roles import Role
+from rejse.runtime import Runtime
+from rejse.settings import Settings
+from tests.conftest import auth
+
+
+@dataclass(frozen=True)
+class Public:
+    """A route that takes no API key, with the reason it is safe."""
+
+    reason: str
+
+
+ROUTE_RULES: dict[tuple[str, str], set[Role] | Public] = {
+    # operations (foundation)
+    ("GET", "/healthz"): Public("liveness probe; says nothing but 'ok'"),
+    ("GET", "/metrics"): {Role.analyst},
+    ("GET", "/readyz"): Public("readiness probe for load balancers; reports only ok/unreachable"),
+    # API keys (foundation)
+    ("GET", "/api/keys"): {Role.admin},
+    ("POST", "/api/keys"): {Role.admin},
+    ("DELETE", "/api/keys/{key_id}"): {Role.admin},
+}
+
+# Routes FastAPI adds for its documentation (not APIRoutes, listed for clarity).
+DOC_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _iter_routes(app) -> list:
+    """Flat (path, methods, dependant, route) view of the app. FastAPI >= 0.16x includes routers
+    lazily (`app.routes` holds included-router nodes), `routing.iter_route_contexts` flattens
+    them with the router-level dependencies applied; older versions list APIRoutes directly."""
+    iter_contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    if iter_contexts is None:
+        return [(getattr(r, "path", None), getattr(r, "methods", None) or set(),
+                 getattr(r, "dependant", None), r) for r in app.routes]
+    return [(c.path, getattr(c, "methods", None) or set(), getattr(c, "dependant", None),
+             c.original_route)
+            for c in iter_contexts(app.routes)]
+
+
+def required_roles(dependant) -> frozenset[Role] | None:
+    """The roles the route's `require(...)` dependencies allow (intersection), None if none."""
+    found: frozenset[Role] | None = None
+    stack = [dependant]
+    while stack:
+        current = stack.pop()
+        for dep in current.dependencies:
+            allowed = getattr(dep.call, "allowed_roles", None)
+            if allowed is not None:
+                found = frozenset(allowed) if found is None else found & frozenset(allowed)
+            stack.append(dep)
+    return found
+
+
+def api_routes(app) -> list[tuple[str, str, object]]:
+    """(method, path template, dependant) of every APIRoute."""
+    out = []
+    for path, methods, dependant, route in _iter_routes(app):
+        if isinstance(route, APIRoute):
+            out.extend((method, path, dependant) for method in sorted(methods))
+    return out
+
+
+def non_api_paths(app) -> list[str]:
+    return [str(path) for path, _, _, route in _iter_routes(app)
+            if not isinstance(route, APIRoute) and path not in DOC_PATHS]
+
+
+def row_text(method: str, path: str, allowed: frozenset[Role] | None) -> str:
+    if allowed is None:
+        value = 'Public("<why no API key is needed>")'
+    else:
+        roles = sorted(allowed - {Role.admin}) or [Role.admin]
+        value = "{" + ", ".join(f"Role.{r.value}" for r in roles) + "}"
+    return f'    ("{method}", "{path}"): {value},'
+
+
+def expected_roles(rule: set[Role]) -> frozenset[Role]:
+    return frozenset(rule) | {Role.admin}
+
+
+def dummy_path(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "x", path)
+
+
+def introspection_app():
+    settings = Settings(environment="test", database_url="sqlite://")
+    return create_app(Runtime.create(settings, engine=make_engine("sqlite://")))
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+def test_every_route_has_a_row_and_every_row_a_route():
+    app = introspection_app()
+    routes = api_routes(app)
+    missing = [row_text(m, p, required_roles(r)) for m, p, r in routes if (m, p) not in ROUTE_RULES]
+    assert not missing, (
+        "routes without a row in ROUTE_RULES (tests/test_auth_matrix.py); add these rows "
+        "(check the roles are what you mean):\n" + "\n".join(missing)
+    )
+    present = {(m, p) for m, p, _ in routes}
+    stale = [f"{k!r}" for k in ROUTE_RULES if k not in present]
+    assert not stale, "rows in ROUTE_RULES for routes that do not exist; remove them:\n" + "\n".join(stale)
+    others = non_api_paths(app)
+    assert not others, f"non-API routes escape the auth matrix: {others}"
+
+
+def test_rows_match_the_routes_require():
+    problems = []
+    for method, path, route in api_routes(introspection_app()):
+        rule = ROUTE_RULES.get((method, path))
+        if rule is None:
+            continue  # reported by the test above
+        allowed = required_roles(route)
+        if isinstance(rule, Public):
+            if allowed is not None:
+                problems.append(f"{method} {path}: row says Public but the route uses require(); "
+                                f"row should be:\n{row_text(method, path, allowed)}")
+            elif not rule.reason.strip():
+                problems.append(f"{method} {path}: Public needs a reason")
+        elif allowed is None:
+            problems.append(f"{method} {path}: row lists roles but the route has no require() "
+                            "dependency: anyone could call it")
+        elif expected_roles(rule) != allowed:
+            problems.append(f"{method} {path}: row says {sorted(expected_roles(rule))}, require() "
+                            f"allows {sorted(allowed)}; row should be:\n{row_text(method, path, allowed)}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture
+async def matrix_client(settings, engine, time_env):
+    runtime = Runtime.create(settings, engine=engine, temporal_client=time_env.client)
+    transport = httpx.ASGITransport(app=create_app(runtime), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+async def test_each_role_gets_what_its_row_says(matrix_client, keys):
+    wrong = []
+    for method, path, _ in api_routes(introspection_app()):
+        rule = ROUTE_RULES.get((method, path))
+        if rule is None or isinstance(rule, Public):
+            continue
+        allowed = expected_roles(rule)
+        url = dummy_path(path)
+        body = {} if method in ("POST", "PUT", "PATCH") else None
+        r = await matrix_client.request(method, url, json=body)
+        if r.status_code != 401:
+            wrong.append(f"{method} {path} without a key: {r.status_code}, expected 401")
+        for role in Role:
+            r = await matrix_client.request(method, url, json=body, headers=auth(keys[role]))
+            if role in allowed and r.status_code in (401, 403):
+                wrong.append(f"{method} {path} as {role.value}: {r.status_code}, expected access")
+            if role not in allowed and r.status_code != 403:
+                wrong.append(f"{method} {path} as {role.value}: {r.status_code}, expected 403")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_matrix_sees_router_level_and_missing_guards():
+    """Guards the helpers above: a router-level require() counts, an unguarded route shows up."""
+    from fastapi import APIRouter, Depends, FastAPI
+
+    from api.deps import require
+
+    guarded = APIRouter(prefix="/g", dependencies=[Depends(require(Role.sales))])
+    guarded.add_api_route("/a", lambda: None, methods=["GET"])
+    open_ = APIRouter()
+    open_.add_api_route("/b/{x}", lambda x: None, methods=["POST"])
+    app = FastAPI()
+    app.include_router(guarded)
+    app.include_router(open_)
+    found = {(m, p): required_roles(d) for m, p, d in api_routes(app)}
+    assert found == {("GET", "/g/a"): frozenset({Role.sales, Role.admin}), ("POST", "/b/{x}"): None}
+    assert row_text("POST", "/b/{x}", None).startswith('    ("POST", "/b/{x}"): Public(')
