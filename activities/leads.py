@@ -1,0 +1,206 @@
+"""Side effects of lead scoring and `LeadHandoffWorkflow`: open/assign/mark leads, notify reps
+(Slack-compatible webhook), journeys' `scoring.add_points` and `leads.start_handoff`, plus the
+after-commit dispatcher that starts hand-offs and the GDPR eraser."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import httpx
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import TypedSearchAttributes, SearchAttributePair
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from rejse.contracts import ADD_SCORE, START_HANDOFF, AddScoreRequest, HandoffRequest, ProcessedEvent
+from rejse.db import session_scope
+from rejse.leads import service as leads
+from rejse.leads.schemas import HandoffInput, HandoffPlan, LeadStep
+from rejse.logging import get_logger
+from rejse.models.leads import SalesRep
+from rejse.runtime import Runtime
+from rejse.scoring import service as scoring
+from rejse.temporal import SA_PROFILE_ID
+from sqlmodel import Session
+
+log = get_logger("rejse.leads")
+
+WORKFLOW = "LeadHandoffWorkflow"
+OPEN = "leads.open"
+ASSIGN = "leads.assign"
+NOTIFY = "leads.notify"
+MARK = "leads.mark"
+
+
+def handoff_id(profile_id: str) -> str:
+    return f"handoff:{profile_id}"
+
+
+async def start_handoff_workflow(client: Client, *, task_queue: str, request: HandoffInput,
+                                 search_attributes: bool = True) -> str:
+    """Start `handoff:{profile}`; an already running hand-off is fine (returns its id)."""
+    wf_id = handoff_id(request.profile_id)
+    attrs = TypedSearchAttributes([SearchAttributePair(SA_PROFILE_ID, request.profile_id)]) \
+        if search_attributes else None
+    try:
+        await client.start_workflow(WORKFLOW, request, id=wf_id, task_queue=task_queue,
+                                    search_attributes=attrs)
+    except WorkflowAlreadyStartedError:
+        pass
+    return wf_id
+
+
+def record_stage_events(session: Session, derived: Sequence[tuple[str, dict]], *, profile_id: str,
+                        key: str) -> None:
+    """Stage changes made outside the processor become events too (journeys, hand-off)."""
+    from rejse.events.service import record_internal_event
+
+    for name, props in derived:
+        record_internal_event(session, profile_id=profile_id, event=name, properties=props,
+                              message_id=f"stage:{key}:{props.get('to')}", source="scoring")
+
+
+class LeadActivities:
+    def __init__(self, runtime: Runtime, *, search_attributes: bool = True) -> None:
+        self.runtime = runtime
+        self.search_attributes = search_attributes
+        self.http = httpx.Client(timeout=10.0)
+
+    def all(self) -> list:
+        return [self.open, self.assign, self.notify, self.mark, self.add_points, self.start_handoff]
+
+    @activity.defn(name=OPEN)
+    def open(self, request: HandoffInput) -> HandoffPlan:
+        info = activity.info()
+        lead_id = info.workflow_run_id.replace("-", "")
+        with session_scope(self.runtime.engine) as session:
+            return leads.open_lead(session, lead_id=lead_id, workflow_id=info.workflow_id,
+                                   request=request)
+
+    @activity.defn(name=ASSIGN)
+    def assign(self, step: LeadStep) -> str | None:
+        with session_scope(self.runtime.engine) as session:
+            return leads.assign(session, lead_id=step.lead_id, step=step.step,
+                                escalate=step.kind == "escalate")
+
+    @activity.defn(name=MARK)
+    def mark(self, step: LeadStep) -> None:
+        with session_scope(self.runtime.engine) as session:
+            leads.mark(session, lead_id=step.lead_id, kind=step.kind, detail=step.detail)
+
+    def _text(self, kind: str, lead, rep: SalesRep) -> str:
+        link = f"{self.runtime.settings.effective_public_url}/api/sales/leads/{lead.id}"
+        due = lead.due_at.strftime("%Y-%m-%d %H:%M UTC") if lead.due_at else "-"
+        if kind == "reminder":
+            return f"Reminder: lead {lead.id} (score {lead.score:.0f}) is waiting for contact; due {due}. {link}"
+        if kind == "escalated":
+            return f"Lead {lead.id} was not contacted within the SLA and has been reassigned. {link}"
+        if kind == "reassigned":
+            return f"Lead reassigned to you (score {lead.score:.0f}): {lead.reason}. Contact by {due}. {link}"
+        return f"New lead for you (score {lead.score:.0f}): {lead.reason}. Contact by {due}. {link}"
+
+    @activity.defn(name=NOTIFY)
+    def notify(self, step: LeadStep) -> int:
+        """Push to the rep's webhook (and, on reassignment, to the previous rep's manager).
+        Once per (kind, step, rep): the key is recorded right after the push succeeds."""
+        with session_scope(self.runtime.engine) as session:
+            lead = leads.get_lead(session, lead_id=step.lead_id)
+            targets: list[tuple[str, SalesRep]] = []
+            rep = session.get(SalesRep, lead.rep_id) if lead.rep_id else None
+            if rep is not None:
+                targets.append((step.kind, rep))
+            if step.kind == "reassigned":
+                previous = next((h.get("previous") for h in reversed(lead.history)
+                                 if h["kind"] == "assigned" and h.get("step") == step.step), None)
+                old = session.get(SalesRep, previous) if previous else None
+                manager = session.get(SalesRep, old.manager_id) if old and old.manager_id else None
+                if manager is not None and manager.id != (rep.id if rep else None):
+                    targets.append(("escalated", manager))
+        sent = 0
+        for kind, target in targets:
+            key = f"{kind}:{step.step}:{target.id}"
+            if key in lead.notifications or not target.webhook_url:
+                continue
+            try:
+                response = self.http.post(target.webhook_url, json={"text": self._text(kind, lead, target)})
+            except httpx.TransportError as exc:
+                raise ApplicationError(f"webhook: {type(exc).__name__}", type="NotifyTransient") from None
+            if response.status_code >= 500 or response.status_code == 429:
+                raise ApplicationError(f"webhook: {response.status_code}", type="NotifyTransient")
+            if response.status_code >= 400:
+                raise ApplicationError(f"webhook: {response.status_code}", type="NotifyRejected",
+                                       non_retryable=True)
+            with session_scope(self.runtime.engine) as session:
+                leads.record_notification(session, lead_id=lead.id, key=key)
+            sent += 1
+        log.info("lead_notified", lead_id=lead.id, kind=step.kind, sent=sent)
+        return sent
+
+    @activity.defn(name=ADD_SCORE)
+    def add_points(self, request: AddScoreRequest) -> None:
+        with session_scope(self.runtime.engine) as session:
+            derived = scoring.add_points(session, profile_id=request.profile_id, points=request.points,
+                                         reason=request.reason, idempotency_key=request.idempotency_key)
+            record_stage_events(session, derived, profile_id=request.profile_id,
+                                key=request.idempotency_key)
+
+    @activity.defn(name=START_HANDOFF)
+    async def start_handoff(self, request: HandoffRequest) -> str:
+        info = activity.info()
+        client = await self.runtime.temporal.client()
+        return await start_handoff_workflow(
+            client, task_queue=self.runtime.settings.task_queue,
+            search_attributes=self.search_attributes,
+            request=HandoffInput(profile_id=request.profile_id, reason=request.reason,
+                                 source=request.source, crm=request.crm,
+                                 trigger_key=f"{info.workflow_id}:{info.activity_id}"))
+
+
+class HandoffDispatcher:
+    """After commit: a `Lifecycle Stage Changed` event to `aql` starts `handoff:{profile}`.
+    Idempotent per event id (the lead's trigger key), and one running hand-off per profile."""
+
+    name = "lead_handoff"
+
+    def __init__(self, runtime: Runtime, *, search_attributes: bool = True) -> None:
+        self.runtime = runtime
+        self.search_attributes = search_attributes
+
+    async def dispatch(self, events: Sequence[ProcessedEvent]) -> None:
+        wanted = [e for e in events
+                  if e.event == scoring.STAGE_CHANGED and e.properties.get("to") == "aql"]
+        if not wanted:
+            return
+        client = await self.runtime.temporal.client()
+        for e in wanted:
+            score = e.properties.get("score")
+            reason = f"score {score:.0f} crossed the AQL threshold" if isinstance(score, (int, float)) \
+                else "reached the AQL stage"
+            await start_handoff_workflow(
+                client, task_queue=self.runtime.settings.task_queue,
+                search_attributes=self.search_attributes,
+                request=HandoffInput(profile_id=e.profile_id, reason=reason, source="score_threshold",
+                                     trigger_key=f"event:{e.event_id}"))
+
+
+class LeadEraser:
+    name = "leads"
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def erase(self, session: Session, profile_id: str) -> None:
+        scoring.erase_scores(session, profile_id=profile_id)
+        leads.erase_leads(session, profile_id=profile_id)
+
+    async def cancel_running(self, profile_id: str) -> None:
+        client = await self.runtime.temporal.client()
+        handle = client.get_workflow_handle(handoff_id(profile_id))
+        try:
+            desc = await handle.describe()
+            if desc.status == WorkflowExecutionStatus.RUNNING:
+                await handle.cancel()
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise

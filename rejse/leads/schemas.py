@@ -1,0 +1,136 @@
+"""Schemas of reps, leads, the sales list and the hand-off workflow's messages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, EmailStr, Field, HttpUrl
+
+OUTCOMES = ("contacted", "meeting", "won", "lost", "not_relevant")
+Outcome = Literal["contacted", "meeting", "won", "lost", "not_relevant"]
+
+
+class RepBase(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+    territories: list[str] = Field(default_factory=list, description="trait values, e.g. countries: DK, SE")
+    active: bool = True
+    manager_id: str | None = Field(default=None, max_length=32)
+    webhook_url: HttpUrl | None = Field(default=None, description="Slack-compatible incoming webhook")
+    crm_owner_id: str | None = Field(default=None, max_length=100, description="owner/user id in the CRM")
+
+
+class RepCreate(RepBase):
+    pass
+
+
+class RepUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    email: EmailStr | None = None
+    territories: list[str] | None = None
+    active: bool | None = None
+    manager_id: str | None = Field(default=None, max_length=32)
+    webhook_url: HttpUrl | None = None
+    crm_owner_id: str | None = Field(default=None, max_length=100)
+
+
+class RepPublic(RepBase):
+    id: str
+    created_at: dt.datetime
+    last_assigned_at: dt.datetime | None = None
+    webhook_url: str | None = None  # type: ignore[assignment]
+
+
+class OutcomeCreate(BaseModel):
+    outcome: Outcome
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class LeadPublic(BaseModel):
+    id: str
+    profile_id: str
+    workflow_id: str
+    source: str
+    reason: str
+    score: float
+    status: str
+    rep_id: str | None
+    assigned_at: dt.datetime | None
+    due_at: dt.datetime | None
+    reminded_at: dt.datetime | None
+    reassignments: int
+    history: list[dict[str, Any]]
+    crm_status: str
+    crm_error: str | None
+    crm_ref: str | None
+    crm_task_id: str | None
+    outcome: str | None
+    outcome_at: dt.datetime | None
+    first_contact_at: dt.datetime | None
+    created_at: dt.datetime
+
+
+class Contact(BaseModel):
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    company: str | None = None
+
+
+class NextItem(BaseModel):
+    lead_id: str
+    profile_id: str
+    rep_id: str | None
+    priority: float
+    score: float
+    reason: str
+    due_at: dt.datetime | None
+    overdue: bool
+    contact: Contact
+
+
+class Metrics(BaseModel):
+    since: dt.datetime | None
+    aqls_created: int
+    open: int
+    overdue: int
+    contacted: int
+    contacted_within_sla: int
+    share_contacted_within_sla: float | None
+    median_time_to_contact_seconds: float | None
+    by_outcome: dict[str, int]
+    conversion_by_outcome: dict[str, float]
+
+
+# ------------------------------------------------------------------ workflow messages
+
+
+class HandoffInput(BaseModel):
+    profile_id: str
+    reason: str
+    source: str
+    trigger_key: str                   # idempotency of the start (event id, journey step)
+    crm: bool = True
+
+
+class HandoffPlan(BaseModel):
+    lead_id: str | None
+    skip: str | None = None            # why no hand-off happens (suppressed, duplicate, erased)
+    reminder_after_s: float = 4 * 3600
+    escalate_after_s: float = 24 * 3600
+    expire_after_s: float = 14 * 86400
+    max_escalations: int = 2
+    crm: bool = True
+
+
+class LeadStep(BaseModel):
+    lead_id: str
+    step: int = 0
+    kind: str = ""                     # notify: new, reminder, reassigned; mark: reminded, expired, crm_failed
+    detail: str | None = None
+
+
+class HandoffResult(BaseModel):
+    lead_id: str | None
+    status: str
