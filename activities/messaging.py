@@ -1,0 +1,32 @@
+"""The `rejse.contracts.SEND_MESSAGE` activity: journeys and the lead hand-off send through it.
+
+Sync, runs on the worker's thread pool. Results: `sent`, `skipped` (guard, with reason),
+`deferred` (quiet hours: sleep until `retry_at`, then call again with the same idempotency key),
+`failed` (permanent: invalid address, provider 4xx/5xx SMTP, template error; visible in the
+message log). Transient problems raise, so Temporal retries with backoff.
+"""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from rejse.contracts import SEND_MESSAGE, SendRequest, SendResult
+from rejse.db import utcnow
+from rejse.messaging.sender import send_message
+from rejse.runtime import Runtime
+
+
+class MessagingActivities:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    @activity.defn(name=SEND_MESSAGE)
+    def send(self, request: SendRequest) -> SendResult:
+        # The server's clock for this attempt: equals wall time in production and follows the
+        # skipped time in tests, so frequency windows and quiet hours agree with the workflow.
+        now = activity.info().current_attempt_scheduled_time or utcnow()
+        return send_message(self.runtime.settings, self.runtime.engine, request, now=now,
+                            after_handoff=self.after_handoff)
+
+    def after_handoff(self, message_id: str) -> None:
+        """Runs after a delivery is recorded (a seam for fault-injection tests)."""

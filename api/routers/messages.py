@@ -1,0 +1,59 @@
+"""The message log and development outbox: `GET /api/messages?profile_id=&journey=&channel=`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from api.deps import ReadDep, SessionDep
+from rejse.messaging import service
+
+router = APIRouter(prefix="/api/messages", tags=["messages"])
+
+
+class MessagePublic(BaseModel):
+    id: str
+    profile_id: str
+    channel: str
+    template: str
+    template_version: int | None
+    locale: str | None
+    transactional: bool
+    journey_key: str | None
+    journey_version: int | None
+    step_id: str | None
+    status: str
+    reason: str | None
+    to_address: str | None
+    subject: str | None
+    body_text: str | None
+    body_html: str | None
+    attempts: int
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+    opened_at: dt.datetime | None
+    clicked_at: dt.datetime | None
+    retry_at: dt.datetime | None
+    open_count: int
+    click_count: int
+
+
+@router.get("", response_model=list[MessagePublic])
+def list_messages(session: SessionDep, _: ReadDep,
+                  profile_id: str | None = Query(default=None, max_length=64),
+                  journey: str | None = Query(default=None, max_length=200),
+                  channel: Literal["email", "sms", "in_app", "webhook"] | None = None,
+                  status: str | None = Query(default=None, max_length=20),
+                  limit: int = Query(default=100, ge=1, le=1000),
+                  offset: int = Query(default=0, ge=0)) -> list[MessagePublic]:
+    rows = service.list_messages(session, profile_id=profile_id, journey=journey, channel=channel,
+                                 status=status, limit=limit, offset=offset)
+    return [MessagePublic.model_validate(r, from_attributes=True) for r in rows]
+
+
+@router.get("/{message_id}", response_model=MessagePublic)
+def get_message(message_id: str, session: SessionDep, _: ReadDep) -> MessagePublic:
+    return MessagePublic.model_validate(service.get_message(session, message_id), from_attributes=True)

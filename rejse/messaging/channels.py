@@ -1,0 +1,238 @@
+"""Delivery channels behind one interface: `deliver(message, rendered) -> provider id`.
+
+- email: SMTP through aiosmtplib (`smtp://`, `smtps://` = implicit TLS, `?starttls=true`), or the
+  development outbox (the message log itself) when no `REJSE_SMTP_URL` is set;
+- sms: a Twilio-compatible HTTP API through httpx, or the outbox without `REJSE_SMS_API_URL`;
+- in_app: the message log is the inbox (`GET /v1/inbox/{user_id}`), nothing to deliver;
+- webhook: a JSON POST signed `X-Rejse-Signature: t=<unix>,v1=<hex>` over `"<t>.<body>"`.
+
+A `PermanentFailure` (invalid address, a 5xx SMTP reply, an HTTP 4xx) is not retried; any other
+exception is transient and Temporal retries the activity with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, parseaddr
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+import httpx
+
+from rejse.settings import Settings
+
+
+class PermanentFailure(Exception):
+    """Delivery can never succeed (bad address, rejected): recorded, not retried."""
+
+    def __init__(self, reason: str, *, bounced: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.bounced = bounced
+
+
+@dataclass
+class Outgoing:
+    """What a channel needs to deliver one message (rendered, tracked, addressed)."""
+
+    message_id: str
+    to: str | None
+    subject: str | None
+    text: str | None
+    html: str | None
+    headers: dict[str, str]
+    payload: dict | None = None      # webhook body
+
+
+class Channel(Protocol):
+    name: str
+
+    def deliver(self, out: Outgoing) -> str: ...
+
+
+# ----------------------------------------------------------------------------- email
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    use_tls: bool
+    start_tls: bool
+
+    @classmethod
+    def parse(cls, url: str) -> "SmtpConfig":
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ValueError("REJSE_SMTP_URL must start with smtp:// or smtps://")
+        query = parse_qs(parts.query)
+        start_tls = query.get("starttls", ["false"])[0].lower() in ("1", "true", "yes")
+        use_tls = parts.scheme == "smtps"
+        return cls(host=parts.hostname or "localhost", port=parts.port or (465 if use_tls else 25),
+                   username=unquote(parts.username) if parts.username else None,
+                   password=unquote(parts.password) if parts.password else None,
+                   use_tls=use_tls, start_tls=start_tls and not use_tls)
+
+
+def message_id_header(message_id: str, email_from: str) -> str:
+    domain = parseaddr(email_from)[1].rpartition("@")[2] or "rejse.local"
+    return f"<{message_id}@{domain}>"
+
+
+def build_email(out: Outgoing, *, email_from: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = email_from
+    msg["To"] = out.to or ""
+    msg["Subject"] = out.subject or ""
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = message_id_header(out.message_id, email_from)
+    for name, value in out.headers.items():
+        msg[name] = value
+    msg.set_content(out.text or "", charset="utf-8")
+    if out.html:
+        msg.add_alternative(out.html, subtype="html", charset="utf-8")
+    return msg
+
+
+def _run(coro) -> None:
+    """Run a coroutine from sync code (activity threads have no loop; callers with one get a
+    short-lived helper thread)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coro)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, coro).result()
+
+
+class SmtpEmail:
+    name = "email"
+
+    def __init__(self, settings: Settings, *, timeout: float = 30.0) -> None:
+        assert settings.smtp_url
+        self.config = SmtpConfig.parse(settings.smtp_url)
+        self.email_from = settings.email_from
+        self.timeout = timeout
+
+    async def send_async(self, msg: EmailMessage) -> None:
+        c = self.config
+        await aiosmtplib.send(msg, hostname=c.host, port=c.port, username=c.username,
+                              password=c.password, use_tls=c.use_tls, start_tls=c.start_tls,
+                              timeout=self.timeout)
+
+    def deliver(self, out: Outgoing) -> str:
+        msg = build_email(out, email_from=self.email_from)
+        try:
+            _run(self.send_async(msg))
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [err.code for err in exc.recipients]
+            if codes and all(500 <= code < 600 for code in codes):
+                raise PermanentFailure(f"recipient refused ({codes[0]})", bounced=True) from None
+            raise
+        except aiosmtplib.SMTPResponseException as exc:
+            if 500 <= exc.code < 600 and exc.code not in (552,):
+                raise PermanentFailure(f"smtp {exc.code}", bounced=exc.code in (550, 551, 553)) from None
+            raise
+        return str(msg["Message-ID"])
+
+
+class Outbox:
+    """Development outbox: the message log row is the delivery; read it at `GET /api/messages`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def deliver(self, out: Outgoing) -> str:
+        return "outbox"
+
+
+# ----------------------------------------------------------------------------- sms
+
+
+class TwilioSms:
+    """Twilio-compatible: `POST {base}/2010-04-01/Accounts/{sid}/Messages.json`, form fields
+    To/From/Body, basic auth (account sid + auth token)."""
+
+    name = "sms"
+
+    def __init__(self, settings: Settings, *, timeout: float = 15.0) -> None:
+        assert settings.sms_api_url
+        self.url = (f"{settings.sms_api_url.rstrip('/')}/2010-04-01/Accounts/"
+                    f"{settings.sms_account_sid}/Messages.json")
+        self.auth = (settings.sms_account_sid or "", settings.sms_auth_token or "")
+        self.sender = settings.sms_from or ""
+        self.timeout = timeout
+
+    def deliver(self, out: Outgoing) -> str:
+        response = httpx.post(self.url, data={"To": out.to or "", "From": self.sender, "Body": out.text or ""},
+                              auth=self.auth, timeout=self.timeout)
+        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+            detail = ""
+            try:
+                body = response.json()
+                detail = f" code {body.get('code')}" if isinstance(body, dict) and body.get("code") else ""
+            except ValueError:
+                pass
+            raise PermanentFailure(f"sms provider rejected ({response.status_code}{detail})")
+        response.raise_for_status()
+        try:
+            return str(response.json().get("sid") or "sms")
+        except ValueError:
+            return "sms"
+
+
+# ----------------------------------------------------------------------------- webhook
+
+
+def sign_webhook(secret: str, body: bytes, *, at: int | None = None) -> str:
+    t = int(time.time()) if at is None else at
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+class SignedWebhook:
+    name = "webhook"
+
+    def __init__(self, settings: Settings, *, timeout: float = 15.0) -> None:
+        self.default_url = settings.message_webhook_url
+        self.secret = settings.secret_key
+        self.timeout = timeout
+
+    def deliver(self, out: Outgoing) -> str:
+        url = out.to or self.default_url
+        if not url:
+            raise PermanentFailure("no webhook url (REJSE_MESSAGE_WEBHOOK_URL or extra.url)")
+        body = json.dumps(out.payload or {}, separators=(",", ":"), default=str).encode()
+        response = httpx.post(url, content=body, timeout=self.timeout, headers={
+            "Content-Type": "application/json", "X-Rejse-Signature": sign_webhook(self.secret, body),
+            "Idempotency-Key": out.message_id})
+        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+            raise PermanentFailure(f"webhook rejected ({response.status_code})")
+        response.raise_for_status()
+        return f"webhook:{response.status_code}"
+
+
+def channel_for(name: str, settings: Settings) -> Channel:
+    if name == "email":
+        return SmtpEmail(settings) if settings.smtp_url else Outbox("email")
+    if name == "sms":
+        return TwilioSms(settings) if settings.sms_api_url else Outbox("sms")
+    if name == "webhook":
+        return SignedWebhook(settings)
+    return Outbox(name)
+
+
+def formatted_from(name: str, address: str) -> str:
+    return formataddr((name, address))

@@ -1,0 +1,266 @@
+"""One send, start to end: guards, render, track, deliver once, log. Called by the
+`rejse.contracts.SEND_MESSAGE` activity (activities/messaging.py); no Temporal in here.
+
+Exactly-once per idempotency key (docs/messaging.md, "Idempotency"):
+1. the message row is created once (unique `idempotency_key`); a row in a final state answers a
+   retry with the recorded result, nothing is delivered again;
+2. before the hand-off the row is committed as `sending` with its rendered content;
+3. the channel delivers (SMTP with a deterministic Message-ID);
+4. right after the hand-off the row is committed as `sent`.
+A crash before 4 leaves `sending`; the retry delivers again with the same Message-ID. The only
+duplicate window is between the provider's acceptance and the commit in 4 (milliseconds).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html as html_lib
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from rejse.contracts import ProfileSnapshot, SendRequest, SendResult
+from rejse.durations import parse_duration
+from rejse.errors import DomainError
+from rejse.logging import get_logger
+from rejse.messaging import guards, templates, tokens
+from rejse.messaging.channels import Outgoing, PermanentFailure, channel_for
+from rejse.messaging.service import FINAL, get_by_key, message_id_for, recent_marketing_sends, record_status
+from rejse.models.messaging import Message
+from rejse.settings import Settings
+
+log = get_logger("rejse.messaging")
+
+_HREF = re.compile(r'href="(https?://[^"]+)"', re.IGNORECASE)
+
+
+def result_of(row: Message) -> SendResult:
+    status = row.status
+    if status in ("sent", "opened", "clicked"):
+        return SendResult(status="sent", message_id=row.id)
+    if status == "bounced":
+        return SendResult(status="failed", message_id=row.id, reason=row.reason)
+    if status == "deferred":
+        return SendResult(status="deferred", message_id=row.id, reason=row.reason, retry_at=row.retry_at)
+    return SendResult(status=status, message_id=row.id, reason=row.reason)  # type: ignore[arg-type]
+
+
+def profile_context(snap: ProfileSnapshot) -> dict[str, Any]:
+    return {"id": snap.id, "traits": dict(snap.traits), "email": snap.email, "phone": snap.phone,
+            "locale": snap.locale, "timezone": snap.timezone,
+            "user_id": (snap.identifiers.get("user_id") or [None])[0],
+            "lifecycle_stage": snap.lifecycle_stage, "lead_score": snap.lead_score}
+
+
+def tracking_links(settings: Settings, message_id: str) -> dict[str, str]:
+    base = settings.effective_public_url
+    unsubscribe = f"{base}/u/{tokens.sign(settings.secret_key, 'u', message_id)}"
+    return {"unsubscribe": unsubscribe, "preferences": unsubscribe}
+
+
+def track_html(html: str, *, settings: Settings, message_id: str) -> tuple[str, list[str]]:
+    """Rewrite http(s) links to signed click redirects and add the open pixel."""
+    base = settings.effective_public_url
+    links: list[str] = []
+
+    def swap(match: re.Match[str]) -> str:
+        url = html_lib.unescape(match.group(1))
+        if url.startswith(f"{base}/u/"):
+            return match.group(0)
+        if url not in links:
+            links.append(url)
+        token = tokens.sign(settings.secret_key, "c", message_id, links.index(url))
+        return f'href="{base}/t/c/{token}"'
+
+    html = _HREF.sub(swap, html)
+    pixel = (f'<img src="{base}/t/o/{tokens.sign(settings.secret_key, "o", message_id)}" '
+             'width="1" height="1" alt="" style="display:none">')
+    if "</body>" in html:
+        html = html.replace("</body>", pixel + "</body>", 1)
+    else:
+        html += pixel
+    return html, links
+
+
+def _address(req: SendRequest, snap: ProfileSnapshot, settings: Settings) -> str | None:
+    if req.channel == "email":
+        return snap.email
+    if req.channel == "sms":
+        return snap.phone
+    if req.channel == "in_app":
+        return (snap.identifiers.get("user_id") or [None])[0] or snap.id
+    return str(req.extra.get("url") or settings.message_webhook_url or "") or None
+
+
+def _check_address(channel: str, address: str) -> None:
+    if channel == "email":
+        try:
+            validate_email(address, check_deliverability=False)
+        except EmailNotValidError:
+            raise PermanentFailure("invalid_address (email)") from None
+    elif channel == "sms":
+        digits = address.lstrip("+")
+        if not (address.startswith("+") and digits.isdigit() and 8 <= len(digits) <= 15):
+            raise PermanentFailure("invalid_address (phone, E.164 expected)")
+
+
+def _quiet_hours(settings: Settings, channel: str) -> guards.QuietHours | None:
+    text = (settings.message_quiet_hours or {}).get(channel)
+    return guards.QuietHours.parse(text) if text else None
+
+
+def _load_profile(session: Session, profile_id: str) -> ProfileSnapshot | None:
+    from rejse.profiles.service import load_snapshot
+    return load_snapshot(session, profile_id=profile_id)
+
+
+def _new_row(req: SendRequest, profile_id: str, now: dt.datetime) -> Message:
+    return Message(id=message_id_for(req.idempotency_key), idempotency_key=req.idempotency_key,
+                   profile_id=profile_id, channel=req.channel, template=req.template,
+                   transactional=req.transactional, journey_key=req.journey_key,
+                   journey_version=req.journey_version, step_id=req.step_id, status="queued",
+                   created_at=now)
+
+
+def _prepare(session: Session, settings: Settings, req: SendRequest, now: dt.datetime
+             ) -> tuple[Message, SendResult | None, Outgoing | None]:
+    """Guards and rendering inside one transaction. Returns the row and either a final result
+    (skipped, deferred, failed, or a replayed one) or what to deliver."""
+    row = get_by_key(session, req.idempotency_key)
+    if row is not None and row.status in FINAL:
+        return row, result_of(row), None
+    snap = _load_profile(session, req.profile_id)
+    if row is None:
+        row = _new_row(req, snap.id if snap else req.profile_id, now)
+        session.add(row)
+        try:
+            session.flush()
+        except IntegrityError:       # a concurrent attempt created it: use theirs
+            session.rollback()
+            row = get_by_key(session, req.idempotency_key)
+            assert row is not None
+            if row.status in FINAL:
+                return row, result_of(row), None
+
+    def skip(reason: str) -> tuple[Message, SendResult, None]:
+        record_status(session, row, status="skipped", reason=reason, at=now)
+        return row, result_of(row), None
+
+    def fail(reason: str) -> tuple[Message, SendResult, None]:
+        record_status(session, row, status="failed", reason=reason, at=now)
+        return row, result_of(row), None
+
+    if snap is None:
+        return skip("profile_unknown")
+    if snap.erased:
+        return skip("profile_erased")
+    address = _address(req, snap, settings)
+    if not address:
+        return skip(f"no_address ({req.channel})")
+    try:
+        _check_address(req.channel, address)
+    except PermanentFailure as exc:
+        return fail(exc.reason)
+    if not req.transactional:
+        reason = guards.consent_reason(snap.consents, req.channel, require_opt_in=settings.message_require_opt_in)
+        if reason:
+            return skip(reason)
+        tz = guards.zone(snap.timezone, settings.message_default_timezone)
+        until = guards.quiet_until(now, _quiet_hours(settings, req.channel), tz)
+        if until is not None:
+            first = row.status != "deferred"
+            row.status, row.reason, row.retry_at = "deferred", "quiet_hours", until
+            session.add(row)
+            if first:
+                record_status(session, row, status="deferred", reason="quiet_hours", at=now)
+            return row, result_of(row), None
+        window = parse_duration(settings.message_frequency_window)
+        sent = recent_marketing_sends(session, profile_id=row.profile_id, since=now - window, exclude_id=row.id)
+        if guards.over_frequency_cap(sent, now=now, cap=settings.message_frequency_cap, window=window):
+            return skip(f"frequency_cap ({settings.message_frequency_cap} per {settings.message_frequency_window})")
+
+    try:
+        resolved = templates.resolve(key=req.template, channel=req.channel, locale=snap.locale,
+                                     session=session, templates_dir=settings.templates_dir)
+        links = tracking_links(settings, row.id) if req.channel == "email" else {}
+        context = templates.build_context(
+            profile=profile_context(snap), trigger=req.trigger,
+            journey={"key": req.journey_key, "version": req.journey_version, "step": req.step_id},
+            links=links, message={"id": row.id}, extra=req.extra, now=now)
+        rendered = templates.render(resolved, context)
+    except DomainError as exc:
+        return fail(f"template_error: {exc.message}"[:500])
+
+    html, tracked = rendered.html, []
+    headers: dict[str, str] = {}
+    if req.channel == "email":
+        if html:
+            html, tracked = track_html(html, settings=settings, message_id=row.id)
+        if not req.transactional:
+            headers["List-Unsubscribe"] = f"<{links['unsubscribe']}>"
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    payload = None
+    if req.channel == "webhook":
+        try:
+            body: Any = json.loads(rendered.text or "null")
+        except ValueError:
+            body = rendered.text
+        payload = {"message_id": row.id, "profile_id": row.profile_id, "template": req.template,
+                   "journey": req.journey_key, "step": req.step_id, "body": body}
+    row.status, row.reason, row.retry_at = "sending", None, None
+    row.locale, row.template_version = resolved.locale, resolved.version
+    row.to_address = address if req.channel != "in_app" else None
+    row.inbox_user = address if req.channel == "in_app" else None
+    row.subject, row.body_text, row.body_html, row.links = rendered.subject, rendered.text, html, tracked
+    row.attempts += 1
+    session.add(row)
+    out = Outgoing(message_id=row.id, to=address, subject=rendered.subject, text=rendered.text,
+                   html=html, headers=headers, payload=payload)
+    return row, None, out
+
+
+def send_message(settings: Settings, engine: Engine, req: SendRequest, *, now: dt.datetime,
+                 after_handoff: Callable[[str], None] | None = None) -> SendResult:
+    with Session(engine, expire_on_commit=False) as session:
+        row, result, out = _prepare(session, settings, req, now)
+        session.commit()
+    if result is not None:
+        log.info("message_not_sent", message_id=row.id, status=result.status, reason=result.reason)
+        return result
+    assert out is not None
+    channel = channel_for(req.channel, settings)
+    try:
+        provider_id = channel.deliver(out)
+    except PermanentFailure as exc:
+        with Session(engine, expire_on_commit=False) as session:
+            row = session.get(Message, row.id)
+            assert row is not None
+            record_status(session, row, status="bounced" if exc.bounced else "failed", reason=exc.reason, at=now)
+            session.commit()
+        log.warning("message_failed", message_id=row.id, reason=exc.reason)
+        return result_of(row)
+    except Exception as exc:
+        with Session(engine, expire_on_commit=False) as session:
+            fresh = session.get(Message, row.id)
+            if fresh is not None and fresh.status == "sending":
+                fresh.reason = f"attempt {fresh.attempts} failed: {type(exc).__name__}; retrying"
+                session.add(fresh)
+                session.commit()
+        log.warning("message_retry", message_id=row.id, error=type(exc).__name__)
+        raise
+    with Session(engine, expire_on_commit=False) as session:
+        row = session.get(Message, row.id)
+        assert row is not None
+        row.sent_at, row.provider_id = now, provider_id[:200]
+        record_status(session, row, status="sent", at=now)
+        session.commit()
+    log.info("message_sent", message_id=row.id, channel=row.channel)
+    if after_handoff is not None:
+        after_handoff(row.id)
+    return result_of(row)

@@ -1,0 +1,214 @@
+"""The message log: lookups, listing (the development outbox), tracking (opens, clicks,
+unsubscribe), the in-app inbox, journey stats and GDPR erase."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import defaultdict
+from typing import Any
+
+from sqlmodel import Session, col, delete, func, select
+
+from rejse.db import utcnow
+from rejse.errors import NotFound
+from rejse.models.messaging import Message
+from rejse.timeline import add_entry
+
+FINAL = ("sent", "opened", "clicked", "skipped", "failed", "bounced")
+DELIVERED = ("sent", "opened", "clicked")
+
+
+def message_id_for(idempotency_key: str) -> str:
+    """Deterministic message id (and SMTP Message-ID) for an idempotency key; no PII in it."""
+    return "msg_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+
+
+def get_by_key(session: Session, idempotency_key: str) -> Message | None:
+    return session.exec(select(Message).where(Message.idempotency_key == idempotency_key)).first()
+
+
+def get_message(session: Session, message_id: str) -> Message:
+    row = session.get(Message, message_id)
+    if row is None:
+        raise NotFound(f"no message {message_id!r}", field="message_id")
+    return row
+
+
+def list_messages(session: Session, *, profile_id: str | None = None, journey: str | None = None,
+                  channel: str | None = None, status: str | None = None,
+                  limit: int = 100, offset: int = 0) -> list[Message]:
+    stmt = select(Message)
+    if profile_id:
+        stmt = stmt.where(Message.profile_id == profile_id)
+    if journey:
+        stmt = stmt.where(Message.journey_key == journey)
+    if channel:
+        stmt = stmt.where(Message.channel == channel)
+    if status:
+        stmt = stmt.where(Message.status == status)
+    stmt = stmt.order_by(col(Message.created_at).desc(), col(Message.id)).offset(offset).limit(limit)
+    return list(session.exec(stmt))
+
+
+def recent_marketing_sends(session: Session, *, profile_id: str, since: dt.datetime,
+                           exclude_id: str | None = None) -> list[dt.datetime]:
+    """Send times of delivered marketing messages of a profile since `since` (frequency cap)."""
+    stmt = select(Message.sent_at).where(
+        Message.profile_id == profile_id, col(Message.status).in_(DELIVERED),
+        Message.transactional == False,  # noqa: E712 - SQL expression
+        col(Message.sent_at) > since)
+    if exclude_id:
+        stmt = stmt.where(Message.id != exclude_id)
+    return [at for at in session.exec(stmt) if at is not None]
+
+
+def _timeline(session: Session, row: Message, what: str, at: dt.datetime | None = None,
+              **data: Any) -> None:
+    summary = f"{row.channel} {row.template} {what}"
+    if row.journey_key:
+        summary += f" (journey {row.journey_key}, step {row.step_id})"
+    add_entry(session, profile_id=row.profile_id, kind="message", summary=summary[:500], at=at,
+              data={"message_id": row.id, "channel": row.channel, "template": row.template,
+                    "status": row.status, "journey": row.journey_key, "step": row.step_id,
+                    "reason": row.reason, **data})
+
+
+def record_status(session: Session, row: Message, *, status: str, reason: str | None = None,
+                  at: dt.datetime | None = None) -> None:
+    row.status = status
+    row.reason = reason
+    session.add(row)
+    _timeline(session, row, status + (f": {reason}" if reason else ""), at=at)
+
+
+def _event_properties(row: Message) -> dict[str, Any]:
+    return {"message_id": row.id, "channel": row.channel, "template": row.template,
+            "journey": row.journey_key, "journey_version": row.journey_version, "step": row.step_id}
+
+
+def record_open(session: Session, *, message_id: str, at: dt.datetime | None = None) -> Message | None:
+    """An open pixel was fetched: count it; the first open becomes an `Email Opened` event."""
+    from rejse.events.service import record_internal_event
+
+    row = session.get(Message, message_id)
+    if row is None:
+        return None
+    at = at or utcnow()
+    row.open_count += 1
+    if row.opened_at is None:
+        row.opened_at = at
+        if row.status == "sent":
+            row.status = "opened"
+        _timeline(session, row, "opened", at=at)
+        record_internal_event(session, profile_id=row.profile_id, event="Email Opened",
+                              properties=_event_properties(row), message_id=f"{row.id}:opened", at=at)
+    session.add(row)
+    return row
+
+
+def record_click(session: Session, *, message_id: str, index: int,
+                 at: dt.datetime | None = None) -> str | None:
+    """A tracked link was followed: returns its target; the first click on each link becomes an
+    `Email Clicked` event (with `url` and `link` index, so a journey can match on them)."""
+    from rejse.events.service import record_internal_event
+
+    row = session.get(Message, message_id)
+    if row is None or not (0 <= index < len(row.links or [])):
+        return None
+    url = row.links[index]
+    at = at or utcnow()
+    row.click_count += 1
+    if row.clicked_at is None:
+        row.clicked_at = at
+        _timeline(session, row, "clicked", at=at, link=index)
+    if row.opened_at is None:       # a click proves the open (images may be blocked)
+        row.opened_at = at
+    if row.status in ("sent", "opened"):
+        row.status = "clicked"
+    session.add(row)
+    record_internal_event(session, profile_id=row.profile_id, event="Email Clicked",
+                          properties={**_event_properties(row), "url": url, "link": index},
+                          message_id=f"{row.id}:clicked:{index}", at=at)
+    return url
+
+
+def unsubscribe(session: Session, *, message_id: str, at: dt.datetime | None = None) -> Message | None:
+    """One-click unsubscribe: revoke the message channel's consent at once."""
+    from rejse.profiles.consent import set_consent
+    from rejse.profiles.service import resolve_profile_id
+
+    row = session.get(Message, message_id)
+    if row is None:
+        return None
+    profile_id = resolve_profile_id(session, row.profile_id) or row.profile_id
+    set_consent(session, profile_id=profile_id, channel=row.channel, status="revoked",
+                source=f"unsubscribe:{row.id}", at=at)
+    return row
+
+
+def inbox(session: Session, *, user_id: str, unread_only: bool = False, limit: int = 50) -> list[Message]:
+    stmt = select(Message).where(Message.inbox_user == user_id, Message.channel == "in_app",
+                                 col(Message.status).in_(DELIVERED))
+    if unread_only:
+        stmt = stmt.where(col(Message.read_at).is_(None))
+    return list(session.exec(stmt.order_by(col(Message.sent_at).desc()).limit(limit)))
+
+
+def mark_read(session: Session, *, user_id: str, message_id: str, at: dt.datetime | None = None) -> Message:
+    row = session.get(Message, message_id)
+    if row is None or row.inbox_user != user_id or row.channel != "in_app":
+        raise NotFound(f"no inbox message {message_id!r} for this user", field="message_id")
+    if row.read_at is None:
+        row.read_at = at or utcnow()
+        if row.opened_at is None:
+            row.opened_at = row.read_at
+        if row.status == "sent":
+            row.status = "opened"
+        row.open_count += 1
+        session.add(row)
+        _timeline(session, row, "read", at=row.read_at)
+    return row
+
+
+def journey_message_stats(session: Session, *, journey_key: str) -> dict[str, dict[str, int]]:
+    """Per step: how many messages ended in each status (sent/opened/clicked/skipped/...), plus
+    `delivered` (sent + opened + clicked), `opened` and `clicked` totals for rates."""
+    stmt = (select(Message.step_id, Message.status, func.count())
+            .where(Message.journey_key == journey_key).group_by(Message.step_id, Message.status))
+    out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for step, status, n in session.exec(stmt):
+        bucket = out[step or ""]
+        bucket[status] += n
+        if status in DELIVERED:
+            bucket["delivered"] += n
+    for step, status, n in session.exec(
+            select(Message.step_id, Message.status, func.count())
+            .where(Message.journey_key == journey_key, col(Message.opened_at).is_not(None))
+            .group_by(Message.step_id, Message.status)):
+        out[step or ""]["opened_total"] += n
+    for step, _status, n in session.exec(
+            select(Message.step_id, Message.status, func.count())
+            .where(Message.journey_key == journey_key, col(Message.clicked_at).is_not(None))
+            .group_by(Message.step_id, Message.status)):
+        out[step or ""]["clicked_total"] += n
+    return {step: dict(counts) for step, counts in out.items()}
+
+
+def erase_messages(session: Session, *, profile_id: str) -> int:
+    """GDPR: delete a profile's messages (they hold addresses and rendered bodies)."""
+    result = session.exec(delete(Message).where(Message.profile_id == profile_id))  # type: ignore[call-overload]
+    return result.rowcount or 0
+
+
+class MessagingEraser:
+    """`rejse.contracts.ProfileEraser` for the message log. Sends in flight belong to journey
+    workflows, which the journeys eraser cancels; nothing runs here."""
+
+    name = "messaging"
+
+    def erase(self, session: Session, profile_id: str) -> None:
+        erase_messages(session, profile_id=profile_id)
+
+    async def cancel_running(self, profile_id: str) -> None:
+        return None
