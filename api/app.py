@@ -8,6 +8,7 @@ from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
 from api.routers import health, keys
 from api.routers import ingest, profiles, webhooks  # events/profiles (issue 4)
+from api.routers import inbox, messages, templates, tracking  # messaging (issue 6)
 from rejse import __version__
 from rejse.runtime import Runtime
 
@@ -17,6 +18,10 @@ ROUTERS = [
     ingest.router,
     webhooks.router,
     profiles.router,
+    templates.router,
+    messages.router,
+    inbox.router,
+    tracking.router,
 ]
 
 

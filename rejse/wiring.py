@@ -26,7 +26,10 @@ def event_dispatchers(runtime: Runtime) -> list[EventDispatcher]:
 
 def profile_erasers(runtime: Runtime) -> list[ProfileEraser]:
     """GDPR erase: each domain deletes its data and cancels its workflows."""
-    return []
+    from rejse.messaging.service import MessagingEraser
+
+    erasers: list[ProfileEraser] = [MessagingEraser()]
+    return erasers
 
 
 def workflows() -> list[type]:
@@ -34,7 +37,10 @@ def workflows() -> list[type]:
 
 
 def activities(runtime: Runtime) -> list[Callable[..., Any]]:
-    return []
+    from activities.messaging import MessagingActivities
+
+    acts: list[Callable[..., Any]] = [MessagingActivities(runtime).send]
+    return acts
 
 
 def background_services(runtime: Runtime) -> list[Callable[[Any], Awaitable[None]]]:
