@@ -21,25 +21,37 @@ def in_transaction_subscribers(runtime: Runtime) -> list[InTransactionSubscriber
 
 def event_dispatchers(runtime: Runtime) -> list[EventDispatcher]:
     """Run after commit, talk to Temporal (journey triggers and signals)."""
-    return []
+    from rejse.journeys.dispatcher import JourneyDispatcher
+
+    dispatchers: list[EventDispatcher] = [JourneyDispatcher(runtime)]
+    return dispatchers
 
 
 def profile_erasers(runtime: Runtime) -> list[ProfileEraser]:
     """GDPR erase: each domain deletes its data and cancels its workflows."""
     from rejse.messaging.service import MessagingEraser
 
+    from rejse.journeys.dispatcher import JourneyEraser
+
     erasers: list[ProfileEraser] = [MessagingEraser()]
+    erasers.append(JourneyEraser(runtime))
     return erasers
 
 
 def workflows() -> list[type]:
-    return []
+    from workflows.journey import JourneyWorkflow
+
+    wfs: list[type] = [JourneyWorkflow]
+    return wfs
 
 
 def activities(runtime: Runtime) -> list[Callable[..., Any]]:
     from activities.messaging import MessagingActivities
 
+    from activities.journeys import JourneyActivities
+
     acts: list[Callable[..., Any]] = [MessagingActivities(runtime).send]
+    acts += JourneyActivities(runtime).all()
     return acts
 
 

@@ -12,3 +12,4 @@ from rejse.models.profiles import (  # noqa: F401
     ProfileMerge,
 )
 from rejse.models.messaging import Message, MessageTemplate  # noqa: F401
+from rejse.models.journeys import Journey, JourneyRun, JourneyStep, JourneyVersion  # noqa: F401

@@ -1,0 +1,162 @@
+"""Side effects of `JourneyWorkflow`: the journey_run bookkeeping, branch facts, profile updates
+and signed webhooks. Sync methods run on the worker's thread pool."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+import httpx
+from sqlmodel import Session, select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from rejse.conditions import evaluate
+from rejse.db import session_scope
+from rejse.journeys import runtypes as rt
+from rejse.journeys.facts import ProfileFacts
+from rejse.logging import get_logger
+from rejse.models.journeys import Journey, JourneyRun, JourneyStep
+from rejse.runtime import Runtime
+from rejse.timeline import add_entry
+
+log = get_logger("rejse.journeys")
+
+
+class JourneyActivities:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def all(self) -> list:
+        return [self.begin_run, self.record_step, self.record_outcome, self.finish_run,
+                self.choose_branch, self.update_profile, self.call_webhook]
+
+    def _context(self, session: Session, journey_key: str, run: JourneyRun | None) -> rt.RunContext:
+        journey = session.get(Journey, journey_key)
+        archived = journey is None or journey.status == "archived"
+        cancelled = run is None or run.status == "cancelled"
+        return rt.RunContext(paused=bool(journey and journey.status == "paused"),
+                             active=not (archived or cancelled))
+
+    @activity.defn(name=rt.BEGIN_RUN)
+    def begin_run(self, inp: rt.RunInput) -> rt.RunContext:
+        """Make sure the run row exists (manual and scheduled starts have none yet); read the
+        profile's time zone for `wait until`."""
+        from rejse.profiles.service import load_snapshot
+
+        info = activity.info()
+        with session_scope(self.runtime.engine) as session:
+            run = session.get(JourneyRun, inp.run_id)
+            if run is None:
+                run = JourneyRun(id=inp.run_id, workflow_id=info.workflow_id,
+                                 journey_key=inp.journey_key, version=inp.version,
+                                 profile_id=inp.profile_id, trigger_event_id=inp.trigger.event_id,
+                                 entered_at=inp.trigger.timestamp)
+                session.add(run)
+                session.flush()
+            snapshot = load_snapshot(session, profile_id=inp.profile_id)
+            ctx = self._context(session, inp.journey_key, run)
+            ctx.timezone = snapshot.timezone if snapshot else None
+            return ctx
+
+    @activity.defn(name=rt.RECORD_STEP)
+    def record_step(self, rec: rt.StepRecord) -> rt.RunContext:
+        with session_scope(self.runtime.engine) as session:
+            run = session.get(JourneyRun, rec.run_id)
+            ctx = self._context(session, rec.journey_key, run)
+            if run is None or not ctx.active:
+                return ctx
+            # a retried activity must not log the step twice
+            last = session.exec(select(JourneyStep).where(JourneyStep.run_id == rec.run_id)
+                                .order_by(JourneyStep.id.desc()).limit(1)).first()  # type: ignore[union-attr]
+            if last is None or last.step_id != rec.step_id or last.at != rec.at:
+                session.add(JourneyStep(run_id=rec.run_id, journey_key=rec.journey_key,
+                                        version=rec.version, step_id=rec.step_id, at=rec.at))
+                add_entry(session, profile_id=run.profile_id, kind="journey_step",
+                          summary=f"journey {rec.journey_key} v{rec.version}: {rec.step_id} "
+                                  f"({rec.step_type})",
+                          data={"journey": rec.journey_key, "version": rec.version,
+                                "step": rec.step_id, "run_id": rec.run_id}, at=rec.at)
+            run.current_step = rec.step_id
+            run.step_since = rec.at
+            run.status = "held" if ctx.paused else "running"
+            session.add(run)
+            return ctx
+
+    @activity.defn(name=rt.RECORD_OUTCOME)
+    def record_outcome(self, rec: rt.OutcomeRecord) -> None:
+        with session_scope(self.runtime.engine) as session:
+            step = session.exec(select(JourneyStep).where(JourneyStep.run_id == rec.run_id,
+                                                          JourneyStep.step_id == rec.step_id)
+                                .order_by(JourneyStep.id.desc()).limit(1)).first()  # type: ignore[union-attr]
+            if step is not None:
+                step.outcome = rec.outcome
+                session.add(step)
+            if rec.variant is not None:
+                run = session.get(JourneyRun, rec.run_id)
+                if run is not None:
+                    run.variant = rec.variant
+                    session.add(run)
+
+    @activity.defn(name=rt.FINISH_RUN)
+    def finish_run(self, rec: rt.FinishRecord) -> None:
+        with session_scope(self.runtime.engine) as session:
+            run = session.get(JourneyRun, rec.run_id)
+            if run is None or run.status == "cancelled":
+                return
+            run.status = rec.status
+            run.converted = rec.status == "converted"
+            run.current_step = rec.step_id
+            run.ended_at = rec.at
+            session.add(run)
+            add_entry(session, profile_id=run.profile_id, kind="journey_step",
+                      summary=f"journey {rec.journey_key}: {rec.status}",
+                      data={"journey": rec.journey_key, "status": rec.status,
+                            "run_id": rec.run_id}, at=rec.at)
+
+    @activity.defn(name=rt.CHOOSE_BRANCH)
+    def choose_branch(self, inp: rt.BranchInput) -> int:
+        """Index of the first condition that holds for the profile, -1 for `else`."""
+        from rejse.contracts import ProfileSnapshot
+        from rejse.profiles.service import load_snapshot
+
+        with Session(self.runtime.engine) as session:
+            snapshot = load_snapshot(session, profile_id=inp.profile_id) \
+                or ProfileSnapshot(id=inp.profile_id)
+            facts = ProfileFacts(session=session, profile=snapshot, properties=inp.properties)
+            for n, cond in enumerate(inp.conditions):
+                if evaluate(cond, facts, now=inp.at):
+                    return n
+        return -1
+
+    @activity.defn(name=rt.UPDATE_PROFILE)
+    def update_profile(self, inp: rt.UpdateProfileInput) -> None:
+        from rejse.errors import DomainError
+        from rejse.profiles.service import patch_traits
+
+        with session_scope(self.runtime.engine) as session:
+            try:
+                patch_traits(session, profile_id=inp.profile_id, traits=inp.traits)
+            except DomainError as exc:   # erased or unknown: nothing to update, do not retry
+                raise ApplicationError(exc.message, non_retryable=True) from None
+
+    @activity.defn(name=rt.CALL_WEBHOOK)
+    def call_webhook(self, inp: rt.WebhookInput) -> None:
+        """POST a JSON body signed like our inbound webhooks: `X-Rejse-Signature: t=..,v1=..`
+        (HMAC-SHA256 of "<t>.<body>" with the secret key) plus an `Idempotency-Key` header."""
+        body = json.dumps({"journey": inp.journey_key, "step": inp.step_id,
+                           "profile_id": inp.profile_id, "data": inp.body,
+                           "trigger": {"event": inp.trigger.get("event"),
+                                       "event_id": inp.trigger.get("event_id")}},
+                          separators=(",", ":"), sort_keys=True).encode()
+        t = str(int(time.time()))
+        sig = hmac.new(self.runtime.settings.secret_key.encode(), t.encode() + b"." + body,
+                       hashlib.sha256).hexdigest()
+        headers = {"Content-Type": "application/json", "X-Rejse-Signature": f"t={t},v1={sig}",
+                   "Idempotency-Key": inp.idempotency_key}
+        response = httpx.post(inp.url, content=body, headers=headers, timeout=10)
+        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+            raise ApplicationError(f"webhook answered {response.status_code}", non_retryable=True)
+        response.raise_for_status()

@@ -1,0 +1,415 @@
+"""Journey definitions (spec section 5): the JSON schema as pydantic models, and the checks that
+reject a broken definition with errors naming the step and field (`steps.reminder_1.template`).
+
+Framework-free; imported by the workflow sandbox (pure data, no I/O)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from rejse.conditions import Issue, validate_condition
+from rejse.durations import DurationError, parse_duration
+
+SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+STEP_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+TEMPLATE_REF = re.compile(r"^\{\{\s*([A-Za-z_][\w]*(?:\.[\w-]+)*)\s*\}\}$")
+WAITING_STEPS = ("wait", "wait_for_event")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --------------------------------------------------------------------------------- triggers
+
+
+class EventTrigger(_Model):
+    type: Literal["event"]
+    event: str = Field(min_length=1, max_length=200)
+    match: dict[str, Any] = Field(default_factory=dict)   # dotted path of the event -> value
+
+
+class ManualTrigger(_Model):
+    type: Literal["manual"]
+
+
+class ScheduleTrigger(_Model):
+    type: Literal["schedule"]
+    cron: str = Field(min_length=1)                   # crontab: "0 9 * * MON"
+    timezone: str = "UTC"
+    audience: str | None = None                       # None: every profile that is not erased
+
+
+class AudienceTrigger(_Model):
+    type: Literal["audience_entered", "audience_left"]
+    audience: str = Field(min_length=1)
+
+
+Trigger = Annotated[EventTrigger | ManualTrigger | ScheduleTrigger | AudienceTrigger,
+                    Field(discriminator="type")]
+
+
+class Cooldown(_Model):
+    cooldown: str
+
+
+class ExitGoal(_Model):
+    event: str = Field(min_length=1, max_length=200)
+    match: dict[str, Any] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------- steps
+
+
+class WaitStep(_Model):
+    type: Literal["wait"]
+    for_: str | None = Field(default=None, alias="for")
+    until: str | None = None                          # "HH:MM" in the profile's time zone
+    next: str | None = None
+
+
+class WaitForEventStep(_Model):
+    type: Literal["wait_for_event"]
+    event: str = Field(min_length=1, max_length=200)
+    match: dict[str, Any] = Field(default_factory=dict)
+    timeout: str
+    on_event: str | None = None
+    on_timeout: str | None = None
+
+
+class BranchCase(_Model):
+    when: dict[str, Any]
+    next: str
+
+
+class BranchStep(_Model):
+    type: Literal["branch"]
+    if_: list[BranchCase] = Field(alias="if", min_length=1)
+    else_: str | None = Field(default=None, alias="else")
+
+
+class SplitVariant(_Model):
+    key: str = Field(pattern=SLUG)
+    weight: float = Field(gt=0)
+    next: str | None = None
+
+
+class Holdout(_Model):
+    weight: float = Field(gt=0)
+    window: str = "P7D"       # how long a held-out run waits for a goal event (for comparison)
+
+
+class SplitStep(_Model):
+    type: Literal["split"]
+    hypothesis: str = Field(min_length=3, max_length=500)
+    variants: list[SplitVariant] = Field(min_length=1)
+    holdout: Holdout | None = None
+
+    @field_validator("hypothesis")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a hypothesis is required for every split")
+        return value
+
+
+class SendStep(_Model):
+    type: Literal["send"]
+    channel: Literal["email", "sms", "in_app", "webhook"]
+    template: str = Field(min_length=1, max_length=200)
+    transactional: bool = False
+    next: str | None = None
+
+
+class UpdateProfileStep(_Model):
+    type: Literal["update_profile"]
+    traits: dict[str, Any] = Field(min_length=1)
+    next: str | None = None
+
+
+class ScoreStep(_Model):
+    type: Literal["score"]
+    points: float
+    reason: str = Field(min_length=1, max_length=200)
+    next: str | None = None
+
+
+class HandoffStep(_Model):
+    type: Literal["crm_handoff", "notify_sales"]
+    reason: str = Field(default="journey", min_length=1, max_length=200)
+    next: str | None = None
+
+
+class WebhookStep(_Model):
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://\S+$", max_length=2000)
+    body: dict[str, Any] = Field(default_factory=dict)
+    next: str | None = None
+
+
+class ExitStep(_Model):
+    type: Literal["exit"]
+
+
+Step = Annotated[
+    WaitStep | WaitForEventStep | BranchStep | SplitStep | SendStep | UpdateProfileStep
+    | ScoreStep | HandoffStep | WebhookStep | ExitStep,
+    Field(discriminator="type"),
+]
+
+
+class JourneyDefinition(_Model):
+    key: str = Field(pattern=SLUG)
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = None
+    trigger: Trigger
+    entry_key: str | None = Field(default=None, min_length=1, max_length=200)
+    reentry: Literal["never", "after_exit"] | Cooldown = "after_exit"
+    exit_when: list[ExitGoal] = Field(default_factory=list)
+    start: str
+    steps: dict[str, Step] = Field(min_length=1)
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# --------------------------------------------------------------------------------- graph helpers
+
+
+def successors(step: Any) -> Iterator[tuple[str, str]]:
+    """(field, next step id) for every outgoing edge of a step."""
+    if isinstance(step, BranchStep):
+        for n, case in enumerate(step.if_):
+            yield f"if[{n}].next", case.next
+        if step.else_:
+            yield "else", step.else_
+    elif isinstance(step, SplitStep):
+        for n, variant in enumerate(step.variants):
+            if variant.next:
+                yield f"variants[{n}].next", variant.next
+    elif isinstance(step, WaitForEventStep):
+        if step.on_event:
+            yield "on_event", step.on_event
+        if step.on_timeout:
+            yield "on_timeout", step.on_timeout
+    elif getattr(step, "next", None):
+        yield "next", step.next
+
+
+def template_ref(value: Any) -> str | None:
+    """The dotted path of a `{{ trigger.properties.x }}` value, else None (a literal)."""
+    if isinstance(value, str):
+        m = TEMPLATE_REF.match(value)
+        if m:
+            return m.group(1)
+    return None
+
+
+def resolve_match(match: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """Replace `{{ path }}` values by what `path` holds in `context` (no Jinja: a dotted lookup)."""
+    from rejse.conditions import resolve_path
+
+    return {path: (resolve_path(context, ref) if (ref := template_ref(v)) else v)
+            for path, v in match.items()}
+
+
+# --------------------------------------------------------------------------------- validation
+
+
+def _loc_to_field(loc: tuple[Any, ...]) -> str:
+    """pydantic's loc -> our dotted field, dropping union tags: ('steps','a','send','template')."""
+    parts: list[str] = []
+    tags = {"event", "manual", "schedule", "audience_entered", "audience_left", "wait",
+            "wait_for_event", "branch", "split", "send", "update_profile", "score", "crm_handoff",
+            "notify_sales", "webhook", "exit", "Cooldown", "literal['never','after_exit']",
+            "str", "function-after[_not_blank(), str]"}
+    for n, part in enumerate(loc):
+        if isinstance(part, int):
+            parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
+            continue
+        prev = loc[n - 1] if n else None
+        if part in tags and prev in ("trigger", "reentry") or (
+                part in tags and n >= 2 and loc[n - 2] == "steps"):
+            continue
+        parts.append({"for_": "for", "if_": "if", "else_": "else"}.get(str(part), str(part)))
+    return ".".join(parts) or "definition"
+
+
+def parse_definition(data: Any) -> tuple[JourneyDefinition | None, list[Issue]]:
+    """Parse JSON into a definition; structural problems become issues naming the field."""
+    if not isinstance(data, dict):
+        return None, [Issue("definition", "must be a JSON object")]
+    try:
+        return JourneyDefinition.model_validate(data), []
+    except ValidationError as exc:
+        issues, seen = [], set()
+        for err in exc.errors():
+            field = _loc_to_field(tuple(err["loc"]))
+            if field in seen:
+                continue
+            seen.add(field)
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "union_tag_invalid" or err["type"] == "union_tag_not_found":
+                message = "unknown or missing 'type'" if "steps" in field else message
+            issues.append(Issue(field, message))
+        return None, issues
+
+
+def _duration(value: str | None, field: str, issues: list[Issue]) -> None:
+    if value is None:
+        return
+    try:
+        parse_duration(value)
+    except DurationError as exc:
+        issues.append(Issue(field, str(exc)))
+
+
+def _match_refs(match: dict[str, Any], field: str, issues: list[Issue]) -> None:
+    for path, value in match.items():
+        if isinstance(value, str) and "{{" in value:
+            ref = template_ref(value)
+            if ref is None or not ref.startswith("trigger."):
+                issues.append(Issue(f"{field}.{path}", "a templated value must be exactly "
+                                    "'{{ trigger.<dotted path> }}'"))
+
+
+def check_definition(defn: JourneyDefinition, *,
+                     template_exists: Callable[[str, str], bool] | None = None) -> list[Issue]:
+    """Every semantic problem of a parsed definition (graph, durations, templates, splits...)."""
+    issues: list[Issue] = []
+    steps = defn.steps
+    for step_id in steps:
+        if not re.match(STEP_ID, step_id):
+            issues.append(Issue(f"steps.{step_id}", "step ids are letters, digits, '_' and '-' "
+                                "(at most 64)"))
+    if defn.start not in steps:
+        issues.append(Issue("start", f"step {defn.start!r} does not exist"))
+
+    # triggers, re-entry, goals
+    trigger = defn.trigger
+    if isinstance(trigger, EventTrigger):
+        _match_refs(trigger.match, "trigger.match", issues)
+        for path, value in trigger.match.items():
+            if template_ref(value):
+                issues.append(Issue(f"trigger.match.{path}", "must be a literal value"))
+    if isinstance(trigger, ScheduleTrigger):
+        try:
+            from apscheduler.triggers.cron import CronTrigger
+
+            CronTrigger.from_crontab(trigger.cron, timezone=trigger.timezone)
+        except Exception as exc:  # noqa: BLE001 - any parse error is the user's
+            issues.append(Issue("trigger.cron", f"invalid crontab or time zone: {exc}"))
+    if isinstance(defn.reentry, Cooldown):
+        _duration(defn.reentry.cooldown, "reentry.cooldown", issues)
+    for n, goal in enumerate(defn.exit_when):
+        _match_refs(goal.match, f"exit_when[{n}].match", issues)
+
+    # steps
+    for step_id, step in steps.items():
+        at = f"steps.{step_id}"
+        for field, target in successors(step):
+            if target not in steps:
+                issues.append(Issue(f"{at}.{field}", f"step {target!r} does not exist"))
+        if isinstance(step, WaitStep):
+            if (step.for_ is None) == (step.until is None):
+                issues.append(Issue(f"{at}.for", "give exactly one of 'for' (a duration) or "
+                                    "'until' (a time of day HH:MM)"))
+            _duration(step.for_, f"{at}.for", issues)
+            if step.until is not None and not TIME_OF_DAY.match(step.until):
+                issues.append(Issue(f"{at}.until", f"{step.until!r} is not a time of day HH:MM"))
+        elif isinstance(step, WaitForEventStep):
+            _duration(step.timeout, f"{at}.timeout", issues)
+            _match_refs(step.match, f"{at}.match", issues)
+        elif isinstance(step, BranchStep):
+            for n, case in enumerate(step.if_):
+                issues += validate_condition(case.when, path=f"{at}.if[{n}].when")
+        elif isinstance(step, SplitStep):
+            keys = [v.key for v in step.variants]
+            dupes = sorted({k for k in keys if keys.count(k) > 1})
+            if dupes:
+                issues.append(Issue(f"{at}.variants", f"variant key {dupes[0]!r} is used twice"))
+            if "holdout" in keys:
+                issues.append(Issue(f"{at}.variants", "'holdout' is reserved; use 'holdout': "
+                                    "{'weight': ...} instead"))
+            if len(step.variants) + (1 if step.holdout else 0) < 2:
+                issues.append(Issue(f"{at}.variants", "a split needs at least two variants "
+                                    "(or one variant and a holdout)"))
+            if step.holdout:
+                _duration(step.holdout.window, f"{at}.holdout.window", issues)
+        elif isinstance(step, SendStep) and template_exists is not None:
+            if not template_exists(step.template, step.channel):
+                issues.append(Issue(f"{at}.template", f"template {step.template!r} does not "
+                                    f"exist for channel {step.channel!r}"))
+        elif isinstance(step, UpdateProfileStep):
+            for name in step.traits:
+                if not name or name.startswith("_"):
+                    issues.append(Issue(f"{at}.traits.{name}", "invalid trait name"))
+
+    if defn.start in steps:
+        issues += _graph_issues(defn)
+    return issues
+
+
+def _graph_issues(defn: JourneyDefinition) -> list[Issue]:
+    steps = defn.steps
+    edges = {sid: [t for _, t in successors(s) if t in steps] for sid, s in steps.items()}
+    reachable, todo = {defn.start}, [defn.start]
+    while todo:
+        for nxt in edges[todo.pop()]:
+            if nxt not in reachable:
+                reachable.add(nxt)
+                todo.append(nxt)
+    issues = [Issue(f"steps.{sid}", f"unreachable: no path from start {defn.start!r} leads here")
+              for sid in steps if sid not in reachable]
+    # a loop is a cycle among the steps that do not wait: it would spin without time passing
+    busy = {sid for sid, s in steps.items() if getattr(s, "type", "") not in WAITING_STEPS}
+    state: dict[str, int] = {}
+    reported: set[str] = set()
+
+    def visit(sid: str, path: list[str]) -> None:
+        state[sid] = 1
+        for nxt in edges[sid]:
+            if nxt not in busy:
+                continue
+            if state.get(nxt) == 1:
+                cycle = path[path.index(nxt):] + [nxt] if nxt in path else [sid, nxt]
+                if nxt not in reported:
+                    reported.add(nxt)
+                    issues.append(Issue(f"steps.{sid}.next", "loop without a wait: "
+                                        + " -> ".join(cycle)))
+            elif state.get(nxt) is None:
+                visit(nxt, path + [nxt])
+        state[sid] = 2
+
+    for sid in sorted(busy):
+        if state.get(sid) is None:
+            visit(sid, [sid])
+    return issues
+
+
+def publish_issues(defn: JourneyDefinition, *, activity_names: set[str]) -> list[Issue]:
+    """What stops a valid definition from going live in this installation."""
+    from rejse.contracts import ADD_SCORE, SEND_MESSAGE, START_HANDOFF
+
+    needs = {"send": SEND_MESSAGE, "score": ADD_SCORE, "crm_handoff": START_HANDOFF,
+             "notify_sales": START_HANDOFF}
+    owner = {SEND_MESSAGE: "messaging", ADD_SCORE: "lead scoring", START_HANDOFF: "lead hand-off"}
+    issues = []
+    for step_id, step in defn.steps.items():
+        name = needs.get(step.type)
+        if name and name not in activity_names:
+            issues.append(Issue(f"steps.{step_id}.type", f"'{step.type}' steps cannot run yet: "
+                                f"the {owner[name]} activity {name!r} is not installed"))
+    if defn.trigger.type in ("audience_entered", "audience_left"):
+        issues.append(Issue("trigger.type", f"'{defn.trigger.type}' triggers need audiences, "
+                            "which this installation does not have yet"))
+    return issues
+
+
+def steps_of_type(defn: JourneyDefinition, *types: str) -> list[str]:
+    return [sid for sid, s in defn.steps.items() if s.type in types]

@@ -1,0 +1,221 @@
+"""Trigger routing (the processor's `EventDispatcher`) and the Temporal calls of the journey
+control plane: signal-with-start of new runs, signals to running runs, pause/resume/archive and
+the GDPR eraser.
+
+Per batch: one database transaction decides every entry (re-entry rules, `journey_run` rows);
+then, per profile and in event order, new runs are signal-with-started and each event is
+signalled to the profile's running runs (for `wait_for_event` and `exit_when`). Idempotent per
+`event_id`: a re-delivered trigger finds its `journey_run` row and is only re-sent to a run that
+is still active (`REJECT_DUPLICATE`, so a finished run is never started again); workflows ignore
+event ids they have seen."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlmodel import Session, col, select, update
+from temporalio.client import Client, WorkflowHandle
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from rejse.contracts import ProcessedEvent
+from rejse.db import session_scope
+from rejse.journeys import runtypes as rt
+from rejse.journeys.definition import JourneyDefinition
+from rejse.journeys.entry import Entry, plan_entry, trigger_matches
+from rejse.journeys.service import published_definitions
+from rejse.logging import get_logger
+from rejse.models.journeys import ACTIVE_RUN_STATUSES, Journey, JourneyRun, JourneyStep
+from rejse.runtime import Runtime
+from rejse.temporal import SA_JOURNEY, SA_PROFILE_ID
+
+log = get_logger("rejse.journeys")
+
+
+@dataclass
+class _Plan:
+    """What to tell Temporal for one profile, in order."""
+    actions: list[tuple[str, object]] = field(default_factory=list)   # ("start", Entry) | ("signal", (wid, ev))
+
+
+_SA_SUPPORT: dict[int, bool] = {}
+
+
+async def search_attributes(client: Client, *, journey_key: str,
+                            profile_id: str) -> TypedSearchAttributes | None:
+    """`RejseProfileId` and `RejseJourney` (opaque ids), where the server knows them: the
+    time-skipping test server cannot register custom search attributes, so there are none."""
+    supported = _SA_SUPPORT.get(id(client))
+    if supported is None:
+        try:
+            found = await client.operator_service.list_search_attributes(
+                ListSearchAttributesRequest(namespace=client.namespace))
+            supported = all(k.name in found.custom_attributes for k in (SA_PROFILE_ID, SA_JOURNEY))
+        except RPCError:
+            supported = False
+        _SA_SUPPORT[id(client)] = supported
+    if not supported:
+        return None
+    return TypedSearchAttributes([SearchAttributePair(SA_PROFILE_ID, profile_id),
+                                  SearchAttributePair(SA_JOURNEY, journey_key)])
+
+
+async def start_entry(client: Client, runtime: Runtime, entry: Entry) -> bool:
+    """Signal-with-start one planned entry; False if it had already run to its end."""
+    inp = entry.run_input
+    try:
+        await client.start_workflow(
+            rt.WORKFLOW_NAME, inp, id=entry.workflow_id, task_queue=runtime.settings.task_queue,
+            start_signal=rt.SIGNAL_EVENT, start_signal_args=[inp.trigger],
+            id_reuse_policy=(WorkflowIDReusePolicy.REJECT_DUPLICATE if inp.entry_no == 1
+                             or entry.redelivery else WorkflowIDReusePolicy.ALLOW_DUPLICATE),
+            search_attributes=await search_attributes(client, journey_key=inp.journey_key,
+                                                      profile_id=inp.profile_id),
+        )
+        return True
+    except WorkflowAlreadyStartedError:
+        return False
+
+
+async def signal(client: Client, workflow_id: str, name: str, arg: object) -> bool:
+    """Signal the latest run of `workflow_id`; False when it is not running (any more)."""
+    try:
+        await client.get_workflow_handle(workflow_id).signal(name, arg)
+        return True
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            return False
+        raise
+
+
+class JourneyDispatcher:
+    """`rejse.contracts.EventDispatcher` for journeys."""
+
+    name = "journeys"
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def dispatch(self, events: Sequence[ProcessedEvent]) -> None:
+        if not events:
+            return
+        plans = await asyncio.to_thread(self._plan, list(events))
+        if not plans:
+            return
+        client = await self.runtime.temporal.client()
+        await asyncio.gather(*(self._send(client, plan) for plan in plans.values()))
+
+    def _plan(self, events: list[ProcessedEvent]) -> dict[str, _Plan]:
+        plans: dict[str, _Plan] = defaultdict(_Plan)
+        with session_scope(self.runtime.engine) as session:
+            merged = {old: ev.profile_id for ev in events for old in ev.merged_from}
+            if merged:
+                self._follow_merges(session, merged)
+            journeys = published_definitions(session, trigger_types=("event",))
+            profiles = {ev.profile_id for ev in events}
+            active: dict[str, set[str]] = defaultdict(set)
+            for pid, wid in session.exec(select(JourneyRun.profile_id, JourneyRun.workflow_id).where(
+                    col(JourneyRun.profile_id).in_(profiles),
+                    col(JourneyRun.status).in_(ACTIVE_RUN_STATUSES))):
+                active[pid].add(wid)
+            for ev in events:
+                plan = plans[ev.profile_id]
+                for wid in sorted(active[ev.profile_id]):
+                    plan.actions.append(("signal", (wid, ev)))
+                for journey, defn in journeys:
+                    if not trigger_matches(defn, ev):
+                        continue
+                    entry = plan_entry(session, journey=journey, defn=defn, event=ev)
+                    if entry is not None:
+                        plan.actions.append(("start", entry))
+                        active[ev.profile_id].add(entry.workflow_id)
+        return {pid: p for pid, p in plans.items() if p.actions}
+
+    @staticmethod
+    def _follow_merges(session: Session, merged: dict[str, str]) -> None:
+        """Runs of a merged-away profile carry on as runs of the surviving profile."""
+        for old, new in merged.items():
+            session.exec(update(JourneyRun).where(JourneyRun.profile_id == old)  # type: ignore[call-overload]
+                         .values(profile_id=new))
+
+    async def _send(self, client: Client, plan: _Plan) -> None:
+        for kind, item in plan.actions:
+            if kind == "start":
+                assert isinstance(item, Entry)
+                await start_entry(client, self.runtime, item)
+            else:
+                wid, ev = item  # type: ignore[misc]
+                await signal(client, wid, rt.SIGNAL_EVENT, ev)
+
+
+# --------------------------------------------------------------------------------- control plane
+
+
+async def tell_runs(runtime: Runtime, workflow_ids: Sequence[str], *, paused: bool | None = None,
+                    cancel: bool = False, terminate: bool = False) -> int:
+    """Pause/resume (signal), cancel (archive) or terminate (erase) runs; returns how many
+    answered. Best effort: a run that misses the message learns it at its next step."""
+    if not workflow_ids:
+        return 0
+    client = await runtime.temporal.client()
+
+    async def one(wid: str) -> bool:
+        handle: WorkflowHandle = client.get_workflow_handle(wid)
+        try:
+            if terminate:
+                await handle.terminate(reason="profile erased")
+            elif cancel:
+                await handle.cancel()
+            else:
+                await handle.signal(rt.SIGNAL_PAUSED, bool(paused))
+            return True
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                return False
+            raise
+
+    results = await asyncio.gather(*(one(w) for w in workflow_ids), return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        log.warning("journey_runs_not_told", count=len(failed), error=type(failed[0]).__name__)
+    return sum(1 for r in results if r is True)
+
+
+class JourneyEraser:
+    """`rejse.contracts.ProfileEraser`: delete the profile's runs and step log; terminate its
+    running workflows after commit."""
+
+    name = "journeys"
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._pending: dict[str, list[str]] = {}
+
+    def erase(self, session: Session, profile_id: str) -> None:
+        runs = list(session.exec(select(JourneyRun).where(JourneyRun.profile_id == profile_id)))
+        self._pending[profile_id] = sorted({r.workflow_id for r in runs
+                                            if r.status in ACTIVE_RUN_STATUSES})
+        run_ids = [r.id for r in runs]
+        if run_ids:
+            from sqlmodel import delete
+
+            session.exec(delete(JourneyStep).where(col(JourneyStep.run_id).in_(run_ids)))  # type: ignore[call-overload]
+            session.exec(delete(JourneyRun).where(col(JourneyRun.id).in_(run_ids)))  # type: ignore[call-overload]
+
+    async def cancel_running(self, profile_id: str) -> None:
+        wids = self._pending.pop(profile_id, None)
+        if wids is None:   # another process erased: find them by id prefix is impossible; rows gone
+            return
+        await tell_runs(self.runtime, [w for w in wids if f":{profile_id}" in w], terminate=True)
+
+
+def journey_of(session: Session, key: str) -> tuple[Journey, JourneyDefinition] | None:
+    for journey, defn in published_definitions(session):
+        if journey.key == key:
+            return journey, defn
+    return None

@@ -1,0 +1,105 @@
+"""Who enters a journey: trigger matching, the deterministic workflow id and the re-entry rule.
+
+Re-entry is enforced here, against `journey_run`, before any signal-with-start, and it is scoped
+to the run identity (journey, profile, entry key value): two checkouts of one customer are two
+runs; the same checkout again is no new run while its run is active, and afterwards only as the
+rule allows (`never`, `after_exit`, or `{"cooldown": "P7D"}` counted from the last entry's event
+time)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from rejse.conditions import matches, resolve_path
+from rejse.contracts import ProcessedEvent
+from rejse.durations import parse_duration
+from rejse.journeys.definition import Cooldown, EventTrigger, JourneyDefinition
+from rejse.journeys.runtypes import RunInput
+from rejse.models.journeys import ACTIVE_RUN_STATUSES, Journey, JourneyRun, JourneyVersion
+
+
+def entry_token(value: Any) -> str:
+    """An entry key value as it appears in a workflow id: a short SHA-256, so an email or phone
+    used as an entry key never shows up in Temporal."""
+    return hashlib.sha256(str(value).encode()).hexdigest()[:16]
+
+
+def workflow_id_for(key: str, profile_id: str, entry_value: Any | None) -> str:
+    base = f"journey:{key}:{profile_id}"
+    return base if entry_value is None else f"{base}:{entry_token(entry_value)}"
+
+
+def event_data(ev: ProcessedEvent) -> dict[str, Any]:
+    return {"event": ev.event, "properties": ev.properties, "traits": ev.traits, "type": ev.type}
+
+
+def trigger_matches(defn: JourneyDefinition, ev: ProcessedEvent) -> bool:
+    trigger = defn.trigger
+    return (isinstance(trigger, EventTrigger) and ev.event == trigger.event
+            and matches(trigger.match, event_data(ev)))
+
+
+def entry_value_of(defn: JourneyDefinition, ev: ProcessedEvent) -> Any | None:
+    if not defn.entry_key:
+        return None
+    value = resolve_path(ev.model_dump(mode="json"), defn.entry_key)
+    return None if value in (None, "") else value
+
+
+@dataclass(frozen=True)
+class Entry:
+    workflow_id: str
+    run_input: RunInput
+    redelivery: bool          # the same trigger event again: start only if it never started
+
+
+def plan_entry(session: Session, *, journey: Journey, defn: JourneyDefinition,
+               event: ProcessedEvent, entry_value: Any | None = None,
+               use_entry_key: bool = True) -> Entry | None:
+    """Decide whether `event` starts a run; if so insert its `journey_run` row (flushed) and
+    return what to signal-with-start. None: no new run (one is active, or re-entry forbids)."""
+    value = entry_value_of(defn, event) if use_entry_key else entry_value
+    wid = workflow_id_for(journey.key, event.profile_id, value)
+    rows = list(session.exec(select(JourneyRun).where(JourneyRun.workflow_id == wid)
+                             .order_by(col(JourneyRun.entered_at).desc())))
+    for n, row in enumerate(rows):
+        if row.trigger_event_id == event.event_id:
+            if row.status not in ACTIVE_RUN_STATUSES:
+                return None
+            pinned = session.get(JourneyVersion, (journey.key, row.version))
+            definition = pinned.definition if pinned else defn.dump()
+            return Entry(wid, _input(journey, definition, event, row, len(rows) - n),
+                         redelivery=True)
+    if any(r.status in ACTIVE_RUN_STATUSES for r in rows):
+        return None
+    if rows and not reentry_allowed(defn, last_entered=rows[0].entered_at, at=event.timestamp):
+        return None
+    run = JourneyRun(id=uuid.uuid4().hex, workflow_id=wid, journey_key=journey.key,
+                     version=journey.published_version or 1, profile_id=event.profile_id,
+                     trigger_event_id=event.event_id, status="running",
+                     entered_at=event.timestamp, step_since=event.timestamp)
+    session.add(run)
+    session.flush()
+    return Entry(wid, _input(journey, defn.dump(), event, run, len(rows) + 1), redelivery=False)
+
+
+def reentry_allowed(defn: JourneyDefinition, *, last_entered: dt.datetime, at: dt.datetime) -> bool:
+    rule = defn.reentry
+    if rule == "never":
+        return False
+    if isinstance(rule, Cooldown):
+        return at >= last_entered + parse_duration(rule.cooldown)
+    return True   # after_exit
+
+
+def _input(journey: Journey, definition: dict[str, Any], event: ProcessedEvent, run: JourneyRun,
+           entry_no: int) -> RunInput:
+    return RunInput(run_id=run.id, journey_key=journey.key, version=run.version,
+                    definition=definition, profile_id=event.profile_id, trigger=event,
+                    entry_no=entry_no)

@@ -1,0 +1,104 @@
+"""Fixtures for journey tests: a runtime bound to the time-skipping server, a real worker (the
+journey workflow with every registered activity, messaging's real send included), profiles,
+events and published journeys."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+
+from rejse import wiring
+from rejse.contracts import ProcessedEvent
+from rejse.journeys import service
+from rejse.journeys.dispatcher import JourneyDispatcher
+from rejse.models.journeys import JourneyRun
+from rejse.models.messaging import Message
+from rejse.profiles.service import create_profile
+from rejse.runtime import Runtime
+from rejse.temporal import TemporalConnector
+from rejse.worker import build_worker
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "rejse" / "examples" / "abandoned_cart.json"
+
+
+def abandoned_cart() -> dict[str, Any]:
+    return copy.deepcopy(json.loads(EXAMPLE.read_text()))
+
+
+def activity_names(runtime: Runtime) -> set[str]:
+    return {fn.__temporal_activity_definition.name for fn in wiring.activities(runtime)}  # type: ignore[attr-defined]
+
+
+def publish(runtime: Runtime, definition: dict[str, Any], *, new_version: bool = False) -> None:
+    with Session(runtime.engine) as s:
+        if new_version:
+            service.add_version(s, key=definition["key"], definition=definition)
+        else:
+            service.create_journey(s, definition=definition)
+        service.publish(s, key=definition["key"], activity_names=activity_names(runtime))
+        s.commit()
+
+
+def new_profile(runtime: Runtime, **kw: Any) -> str:
+    with Session(runtime.engine) as s:
+        email = f"{uuid.uuid4().hex[:8]}@example.com"
+        pid = create_profile(s, traits={"email": email, "first_name": "Ida"},
+                             locale=kw.pop("locale", "da-DK"),
+                             timezone=kw.pop("timezone", "Europe/Copenhagen"),
+                             consents={"email": "granted"}, **kw)
+        s.commit()
+    return pid
+
+
+def event(profile_id: str, name: str, at: dt.datetime, **properties: Any) -> ProcessedEvent:
+    return ProcessedEvent(event_id=f"evt_{uuid.uuid4().hex}", profile_id=profile_id, type="track",
+                          event=name, properties=properties, timestamp=at, received_at=at)
+
+
+def runs(runtime: Runtime, **where: Any) -> list[JourneyRun]:
+    with Session(runtime.engine) as s:
+        stmt = select(JourneyRun)
+        for k, v in where.items():
+            stmt = stmt.where(getattr(JourneyRun, k) == v)
+        return list(s.exec(stmt.order_by(JourneyRun.entered_at)))
+
+
+def messages(runtime: Runtime, profile_id: str) -> list[Message]:
+    with Session(runtime.engine) as s:
+        return list(s.exec(select(Message).where(Message.profile_id == profile_id)
+                           .order_by(Message.sent_at)))
+
+
+@pytest.fixture
+def jruntime(runtime: Runtime, time_env) -> Runtime:
+    runtime.temporal = TemporalConnector(runtime.settings, time_env.client)
+    runtime.settings.message_quiet_hours = {}
+    return runtime
+
+
+@pytest.fixture
+async def worker(jruntime: Runtime, time_env) -> AsyncIterator[Any]:
+    w = build_worker(time_env.client, jruntime)
+    assert w is not None
+    async with w:
+        yield w
+
+
+@pytest.fixture
+def dispatcher(jruntime: Runtime) -> JourneyDispatcher:
+    return JourneyDispatcher(jruntime)
+
+
+async def result(time_env, workflow_id: str) -> Any:
+    """The run's result, letting the time-skipping server jump over its timers (handles from
+    `get_workflow_handle` do not unlock time skipping by themselves)."""
+    async with time_env.time_skipping_unlocked():
+        return await time_env.client.get_workflow_handle(workflow_id).result()

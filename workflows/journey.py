@@ -1,0 +1,245 @@
+"""JourneyWorkflow: one generic interpreter of a pinned journey version, for one profile.
+
+A loop over steps. Waits are timers that a goal event interrupts (`exit_when` ends the run from any
+step, mid-wait included, as converted); `wait_for_event` waits on signals; every side effect is an
+activity. Events arrive by the `event` signal (ids already seen are ignored, so a re-delivered
+event acts once). `set_paused` holds the run before its next step until resumed.
+
+Changing what this interpreter does for an existing history needs `workflow.patched()`; the
+replay test over `tests/journeys/histories/` fails otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from rejse.conditions import matches
+    from rejse.contracts import (
+        ADD_SCORE, SEND_MESSAGE, START_HANDOFF, AddScoreRequest, HandoffRequest, ProcessedEvent,
+        SendRequest, SendResult,
+    )
+    from rejse.journeys import runtypes as rt
+    from rejse.journeys.definition import (
+        BranchStep, HandoffStep, JourneyDefinition, ScoreStep, SendStep, SplitStep,
+        UpdateProfileStep, WaitForEventStep, WaitStep, WebhookStep, resolve_match,
+    )
+    from rejse.journeys.split import HOLDOUT, assign
+    from rejse.journeys.timing import delay_until, next_time_of_day, parse_duration
+
+QUICK = dict(start_to_close_timeout=dt.timedelta(seconds=30),
+             retry_policy=RetryPolicy(maximum_interval=dt.timedelta(minutes=1)))
+SLOW = dict(start_to_close_timeout=dt.timedelta(minutes=2),
+            retry_policy=RetryPolicy(maximum_interval=dt.timedelta(minutes=5)))
+
+
+def _event_data(ev: ProcessedEvent) -> dict[str, Any]:
+    return {"event": ev.event, "properties": ev.properties, "traits": ev.traits}
+
+
+@workflow.defn(name=rt.WORKFLOW_NAME)
+class JourneyWorkflow:
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.events: list[ProcessedEvent] = []
+        self.goals: list[tuple[str, dict[str, Any]]] | None = None
+        self.converted = False
+        self.paused = False
+        self.step: str | None = None
+
+    # ------------------------------------------------------------------ signals and query
+
+    @workflow.signal(name=rt.SIGNAL_EVENT)
+    def on_event(self, ev: ProcessedEvent) -> None:
+        if ev.event_id in self.seen:
+            return
+        self.seen.add(ev.event_id)
+        self.events.append(ev)
+        self._check_goal(ev)
+
+    @workflow.signal(name=rt.SIGNAL_PAUSED)
+    def set_paused(self, paused: bool) -> None:
+        self.paused = paused
+
+    @workflow.query
+    def state(self) -> dict[str, Any]:
+        return {"step": self.step, "paused": self.paused, "converted": self.converted}
+
+    def _check_goal(self, ev: ProcessedEvent) -> None:
+        if self.goals is None:       # signal before run(): checked once the goals are known
+            return
+        data = _event_data(ev)
+        if any(ev.event == name and matches(where, data) for name, where in self.goals):
+            self.converted = True
+
+    # ------------------------------------------------------------------ run
+
+    @workflow.run
+    async def run(self, inp: rt.RunInput) -> str:
+        self.inp = inp
+        self.defn = JourneyDefinition.model_validate(inp.definition)
+        self.context = {"trigger": inp.trigger.model_dump(mode="json")}
+        self.visits = dict(inp.visits)
+        self.variant = inp.variant
+        self.seen.update(inp.seen_event_ids)
+        self.seen.add(inp.trigger.event_id)
+        self.events = [e for e in self.events if e.event_id != inp.trigger.event_id]
+        self.goals = [(g.event, resolve_match(g.match, self.context)) for g in self.defn.exit_when]
+        for ev in self.events:
+            self._check_goal(ev)
+        self.timezone = inp.timezone
+        if not inp.begun:
+            ctx = await workflow.execute_activity(
+                rt.BEGIN_RUN, inp, result_type=rt.RunContext, **QUICK)
+            self.timezone, self.paused = ctx.timezone, ctx.paused or self.paused
+
+        step_id: str | None = inp.resume_at or self.defn.start
+        status = "completed"
+        while step_id is not None and not self.converted:
+            if workflow.info().is_continue_as_new_suggested():
+                workflow.continue_as_new(self._carry_over(step_id))
+            self.step = step_id
+            self.visits[step_id] = self.visits.get(step_id, 0) + 1
+            ctx = await workflow.execute_activity(
+                rt.RECORD_STEP, rt.StepRecord(
+                    run_id=inp.run_id, journey_key=inp.journey_key, version=inp.version,
+                    profile_id=inp.profile_id, step_id=step_id,
+                    step_type=self.defn.steps[step_id].type, at=workflow.now()),
+                result_type=rt.RunContext, **QUICK)
+            if not ctx.active:
+                return "cancelled"
+            self.paused = ctx.paused or self.paused
+            await workflow.wait_condition(lambda: not self.paused or self.converted)
+            if self.converted:
+                break
+            if self.defn.steps[step_id].type == "exit":
+                status = "exited"
+                break
+            step_id = await self._run_step(step_id)
+        if self.converted:
+            status = "converted"
+        await workflow.execute_activity(
+            rt.FINISH_RUN, rt.FinishRecord(
+                run_id=inp.run_id, journey_key=inp.journey_key, profile_id=inp.profile_id,
+                status=status, step_id=self.step, at=workflow.now()), **QUICK)
+        return status
+
+    def _carry_over(self, step_id: str) -> rt.RunInput:
+        return self.inp.model_copy(update={
+            "resume_at": step_id, "seen_event_ids": sorted(self.seen)[-1000:],
+            "visits": self.visits, "variant": self.variant, "timezone": self.timezone,
+            "begun": True})
+
+    def _key(self, step_id: str) -> str:
+        """Idempotency key: workflow id + ":" + step id (+ re-entry / revisit suffixes)."""
+        key = f"{workflow.info().workflow_id}:{step_id}"
+        if self.inp.entry_no > 1:
+            key += f"@{self.inp.entry_no}"
+        if self.visits.get(step_id, 1) > 1:
+            key += f"#{self.visits[step_id]}"
+        return key
+
+    async def _sleep(self, delay: dt.timedelta) -> bool:
+        """Sleep unless a goal event arrives first; True if the time ran out."""
+        try:
+            await workflow.wait_condition(lambda: self.converted, timeout=delay)
+            return False
+        except asyncio.TimeoutError:
+            return True
+
+    async def _run_step(self, step_id: str) -> str | None:
+        step = self.defn.steps[step_id]
+        inp = self.inp
+        if isinstance(step, WaitStep):
+            if step.for_:
+                await self._sleep(parse_duration(step.for_))
+            else:
+                target = next_time_of_day(workflow.now(), step.until or "00:00", self.timezone)
+                await self._sleep(delay_until(workflow.now(), target))
+            return step.next
+        if isinstance(step, WaitForEventStep):
+            start = len(self.events)
+            expected = resolve_match(step.match, self.context)
+
+            def arrived() -> bool:
+                return self.converted or any(
+                    e.event == step.event and matches(expected, _event_data(e))
+                    for e in self.events[start:])
+            try:
+                await workflow.wait_condition(arrived, timeout=parse_duration(step.timeout))
+                return step.on_event
+            except asyncio.TimeoutError:
+                return step.on_timeout
+        if isinstance(step, BranchStep):
+            chosen = await workflow.execute_activity(
+                rt.CHOOSE_BRANCH, rt.BranchInput(
+                    profile_id=inp.profile_id, conditions=[c.when for c in step.if_],
+                    properties=inp.trigger.properties, at=workflow.now()),
+                result_type=int, **QUICK)
+            return step.if_[chosen].next if chosen >= 0 else step.else_
+        if isinstance(step, SplitStep):
+            return await self._split(step_id, step)
+        if isinstance(step, SendStep):
+            await self._send(step_id, step)
+            return step.next
+        if isinstance(step, UpdateProfileStep):
+            await workflow.execute_activity(
+                rt.UPDATE_PROFILE, rt.UpdateProfileInput(profile_id=inp.profile_id,
+                                                         traits=step.traits), **QUICK)
+            return step.next
+        if isinstance(step, ScoreStep):
+            await workflow.execute_activity(
+                ADD_SCORE, AddScoreRequest(idempotency_key=self._key(step_id),
+                                           profile_id=inp.profile_id, points=step.points,
+                                           reason=step.reason), **QUICK)
+            return step.next
+        if isinstance(step, HandoffStep):
+            await workflow.execute_activity(
+                START_HANDOFF, HandoffRequest(profile_id=inp.profile_id, reason=step.reason,
+                                              source=f"journey:{inp.journey_key}",
+                                              crm=step.type == "crm_handoff"),
+                result_type=str, **QUICK)
+            return step.next
+        if isinstance(step, WebhookStep):
+            await workflow.execute_activity(
+                rt.CALL_WEBHOOK, rt.WebhookInput(
+                    idempotency_key=self._key(step_id), url=step.url,
+                    journey_key=inp.journey_key, step_id=step_id, profile_id=inp.profile_id,
+                    body=step.body, trigger=self.context["trigger"]), **SLOW)
+            return step.next
+        raise ValueError(f"unknown step type {step.type!r}")  # validation makes this unreachable
+
+    async def _split(self, step_id: str, step: SplitStep) -> str | None:
+        variant = assign(step, journey_key=self.inp.journey_key, step_id=step_id,
+                         profile_id=self.inp.profile_id)
+        self.variant = variant
+        await workflow.execute_activity(
+            rt.RECORD_OUTCOME, rt.OutcomeRecord(run_id=self.inp.run_id, step_id=step_id,
+                                                outcome=variant, variant=variant), **QUICK)
+        if variant == HOLDOUT:
+            # held out: nothing is sent, but a goal inside the window still counts (comparison)
+            await self._sleep(parse_duration(step.holdout.window if step.holdout else "P7D"))
+            return None
+        return next(v.next for v in step.variants if v.key == variant)
+
+    async def _send(self, step_id: str, step: SendStep) -> None:
+        request = SendRequest(
+            idempotency_key=self._key(step_id), profile_id=self.inp.profile_id,
+            channel=step.channel, template=step.template, transactional=step.transactional,
+            journey_key=self.inp.journey_key, journey_version=self.inp.version, step_id=step_id,
+            trigger=self.context["trigger"])
+        while True:
+            result = await workflow.execute_activity(
+                SEND_MESSAGE, request, result_type=SendResult, **SLOW)
+            if result.status != "deferred" or result.retry_at is None:
+                break
+            # quiet hours: hold until the window opens (a goal event still ends the run)
+            if not await self._sleep(delay_until(workflow.now(), result.retry_at)):
+                return
+        await workflow.execute_activity(
+            rt.RECORD_OUTCOME, rt.OutcomeRecord(run_id=self.inp.run_id, step_id=step_id,
+                                                outcome=result.status), **QUICK)
