@@ -58,7 +58,10 @@ def activities(runtime: Runtime) -> list[Callable[..., Any]]:
 def background_services(runtime: Runtime) -> list[Callable[[Any], Awaitable[None]]]:
     """Long-running loops started next to the Temporal worker (`rejse worker`, `rejse up`).
     Each is `async def run(stop: asyncio.Event) -> None` and returns when `stop` is set."""
-    return []
+    from rejse.events.processor import EventProcessor
+
+    services: list[Callable[[Any], Awaitable[None]]] = [EventProcessor(runtime).run]
+    return services
 
 
 def scheduler_jobs(runtime: Runtime) -> list["ScheduledJob"]:

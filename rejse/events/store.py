@@ -49,6 +49,7 @@ def store_events(conn: Connection, rows: Sequence[dict[str, Any]], buckets: Sequ
     for event_id in inserted:
         row, bucket = by_id[event_id]
         outbox.append({"event_id": event_id, "bucket": bucket, "state": "pending",
-                       "attempts": 0, "available_at": row["received_at"], "last_error": None})
+                       "attempts": 0, "available_at": row["received_at"], "last_error": None,
+                       "processed": None})
     conn.execute(OUTBOX.insert(), outbox)
     return len(inserted)

@@ -48,6 +48,7 @@ class OutboxEntry(SQLModel, table=True):
     attempts: int = Field(default=0)
     available_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, max_length=500)
+    processed: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)  # ProcessedEvent once applied
 
 
 class OutboxBucket(SQLModel, table=True):
@@ -68,6 +69,7 @@ class DeadLetter(SQLModel, table=True):
     attempts: int = Field(default=0)
     at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     retried_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    processed: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)  # set if applied
 
 
 class WebhookSource(SQLModel, table=True):

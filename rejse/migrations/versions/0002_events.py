@@ -49,6 +49,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer, nullable=False),
         sa.Column("available_at", UTC(), nullable=False),
         sa.Column("last_error", sa.String(500), nullable=True),
+        sa.Column("processed", sa.JSON(), nullable=True),
     )
     op.create_index("ix_outbox_bucket_id", "event_outbox", ["bucket", "id"])
     bucket = op.create_table(
@@ -65,6 +66,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer, nullable=False),
         sa.Column("at", UTC(), nullable=False),
         sa.Column("retried_at", UTC(), nullable=True),
+        sa.Column("processed", sa.JSON(), nullable=True),
     )
     op.create_index("ix_event_dead_letter_event_id", "event_dead_letter", ["event_id"])
     op.create_table(

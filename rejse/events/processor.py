@@ -1,0 +1,378 @@
+"""The event processor: drains the outbox in batches, per identity key in order.
+
+Stages per batch (see docs/events.md):
+1. claim: on PostgreSQL lock whole buckets (`FOR UPDATE SKIP LOCKED` on `event_outbox_bucket`)
+   on a separate connection held until the batch is finished, so several processors share the
+   outbox and events of one bucket are handled by one processor at a time, in id order.
+   SQLite runs one processor and takes every bucket.
+2. apply (one transaction): mark the outbox rows `applied` (guarded: only `pending` rows), resolve
+   identities / merge, fold traits, counters and consent into the profile, run every
+   in-transaction subscriber (their derived events are stored as new events), store the
+   `ProcessedEvent` on the outbox row. Commit. A crash before this commit leaves the rows
+   pending; after it, they are applied and never applied again.
+3. dispatch: every `EventDispatcher` gets the batch's `ProcessedEvent`s (at-least-once).
+4. finish: delete the outbox rows.
+A failing event is retried alone with exponential backoff; after `max_attempts` it goes to
+`event_dead_letter` and the others carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+
+from rejse.contracts import ConsentChange, EventDispatcher, InTransactionSubscriber, ProcessedEvent
+from rejse.db import utcnow
+from rejse.events.service import event_row
+from rejse.events.store import EVENT, OUTBOX, bucket_for, store_events
+from rejse.logging import get_logger
+from rejse.metrics import EVENTS_DEAD_LETTERED, EVENTS_PROCESSED, EVENTS_RETRIED
+from rejse.models.events import OUTBOX_BUCKETS, DeadLetter, OutboxBucket
+from rejse.profiles.consent import STATUSES, set_consent
+from rejse.profiles.identity import IdentityIndex, event_identifiers
+from rejse.profiles.service import resolve_profile_id
+from rejse.runtime import Runtime
+
+log = get_logger("rejse.events.processor")
+BUCKET = OutboxBucket.__table__  # type: ignore[attr-defined]
+DEAD = DeadLetter.__table__  # type: ignore[attr-defined]
+
+
+class OutboxConflict(Exception):
+    """Another processor changed these outbox rows; reload."""
+
+
+@dataclass
+class Entry:
+    outbox_id: int
+    state: str
+    attempts: int
+    processed: dict[str, Any] | None
+    row: dict[str, Any]           # the event row
+
+
+@dataclass
+class Claim:
+    conn: Connection | None = None
+    buckets: list[int] | None = None   # None: every bucket
+
+    def release(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.commit()
+            finally:
+                self.conn.close()
+            self.conn = None
+
+
+@dataclass
+class EventProcessor:
+    runtime: Runtime
+    subscribers: Sequence[InTransactionSubscriber] | None = None
+    dispatchers: Sequence[EventDispatcher] | None = None
+    batch_size: int = 500
+    buckets_per_claim: int = OUTBOX_BUCKETS // 2
+    max_attempts: int = 8
+    backoff_base: float = 1.0
+    backoff_max: float = 300.0
+    poll_interval: float = 0.25
+    stats: dict[str, int] = field(default_factory=lambda: {"processed": 0, "failed": 0})
+
+    def __post_init__(self) -> None:
+        from rejse import wiring
+
+        if self.subscribers is None:
+            self.subscribers = wiring.in_transaction_subscribers(self.runtime)
+        if self.dispatchers is None:
+            self.dispatchers = wiring.event_dispatchers(self.runtime)
+        self.engine = self.runtime.engine
+        self.secret = self.runtime.settings.secret_key
+        self._buckets_ready = False
+
+    # ------------------------------------------------------------------ loop
+    async def run(self, stop: asyncio.Event) -> None:
+        """Background service: process until `stop` is set."""
+        log.info("event_processor_started")
+        while not stop.is_set():
+            try:
+                n = await self.run_once()
+            except Exception as exc:  # noqa: BLE001 - keep the service alive, say why
+                log.error("event_processor_error", error=type(exc).__name__)
+                n = 0
+            if n == 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=self.poll_interval)
+                except TimeoutError:
+                    pass
+        log.info("event_processor_stopped")
+
+    async def drain(self, *, max_batches: int = 100_000) -> int:
+        """Process until the outbox has nothing available (tests, benchmarks, CLI)."""
+        total = 0
+        for _ in range(max_batches):
+            n = await self.run_once()
+            if n == 0:
+                break
+            total += n
+        return total
+
+    async def run_once(self) -> int:
+        claim = await asyncio.to_thread(self._claim)
+        try:
+            if claim.buckets == []:
+                return 0
+            entries = await asyncio.to_thread(self._load, claim.buckets)
+            if not entries:
+                return 0
+            results = await asyncio.to_thread(self._apply_batch, entries)
+            done = await self._dispatch(results)
+            await asyncio.to_thread(self._finish, done)
+            return len(entries)
+        finally:
+            await asyncio.to_thread(claim.release)
+
+    # ------------------------------------------------------------------ claim + load
+    def _claim(self) -> Claim:
+        if self.engine.dialect.name != "postgresql":
+            return Claim()
+        if not self._buckets_ready:
+            self._ensure_buckets()
+        conn = self.engine.connect()
+        try:
+            has_work = sa.exists().where(OUTBOX.c.bucket == BUCKET.c.bucket,
+                                         OUTBOX.c.available_at <= utcnow())
+            rows = conn.execute(
+                sa.select(BUCKET.c.bucket).where(has_work).order_by(sa.func.random())
+                .limit(self.buckets_per_claim).with_for_update(skip_locked=True, of=BUCKET))
+            return Claim(conn, [r[0] for r in rows])
+        except BaseException:
+            conn.close()
+            raise
+
+    def _ensure_buckets(self) -> None:
+        from rejse.events.store import insert_ignore
+
+        with self.engine.begin() as conn:
+            conn.execute(insert_ignore(conn, BUCKET), [{"bucket": b} for b in range(OUTBOX_BUCKETS)])
+        self._buckets_ready = True
+
+    def _load(self, buckets: list[int] | None) -> list[Entry]:
+        stmt = (sa.select(OUTBOX.c.id, OUTBOX.c.state, OUTBOX.c.attempts, OUTBOX.c.processed,
+                          *EVENT.c)
+                .join(EVENT, EVENT.c.id == OUTBOX.c.event_id)
+                .where(OUTBOX.c.available_at <= utcnow())
+                .order_by(OUTBOX.c.id).limit(self.batch_size))
+        if buckets is not None:
+            stmt = stmt.where(OUTBOX.c.bucket.in_(buckets))
+        with self.engine.connect() as conn:
+            out = []
+            for r in conn.execute(stmt):
+                m = r._mapping
+                out.append(Entry(outbox_id=m[OUTBOX.c.id], state=m[OUTBOX.c.state],
+                                 attempts=m[OUTBOX.c.attempts], processed=m[OUTBOX.c.processed],
+                                 row={c.name: m[c] for c in EVENT.c}))
+            return out
+
+    # ------------------------------------------------------------------ apply
+    def _apply_batch(self, entries: list[Entry]) -> list[tuple[Entry, ProcessedEvent]]:
+        pending = [e for e in entries if e.state == "pending"]
+        applied: dict[int, ProcessedEvent] = {}
+        for e in entries:
+            if e.state == "applied" and e.processed:
+                applied[e.outbox_id] = ProcessedEvent.model_validate(e.processed)
+        if pending:
+            try:
+                applied.update(self._apply_in_transaction(pending))
+            except OutboxConflict:
+                return []
+            except Exception:  # noqa: BLE001 - isolate the failing event(s) one by one
+                for entry in pending:
+                    try:
+                        applied.update(self._apply_in_transaction([entry]))
+                    except OutboxConflict:
+                        continue
+                    except Exception as exc:  # noqa: BLE001
+                        self._fail(entry, "apply", exc)
+        return [(e, applied[e.outbox_id]) for e in entries if e.outbox_id in applied]
+
+    def _apply_in_transaction(self, entries: list[Entry]) -> dict[int, ProcessedEvent]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            conn = session.connection()
+            ids = [e.outbox_id for e in entries]
+            guard = conn.execute(OUTBOX.update().where(OUTBOX.c.id.in_(ids),
+                                                       OUTBOX.c.state == "pending")
+                                 .values(state="applied"))
+            if guard.rowcount != len(ids):
+                session.rollback()
+                raise OutboxConflict()
+            out = self._apply(session, entries)
+            session.commit()
+            return out
+
+    def _apply(self, session: Session, entries: list[Entry]) -> dict[int, ProcessedEvent]:
+        conn = session.connection()
+        now = utcnow()
+        index = IdentityIndex(session, secret=self.secret)
+        index.preload(e.row for e in entries if e.row["type"] != "internal")
+        out: dict[int, ProcessedEvent] = {}
+        event_updates: list[dict[str, Any]] = []
+        dropped: list[str] = []
+        for entry in entries:
+            row = entry.row
+            merged: list[str] = []
+            if row["type"] == "internal":
+                pid = resolve_profile_id(session, row["profile_id"]) if row["profile_id"] else None
+            elif index.erased_before(event_identifiers(row), row["timestamp"]):
+                pid = None     # an old event of an erased person: never brings data back
+            else:
+                pid, merged = index.resolve(row, event_id=row["id"])
+            profile = index.profile(pid) if pid else None
+            if profile is None or profile["erased_at"] is not None:
+                dropped.append(row["id"])
+                continue
+            fold_event(profile, row)
+            index.dirty.add(pid)
+            changes = self._consent(session, pid, row)
+            event = ProcessedEvent(
+                event_id=row["id"], profile_id=pid, type=row["type"], event=row["event"],
+                properties=row["properties"] or {}, traits=row["traits"] or {},
+                timestamp=row["timestamp"], received_at=row["received_at"],
+                merged_from=merged, consent_changes=changes)
+            event_updates.append({"_id": row["id"], "profile_id": pid, "processed_at": now})
+            if self.subscribers:
+                index.flush()
+                session.flush()
+                self._run_subscribers(session, conn, event)
+            out[entry.outbox_id] = event
+        index.flush()
+        session.flush()
+        if event_updates:
+            conn.execute(EVENT.update().where(EVENT.c.id == sa.bindparam("_id"))
+                         .values(profile_id=sa.bindparam("profile_id"),
+                                 processed_at=sa.bindparam("processed_at")), event_updates)
+        if out:
+            conn.execute(OUTBOX.update().where(OUTBOX.c.id == sa.bindparam("_id"))
+                         .values(processed=sa.bindparam("processed")),
+                         [{"_id": oid, "processed": ev.model_dump(mode="json")}
+                          for oid, ev in out.items()])
+        if dropped:
+            conn.execute(OUTBOX.delete().where(OUTBOX.c.event_id.in_(dropped)))
+            conn.execute(EVENT.delete().where(EVENT.c.id.in_(dropped)))
+        return out
+
+    def _consent(self, session: Session, pid: str, row: dict[str, Any]) -> list[ConsentChange]:
+        consent = (row["context"] or {}).get("consent")
+        if not isinstance(consent, dict):
+            return []
+        changes = []
+        source = str(consent.get("source") or f"event:{row['source']}")[:100]
+        for channel, value in consent.items():
+            if channel == "source":
+                continue
+            status = ({True: "granted", False: "denied"}.get(value) if isinstance(value, bool)
+                      else value)
+            if status not in STATUSES or not isinstance(channel, str):
+                continue
+            try:
+                change = set_consent(session, profile_id=pid, channel=channel, status=status,
+                                     source=source, at=row["timestamp"])
+            except Exception:  # noqa: BLE001 - a malformed channel name is ignored
+                continue
+            if change is not None:
+                changes.append(change)
+        return changes
+
+    def _run_subscribers(self, session: Session, conn: Connection, event: ProcessedEvent) -> None:
+        for subscriber in self.subscribers or ():
+            derived = subscriber.apply(session, event) or ()
+            session.flush()
+            rows, buckets = [], []
+            for i, (name, properties) in enumerate(derived):
+                rows.append(event_row(
+                    type="internal", message_id=f"{event.event_id}:{subscriber.name}:{i}",
+                    timestamp=utcnow(), received_at=utcnow(), event=name,
+                    profile_id=event.profile_id, properties=dict(properties or {}),
+                    source=f"derived:{subscriber.name}"[:60]))
+                buckets.append(bucket_for(event.profile_id))
+            if rows:
+                store_events(conn, rows, buckets)
+
+    # ------------------------------------------------------------------ dispatch + finish
+    async def _dispatch(self, results: list[tuple[Entry, ProcessedEvent]]) -> list[Entry]:
+        if not results:
+            return []
+        try:
+            for dispatcher in self.dispatchers or ():
+                await dispatcher.dispatch([ev for _, ev in results])
+            return [e for e, _ in results]
+        except Exception:  # noqa: BLE001 - retry each event on its own
+            done = []
+            for entry, event in results:
+                try:
+                    for dispatcher in self.dispatchers or ():
+                        await dispatcher.dispatch([event])
+                    done.append(entry)
+                except Exception as exc:  # noqa: BLE001
+                    await asyncio.to_thread(self._fail, entry, "dispatch", exc, event)
+            return done
+
+    def _finish(self, done: list[Entry]) -> None:
+        if not done:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(OUTBOX.delete().where(OUTBOX.c.id.in_([e.outbox_id for e in done])))
+        EVENTS_PROCESSED.inc(len(done))
+        self.stats["processed"] += len(done)
+
+    def _fail(self, entry: Entry, stage: str, exc: BaseException,
+              event: ProcessedEvent | None = None) -> None:
+        attempts = entry.attempts + 1
+        error = f"{type(exc).__name__}: {exc}"[:480]
+        self.stats["failed"] += 1
+        log.warning("event_failed", event_id=entry.row["id"], stage=stage, attempts=attempts,
+                    error=type(exc).__name__)
+        with self.engine.begin() as conn:
+            if attempts >= self.max_attempts:
+                conn.execute(DEAD.insert().values(
+                    event_id=entry.row["id"], stage=stage, error=error, attempts=attempts,
+                    at=utcnow(), processed=event.model_dump(mode="json") if event else None))
+                conn.execute(OUTBOX.delete().where(OUTBOX.c.id == entry.outbox_id))
+                EVENTS_DEAD_LETTERED.inc()
+                return
+            delay = min(self.backoff_max, self.backoff_base * 2 ** (attempts - 1))
+            conn.execute(OUTBOX.update().where(OUTBOX.c.id == entry.outbox_id).values(
+                attempts=attempts, last_error=error,
+                available_at=utcnow() + dt.timedelta(seconds=delay)))
+            EVENTS_RETRIED.inc()
+
+
+def fold_event(profile: dict[str, Any], row: dict[str, Any]) -> None:
+    """Traits, locale, time zone and counters of one event into a profile row (in memory)."""
+    ts: dt.datetime = row["timestamp"]
+    if row["type"] == "identify" and row["traits"]:
+        traits = dict(profile["traits"] or {})
+        for key, value in row["traits"].items():
+            if value is None:
+                traits.pop(key, None)
+            else:
+                traits[key] = value
+        profile["traits"] = traits
+    context = row["context"] or {}
+    traits = row["traits"] if row["type"] == "identify" else {}
+    for column in ("locale", "timezone"):
+        value = traits.get(column) or context.get(column)
+        if isinstance(value, str) and 0 < len(value) <= (35 if column == "locale" else 64):
+            profile[column] = value
+    profile["event_count"] = (profile["event_count"] or 0) + 1
+    if profile["first_seen_at"] is None or ts < profile["first_seen_at"]:
+        profile["first_seen_at"] = ts
+    if profile["last_seen_at"] is None or ts > profile["last_seen_at"]:
+        profile["last_seen_at"] = ts
+    profile["updated_at"] = utcnow()
