@@ -1,0 +1,94 @@
+"""/api/templates: create, version, get, list, preview; validation errors name field and line."""
+
+from __future__ import annotations
+
+from rejse.roles import Role
+from tests.conftest import auth
+from tests.messaging.conftest import CHECKOUT, mette
+
+DRAFT = {
+    "key": "winback/come_back", "channel": "email", "description": "Win-back",
+    "variants": {
+        "da": {"subject": "Vi savner dig, {{ profile.traits.first_name | default('ven') }}",
+               "html": "<p>Hej {{ profile.traits.first_name | default('') }}</p><p>{{ cart.total | money }}</p>"},
+        "en": {"subject": "We miss you", "html": "<p>Hi</p>", "text": "Hi"},
+    },
+}
+
+
+async def test_create_version_get_list_preview(client, keys, runtime):
+    marketer, analyst = auth(keys[Role.marketer]), auth(keys[Role.analyst])
+    r = await client.post("/api/templates", json=DRAFT, headers=marketer)
+    assert r.status_code == 201, r.text
+    assert r.json()["version"] == 1 and r.json()["origin"] == "api"
+    assert (await client.post("/api/templates", json=DRAFT, headers=marketer)).status_code == 409
+    assert (await client.post("/api/templates", json=DRAFT, headers=analyst)).status_code == 403
+
+    v2 = {**DRAFT, "variants": {"da": {"subject": "Kom tilbage", "html": "<p>v2</p>"}}}
+    r = await client.post("/api/templates/winback/come_back/versions", json=v2, headers=marketer)
+    assert r.status_code == 201 and r.json()["version"] == 2
+    r = await client.get("/api/templates/winback/come_back", headers=analyst)
+    assert r.json()["version"] == 2 and r.json()["variants"]["da"]["subject"] == "Kom tilbage"
+    r = await client.get("/api/templates/winback/come_back?version=1", headers=analyst)
+    assert r.json()["variants"]["en"]["subject"] == "We miss you"
+
+    r = await client.get("/api/templates", headers=analyst)
+    listed = {(t["key"], t["channel"]): t for t in r.json()}
+    assert listed[("winback/come_back", "email")]["version"] == 2
+    assert listed[("abandoned_cart/reminder", "email")]["origin"] == "file"
+    assert listed[("abandoned_cart/reminder", "email")]["locales"] == ["da", "en", "sv"]
+
+    r = await client.get("/api/templates/abandoned_cart/free_shipping", headers=analyst)
+    assert r.json()["origin"] == "file" and "{% extends" in r.json()["variants"]["da"]["html"]
+
+    pid = mette(runtime)
+    r = await client.post("/api/templates/abandoned_cart/reminder/preview",
+                          json={"profile_id": pid, "trigger": CHECKOUT}, headers=analyst)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["locale"] == "da" and body["subject"] == "Mette, din kurv venter stadig på dig"
+    assert "Regnjakke Aarhus" in body["text"] and "butik.example.dk" in body["text"]
+    r = await client.post("/api/templates/abandoned_cart/reminder/preview", json={"locale": "sv"}, headers=analyst)
+    assert r.json()["locale"] == "sv" and "varukorg" in r.json()["subject"]
+    r = await client.post("/api/templates/x/preview", json={"variants": DRAFT["variants"], "locale": "da"},
+                          headers=analyst)
+    assert r.status_code == 200 and r.json()["subject"] == "Vi savner dig, Mette"
+
+
+async def test_api_template_overrides_file_template(client, keys):
+    marketer = auth(keys[Role.marketer])
+    body = {"key": "abandoned_cart/reminder", "channel": "email",
+            "variants": {"da": {"subject": "Overstyret", "html": "<p>{{ cart.url }}</p>"}}}
+    assert (await client.post("/api/templates", json=body, headers=marketer)).status_code == 201
+    r = await client.post("/api/templates/abandoned_cart/reminder/preview", json={"locale": "da"}, headers=marketer)
+    assert r.json()["subject"] == "Overstyret" and r.json()["version"] == 1
+    r = await client.post("/api/templates/abandoned_cart/reminder/preview", json={"locale": "sv"}, headers=marketer)
+    assert r.json()["version"] is None and "varukorg" in r.json()["subject"]   # sv still from files
+
+
+async def test_broken_and_unsafe_templates_rejected_with_field_and_line(client, keys):
+    marketer = auth(keys[Role.marketer])
+    broken = {"key": "broken/one", "channel": "email",
+              "variants": {"da": {"subject": "ok", "html": "<p>\n{% for line in cart.lines %}\n{{ line.title }\n"}}}
+    r = await client.post("/api/templates", json=broken, headers=marketer)
+    assert r.status_code == 422, r.text
+    err = r.json()["errors"][0]
+    assert err["field"] == "variants.da.html" and err["message"].startswith("line 3: syntax error")
+
+    unsafe = {"key": "broken/two", "channel": "email",
+              "variants": {"en": {"subject": "{{ ''.__class__.__mro__ }}", "html": "<p>x</p>"}}}
+    r = await client.post("/api/templates", json=unsafe, headers=marketer)
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "variants.en.subject"
+    assert "refused by the template sandbox" in r.json()["errors"][0]["message"]
+
+    for bad, field in [({**broken, "key": "Bad Key!"}, "key"),
+                       ({**broken, "variants": {"fr": {"subject": "a", "html": "b"}}}, "variants.fr"),
+                       ({**broken, "variants": {"da": {"html": "b"}}}, "variants.da.subject"),
+                       ({**broken, "channel": "sms", "variants": {"da": {"text": "{{ nope }}"}}}, "variants.da.text")]:
+        r = await client.post("/api/templates", json=bad, headers=marketer)
+        assert r.status_code == 422, (bad, r.text)
+        assert r.json()["errors"][0]["field"] == field
+    r = await client.get("/api/templates", headers=marketer)
+    assert not [t for t in r.json() if t["key"].startswith("broken")]   # nothing half-written
+    assert (await client.get("/api/templates/nope/none", headers=marketer)).status_code == 404
