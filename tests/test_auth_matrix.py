@@ -54,6 +54,19 @@ ROUTE_RULES: dict[tuple[str, str], set[Role] | Public] = {
     ("GET", "/api/keys"): {Role.admin},
     ("POST", "/api/keys"): {Role.admin},
     ("DELETE", "/api/keys/{key_id}"): {Role.admin},
+    # journeys (issue 5)
+    ("GET", "/api/journeys"): {Role.marketer, Role.analyst},
+    ("POST", "/api/journeys"): {Role.marketer},
+    ("GET", "/api/journeys/{key}"): {Role.marketer, Role.analyst},
+    ("PUT", "/api/journeys/{key}"): {Role.marketer},
+    ("POST", "/api/journeys/{key}/archive"): {Role.marketer},
+    ("GET", "/api/journeys/{key}/diagram"): {Role.marketer, Role.analyst},
+    ("POST", "/api/journeys/{key}/enter"): {Role.marketer},
+    ("POST", "/api/journeys/{key}/pause"): {Role.marketer},
+    ("POST", "/api/journeys/{key}/publish"): {Role.marketer},
+    ("POST", "/api/journeys/{key}/resume"): {Role.marketer},
+    ("GET", "/api/journeys/{key}/runs"): {Role.marketer, Role.analyst},
+    ("GET", "/api/journeys/{key}/stats"): {Role.marketer, Role.analyst},
 }
 
 # Routes FastAPI adds for its documentation (not APIRoutes, listed for clarity).
