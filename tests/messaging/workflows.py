@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
 class PlannedSend(BaseModel):
     at: dt.datetime
     request: SendRequest
+    timeout_seconds: float = 30
 
 
 class SendOutcome(BaseModel):
@@ -39,7 +40,7 @@ class SendPlanWorkflow:
             while True:
                 result: SendResult = await workflow.execute_activity(
                     SEND_MESSAGE, item.request, result_type=SendResult,
-                    start_to_close_timeout=dt.timedelta(seconds=30),
+                    start_to_close_timeout=dt.timedelta(seconds=item.timeout_seconds),
                     retry_policy=RetryPolicy(initial_interval=dt.timedelta(milliseconds=200),
                                              maximum_interval=dt.timedelta(seconds=2)))
                 if result.status != "deferred" or result.retry_at is None:
