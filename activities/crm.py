@@ -31,6 +31,10 @@ CRM_UPSERT = "crm.upsert_contact"
 CRM_TASK = "crm.create_task"
 
 
+def _now() -> dt.datetime:
+    return activity.info().current_attempt_scheduled_time.astimezone(dt.UTC)
+
+
 class CrmActivities:
     def __init__(self, runtime: Runtime, *, adapter: CrmAdapter | None = None,
                  settings: CrmSettings | None = None) -> None:
@@ -82,7 +86,7 @@ class CrmActivities:
         except CrmRejected as exc:
             log.warning("crm_rejected", lead_id=lead_id)
             with session_scope(self.runtime.engine) as session:
-                leads.mark(session, lead_id=lead_id, kind="crm_failed", detail=str(exc))
+                leads.mark(session, lead_id=lead_id, kind="crm_failed", detail=str(exc), now=_now())
             raise ApplicationError(str(exc), type="CrmRejected", non_retryable=True) from None
 
     @activity.defn(name=CRM_UPSERT)
@@ -94,7 +98,7 @@ class CrmActivities:
         lead = self._lead(step.lead_id)
         ref = self._call(lead.id, lambda: adapter.upsert_contact(self._crm_lead(lead)))
         with session_scope(self.runtime.engine) as session:
-            leads.record_crm(session, lead_id=lead.id, ref=ref)
+            leads.record_crm(session, lead_id=lead.id, ref=ref, now=_now())
         return True
 
     @activity.defn(name=CRM_TASK)
@@ -106,4 +110,4 @@ class CrmActivities:
         task_id = self._call(lead.id, lambda: adapter.create_task(self._crm_lead(lead),
                                                                   contact_ref=lead.crm_ref or ""))
         with session_scope(self.runtime.engine) as session:
-            leads.record_crm(session, lead_id=lead.id, task_id=task_id or "-")
+            leads.record_crm(session, lead_id=lead.id, task_id=task_id or "-", now=_now())

@@ -4,11 +4,12 @@ after-commit dispatcher that starts hand-offs and the GDPR eraser."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 import httpx
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import TypedSearchAttributes, SearchAttributePair
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -16,7 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from rejse.contracts import ADD_SCORE, START_HANDOFF, AddScoreRequest, HandoffRequest, ProcessedEvent
 from rejse.db import session_scope
 from rejse.leads import service as leads
-from rejse.leads.schemas import HandoffInput, HandoffPlan, LeadStep
+from rejse.leads.schemas import HandoffInput, HandoffPlan, HandoffResult, LeadStep
 from rejse.logging import get_logger
 from rejse.models.leads import SalesRep
 from rejse.runtime import Runtime
@@ -33,32 +34,26 @@ NOTIFY = "leads.notify"
 MARK = "leads.mark"
 
 
+def _now() -> dt.datetime:
+    """Temporal's time of this attempt (the server clock: skipped time in tests)."""
+    return activity.info().current_attempt_scheduled_time.astimezone(dt.UTC)
+
+
 def handoff_id(profile_id: str) -> str:
     return f"handoff:{profile_id}"
 
 
 async def start_handoff_workflow(client: Client, *, task_queue: str, request: HandoffInput,
-                                 search_attributes: bool = True) -> str:
-    """Start `handoff:{profile}`; an already running hand-off is fine (returns its id)."""
+                                 search_attributes: bool = True) -> WorkflowHandle:
+    """Start `handoff:{profile}`; an already running hand-off is fine (returns its handle)."""
     wf_id = handoff_id(request.profile_id)
     attrs = TypedSearchAttributes([SearchAttributePair(SA_PROFILE_ID, request.profile_id)]) \
         if search_attributes else None
     try:
-        await client.start_workflow(WORKFLOW, request, id=wf_id, task_queue=task_queue,
-                                    search_attributes=attrs)
+        return await client.start_workflow(WORKFLOW, request, id=wf_id, task_queue=task_queue,
+                                           search_attributes=attrs, result_type=HandoffResult)
     except WorkflowAlreadyStartedError:
-        pass
-    return wf_id
-
-
-def record_stage_events(session: Session, derived: Sequence[tuple[str, dict]], *, profile_id: str,
-                        key: str) -> None:
-    """Stage changes made outside the processor become events too (journeys, hand-off)."""
-    from rejse.events.service import record_internal_event
-
-    for name, props in derived:
-        record_internal_event(session, profile_id=profile_id, event=name, properties=props,
-                              message_id=f"stage:{key}:{props.get('to')}", source="scoring")
+        return client.get_workflow_handle(wf_id, result_type=HandoffResult)
 
 
 class LeadActivities:
@@ -76,18 +71,18 @@ class LeadActivities:
         lead_id = info.workflow_run_id.replace("-", "")
         with session_scope(self.runtime.engine) as session:
             return leads.open_lead(session, lead_id=lead_id, workflow_id=info.workflow_id,
-                                   request=request)
+                                   request=request, now=_now())
 
     @activity.defn(name=ASSIGN)
     def assign(self, step: LeadStep) -> str | None:
         with session_scope(self.runtime.engine) as session:
             return leads.assign(session, lead_id=step.lead_id, step=step.step,
-                                escalate=step.kind == "escalate")
+                                escalate=step.kind == "escalate", now=_now())
 
     @activity.defn(name=MARK)
     def mark(self, step: LeadStep) -> None:
         with session_scope(self.runtime.engine) as session:
-            leads.mark(session, lead_id=step.lead_id, kind=step.kind, detail=step.detail)
+            leads.mark(session, lead_id=step.lead_id, kind=step.kind, detail=step.detail, now=_now())
 
     def _text(self, kind: str, lead, rep: SalesRep) -> str:
         link = f"{self.runtime.settings.effective_public_url}/api/sales/leads/{lead.id}"
@@ -103,9 +98,12 @@ class LeadActivities:
     @activity.defn(name=NOTIFY)
     def notify(self, step: LeadStep) -> int:
         """Push to the rep's webhook (and, on reassignment, to the previous rep's manager).
-        Once per (kind, step, rep): the key is recorded right after the push succeeds."""
+        Once per (kind, step, rep): the key is recorded right after the push succeeds.
+        Returns how many were sent, or -1 when the lead is no longer open."""
         with session_scope(self.runtime.engine) as session:
             lead = leads.get_lead(session, lead_id=step.lead_id)
+            if lead.status not in leads.OPEN_STATUSES:
+                return -1                    # outcome recorded (a lost signal must not nag)
             targets: list[tuple[str, SalesRep]] = []
             rep = session.get(SalesRep, lead.rep_id) if lead.rep_id else None
             if rep is not None:
@@ -142,19 +140,20 @@ class LeadActivities:
         with session_scope(self.runtime.engine) as session:
             derived = scoring.add_points(session, profile_id=request.profile_id, points=request.points,
                                          reason=request.reason, idempotency_key=request.idempotency_key)
-            record_stage_events(session, derived, profile_id=request.profile_id,
+            scoring.publish_stage_changes(session, derived, profile_id=request.profile_id,
                                 key=request.idempotency_key)
 
     @activity.defn(name=START_HANDOFF)
     async def start_handoff(self, request: HandoffRequest) -> str:
         info = activity.info()
         client = await self.runtime.temporal.client()
-        return await start_handoff_workflow(
+        handle = await start_handoff_workflow(
             client, task_queue=self.runtime.settings.task_queue,
             search_attributes=self.search_attributes,
             request=HandoffInput(profile_id=request.profile_id, reason=request.reason,
                                  source=request.source, crm=request.crm,
                                  trigger_key=f"{info.workflow_id}:{info.activity_id}"))
+        return handle.id
 
 
 class HandoffDispatcher:

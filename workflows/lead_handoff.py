@@ -56,12 +56,16 @@ class LeadHandoffWorkflow:
                                           detail=str(exc.cause or exc)[:500]))
             return False
 
-    async def _notify(self, lead_id: str, kind: str, step: int) -> None:
+    async def _notify(self, lead_id: str, kind: str, step: int) -> bool:
+        """False when the lead is closed already (its outcome was recorded)."""
         try:
-            await workflow.execute_activity(NOTIFY, LeadStep(lead_id=lead_id, kind=kind, step=step),
-                                            start_to_close_timeout=DB_TIMEOUT, retry_policy=NOTIFY_RETRY)
+            sent = await workflow.execute_activity(
+                NOTIFY, LeadStep(lead_id=lead_id, kind=kind, step=step),
+                start_to_close_timeout=DB_TIMEOUT, retry_policy=NOTIFY_RETRY, result_type=int)
         except ActivityError:
             workflow.logger.warning("lead notification failed", extra={"lead_id": lead_id})
+            return True
+        return sent >= 0
 
     async def _wait(self, seconds: float) -> bool:
         """True when an outcome arrived within `seconds`."""
@@ -92,7 +96,8 @@ class LeadHandoffWorkflow:
         while True:
             if await self._wait(plan.reminder_after_s):
                 return HandoffResult(lead_id=lead_id, status=self._outcome or "")
-            await self._notify(lead_id, "reminder", step)
+            if not await self._notify(lead_id, "reminder", step):
+                return HandoffResult(lead_id=lead_id, status="closed")
             await self._db(MARK, LeadStep(lead_id=lead_id, kind="reminded", step=step))
             if await self._wait(plan.escalate_after_s - plan.reminder_after_s):
                 return HandoffResult(lead_id=lead_id, status=self._outcome or "")

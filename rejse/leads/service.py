@@ -200,12 +200,15 @@ def mark(session: Session, *, lead_id: str, kind: str, detail: str | None = None
 
 
 def record_crm(session: Session, *, lead_id: str, ref: str | None = None,
-               task_id: str | None = None) -> Lead:
+               task_id: str | None = None, now: dt.datetime | None = None) -> Lead:
+    now = now or utcnow()
     lead = get_lead(session, lead_id=lead_id)
     if ref is not None:
         lead.crm_ref, lead.crm_status, lead.crm_error = ref, "synced", None
+        _log(lead, "crm_synced", now)
     if task_id is not None:
         lead.crm_task_id = task_id
+        _log(lead, "crm_task", now)
     session.add(lead)
     session.flush()
     return lead
@@ -237,8 +240,12 @@ def record_outcome(session: Session, *, lead_id: str, outcome: str, note: str | 
     timeline.add_entry(session, profile_id=lead.profile_id, kind="lead", at=now,
                        summary=f"sales outcome: {outcome}", data={"lead_id": lead.id, "outcome": outcome})
     if outcome == "won":
-        scoring.set_stage(session, profile_id=lead.profile_id, stage="customer",
-                          reason=f"lead {lead.id} won", at=now)
+        previous, _ = scoring.set_stage(session, profile_id=lead.profile_id, stage="customer",
+                                        reason=f"lead {lead.id} won", at=now)
+        if previous != "customer":
+            scoring.publish_stage_changes(
+                session, [(scoring.STAGE_CHANGED, {"from": previous, "to": "customer", "reason": "won"})],
+                profile_id=lead.profile_id, key=f"lead:{lead.id}")
     if outcome == "not_relevant":
         until = now + parse_duration(handoff_policy(session).suppress_for)
         scoring.suppress(session, profile_id=lead.profile_id, until=until)

@@ -336,3 +336,13 @@ def erase_scores(session: Session, *, profile_id: str) -> None:
         session.exec(delete(table).where(col(table.profile_id) == profile_id))  # type: ignore[call-overload]
 
 
+
+
+def publish_stage_changes(session: Session, derived: Derived, *, profile_id: str, key: str) -> None:
+    """Stage changes made outside the processor (journey points, API, sales outcome) become
+    `Lifecycle Stage Changed` events too, once per `key` (journeys, the hand-off dispatcher)."""
+    from rejse.events.service import record_internal_event
+
+    for name, props in derived:
+        record_internal_event(session, profile_id=profile_id, event=name, properties=props,
+                              message_id=f"stage:{key}:{props.get('to')}", source="scoring")
