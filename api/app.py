@@ -9,6 +9,7 @@ from api.middleware import RequestContextMiddleware
 from api.routers import health, keys
 from api.routers import ingest, profiles, webhooks  # events/profiles (issue 4)
 from api.routers import inbox, messages, templates, tracking  # messaging (issue 6)
+from api.routers import sales, scoring  # leads (issue 7)
 from api.routers import journeys  # journeys (issue 5)
 from rejse import __version__
 from rejse.runtime import Runtime
@@ -24,6 +25,8 @@ ROUTERS = [
     inbox.router,
     tracking.router,
     journeys.router,
+    scoring.router,
+    sales.router,
 ]
 
 

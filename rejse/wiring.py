@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 
 def in_transaction_subscribers(runtime: Runtime) -> list[InTransactionSubscriber]:
     """Run inside the event processor's transaction (scoring, audiences)."""
-    return []
+    from rejse.scoring.subscriber import ScoringSubscriber
+
+    subscribers: list[InTransactionSubscriber] = [ScoringSubscriber()]
+    return subscribers
 
 
 def event_dispatchers(runtime: Runtime) -> list[EventDispatcher]:
@@ -24,6 +27,9 @@ def event_dispatchers(runtime: Runtime) -> list[EventDispatcher]:
     from rejse.journeys.dispatcher import JourneyDispatcher
 
     dispatchers: list[EventDispatcher] = [JourneyDispatcher(runtime)]
+    from activities.leads import HandoffDispatcher
+
+    dispatchers.append(HandoffDispatcher(runtime))
     return dispatchers
 
 
@@ -35,6 +41,9 @@ def profile_erasers(runtime: Runtime) -> list[ProfileEraser]:
 
     erasers: list[ProfileEraser] = [MessagingEraser()]
     erasers.append(JourneyEraser(runtime))
+    from activities.leads import LeadEraser
+
+    erasers.append(LeadEraser(runtime))
     return erasers
 
 
@@ -42,6 +51,9 @@ def workflows() -> list[type]:
     from workflows.journey import JourneyWorkflow
 
     wfs: list[type] = [JourneyWorkflow]
+    from workflows.lead_handoff import LeadHandoffWorkflow
+
+    wfs.append(LeadHandoffWorkflow)
     return wfs
 
 
@@ -52,6 +64,10 @@ def activities(runtime: Runtime) -> list[Callable[..., Any]]:
 
     acts: list[Callable[..., Any]] = [MessagingActivities(runtime).send]
     acts += JourneyActivities(runtime).all()
+    from activities.crm import CrmActivities
+    from activities.leads import LeadActivities
+
+    acts += LeadActivities(runtime).all() + CrmActivities(runtime).all()
     return acts
 
 

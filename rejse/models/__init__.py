@@ -12,4 +12,7 @@ from rejse.models.profiles import (  # noqa: F401
     ProfileMerge,
 )
 from rejse.models.messaging import Message, MessageTemplate  # noqa: F401
+from rejse.models.leads import (  # noqa: F401
+    Lead, ProfileScore, SalesRep, ScoreCounter, ScoreGrant, ScoringModel,
+)
 from rejse.models.journeys import Journey, JourneyRun, JourneyStep, JourneyVersion  # noqa: F401
