@@ -67,6 +67,20 @@ ROUTE_RULES: dict[tuple[str, str], set[Role] | Public] = {
     ("POST", "/api/journeys/{key}/resume"): {Role.marketer},
     ("GET", "/api/journeys/{key}/runs"): {Role.marketer, Role.analyst},
     ("GET", "/api/journeys/{key}/stats"): {Role.marketer, Role.analyst},
+    # messaging (issue 6)
+    ("GET", "/api/messages"): {Role.marketer, Role.analyst},
+    ("GET", "/api/messages/{message_id}"): {Role.marketer, Role.analyst},
+    ("GET", "/api/templates"): {Role.marketer, Role.analyst},
+    ("POST", "/api/templates"): {Role.marketer},
+    ("GET", "/api/templates/{key:path}"): {Role.marketer, Role.analyst},
+    ("POST", "/api/templates/{key:path}/preview"): {Role.marketer, Role.analyst},
+    ("POST", "/api/templates/{key:path}/versions"): {Role.marketer},
+    ("GET", "/t/c/{token}"): Public("click redirect; an HMAC-signed token names message and link (no open redirect)"),
+    ("GET", "/t/o/{token}"): Public("open pixel in emails; HMAC-signed token, always answers the same gif"),
+    ("GET", "/u/{token}"): Public("unsubscribe confirmation page from an email link; HMAC-signed token"),
+    ("POST", "/u/{token}"): Public("RFC 8058 one-click unsubscribe from mail clients; HMAC-signed token"),
+    ("GET", "/v1/inbox/{user_id}"): {Role.ingest},
+    ("POST", "/v1/inbox/{user_id}/{message_id}/read"): {Role.ingest},
 }
 
 # Routes FastAPI adds for its documentation (not APIRoutes, listed for clarity).
