@@ -50,16 +50,15 @@ app.add_typer(keys_app, name="keys")
 
 
 def _settings(**overrides: Any) -> Settings:
-    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    from rejse.logging import configure_logging
-
-    configure_logging(level=settings.log_level, json=settings.log_json)
-    return settings
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
 def _run(settings: Settings, parts: Any) -> None:
+    """Long-running commands: configure logging, serve until SIGINT/SIGTERM."""
+    from rejse.logging import configure_logging
     from rejse.up import serve
 
+    configure_logging(level=settings.log_level, json=settings.log_json)
     code = asyncio.run(serve(settings, parts, on_started=_print_started))
     raise typer.Exit(code)
 
@@ -134,17 +133,19 @@ def scheduler() -> None:
 def migrate() -> None:
     """Bring the database schema up to date."""
     from rejse.db import redact
-    from rejse.up import open_database
+    from rejse.up import migrate_database, open_database
 
     settings = _settings()
-    open_database(settings, migrate=True).dispose()
+    engine = open_database(settings)
+    migrate_database(settings, engine)
+    engine.dispose()
     console.print(f"database migrated: {redact(settings.effective_database_url)}", markup=False)
 
 
 def _engine():
     from rejse.up import open_database
 
-    return open_database(_settings(), migrate=False)
+    return open_database(_settings())
 
 
 @keys_app.command("create")

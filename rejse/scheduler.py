@@ -44,6 +44,23 @@ class ScheduledJob:
     run_on_start: bool = False   # also fire once right after the scheduler starts
 
 
+async def start_workflow_once(runtime: "Runtime", workflow: str | Callable, arg: object = None,
+                              *, id: str, task_queue: str | None = None) -> bool:
+    """Start a workflow with a deterministic id; False when it already runs (a double fire).
+    The helper scheduled jobs use to honour the rule above."""
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    client = await runtime.temporal.client()
+    args = [] if arg is None else [arg]
+    try:
+        await client.start_workflow(workflow, args=args, id=id,
+                                    task_queue=task_queue or runtime.settings.task_queue)
+    except WorkflowAlreadyStartedError:
+        log.info("scheduled_workflow_already_running", workflow_id=id)
+        return False
+    return True
+
+
 def make_trigger(trigger: str | dt.timedelta | BaseTrigger) -> BaseTrigger:
     if isinstance(trigger, BaseTrigger):
         return trigger

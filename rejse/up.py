@@ -94,22 +94,40 @@ def check_port_free(host: str, port: int, *, what: str, hint: str) -> None:
             raise ConfigError(f"{what}: cannot bind {host}:{port}: {exc.strerror}") from None
 
 
-def open_database(settings: Settings, *, migrate: bool) -> Engine:
-    """An engine that answers (one-line `ConfigError` otherwise), migrated if asked."""
+def open_database(settings: Settings) -> Engine:
+    """An engine that answers (one-line `ConfigError` otherwise)."""
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.effective_database_url)
     check_database(engine)
-    if migrate:
-        try:
-            upgrade(engine)
-        except Exception as exc:  # noqa: BLE001 - report one line, keep the cause in the log
-            log.exception("migration_failed")
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ConfigError(
-                f"database: migrating {redact(settings.effective_database_url)} failed: {first}"
-            ) from None
     return engine
+
+
+def migrate_database(settings: Settings, engine: Engine) -> None:
+    try:
+        upgrade(engine)
+    except Exception as exc:  # noqa: BLE001 - report one line, keep the cause in the log
+        log.exception("migration_failed")
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(
+            f"database: migrating {redact(settings.effective_database_url)} failed: {first}"
+        ) from None
+
+
+def prepare_database(settings: Settings, engine: Engine, *, migrate: bool) -> str | None:
+    """Migrate (if asked) and apply the admin-key start-up rule. `rejse up` guarantees a usable
+    admin key and returns a newly created one (shown once); split processes only honour
+    REJSE_BOOTSTRAP_ADMIN_KEY."""
+    if migrate:
+        migrate_database(settings, engine)
+    with Session(engine) as session:
+        new_key = None
+        if migrate:
+            new_key = ensure_admin_access(session, bootstrap_key=settings.bootstrap_admin_key)
+        elif settings.bootstrap_admin_key:
+            ensure_bootstrap_key(session, raw_key=settings.bootstrap_admin_key)
+        session.commit()
+    return new_key
 
 
 # ----------------------------------------------------------------------------- running
@@ -143,7 +161,9 @@ def display_host(host: str) -> str:
 
 async def serve(settings: Settings, parts: Parts, *,
                 on_started: Callable[[Started], None] | None = None) -> int:
-    """Run `parts` until SIGINT/SIGTERM. Returns the exit code."""
+    """Run `parts` until SIGINT/SIGTERM. Returns the exit code. Every configuration problem
+    (ports, database) is found before anything starts; the embedded Temporal server then
+    boots while the database is migrated."""
     api_sock = bind_api_socket(settings) if parts.api else None
     try:
         if parts.embedded_temporal:
@@ -153,19 +173,11 @@ async def serve(settings: Settings, parts: Parts, *,
             check_port_free(settings.temporal_host, settings.temporal_ui_port,
                             what="Temporal Web UI",
                             hint="--temporal-ui-port / REJSE_TEMPORAL_UI_PORT")
-        engine = open_database(settings, migrate=parts.embedded_temporal)
+        engine = open_database(settings)
     except BaseException:
         if api_sock is not None:
             api_sock.close()
         raise
-
-    new_admin_key = None
-    with Session(engine) as session:
-        if parts.embedded_temporal:
-            new_admin_key = ensure_admin_access(session, bootstrap_key=settings.bootstrap_admin_key)
-        elif settings.bootstrap_admin_key:
-            ensure_bootstrap_key(session, raw_key=settings.bootstrap_admin_key)
-        session.commit()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -176,14 +188,23 @@ async def serve(settings: Settings, parts: Parts, *,
     tasks: dict[str, asyncio.Task] = {}
     server: _Server | None = None
     code = 0
+    started_ok = False
     try:
         client = None
         if parts.embedded_temporal:
             devserver = await DevServer.start(settings)
             tasks["temporal"] = asyncio.create_task(devserver.process.wait())
-            client = await _until(devserver.wait_ready(), stop)
-            if client is None:
-                return 0
+        database = asyncio.create_task(asyncio.to_thread(
+            prepare_database, settings, engine, migrate=parts.embedded_temporal))
+        waiting = asyncio.create_task(
+            _until(devserver.wait_ready(), stop) if devserver else asyncio.sleep(0))
+        try:
+            client, new_admin_key = await asyncio.gather(waiting, database)
+        except BaseException:
+            waiting.cancel()
+            raise
+        if stop.is_set():
+            return 0
         runtime = Runtime.create(settings, engine=engine, temporal_client=client)
         if parts.worker and client is None:
             try:
@@ -220,6 +241,7 @@ async def serve(settings: Settings, parts: Parts, *,
             new_admin_key=new_admin_key,
         )
         log.info("rejse_started", parts=[name for name in tasks])
+        started_ok = True
         if on_started is not None:
             on_started(started)
 
@@ -250,5 +272,6 @@ async def serve(settings: Settings, parts: Parts, *,
         if api_sock is not None:
             api_sock.close()
         engine.dispose()
-        log.info("rejse_stopped", code=code)
+        if started_ok:
+            log.info("rejse_stopped", code=code)
     return code
