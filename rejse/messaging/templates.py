@@ -138,9 +138,22 @@ class Engines:
         return self.html if part == "html" else self.text
 
 
-@lru_cache(maxsize=8)
+def _default_dir() -> Path:
+    from rejse.settings import ConfigError, get_settings
+
+    try:
+        return Path(get_settings().templates_dir)
+    except ConfigError:
+        return REPO_ROOT / "templates"
+
+
 def engines(templates_dir: str | Path | None = None) -> Engines:
-    path = Path(templates_dir) if templates_dir else REPO_ROOT / "templates"
+    """The sandboxed environments for a templates folder (default: `REJSE_TEMPLATES_DIR`)."""
+    return _engines(Path(templates_dir) if templates_dir else _default_dir())
+
+
+@lru_cache(maxsize=8)
+def _engines(path: Path) -> Engines:
     return Engines(path, _make_env(path, autoescape=True), _make_env(path, autoescape=False))
 
 

@@ -1,0 +1,51 @@
+"""Message log on the profile timeline and in journey stats; tracking tokens cannot be forged."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import Session
+
+from rejse.messaging import tokens
+from rejse.messaging.sender import send_message
+from rejse.messaging.service import journey_message_stats, record_click, record_open
+from rejse.profiles.consent import set_consent
+from rejse.timeline import list_entries
+from tests.messaging.conftest import NOON, mette
+from tests.messaging.test_channels import req
+
+
+def test_tokens_are_signed_and_typed():
+    t = tokens.sign("secret", "c", "msg_1", 2)
+    assert tokens.verify("secret", t, "c") == ("msg_1", 2)
+    for bad in [t[:-2] + "AA", t.replace(".", ".x"), "nonsense", ""]:
+        with pytest.raises(tokens.InvalidToken):
+            tokens.verify("secret", bad, "c")
+    with pytest.raises(tokens.InvalidToken):
+        tokens.verify("other-secret", t, "c")
+    with pytest.raises(tokens.InvalidToken):
+        tokens.verify("secret", t, "u")            # a click token does not unsubscribe
+    forged = tokens._b64(b"u:msg_2") + "." + t.split(".")[1]
+    with pytest.raises(tokens.InvalidToken):
+        tokens.verify("secret", forged, "u")
+
+
+def test_log_reaches_timeline_and_journey_stats(runtime):
+    a, b = mette(runtime), mette(runtime, identifiers={"email": "b@example.dk"})
+    with Session(runtime.engine) as s:
+        set_consent(s, profile_id=b, channel="email", status="denied", source="test")
+        s.commit()
+    sent = send_message(runtime.settings, runtime.engine, req(a, "email"), now=NOON)
+    send_message(runtime.settings, runtime.engine, req(b, "email"), now=NOON)
+    with Session(runtime.engine) as s:
+        record_open(s, message_id=sent.message_id)
+        record_click(s, message_id=sent.message_id, index=0)
+        s.commit()
+        summaries = [e.summary for e in list_entries(s, profile_id=a) if e.kind == "message"]
+        assert any(x.startswith("email abandoned_cart/reminder sent") for x in summaries)
+        assert any("opened" in x for x in summaries) and any("clicked" in x for x in summaries)
+        assert all("@" not in x for x in summaries)                 # no PII in the timeline text
+        skipped = [e for e in list_entries(s, profile_id=b) if e.kind == "message"]
+        assert skipped[0].data["reason"] == "no_consent (email denied)"
+        stats = journey_message_stats(s, journey_key="abandoned-cart")
+    assert stats["s1"]["clicked"] == 1 and stats["s1"]["skipped"] == 1 and stats["s1"]["delivered"] == 1
+    assert stats["s1"]["opened_total"] == 1 and stats["s1"]["clicked_total"] == 1
