@@ -28,6 +28,7 @@ from rejse.logging import get_logger
 from rejse.migrate import upgrade
 from rejse.runtime import Runtime
 from rejse.settings import ConfigError, Settings
+from rejse.temporal import ensure_search_attributes
 
 log = get_logger("rejse.up")
 
@@ -208,7 +209,7 @@ async def serve(settings: Settings, parts: Parts, *,
         runtime = Runtime.create(settings, engine=engine, temporal_client=client)
         if parts.worker and client is None:
             try:
-                await runtime.temporal.client()
+                await ensure_search_attributes(await runtime.temporal.client())
             except Exception:  # noqa: BLE001
                 raise ConfigError(
                     f"temporal: cannot connect to {settings.effective_temporal_address} "
