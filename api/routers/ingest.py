@@ -12,14 +12,16 @@ from fastapi.concurrency import run_in_threadpool
 import orjson
 from fastapi.responses import Response
 
-from api.deps import IngestDep, RuntimeDep
+from pydantic import BaseModel
+
+from api.deps import AdminDep, IngestDep, RuntimeDep, SessionDep
 from rejse.errors import DomainError
-from rejse.events import ingest
+from rejse.events import deadletters, ingest
 from rejse.events.schemas import (
     MAX_BATCH_BYTES, MAX_EVENT_BYTES, SINGLE_SCHEMAS, BatchIn, BatchItem, IngestAccepted,
 )
 
-router = APIRouter(prefix="/v1", tags=["ingest"])
+v1 = APIRouter(prefix="/v1", tags=["ingest"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "malformed JSON"}, 413: {"description": "event over 32 KB or batch over 500 KB"},
@@ -77,7 +79,7 @@ def _single(type_: str):
 
 for _type in ("track", "identify", "page", "alias"):
     _endpoint, _schema = _single(_type)
-    router.add_api_route(
+    v1.add_api_route(
         f"/{_type}", _endpoint, methods=["POST"], status_code=202, response_model=IngestAccepted,
         responses=_ERRORS, summary=f"{_type.capitalize()} (Segment spec)",
         openapi_extra={"requestBody": {"required": True, "content": {
@@ -85,7 +87,7 @@ for _type in ("track", "identify", "page", "alias"):
     )
 
 
-@router.post("/batch", status_code=202, response_model=IngestAccepted, responses=_ERRORS,
+@v1.post("/batch", status_code=202, response_model=IngestAccepted, responses=_ERRORS,
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": {**BatchIn.model_json_schema(), "properties": {
                      **BatchIn.model_json_schema()["properties"],
@@ -98,3 +100,39 @@ async def ingest_batch(request: Request, runtime: RuntimeDep, _: IngestDep) -> R
     except DomainError as exc:
         return error_response(exc)
     return await _store(runtime, rows, buckets)
+
+
+# ----------------------------------------------------------------------------- dead letters (admin)
+
+admin = APIRouter(prefix="/api/dead-letters", tags=["ingest"])
+
+
+class DeadLetterPublic(BaseModel):
+    id: int
+    event_id: str
+    stage: str
+    error: str
+    attempts: int
+    at: dt.datetime
+    retried_at: dt.datetime | None
+
+
+@admin.get("", response_model=list[DeadLetterPublic])
+def list_dead_letters(session: SessionDep, _: AdminDep, include_retried: bool = False,
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list:
+    """Events the processor gave up on after its retries (newest first)."""
+    return [DeadLetterPublic(**d.model_dump()) for d in
+            deadletters.list_dead_letters(session, include_retried=include_retried, limit=limit)]
+
+
+@admin.post("/{dead_letter_id}/retry", response_model=DeadLetterPublic)
+def retry_dead_letter(dead_letter_id: int, session: SessionDep, _: AdminDep) -> DeadLetterPublic:
+    """Put the event back on the outbox; the processor picks it up again."""
+    dead = deadletters.retry_dead_letter(session, dead_letter_id=dead_letter_id)
+    session.commit()
+    return DeadLetterPublic(**dead.model_dump())
+
+
+router = APIRouter()
+router.include_router(v1)
+router.include_router(admin)

@@ -1,4 +1,158 @@
-"""placeholder"""
-from fastapi import APIRouter
+"""Profiles: read by id or identifier, timeline, traits, consent, GDPR export and erase.
 
-router = APIRouter()
+Roles: reads marketer/analyst; traits and consent marketer; export and erase admin."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from api.deps import AdminDep, ReadDep, RuntimeDep, SessionDep, WriteDep
+from rejse import wiring
+from rejse.errors import DomainError, NotFound
+from rejse.profiles import gdpr, service
+from rejse.profiles.consent import set_consent
+from rejse.profiles.identifiers import KNOWN_TYPES
+
+router = APIRouter(prefix="/api/profiles", tags=["profiles"])
+
+
+class ConsentPublic(BaseModel):
+    status: str
+    source: str
+    at: dt.datetime
+
+
+class ProfilePublic(BaseModel):
+    id: str
+    traits: dict[str, Any]
+    identifiers: dict[str, list[str]]
+    consents: dict[str, ConsentPublic]
+    locale: str | None
+    timezone: str | None
+    lifecycle_stage: str | None
+    lead_score: float
+    event_count: int
+    first_seen_at: dt.datetime | None
+    last_seen_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    erased_at: dt.datetime | None
+    merged_from: list[str] = Field(description="profile ids folded into this one")
+
+
+class TimelineItem(BaseModel):
+    at: dt.datetime
+    kind: str
+    summary: str
+    data: dict[str, Any]
+
+
+class TraitsPatch(BaseModel):
+    traits: dict[str, Any] = Field(description="traits to set; null removes a trait",
+                                   min_length=1, max_length=200)
+
+
+class ConsentUpdate(BaseModel):
+    status: Literal["granted", "denied", "revoked"]
+    source: str = Field(min_length=1, max_length=100, description="e.g. preference centre, support")
+    at: dt.datetime | None = Field(default=None, description="when it was given (default: now)")
+
+
+class ErasurePublic(BaseModel):
+    profile_id: str
+    at: dt.datetime
+    summary: dict[str, Any]
+    cancel_failed: list[str] = []
+
+
+def _public(session, profile_id: str) -> ProfilePublic:
+    profile = service.get_live_profile(session, profile_id)
+    consents = service.consents_of(session, profile.id)
+    return ProfilePublic(
+        **profile.model_dump(exclude={"traits"}), traits=profile.traits or {},
+        identifiers=service.identifiers_of(session, profile.id),
+        consents={c: ConsentPublic(status=r.status, source=r.source, at=r.at) for c, r in consents.items()},
+        merged_from=gdpr.merged_ids(session, profile.id))
+
+
+@router.get("/lookup", response_model=ProfilePublic)
+def lookup_profile(
+    session: SessionDep, _: ReadDep,
+    email: str | None = None, user_id: str | None = None, anonymous_id: str | None = None,
+    phone: str | None = None,
+    type: Annotated[str | None, Query(max_length=32, description="any identifier type")] = None,
+    value: Annotated[str | None, Query(max_length=255)] = None,
+) -> ProfilePublic:
+    """Find a profile by one identifier: `?email=`, `?user_id=`, `?anonymous_id=`, `?phone=`,
+    or `?type=loyalty_id&value=...`."""
+    given = {k: v for k, v in (("email", email), ("user_id", user_id),
+                               ("anonymous_id", anonymous_id), ("phone", phone)) if v is not None}
+    if type is not None or value is not None:
+        if not type or not value:
+            raise DomainError("give both type and value", field="type" if not type else "value")
+        given[type] = value
+    if len(given) != 1:
+        raise DomainError(f"give exactly one identifier ({', '.join(KNOWN_TYPES)}, or type+value)",
+                          field="query")
+    (type_, val), = given.items()
+    pid = service.find_by_identifier(session, type=type_, value=val)
+    if pid is None:
+        raise NotFound("no profile with that identifier", field=type_)
+    return _public(session, pid)
+
+
+@router.get("/{profile_id}", response_model=ProfilePublic)
+def get_profile(profile_id: str, session: SessionDep, _: ReadDep) -> ProfilePublic:
+    """A profile by id (a merged-away id answers with the surviving profile)."""
+    return _public(session, profile_id)
+
+
+@router.get("/{profile_id}/timeline", response_model=list[TimelineItem])
+def get_timeline(profile_id: str, session: SessionDep, _: ReadDep,
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
+    """Events, messages, journey steps, score changes, merges and consent, newest first."""
+    return service.timeline(session, profile_id=profile_id, limit=limit)
+
+
+@router.patch("/{profile_id}/traits", response_model=ProfilePublic)
+def patch_traits(profile_id: str, body: TraitsPatch, session: SessionDep, _: WriteDep) -> ProfilePublic:
+    profile = service.patch_traits(session, profile_id=profile_id, traits=body.traits)
+    session.commit()
+    return _public(session, profile.id)
+
+
+@router.put("/{profile_id}/consents/{channel}", response_model=ProfilePublic)
+def put_consent(profile_id: str, channel: str, body: ConsentUpdate, session: SessionDep,
+                _: WriteDep) -> ProfilePublic:
+    """Grant, deny or revoke consent for one channel (email, sms, push, in_app, ...)."""
+    profile = service.get_live_profile(session, profile_id)
+    if profile.erased_at is not None:
+        raise DomainError("profile is erased", field="profile_id", status_code=409)
+    at = body.at if body.at is None or body.at.tzinfo else body.at.replace(tzinfo=dt.UTC)
+    set_consent(session, profile_id=profile.id, channel=channel, status=body.status,
+                source=body.source, at=at)
+    session.commit()
+    return _public(session, profile.id)
+
+
+@router.get("/{profile_id}/export")
+def export_profile(profile_id: str, session: SessionDep, _: AdminDep) -> dict[str, Any]:
+    """GDPR export: everything held about the profile, as JSON."""
+    return gdpr.export_profile(session, profile_id=profile_id)
+
+
+@router.delete("/{profile_id}", response_model=ErasurePublic)
+async def erase_profile(profile_id: str, session: SessionDep, runtime: RuntimeDep,
+                        principal: AdminDep) -> ErasurePublic:
+    """GDPR erase: PII and events removed, running journeys cancelled, audit record kept."""
+    erasers = wiring.profile_erasers(runtime)
+    audit = gdpr.erase_profile(session, profile_id=profile_id, secret=runtime.settings.secret_key,
+                               erasers=erasers, requested_by=principal.key_id)
+    session.commit()
+    failed = await gdpr.cancel_after_erase(erasers, audit)
+    return ErasurePublic(profile_id=audit.profile_id, at=audit.at, summary=audit.summary,
+                         cancel_failed=failed)

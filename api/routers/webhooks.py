@@ -1,4 +1,150 @@
-"""placeholder"""
-from fastapi import APIRouter
+"""Webhooks in (authenticated by signature only, public routes) and their sources (admin).
 
-router = APIRouter()
+- `POST /webhooks/shopify`: `X-Shopify-Hmac-Sha256` over the raw body, dedupe on
+  `X-Shopify-Webhook-Id`, topic from `X-Shopify-Topic`.
+- `POST /webhooks/generic/{source}`: `X-Rejse-Signature: t=<unix>,v1=<hex>` over
+  `"<t>.<raw body>"`, 300 s tolerance, several v1 values; body = a Segment message or batch.
+- `/api/webhook-sources`: shops and generic sources with their secrets (shown once)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Literal
+
+import orjson
+from fastapi import APIRouter, Request, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+from sqlmodel import Session
+
+from api.deps import AdminDep, RuntimeDep, SessionDep
+from api.routers.ingest import _json, _read, error_response
+from rejse.db import utcnow
+from rejse.errors import DomainError
+from rejse.events import ingest
+from rejse.events import webhooks as hooks
+from rejse.events.schemas import MAX_BATCH_BYTES, IngestAccepted
+
+router = APIRouter(tags=["webhooks"])
+public = APIRouter(prefix="/webhooks")
+admin = APIRouter(prefix="/api/webhook-sources")
+
+_UNAUTHORIZED = {"detail": "invalid or missing signature"}
+
+
+def _secrets(runtime, kind: str, name: str | None) -> list[str]:
+    with Session(runtime.engine) as session:
+        return hooks.secrets_for(session, kind=kind, name=name)
+
+
+@public.post("/shopify", status_code=202, response_model=IngestAccepted,
+             responses={401: {"description": "bad or missing signature"}})
+async def shopify_webhook(request: Request, runtime: RuntimeDep):
+    """Shopify webhooks: checkouts/create|update -> `Checkout Started`, orders/create ->
+    `Order Completed`, customers/create|update -> identify. Other topics: 202, ignored."""
+    try:
+        body = await _read(request, MAX_BATCH_BYTES)
+    except DomainError as exc:
+        return error_response(exc)
+    shop = request.headers.get("x-shopify-shop-domain")
+    secrets = await run_in_threadpool(_secrets, runtime, "shopify", shop)
+    if not hooks.verify_shopify(body, request.headers.get("x-shopify-hmac-sha256"), secrets):
+        return _json(_UNAUTHORIZED, status.HTTP_401_UNAUTHORIZED)
+    topic = request.headers.get("x-shopify-topic", "")
+    webhook_id = request.headers.get("x-shopify-webhook-id") or hashlib.sha256(
+        topic.encode() + b"\0" + body).hexdigest()
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return error_response(DomainError("malformed JSON", field="body"))
+    if not isinstance(payload, dict):
+        return error_response(DomainError("the body must be a JSON object", field="body"))
+    mapped = hooks.map_shopify(topic, payload, message_id=f"shopify:{webhook_id[:200]}",
+                               shop=shop, received_at=utcnow())
+    if mapped is None:
+        return _json({"accepted": 0, "duplicates": 0}, 202)
+    row, bucket = mapped
+    accepted, duplicates = await run_in_threadpool(ingest.accept, runtime.engine, [row], [bucket],
+                                                   source="shopify")
+    return _json({"accepted": accepted, "duplicates": duplicates}, 202)
+
+
+@public.post("/generic/{source}", status_code=202, response_model=IngestAccepted,
+             responses={401: {"description": "bad, missing or expired signature"}})
+async def generic_webhook(source: str, request: Request, runtime: RuntimeDep):
+    """A signed Segment message (with `type`) or `{"batch": [...]}` from a registered source."""
+    try:
+        body = await _read(request, MAX_BATCH_BYTES)
+    except DomainError as exc:
+        return error_response(exc)
+    secrets = await run_in_threadpool(_secrets, runtime, "generic", source[:255])
+    if not secrets or not hooks.verify_generic(body, request.headers.get("x-rejse-signature"), secrets):
+        return _json(_UNAUTHORIZED, status.HTTP_401_UNAUTHORIZED)
+    try:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise DomainError("malformed JSON", field="body") from None
+        if isinstance(parsed, dict) and "batch" in parsed and "type" not in parsed:
+            rows, buckets = ingest.parse_batch(body)
+        else:
+            rows, buckets = ingest.parse_batch(orjson.dumps({"batch": [parsed]}))
+    except DomainError as exc:
+        return error_response(exc)
+    for row in rows:
+        row["source"] = f"generic:{source}"[:60]
+        row["message_id"] = f"{source}:{row['message_id']}"[:300]
+    accepted, duplicates = await run_in_threadpool(ingest.accept, runtime.engine, rows, buckets,
+                                                   source="generic")
+    return _json({"accepted": accepted, "duplicates": duplicates}, 202)
+
+
+class SourceCreate(BaseModel):
+    kind: Literal["shopify", "generic"]
+    name: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._*-]+$",
+                      description="shop domain (shopify; `*` = any shop) or source name (generic)")
+    secret: str | None = Field(default=None, min_length=16, max_length=255,
+                               description="the signing secret; generated when omitted")
+
+
+class SourcePublic(BaseModel):
+    id: str
+    kind: str
+    name: str
+    secret: str = Field(description="masked")
+    created_at: dt.datetime
+    disabled_at: dt.datetime | None
+
+
+class SourceCreated(SourcePublic):
+    secret: str = Field(description="the signing secret, shown only now")
+
+
+def _source(row, *, reveal: bool = False) -> dict:
+    data = row.model_dump()
+    data["secret"] = row.secret if reveal else hooks.mask(row.secret)
+    return data
+
+
+@admin.post("", status_code=201, response_model=SourceCreated)
+def create_source(body: SourceCreate, session: SessionDep, _: AdminDep) -> dict:
+    row = hooks.create_source(session, kind=body.kind, name=body.name, secret=body.secret)
+    session.commit()
+    return _source(row, reveal=True)
+
+
+@admin.get("", response_model=list[SourcePublic])
+def list_sources(session: SessionDep, _: AdminDep) -> list[dict]:
+    return [_source(r) for r in hooks.list_sources(session)]
+
+
+@admin.delete("/{source_id}", response_model=SourcePublic)
+def disable_source(source_id: str, session: SessionDep, _: AdminDep) -> dict:
+    row = hooks.disable_source(session, source_id=source_id)
+    session.commit()
+    return _source(row)
+
+
+router.include_router(public)
+router.include_router(admin)

@@ -171,3 +171,25 @@ def patch_traits(session: Session, *, profile_id: str, traits: Mapping[str, Any]
 def list_profile_ids(session: Session, *, limit: int = 100) -> list[str]:
     return list(session.exec(select(Profile.id).where(Profile.erased_at.is_(None))  # type: ignore[union-attr]
                              .order_by(sa.desc(Profile.created_at)).limit(limit)))
+
+
+def timeline(session: Session, *, profile_id: str, limit: int = 200) -> list[dict[str, Any]]:
+    """Events and timeline entries (messages, journey steps, scores, merges, consent), newest
+    first, merged by time."""
+    from rejse.models.events import Event
+    from rejse.models.timeline import TimelineEntry
+
+    pid = get_live_profile(session, profile_id).id
+    items: list[dict[str, Any]] = []
+    for e in session.exec(select(Event).where(Event.profile_id == pid)
+                          .order_by(sa.desc(Event.timestamp)).limit(limit)):
+        label = e.event or e.properties.get("name") if e.type in ("track", "internal", "page") else None
+        items.append({"at": e.timestamp, "kind": "event",
+                      "summary": f"{e.type}: {label}" if label else e.type,
+                      "data": {"event_id": e.id, "type": e.type, "event": e.event,
+                               "properties": e.properties, "source": e.source}})
+    for t in session.exec(select(TimelineEntry).where(TimelineEntry.profile_id == pid)
+                          .order_by(sa.desc(TimelineEntry.at)).limit(limit)):
+        items.append({"at": t.at, "kind": t.kind, "summary": t.summary, "data": t.data})
+    items.sort(key=lambda item: item["at"], reverse=True)
+    return items[:limit]
