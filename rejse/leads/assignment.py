@@ -20,7 +20,7 @@ def in_territory(rep: SalesRep, value: Any) -> bool:
 
 def choose_rep(reps: Sequence[SalesRep], *, mode: str, territory_value: Any = None,
                exclude: Collection[str] = ()) -> SalesRep | None:
-    """Round robin = the active rep assigned longest ago (never-assigned first, then by id).
+    """Round robin = the active rep assigned longest ago (never-assigned first, oldest rep first).
     Territory mode picks among reps covering the value and falls back to everyone active."""
     pool = [r for r in reps if r.active and r.id not in exclude]
     if mode == "territory":
@@ -28,4 +28,4 @@ def choose_rep(reps: Sequence[SalesRep], *, mode: str, territory_value: Any = No
         pool = local or pool
     if not pool:
         return None
-    return min(pool, key=lambda r: (r.last_assigned_at or _LONG_AGO, r.id))
+    return min(pool, key=lambda r: (r.last_assigned_at or _LONG_AGO, r.created_at, r.id))
