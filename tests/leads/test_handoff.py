@@ -153,3 +153,38 @@ async def test_manager_escalation(trt, session, slack, time_env):
     lead = lead_of(trt.engine, pid)
     assert [h.get("rep_id") for h in lead.history if h["kind"] == "assigned"] == [anna, boss]
     assert slack.for_hook("boss")[0].json["text"].startswith("Lead reassigned to you")
+
+
+async def test_through_the_real_processor(trt, session, model, hubspot, slack, client, keys, time_env):
+    """Segment calls -> ingest API -> event processor (scoring subscriber, hand-off dispatcher)."""
+    from rejse.events.processor import EventProcessor
+    from rejse.profiles.service import find_by_identifier
+
+    rep = new_rep(session, "Anna", webhook=f"{slack.url}/hook/anna")
+    ingest = auth(keys[Role.ingest])
+    r = await client.post("/v1/identify", headers=ingest, json={
+        "userId": "u-42", "messageId": "m0",
+        "traits": {"email": "ole@example.dk", "first_name": "Ole", "country": "DK"}})
+    assert r.status_code < 300, r.text
+    for i, name in enumerate(["Demo Requested", "Checkout Started", "Demo Requested"]):
+        r = await client.post("/v1/track", headers=ingest, json={"userId": "u-42", "event": name,
+                                                                  "messageId": f"m{i + 1}"})
+        assert r.status_code < 300, r.text
+    processor = EventProcessor(trt, subscribers=[ScoringSubscriber()],
+                               dispatchers=[HandoffDispatcher(trt, search_attributes=False)])
+    async with handoff_worker(trt, time_env.client, crm_adapter=hubspot_adapter(hubspot)):
+        await processor.drain()
+        await processor.drain()
+        with Session(trt.engine) as s:
+            pid = find_by_identifier(s, type="email", value="ole@example.dk")
+        handle = time_env.client.get_workflow_handle(handoff_id(pid), result_type=HandoffResult)
+        await wait_for(lambda: _phase(handle, "waiting"))
+        r = await client.get(f"/api/profiles/{pid}/score", headers=auth(keys[Role.analyst]))
+        assert r.json()["stage"] == "aql" and r.json()["score"] == pytest.approx(110, rel=1e-3)
+        r = await client.get("/api/sales/next", params={"rep": rep}, headers=auth(keys[Role.sales]))
+        [item] = r.json()
+        assert item["profile_id"] == pid and item["contact"]["email"] == "ole@example.dk"
+        assert len(hubspot.tasks) == 1 and len(slack.for_hook("anna")) == 1
+        await handle.cancel()
+    with Session(trt.engine) as s:
+        assert len(s.exec(select(Lead)).all()) == 1
