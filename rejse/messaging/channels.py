@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import threading
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -103,18 +104,27 @@ def build_email(out: Outgoing, *, email_from: str) -> EmailMessage:
     return msg
 
 
-def _run(coro) -> None:
-    """Run a coroutine from sync code (activity threads have no loop; callers with one get a
-    short-lived helper thread)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(coro)
-        return
-    from concurrent.futures import ThreadPoolExecutor
+class _LoopThread:
+    """One background event loop for the async SMTP client, shared by the sync activity
+    threads (a new loop per message would also spawn and join a resolver thread each time)."""
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, coro).result()
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="rejse-smtp", daemon=True).start()
+                self._loop = loop
+            return self._loop
+
+    def run(self, coro, timeout: float):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop()).result(timeout)
+
+
+_LOOP = _LoopThread()
 
 
 class SmtpEmail:
@@ -135,7 +145,7 @@ class SmtpEmail:
     def deliver(self, out: Outgoing) -> str:
         msg = build_email(out, email_from=self.email_from)
         try:
-            _run(self.send_async(msg))
+            _LOOP.run(self.send_async(msg), self.timeout + 5)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [err.code for err in exc.recipients]
             if codes and all(500 <= code < 600 for code in codes):

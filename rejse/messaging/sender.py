@@ -180,10 +180,13 @@ def _prepare(session: Session, settings: Settings, req: SendRequest, now: dt.dat
             if first:
                 record_status(session, row, status="deferred", reason="quiet_hours", at=now)
             return row, result_of(row), None
-        window = parse_duration(settings.message_frequency_window)
-        sent = recent_marketing_sends(session, profile_id=row.profile_id, since=now - window, exclude_id=row.id)
-        if guards.over_frequency_cap(sent, now=now, cap=settings.message_frequency_cap, window=window):
-            return skip(f"frequency_cap ({settings.message_frequency_cap} per {settings.message_frequency_window})")
+        if settings.message_frequency_cap > 0:
+            window = parse_duration(settings.message_frequency_window)
+            sent = recent_marketing_sends(session, profile_id=row.profile_id, since=now - window,
+                                          exclude_id=row.id)
+            if guards.over_frequency_cap(sent, now=now, cap=settings.message_frequency_cap, window=window):
+                return skip(f"frequency_cap ({settings.message_frequency_cap} per "
+                            f"{settings.message_frequency_window})")
 
     try:
         resolved = templates.resolve(key=req.template, channel=req.channel, locale=snap.locale,
