@@ -62,6 +62,23 @@ class Settings(BaseSettings):
     sms_from: str | None = None
     message_webhook_url: str | None = Field(default=None, description="target of the webhook channel")
 
+    @field_validator("message_frequency_window")
+    @classmethod
+    def _window_is_a_duration(cls, value: str) -> str:
+        from rejse.durations import parse_duration
+
+        parse_duration(value)
+        return value
+
+    @field_validator("message_quiet_hours")
+    @classmethod
+    def _quiet_hours_parse(cls, value: dict[str, str]) -> dict[str, str]:
+        from rejse.messaging.guards import QuietHours
+
+        for text in value.values():
+            QuietHours.parse(text)
+        return value
+
     log_level: str = "INFO"
     log_json: bool = True
 
