@@ -22,9 +22,11 @@ class MessagingActivities:
 
     @activity.defn(name=SEND_MESSAGE)
     def send(self, request: SendRequest) -> SendResult:
-        # The server's clock for this attempt: equals wall time in production and follows the
-        # skipped time in tests, so frequency windows and quiet hours agree with the workflow.
-        now = activity.info().current_attempt_scheduled_time or utcnow()
+        # The later of the server's clock for this attempt and the wall clock: wall time in
+        # production (also when the attempt waited in a backlog), the skipped time in
+        # time-skipping tests, so frequency windows and quiet hours agree with the workflow.
+        scheduled = activity.info().current_attempt_scheduled_time
+        now = max(scheduled, utcnow()) if scheduled else utcnow()
         return send_message(self.runtime.settings, self.runtime.engine, request, now=now,
                             after_handoff=self.after_handoff)
 
