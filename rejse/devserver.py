@@ -12,12 +12,18 @@ import sys
 import time
 from pathlib import Path
 
-from temporalio.client import Client
+from typing import TYPE_CHECKING
 
 from rejse.binaries import temporal_cli
 from rejse.logging import get_logger
 from rejse.settings import ConfigError, Settings
-from rejse.temporal import SEARCH_ATTRIBUTES, connect, ensure_search_attributes
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+# The names of `rejse.temporal.SEARCH_ATTRIBUTES` (keywords), kept here so that starting the
+# server does not wait for the Temporal SDK to import (a test checks they agree).
+SEARCH_ATTRIBUTE_NAMES = ("RejseProfileId", "RejseJourney")
 
 log = get_logger("rejse.devserver")
 
@@ -35,8 +41,8 @@ def command(settings: Settings) -> list[str]:
         "--ui-disable-news-fetch",
         "--log-level", "warn",
     ]
-    for key in SEARCH_ATTRIBUTES:
-        args += ["--search-attribute", f"{key.name}=Keyword"]
+    for name in SEARCH_ATTRIBUTE_NAMES:
+        args += ["--search-attribute", f"{name}=Keyword"]
     return args
 
 
@@ -88,6 +94,8 @@ class DevServer:
 
     async def wait_ready(self, *, timeout: float = 30.0) -> Client:
         """Connect once the server answers; registers rejse's search attributes."""
+        from rejse.temporal import connect, ensure_search_attributes
+
         deadline = time.monotonic() + timeout
         while True:
             if self.process.returncode is not None:

@@ -17,18 +17,18 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import uvicorn
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from typing import TYPE_CHECKING
 
 from rejse.db import check_database, make_engine, redact
 from rejse.devserver import DevServer
-from rejse.keys import ensure_admin_access, ensure_bootstrap_key
 from rejse.logging import get_logger
-from rejse.migrate import upgrade
-from rejse.runtime import Runtime
 from rejse.settings import ConfigError, Settings
-from rejse.temporal import ensure_search_attributes
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+# Heavy imports (uvicorn, the app, models, Alembic, the Temporal SDK) happen inside the
+# functions, after the embedded Temporal server has been started: it boots meanwhile.
 
 log = get_logger("rejse.up")
 
@@ -105,6 +105,8 @@ def open_database(settings: Settings) -> Engine:
 
 
 def migrate_database(settings: Settings, engine: Engine) -> None:
+    from rejse.migrate import upgrade
+
     try:
         upgrade(engine)
     except Exception as exc:  # noqa: BLE001 - report one line, keep the cause in the log
@@ -119,6 +121,10 @@ def prepare_database(settings: Settings, engine: Engine, *, migrate: bool) -> st
     """Migrate (if asked) and apply the admin-key start-up rule. `rejse up` guarantees a usable
     admin key and returns a newly created one (shown once); split processes only honour
     REJSE_BOOTSTRAP_ADMIN_KEY."""
+    from sqlmodel import Session
+
+    from rejse.keys import ensure_admin_access, ensure_bootstrap_key
+
     if migrate:
         migrate_database(settings, engine)
     with Session(engine) as session:
@@ -134,12 +140,18 @@ def prepare_database(settings: Settings, engine: Engine, *, migrate: bool) -> st
 # ----------------------------------------------------------------------------- running
 
 
-class _Server(uvicorn.Server):
+def _api_server(app: object):
     """uvicorn without its own signal handling: rejse's stop event decides."""
+    import uvicorn
 
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[override]
-        yield
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[override]
+            yield
+
+    config = uvicorn.Config(app, log_config=None, access_log=False, server_header=False,
+                            lifespan="auto")
+    return Server(config)
 
 
 async def _until(awaitable: Awaitable, stop: asyncio.Event):
@@ -187,7 +199,7 @@ async def serve(settings: Settings, parts: Parts, *,
 
     devserver: DevServer | None = None
     tasks: dict[str, asyncio.Task] = {}
-    server: _Server | None = None
+    server = None
     code = 0
     started_ok = False
     try:
@@ -206,6 +218,9 @@ async def serve(settings: Settings, parts: Parts, *,
             raise
         if stop.is_set():
             return 0
+        from rejse.runtime import Runtime
+        from rejse.temporal import ensure_search_attributes
+
         runtime = Runtime.create(settings, engine=engine, temporal_client=client)
         if parts.worker and client is None:
             try:
@@ -226,9 +241,7 @@ async def serve(settings: Settings, parts: Parts, *,
         if parts.api:
             from api.app import create_app
 
-            config = uvicorn.Config(create_app(runtime), log_config=None, access_log=False,
-                                    server_header=False, lifespan="auto")
-            server = _Server(config)
+            server = _api_server(create_app(runtime))
             tasks["api"] = asyncio.create_task(server.serve(sockets=[api_sock]))
             deadline = time.monotonic() + 10
             while not server.started and not tasks["api"].done() and time.monotonic() < deadline:

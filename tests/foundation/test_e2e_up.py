@@ -58,15 +58,16 @@ async def test_up_serves_api_docs_and_temporal_ui_and_stops_on_sigterm(up, capsy
 
 
 async def test_restart_keeps_temporal_state_and_sigint_leaves_no_child(up):
+    # This test is about state, not speed: generous waits keep it steady on a busy machine.
     up.start()
-    await asyncio.to_thread(up.wait_ready, 20)
+    await asyncio.to_thread(up.wait_ready, 60)
     client = await Client.connect(up.temporal_address)
     # A workflow type nobody implements on a queue nobody polls: it simply stays RUNNING.
     await client.start_workflow("Anything", id="e2e-survives-restart", task_queue="nobody")
     assert_stopped_cleanly(up, signal.SIGINT)
 
     up.start()
-    await asyncio.to_thread(up.wait_ready, 20)
+    await asyncio.to_thread(up.wait_ready, 60)
     client = await Client.connect(up.temporal_address)
     described = await client.get_workflow_handle("e2e-survives-restart").describe()
     assert described.status == WorkflowExecutionStatus.RUNNING
