@@ -50,6 +50,7 @@ class JourneyWorkflow:
         self.converted = False
         self.paused = False
         self.step: str | None = None
+        self.step_first_event = 0
 
     # ------------------------------------------------------------------ signals and query
 
@@ -103,6 +104,7 @@ class JourneyWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 workflow.continue_as_new(self._carry_over(step_id))
             self.step = step_id
+            self.step_first_event = len(self.events)   # events from here on count for this step
             self.visits[step_id] = self.visits.get(step_id, 0) + 1
             ctx = await workflow.execute_activity(
                 rt.RECORD_STEP, rt.StepRecord(
@@ -162,7 +164,7 @@ class JourneyWorkflow:
                 await self._sleep(delay_until(workflow.now(), target))
             return step.next
         if isinstance(step, WaitForEventStep):
-            start = len(self.events)
+            start = self.step_first_event
             expected = resolve_match(step.match, self.context)
 
             def arrived() -> bool:

@@ -50,7 +50,7 @@ def publish(runtime: Runtime, definition: dict[str, Any], *, new_version: bool =
 def new_profile(runtime: Runtime, **kw: Any) -> str:
     with Session(runtime.engine) as s:
         email = f"{uuid.uuid4().hex[:8]}@example.com"
-        pid = create_profile(s, traits={"email": email, "first_name": "Ida"},
+        pid = create_profile(s, traits={"email": email, "first_name": "Ida", **kw.pop("traits", {})},
                              locale=kw.pop("locale", "da-DK"),
                              timezone=kw.pop("timezone", "Europe/Copenhagen"),
                              consents={"email": "granted"}, **kw)
@@ -102,3 +102,16 @@ async def result(time_env, workflow_id: str) -> Any:
     `get_workflow_handle` do not unlock time skipping by themselves)."""
     async with time_env.time_skipping_unlocked():
         return await time_env.client.get_workflow_handle(workflow_id).result()
+
+
+async def at_step(handle, step: str, *, attempts: int = 200) -> dict[str, Any]:
+    """Poll the run's `state` query until it is at `step` (time does not skip meanwhile)."""
+    import asyncio
+
+    state: dict[str, Any] = {}
+    for _ in range(attempts):
+        state = await handle.query("state")
+        if state["step"] == step:
+            return state
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"run never reached {step!r}: {state}")
