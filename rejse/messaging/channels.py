@@ -71,7 +71,7 @@ class SmtpConfig:
     start_tls: bool
 
     @classmethod
-    def parse(cls, url: str) -> "SmtpConfig":
+    def parse(cls, url: str) -> SmtpConfig:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps"):
             raise ValueError("REJSE_SMTP_URL must start with smtp:// or smtps://")

@@ -44,7 +44,7 @@ def to_datetime(value: Any) -> dt.datetime | dt.date | None:
         return value
     if isinstance(value, str):
         try:
-            return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return dt.datetime.fromisoformat(value)
         except ValueError:
             return None
     return None

@@ -28,7 +28,7 @@ class QuietHours:
     end: dt.time
 
     @classmethod
-    def parse(cls, text: str) -> "QuietHours":
+    def parse(cls, text: str) -> QuietHours:
         try:
             a, b = (part.strip() for part in text.split("-"))
             start, end = dt.time.fromisoformat(a), dt.time.fromisoformat(b)

@@ -31,7 +31,13 @@ from rejse.errors import DomainError
 from rejse.logging import get_logger
 from rejse.messaging import guards, templates, tokens
 from rejse.messaging.channels import Outgoing, PermanentFailure, channel_for
-from rejse.messaging.service import FINAL, get_by_key, message_id_for, recent_marketing_sends, record_status
+from rejse.messaging.service import (
+    FINAL,
+    get_by_key,
+    message_id_for,
+    recent_marketing_sends,
+    record_status,
+)
 from rejse.models.messaging import Message
 from rejse.settings import Settings
 

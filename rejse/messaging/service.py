@@ -56,7 +56,7 @@ def recent_marketing_sends(session: Session, *, profile_id: str, since: dt.datet
     """Send times of delivered marketing messages of a profile since `since` (frequency cap)."""
     stmt = select(Message.sent_at).where(
         Message.profile_id == profile_id, col(Message.status).in_(DELIVERED),
-        Message.transactional == False,  # noqa: E712 - SQL expression
+        Message.transactional == False,
         col(Message.sent_at) > since)
     if exclude_id:
         stmt = stmt.where(Message.id != exclude_id)

@@ -96,7 +96,7 @@ def preview(session: Session, *, key: str, channel: str, profile: ProfileSnapsho
     if variants is not None:
         tpl.validate_variants(channel, variants, templates_dir=templates_dir)
         wanted = tpl.formatting.language(locale or (profile.locale if profile else None))
-        loc = wanted if wanted in variants else sorted(variants)[0]
+        loc = wanted if wanted in variants else min(variants)
         eng = tpl.engines(templates_dir)
         resolved = tpl.ResolvedTemplate(key, channel, loc, None,
                                         {p: tpl._compile(eng, p, s) for p, s in variants[loc].items() if s})

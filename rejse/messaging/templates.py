@@ -401,7 +401,7 @@ def validate_source(source: str, *, part: str, field_name: str,
             line = _template_line(exc)
             raise TemplateProblem(f"line {line}: refused by the template sandbox: {exc}", field=field_name) from None
         # A trait the sample profile lacks is fine at save; the real render reports it.
-    except Exception:  # noqa: BLE001 - data-dependent errors surface at render time
+    except Exception:  # noqa: BLE001, S110 - data-dependent errors surface at render time
         pass
 
 

@@ -86,9 +86,9 @@ def make_profile(runtime: Runtime, **kwargs) -> str:
 
 
 def mette(runtime: Runtime, **overrides) -> str:
-    args = dict(traits={"first_name": "Mette", "country": "DK"},
-                identifiers={"email": "mette.hansen@example.dk", "user_id": "cust-7012345678901"},
-                locale="da-DK", timezone="Europe/Copenhagen")
+    args = {"traits": {"first_name": "Mette", "country": "DK"},
+            "identifiers": {"email": "mette.hansen@example.dk", "user_id": "cust-7012345678901"},
+            "locale": "da-DK", "timezone": "Europe/Copenhagen"}
     args.update(overrides)
     return make_profile(runtime, **args)
 

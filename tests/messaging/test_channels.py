@@ -31,7 +31,7 @@ class FakeProvider:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
                 status, payload = outer.replies.pop(0) if outer.replies else (201, {"sid": "SM123"})

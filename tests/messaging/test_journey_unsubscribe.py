@@ -10,7 +10,16 @@ from urllib.parse import urlsplit
 import pytest
 
 from rejse.temporal import TemporalConnector
-from tests.journeys.conftest import abandoned_cart, dispatcher, event, messages, publish, result, runs, worker  # noqa: F401
+from tests.journeys.conftest import (  # noqa: F401
+    abandoned_cart,
+    dispatcher,
+    event,
+    messages,
+    publish,
+    result,
+    runs,
+    worker,
+)
 from tests.messaging.conftest import CHECKOUT, mette
 
 DAY = dt.timedelta(days=1)
