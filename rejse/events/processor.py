@@ -185,8 +185,8 @@ class EventProcessor:
         pending = [e for e in entries if e.state == "pending"]
         applied: dict[int, ProcessedEvent] = {}
         for e in entries:
-            if e.state == "applied" and e.processed:
-                applied[e.outbox_id] = ProcessedEvent.model_validate(e.processed)
+            if e.state == "applied" and e.row["profile_id"]:
+                applied[e.outbox_id] = processed_event(e.row, e.processed)
         if pending:
             try:
                 applied.update(self._apply_in_transaction(pending))
@@ -220,7 +220,9 @@ class EventProcessor:
         conn = session.connection()
         now = utcnow()
         index = IdentityIndex(session, secret=self.secret)
-        index.preload(e.row for e in entries if e.row["type"] != "internal")
+        idents = {e.outbox_id: event_identifiers(e.row) for e in entries
+                  if e.row["type"] != "internal"}
+        index.preload(idents.values())
         out: dict[int, ProcessedEvent] = {}
         event_updates: list[dict[str, Any]] = []
         dropped: list[str] = []
@@ -228,23 +230,22 @@ class EventProcessor:
             row = entry.row
             merged: list[str] = []
             if row["type"] == "internal":
+                index.flush()
                 pid = resolve_profile_id(session, row["profile_id"]) if row["profile_id"] else None
-            elif index.erased_before(event_identifiers(row), row["timestamp"]):
+            elif index.erased_before(idents[entry.outbox_id], row["timestamp"]):
                 pid = None     # an old event of an erased person: never brings data back
             else:
-                pid, merged = index.resolve(row, event_id=row["id"])
+                pid, merged = index.resolve(row, event_id=row["id"], ids=idents[entry.outbox_id])
             profile = index.profile(pid) if pid else None
             if profile is None or profile["erased_at"] is not None:
                 dropped.append(row["id"])
                 continue
-            fold_event(profile, row)
+            if fold_event(profile, row):
+                index.traits_dirty.add(pid)
             index.dirty.add(pid)
             changes = self._consent(session, pid, row)
-            event = ProcessedEvent(
-                event_id=row["id"], profile_id=pid, type=row["type"], event=row["event"],
-                properties=row["properties"] or {}, traits=row["traits"] or {},
-                timestamp=row["timestamp"], received_at=row["received_at"],
-                merged_from=merged, consent_changes=changes)
+            event = processed_event({**row, "profile_id": pid},
+                                    {"merged_from": merged, "consent_changes": changes})
             event_updates.append({"_id": row["id"], "profile_id": pid, "processed_at": now})
             if self.subscribers:
                 index.flush()
@@ -257,11 +258,11 @@ class EventProcessor:
             conn.execute(EVENT.update().where(EVENT.c.id == sa.bindparam("_id"))
                          .values(profile_id=sa.bindparam("profile_id"),
                                  processed_at=sa.bindparam("processed_at")), event_updates)
-        if out:
+        extras = [{"_id": oid, "processed": _extras(ev)} for oid, ev in out.items()
+                  if ev.merged_from or ev.consent_changes]
+        if extras:   # the rest of a ProcessedEvent is rebuilt from the event row if needed
             conn.execute(OUTBOX.update().where(OUTBOX.c.id == sa.bindparam("_id"))
-                         .values(processed=sa.bindparam("processed")),
-                         [{"_id": oid, "processed": ev.model_dump(mode="json")}
-                          for oid, ev in out.items()])
+                         .values(processed=sa.bindparam("processed")), extras)
         if dropped:
             conn.execute(OUTBOX.delete().where(OUTBOX.c.event_id.in_(dropped)))
             conn.execute(EVENT.delete().where(EVENT.c.id.in_(dropped)))
@@ -353,10 +354,29 @@ class EventProcessor:
             EVENTS_RETRIED.inc()
 
 
-def fold_event(profile: dict[str, Any], row: dict[str, Any]) -> None:
-    """Traits, locale, time zone and counters of one event into a profile row (in memory)."""
+def _extras(event: ProcessedEvent) -> dict[str, Any]:
+    return {"merged_from": event.merged_from,
+            "consent_changes": [c.model_dump() for c in event.consent_changes]}
+
+
+def processed_event(row: dict[str, Any], extras: dict[str, Any] | None) -> ProcessedEvent:
+    """The published form of an applied event (its row + merge/consent facts)."""
+    extras = extras or {}
+    return ProcessedEvent(
+        event_id=row["id"], profile_id=row["profile_id"], type=row["type"], event=row["event"],
+        properties=row["properties"] or {}, traits=row["traits"] or {},
+        timestamp=row["timestamp"], received_at=row["received_at"],
+        merged_from=extras.get("merged_from") or [],
+        consent_changes=extras.get("consent_changes") or [])
+
+
+def fold_event(profile: dict[str, Any], row: dict[str, Any]) -> bool:
+    """Traits, locale, time zone and counters of one event into a profile row (in memory).
+    Returns whether the traits changed."""
     ts: dt.datetime = row["timestamp"]
+    changed = False
     if row["type"] == "identify" and row["traits"]:
+        changed = True
         traits = dict(profile["traits"] or {})
         for key, value in row["traits"].items():
             if value is None:
@@ -376,3 +396,4 @@ def fold_event(profile: dict[str, Any], row: dict[str, Any]) -> None:
     if profile["last_seen_at"] is None or ts > profile["last_seen_at"]:
         profile["last_seen_at"] = ts
     profile["updated_at"] = utcnow()
+    return changed

@@ -36,6 +36,7 @@ EVENT = Event.__table__  # type: ignore[attr-defined]
 STAGES = ("subscriber", "lead", "aql", "sql", "opportunity", "customer")
 MY_COLUMNS = ("traits", "locale", "timezone", "event_count", "first_seen_at", "last_seen_at",
               "updated_at")
+COUNTER_COLUMNS = MY_COLUMNS[1:]
 
 
 def event_identifiers(row: dict[str, Any]) -> list[tuple[str, str]]:
@@ -73,24 +74,30 @@ class IdentityIndex:
         self.session = session
         self.conn = session.connection()
         self.secret = secret
-        self.owner: dict[tuple[str, str], str] = {}
+        self.owner: dict[tuple[str, str], str | None] = {}   # None: known to be unowned
+        self.new_profiles: list[dict[str, Any]] = []
+        self.new_identifiers: list[dict[str, Any]] = []
         self.user_id: dict[str, str | None] = {}
         self.profiles: dict[str, dict[str, Any]] = {}
         self.dirty: set[str] = set()
+        self.traits_dirty: set[str] = set()
         self.tombstones_exist = self.conn.execute(
             sa.select(sa.literal(1)).select_from(ErasedIdentifier).limit(1)).first() is not None
 
     # ---------------------------------------------------------------- loading
-    def preload(self, rows: Iterable[dict[str, Any]]) -> None:
-        wanted = {tv for row in rows for tv in event_identifiers(row)} - set(self.owner)
+    def preload(self, idents: Iterable[list[tuple[str, str]]]) -> None:
+        """Load the owners of these identifiers (one query per 500) and their profiles."""
+        wanted = {tv for ids in idents for tv in ids} - set(self.owner)
         wanted_list = list(wanted)
         for i in range(0, len(wanted_list), 500):
             chunk = wanted_list[i:i + 500]
+            for tv in chunk:
+                self.owner[tv] = None
             for type_, value, pid in self.conn.execute(
                     sa.select(IDENT.c.type, IDENT.c.value, IDENT.c.profile_id)
                     .where(sa.tuple_(IDENT.c.type, IDENT.c.value).in_(chunk))):
                 self.owner[(type_, value)] = pid
-        self.load_profiles(set(self.owner.values()))
+        self.load_profiles({pid for pid in self.owner.values() if pid is not None})
 
     def load_profiles(self, ids: set[str]) -> None:
         missing = [pid for pid in ids if pid not in self.profiles]
@@ -122,28 +129,38 @@ class IdentityIndex:
 
     # ---------------------------------------------------------------- writing
     def flush(self) -> None:
+        if self.new_profiles:
+            self.conn.execute(PROFILE.insert(), self.new_profiles)
+            self.new_profiles = []
+        if self.new_identifiers:
+            self.conn.execute(IDENT.insert(), self.new_identifiers)
+            self.new_identifiers = []
         if not self.dirty:
             return
-        params = [{"_id": pid, **{c: self.profiles[pid][c] for c in MY_COLUMNS}}
-                  for pid in sorted(self.dirty) if pid in self.profiles]
-        if params:
-            self.conn.execute(PROFILE.update().where(PROFILE.c.id == sa.bindparam("_id"))
-                              .values({c: sa.bindparam(c) for c in MY_COLUMNS}), params)
+        # Traits (JSON) are written only for profiles whose traits changed in this batch.
+        for cols, pids in ((MY_COLUMNS, self.dirty & self.traits_dirty),
+                           (COUNTER_COLUMNS, self.dirty - self.traits_dirty)):
+            params = [{"_id": pid, **{c: self.profiles[pid][c] for c in cols}}
+                      for pid in sorted(pids) if pid in self.profiles]
+            if params:
+                self.conn.execute(PROFILE.update().where(PROFILE.c.id == sa.bindparam("_id"))
+                                  .values({c: sa.bindparam(c) for c in cols}), params)
         self.dirty.clear()
+        self.traits_dirty.clear()
 
     def create_profile(self, at: dt.datetime) -> str:
         pid = new_id("prf")
         row = {"id": pid, "traits": {}, "locale": None, "timezone": None, "lifecycle_stage": None,
                "lead_score": 0.0, "event_count": 0, "first_seen_at": None, "last_seen_at": None,
                "created_at": at, "updated_at": at, "erased_at": None}
-        self.conn.execute(PROFILE.insert(), row)
+        self.new_profiles.append(row)
         self.profiles[pid] = {k: row[k] for k in ("id", "created_at", "erased_at", *MY_COLUMNS)}
         self.user_id[pid] = None
         return pid
 
     def attach(self, pid: str, tv: tuple[str, str], at: dt.datetime) -> None:
-        self.conn.execute(IDENT.insert(), {"profile_id": pid, "type": tv[0], "value": tv[1],
-                                           "created_at": at})
+        self.new_identifiers.append({"profile_id": pid, "type": tv[0], "value": tv[1],
+                                     "created_at": at})
         self.owner[tv] = pid
         if tv[0] == "user_id":
             self.user_id[pid] = tv[1]
@@ -159,10 +176,11 @@ class IdentityIndex:
         return any(_aware(r[0]) >= timestamp for r in rows)
 
     # ---------------------------------------------------------------- resolution
-    def resolve(self, row: dict[str, Any], *, event_id: str) -> tuple[str, list[str]]:
+    def resolve(self, row: dict[str, Any], *, event_id: str,
+                ids: list[tuple[str, str]] | None = None) -> tuple[str, list[str]]:
         """The profile this event belongs to (created if needed) and the ids merged into it."""
         at = utcnow()
-        ids = event_identifiers(row)
+        ids = list(event_identifiers(row) if ids is None else ids)
         if row.get("type") == "alias" and row.get("previous_id"):
             prev = self._previous(row["previous_id"])
             if prev is not None:
@@ -215,6 +233,7 @@ class IdentityIndex:
         self.profiles.pop(from_, None)
         self.user_id.pop(from_, None)
         self.dirty.discard(from_)
+        self.traits_dirty.discard(from_)
         self.profiles.pop(into, None)       # reload the combined row
         self.load_profiles({into})
 
