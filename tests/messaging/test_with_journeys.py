@@ -1,6 +1,7 @@
-"""Messaging inside real journeys. Acceptance: a one-click unsubscribe while the abandoned-cart journey waits stops its day-3
-email. The real JourneyWorkflow (journeys domain) on the time-skipping server, messaging's real
-activity, a real SMTP server, the unsubscribe POSTed to the API."""
+"""Messaging inside real journeys (JourneyWorkflow on the time-skipping server, the real send
+activity, a real SMTP server, the API for tracking links):
+- acceptance: a one-click unsubscribe while the abandoned-cart journey waits stops its day-3 email;
+- a tracked click becomes an `Email Clicked` event that a `wait_for_event` step acts on."""
 
 from __future__ import annotations
 
