@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -77,11 +78,31 @@ def messages(runtime: Runtime, profile_id: str) -> list[Message]:
                            .order_by(Message.sent_at)))
 
 
+HISTORIES = Path(__file__).resolve().parent / "histories"
+
+
 @pytest.fixture
-def jruntime(runtime: Runtime, time_env) -> Runtime:
+async def jruntime(runtime: Runtime, time_env, request) -> AsyncIterator[Runtime]:
+    """The test's runtime on the time-skipping server. With REJSE_RECORD_HISTORIES=1 the
+    histories of the journey runs a test made are saved for the replay test."""
     runtime.temporal = TemporalConnector(runtime.settings, time_env.client)
     runtime.settings.message_quiet_hours = {}
-    return runtime
+    yield runtime
+    if os.environ.get("REJSE_RECORD_HISTORIES") and "sqlite" in request.node.name:
+        await save_histories(time_env.client, runtime, request.node.name.split("[")[0])
+
+
+async def save_histories(client, runtime: Runtime, name: str) -> None:
+    from temporalio.client import WorkflowExecutionStatus
+
+    wids = sorted({r.workflow_id for r in runs(runtime)})
+    for n, wid in enumerate(wids):
+        handle = client.get_workflow_handle(wid)
+        if (await handle.describe()).status in (WorkflowExecutionStatus.RUNNING,
+                                                 WorkflowExecutionStatus.TERMINATED):
+            continue
+        history = await handle.fetch_history()
+        (HISTORIES / f"{name.removeprefix('test_')}-{n}.json").write_text(history.to_json())
 
 
 @pytest.fixture

@@ -1,0 +1,39 @@
+"""Replays the journey histories kept in tests/journeys/histories/ against today's
+JourneyWorkflow: an interpreter change that would break running workflows fails here.
+
+(Re)record them with the journey tests themselves (SQLite variants, time skipping):
+
+    REJSE_RECORD_HISTORIES=1 python -m pytest tests/journeys -k sqlite
+
+then commit the new files. Keep old ones: they stand for workflows still running in production.
+Change the interpreter for existing histories only behind `workflow.patched()`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from rejse.temporal import DATA_CONVERTER
+from workflows.journey import JourneyWorkflow
+
+HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"))
+
+
+def test_histories_are_kept():
+    names = {p.name.rsplit("-", 1)[0] for p in HISTORIES}
+    # the abandoned cart both ways, events, branches, splits, waits, pause/resume
+    assert {"no_purchase_sends_two_emails_at_day_1_and_3",
+            "matching_order_after_first_reminder_converts",
+            "wait_for_event_takes_on_event_for_the_matching_event",
+            "branch_on_trait_and_exit", "split_is_deterministic_and_stats_compare_variants",
+            "pause_holds_runs_and_new_entries_resume_continues"} <= names, names
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_history_replays(path: Path):
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    replayer = Replayer(workflows=[JourneyWorkflow], data_converter=DATA_CONVERTER)
+    await replayer.replay_workflow(history)
