@@ -305,7 +305,7 @@ def _describe(exc: BaseException) -> str:
 def render_part(template: Template, context: dict[str, Any], *, part: str) -> str:
     try:
         return template.render(context)
-    except (TemplateError, ArithmeticError, TypeError, ValueError, OverflowError) as exc:
+    except (TemplateError, ArithmeticError, TypeError, ValueError, RecursionError) as exc:
         line = _template_line(exc)
         where = f"line {line}: " if line else ""
         raise TemplateProblem(f"{part}: {where}{_describe(exc)}", field=f"template.{part}") from None

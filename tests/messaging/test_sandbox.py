@@ -44,7 +44,8 @@ def test_escape_refused_at_render(source):
 def test_mutation_and_resource_limits_refused():
     env = tpl.engines().text
     for source in ["{{ profile.traits.update({'x': 1}) }}", "{{ 'a' * 10000000 }}", "{{ 2 ** 100000 }}",
-                   "{% for i in range(10000000) %}{% endfor %}"]:
+                   "{% for i in range(10000000) %}{% endfor %}",
+                   "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}"]:
         with pytest.raises(Unprocessable):
             tpl.render_part(env.from_string(source), tpl.sample_context(), part="text")
 
