@@ -63,10 +63,13 @@ def redact(url: str) -> str:
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """`hide_parameters`: database errors (which end up in logs) never carry the statement's
+    values, which may be emails or names."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = sa.create_engine(
-            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+            url, echo=echo, hide_parameters=True,
+            connect_args={"check_same_thread": False, "timeout": 30},
         )
 
         @event.listens_for(engine, "connect")
@@ -79,7 +82,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return sa.create_engine(url, echo=echo, hide_parameters=True, pool_pre_ping=True,
+                            pool_size=10, max_overflow=20, connect_args={"connect_timeout": 10})
 
 
 def check_database(engine: Engine) -> None:

@@ -28,10 +28,18 @@ def _db_ok(runtime) -> bool:
         return False
 
 
+async def _within(check, seconds: float = 3.0) -> bool:
+    """A check that does not answer in time counts as unreachable."""
+    try:
+        return await asyncio.wait_for(check, seconds)
+    except TimeoutError:
+        return False
+
+
 @router.get("/readyz")
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     db_ok, temporal_ok = await asyncio.gather(
-        asyncio.to_thread(_db_ok, runtime), runtime.temporal.ping()
+        _within(asyncio.to_thread(_db_ok, runtime)), _within(runtime.temporal.ping())
     )
     checks = {"database": "ok" if db_ok else "unreachable",
               "temporal": "ok" if temporal_ok else "unreachable"}

@@ -62,3 +62,13 @@ async def test_request_id_is_echoed_or_made(client):
     assert r.headers["x-request-id"] == "req-123"
     r = await client.get("/healthz")
     assert len(r.headers["x-request-id"]) == 32
+
+
+async def test_database_errors_never_carry_values(engine):
+    """Errors end up in logs: the statement's parameters (emails, names) are hidden."""
+    import sqlalchemy as sa
+
+    with pytest.raises(sa.exc.DBAPIError) as caught, engine.connect() as conn:
+        conn.execute(sa.text("SELECT * FROM no_such_table WHERE email = :e"), {"e": "alice@example.com"})
+    assert "alice@example.com" not in str(caught.value)
+    assert "parameters hidden" in str(caught.value)
