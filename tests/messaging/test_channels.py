@@ -157,3 +157,23 @@ async def test_gdpr_erase_removes_messages(runtime):
         MessagingEraser().erase(s, pid)
         s.commit()
         assert list_messages(s, profile_id=pid) == []
+
+
+async def test_api_template_version_is_used_and_logged_and_missing_template_fails(runtime):
+    from rejse.messaging.template_store import add_version, create_template
+
+    pid = mette(runtime)
+    with Session(runtime.engine) as s:
+        create_template(s, key="abandoned_cart/reminder", channel="email",
+                        variants={"da": {"subject": "v1", "html": "<p>{{ cart.url }}</p>"}})
+        add_version(s, key="abandoned_cart/reminder", channel="email",
+                    variants={"da": {"subject": "v2 {{ profile.traits.first_name }}", "html": "<p>{{ cart.url }}</p>"}})
+        s.commit()
+    sent = send_message(runtime.settings, runtime.engine, req(pid, "email"), now=NOON)
+    missing = send_message(runtime.settings, runtime.engine,
+                           req(pid, "email", "s2").model_copy(update={"template": "no/such"}), now=NOON)
+    assert missing.status == "failed" and missing.reason.startswith("template_error: no email template")
+    with Session(runtime.engine) as s:
+        row = {m.id: m for m in list_messages(s, profile_id=pid)}[sent.message_id]
+    assert (row.subject, row.template_version, row.locale) == ("v2 Mette", 2, "da")
+    assert row.body_text == "https://butik.example.dk/checkouts/7c1b2d0f9a4e4f6b8c3d2e1f0a9b8c7d/recover?key=3f2a"
