@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from rejse.journeys.split import HOLDOUT, assign
     from rejse.journeys.timing import delay_until, next_time_of_day, parse_duration
 
-QUICK = dict(start_to_close_timeout=dt.timedelta(seconds=30),
+QUICK = dict(start_to_close_timeout=dt.timedelta(seconds=10),
              retry_policy=RetryPolicy(maximum_interval=dt.timedelta(minutes=1)))
 SLOW = dict(start_to_close_timeout=dt.timedelta(minutes=2),
             retry_policy=RetryPolicy(maximum_interval=dt.timedelta(minutes=5)))
