@@ -177,3 +177,12 @@ async def test_api_template_version_is_used_and_logged_and_missing_template_fail
         row = {m.id: m for m in list_messages(s, profile_id=pid)}[sent.message_id]
     assert (row.subject, row.template_version, row.locale) == ("v2 Mette", 2, "da")
     assert row.body_text == "https://butik.example.dk/checkouts/7c1b2d0f9a4e4f6b8c3d2e1f0a9b8c7d/recover?key=3f2a"
+
+
+async def test_gdpr_delete_through_the_api_erases_the_message_log(runtime, client, keys):
+    pid = mette(runtime)
+    send_message(runtime.settings, runtime.engine, req(pid, "email"), now=NOON)
+    r = await client.delete(f"/api/profiles/{pid}", headers=auth(keys[Role.admin]))
+    assert r.status_code in (200, 202, 204), r.text
+    with Session(runtime.engine) as s:
+        assert list_messages(s, profile_id=pid) == []
