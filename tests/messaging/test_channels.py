@@ -186,3 +186,16 @@ async def test_gdpr_delete_through_the_api_erases_the_message_log(runtime, clien
     assert r.status_code in (200, 202, 204), r.text
     with Session(runtime.engine) as s:
         assert list_messages(s, profile_id=pid) == []
+
+
+def test_smtp_url_forms():
+    from rejse.messaging.channels import SmtpConfig
+
+    plain = SmtpConfig.parse("smtp://mail.example.com")
+    assert (plain.host, plain.port, plain.use_tls, plain.start_tls, plain.username) == ("mail.example.com", 25, False, False, None)
+    tls = SmtpConfig.parse("smtps://u%40x:p%2Fw@mail.example.com")
+    assert (tls.port, tls.use_tls, tls.username, tls.password) == (465, True, "u@x", "p/w")
+    start = SmtpConfig.parse("smtp://u:p@mail.example.com:587?starttls=true")
+    assert (start.port, start.use_tls, start.start_tls) == (587, False, True)
+    with pytest.raises(ValueError):
+        SmtpConfig.parse("http://mail.example.com")
