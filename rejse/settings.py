@@ -70,6 +70,13 @@ class Settings(BaseSettings):
         parse_duration(value)
         return value
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("smtp://", "smtps://")):
+            raise ValueError("must look like smtp://user:pass@host:587?starttls=true or smtps://host:465")
+        return value
+
     @field_validator("message_quiet_hours")
     @classmethod
     def _quiet_hours_parse(cls, value: dict[str, str]) -> dict[str, str]:
@@ -80,7 +87,9 @@ class Settings(BaseSettings):
         return value
 
     log_level: str = "INFO"
-    log_json: bool = True
+    log_json: bool | None = Field(
+        default=None, description="JSON log lines; default: JSON unless stderr is a terminal"
+    )
 
     @field_validator("database_url", "public_url", "temporal_address", "bootstrap_admin_key",
                      "smtp_url", mode="before")
