@@ -58,7 +58,8 @@ def _run(settings: Settings, parts: Any) -> None:
     from rejse.logging import configure_logging
     from rejse.up import serve
 
-    configure_logging(level=settings.log_level, json=settings.log_json)
+    json_logs = settings.log_json if settings.log_json is not None else not sys.stderr.isatty()
+    configure_logging(level=settings.log_level, json=json_logs)
     code = asyncio.run(serve(settings, parts, on_started=_print_started))
     raise typer.Exit(code)
 
@@ -209,3 +210,5 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id shown by 
 
 
 # Sub-commands of other domains, one line each: app.add_typer(<typer app>, name="<domain>")
+from rejse.journeys.cli import app as journeys_app  # noqa: E402
+app.add_typer(journeys_app, name="journeys")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import signal
 import socket
 import time
@@ -193,11 +194,22 @@ async def serve(settings: Settings, parts: Parts, *,
         raise
 
     stop = asyncio.Event()
+    devserver: DevServer | None = None
+
+    def on_signal() -> None:
+        """The first Ctrl-C stops cleanly; a second one while stopping exits at once."""
+        if not stop.is_set():
+            stop.set()
+            return
+        log.warning("forced_exit")
+        if devserver is not None and devserver.process.returncode is None:
+            devserver.process.kill()
+        os._exit(130)
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
 
-    devserver: DevServer | None = None
     tasks: dict[str, asyncio.Task] = {}
     server = None
     code = 0
