@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from dataclasses import dataclass, field
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -13,12 +14,12 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Session, col, delete, select
 
-from rejse import timeline
 from rejse.contracts import ProcessedEvent
 from rejse.db import utcnow
 from rejse.errors import DomainError, NotFound
 from rejse.models.leads import ProfileScore, ScoreCounter, ScoreGrant, ScoringModel
 from rejse.models.profiles import Profile
+from rejse.models.timeline import TimelineEntry
 from rejse.scoring.definition import STAGE_RANK, STAGES, ScoringDefinition, validate_definition
 from rejse.scoring.engine import (
     CompiledModel, capped_points, decay_factor, period_start, stages_crossed,
@@ -98,18 +99,74 @@ def compiled_active(session: Session) -> CompiledModel | None:
 # --------------------------------------------------------------------------- score state
 
 
-def _load_state(session: Session, profile_id: str, at: dt.datetime) -> tuple[ProfileScore, bool]:
-    state = session.get(ProfileScore, profile_id)
+# The hot path (one event) reads and writes with core SQL on the session's connection: the
+# processor writes profiles the same way, and ORM bookkeeping costs more than the statements.
+_PS = ProfileScore.__table__  # type: ignore[attr-defined]
+_COUNTER = ScoreCounter.__table__  # type: ignore[attr-defined]
+_TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
+_STATE_FIELDS = ("behaviour", "fit", "breakdown", "fit_breakdown", "decayed_at", "stage", "recent",
+                 "suppressed_until", "updated_at")
+
+
+@dataclass
+class ScoreState:
+    profile_id: str
+    decayed_at: dt.datetime
+    updated_at: dt.datetime
+    stage: str = "subscriber"
+    behaviour: float = 0.0
+    fit: float = 0.0
+    breakdown: dict[str, float] = field(default_factory=dict)
+    fit_breakdown: dict[str, float] = field(default_factory=dict)
+    recent: list[dict[str, Any]] = field(default_factory=list)
+    suppressed_until: dt.datetime | None = None
+    new: bool = False
+
+
+# Statements built once; executed with parameters (statement construction dominates otherwise).
+_READ = sa.select(_PS).where(_PS.c.profile_id == sa.bindparam("_pid"))
+_INSERT = _PS.insert()
+_UPDATE = _PS.update().where(_PS.c.profile_id == sa.bindparam("_pid")).values(
+    {f: sa.bindparam(f) for f in _STATE_FIELDS})
+_ADD_TIMELINE = _TIMELINE.insert()
+_COUNTER_KEY = (_COUNTER.c.profile_id == sa.bindparam("_pid")) & (_COUNTER.c.rule_id == sa.bindparam("_rule"))
+_COUNTER_READ = sa.select(_COUNTER.c.period_start, _COUNTER.c.points).where(_COUNTER_KEY)
+_COUNTER_UPDATE = _COUNTER.update().where(_COUNTER_KEY).values(
+    period_start=sa.bindparam("period_start"), points=sa.bindparam("points"))
+
+
+def read_state(session: Session, profile_id: str) -> ScoreState | None:
+    row = session.connection().execute(_READ, {"_pid": profile_id}).mappings().first()
+    return ScoreState(**dict(row)) if row else None
+
+
+def _load_state(session: Session, profile_id: str, at: dt.datetime) -> tuple[ScoreState, bool]:
+    state = read_state(session, profile_id)
     if state is not None:
         return state, False
-    profile = session.get(Profile, profile_id)
-    stage = profile.lifecycle_stage if profile and profile.lifecycle_stage in STAGE_RANK else "subscriber"
-    state = ProfileScore(profile_id=profile_id, stage=stage, decayed_at=at, updated_at=at)
-    session.add(state)
-    return state, True
+    stage = _profile_column(session, profile_id, "lifecycle_stage")
+    stage = stage if stage in STAGE_RANK else "subscriber"
+    return ScoreState(profile_id=profile_id, stage=stage, decayed_at=at, updated_at=at, new=True), True
 
 
-def _decay_to(state: ProfileScore, model: CompiledModel | None, at: dt.datetime) -> None:
+def _save(session: Session, state: ScoreState) -> None:
+    values = {f: getattr(state, f) for f in _STATE_FIELDS}
+    conn = session.connection()
+    if state.new:
+        conn.execute(_INSERT, {"profile_id": state.profile_id, **values})
+        state.new = False
+    else:
+        conn.execute(_UPDATE, {"_pid": state.profile_id, **values})
+
+
+def _timeline(session: Session, *, profile_id: str, kind: str, summary: str, data: dict[str, Any],
+              at: dt.datetime) -> None:
+    """A timeline line (as `rejse.timeline.add_entry`, in core SQL for the hot path)."""
+    session.connection().execute(_ADD_TIMELINE, {"profile_id": profile_id, "kind": kind,
+                                                  "summary": summary[:500], "data": data, "at": at})
+
+
+def _decay_to(state: ScoreState, model: CompiledModel | None, at: dt.datetime) -> None:
     """Apply decay up to `at` (lazy: exact from the half-life, whatever the gap)."""
     if at <= state.decayed_at:
         return
@@ -120,23 +177,37 @@ def _decay_to(state: ProfileScore, model: CompiledModel | None, at: dt.datetime)
     state.decayed_at = at
 
 
-def total(state: ProfileScore) -> float:
+def total(state: ScoreState) -> float:
     return state.behaviour + state.fit
 
 
-def _mirror(session: Session, state: ProfileScore) -> None:
-    session.exec(sa.update(Profile).where(col(Profile.id) == state.profile_id)  # type: ignore[call-overload]
-                 .values(lead_score=round(total(state), 4), lifecycle_stage=state.stage))
+_PROFILE = Profile.__table__  # type: ignore[attr-defined]
 
 
-def _grant(state: ProfileScore, key: str, points: float) -> None:
+_MIRROR = _PROFILE.update().where(_PROFILE.c.id == sa.bindparam("_pid")).values(
+    lead_score=sa.bindparam("lead_score"), lifecycle_stage=sa.bindparam("lifecycle_stage"))
+
+
+def _mirror(session: Session, state: ScoreState) -> None:
+    """Copy score and stage onto the profile row (core SQL: no ORM identity-map work)."""
+    session.connection().execute(_MIRROR, {"_pid": state.profile_id, "lifecycle_stage": state.stage,
+                                           "lead_score": round(total(state), 4)})
+
+
+def _profile_column(session: Session, profile_id: str, column: str):
+    """One column of the profile row, read fresh (the processor writes profiles with core SQL)."""
+    return session.connection().execute(
+        sa.select(_PROFILE.c[column]).where(_PROFILE.c.id == profile_id)).scalar()
+
+
+def _grant(state: ScoreState, key: str, points: float) -> None:
     state.behaviour += points
     breakdown = dict(state.breakdown)
     breakdown[key] = breakdown.get(key, 0.0) + points
     state.breakdown = breakdown
 
 
-def _advance_stage(session: Session, state: ProfileScore, model: CompiledModel | None,
+def _advance_stage(session: Session, state: ScoreState, model: CompiledModel | None,
                    at: dt.datetime) -> Derived:
     if model is None:
         return []
@@ -144,7 +215,7 @@ def _advance_stage(session: Session, state: ProfileScore, model: CompiledModel |
     score = total(state)
     for stage in stages_crossed(state.stage, score, model.definition.thresholds):
         previous, state.stage = state.stage, stage
-        timeline.add_entry(session, profile_id=state.profile_id, kind="stage", at=at,
+        _timeline(session, profile_id=state.profile_id, kind="stage", at=at,
                            summary=f"stage {previous} -> {stage} (score {score:.1f})",
                            data={"from": previous, "to": stage, "score": score, "reason": "score_threshold"})
         derived.append((STAGE_CHANGED, {"from": previous, "to": stage, "score": round(score, 4),
@@ -167,14 +238,13 @@ def score_event(session: Session, *, model: CompiledModel | None, event: Process
     _decay_to(state, model, at)
     changed = False
     if (event.traits or new) and model.fit_rules:
-        profile = session.get(Profile, event.profile_id)
-        traits = {**(profile.traits if profile else {}), **event.traits}
+        traits = {**(_profile_column(session, event.profile_id, "traits") or {}), **event.traits}
         fit = model.fit(traits, now=at)
         if fit != state.fit_breakdown:
             before = state.fit
             state.fit_breakdown, state.fit = fit, sum(fit.values())
-            timeline.add_entry(session, profile_id=event.profile_id, kind="score", at=at,
-                               summary=f"fit {before:+.1f} -> {state.fit:+.1f}",
+            _timeline(session, profile_id=event.profile_id, kind="score", at=at,
+                      summary=f"fit {before:+.1f} -> {state.fit:+.1f}",
                                data={"fit": fit, "event_id": event.event_id})
             changed = True
     if is_rule_event:
@@ -189,15 +259,15 @@ def score_event(session: Session, *, model: CompiledModel | None, event: Process
             state.recent = ([{"event": rule.event, "rule": rule.id, "points": points,
                               "high_intent": rule.high_intent, "at": at.isoformat()}]
                             + list(state.recent))[:RECENT_KEEP]
-            timeline.add_entry(session, profile_id=event.profile_id, kind="score", at=at,
-                               summary=f"{points:+.1f} points: rule {rule.id} ({rule.event})",
+            _timeline(session, profile_id=event.profile_id, kind="score", at=at,
+                      summary=f"{points:+.1f} points: rule {rule.id} ({rule.event})",
                                data={"rule": rule.id, "points": points, "event_id": event.event_id,
                                      "score": round(total(state), 4)})
             changed = True
     derived += _advance_stage(session, state, model, at)
     if changed or derived or new:
         state.updated_at = utcnow()
-        session.add(state)
+        _save(session, state)
         _mirror(session, state)
     return derived
 
@@ -205,16 +275,20 @@ def score_event(session: Session, *, model: CompiledModel | None, event: Process
 def _apply_cap(session: Session, profile_id: str, rule_id: str, cap: float,
                period: dt.timedelta, points: float, at: dt.datetime) -> float:
     start = period_start(at, period)
-    counter = session.get(ScoreCounter, (profile_id, rule_id))
-    if counter is None:
-        counter = ScoreCounter(profile_id=profile_id, rule_id=rule_id, period_start=start, points=0.0)
-    elif counter.period_start != start:
-        if start < counter.period_start:      # a late event of an earlier period: not capped again
-            return capped_points(points, cap, 0.0)
-        counter.period_start, counter.points = start, 0.0
-    granted = capped_points(points, cap, counter.points)
-    counter.points += granted
-    session.add(counter)
+    conn = session.connection()
+    key = {"_pid": profile_id, "_rule": rule_id}
+    row = conn.execute(_COUNTER_READ, key).first()
+    so_far = 0.0
+    if row is not None and row.period_start == start:
+        so_far = row.points
+    elif row is not None and start < row.period_start:   # a late event of an earlier period
+        return capped_points(points, cap, 0.0)
+    granted = capped_points(points, cap, so_far)
+    if row is None:
+        conn.execute(_COUNTER.insert(), {"profile_id": profile_id, "rule_id": rule_id,
+                                         "period_start": start, "points": granted})
+    else:
+        conn.execute(_COUNTER_UPDATE, {**key, "period_start": start, "points": so_far + granted})
     return granted
 
 
@@ -229,12 +303,12 @@ def add_points(session: Session, *, profile_id: str, points: float, reason: str,
     _decay_to(state, model, max(at, state.decayed_at))
     _grant(state, f"manual:{reason[:60]}", points)
     session.add(ScoreGrant(idempotency_key=idempotency_key, profile_id=profile_id, points=points, at=at))
-    timeline.add_entry(session, profile_id=profile_id, kind="score", at=at,
-                       summary=f"{points:+.1f} points: {reason[:200]}",
-                       data={"reason": reason[:200], "points": points, "score": round(total(state), 4)})
+    _timeline(session, profile_id=profile_id, kind="score", at=at,
+              summary=f"{points:+.1f} points: {reason[:200]}",
+              data={"reason": reason[:200], "points": points, "score": round(total(state), 4)})
     derived = _advance_stage(session, state, model, at)
     state.updated_at = utcnow()
-    session.add(state)
+    _save(session, state)
     _mirror(session, state)
     return derived
 
@@ -260,7 +334,7 @@ def current_score(session: Session, *, profile_id: str, now: dt.datetime | None 
     """The score now, decay applied (read only: nothing is written)."""
     now = now or utcnow()
     model = compiled_active(session)
-    state = session.get(ProfileScore, profile_id)
+    state = read_state(session, profile_id)
     if state is None:
         profile = session.get(Profile, profile_id)
         if profile is None or profile.erased_at is not None:
@@ -290,10 +364,10 @@ def set_stage(session: Session, *, profile_id: str, stage: str, reason: str,
     if previous != stage:
         state.stage = stage
         state.updated_at = utcnow()
-        session.add(state)
-        timeline.add_entry(session, profile_id=profile_id, kind="stage", at=at,
-                           summary=f"stage {previous} -> {stage} ({reason[:200]})",
-                           data={"from": previous, "to": stage, "reason": reason[:200]})
+        _save(session, state)
+        _timeline(session, profile_id=profile_id, kind="stage", at=at,
+                  summary=f"stage {previous} -> {stage} ({reason[:200]})",
+                  data={"from": previous, "to": stage, "reason": reason[:200]})
         _mirror(session, state)
     return previous, stage
 
@@ -301,18 +375,18 @@ def set_stage(session: Session, *, profile_id: str, stage: str, reason: str,
 def suppress(session: Session, *, profile_id: str, until: dt.datetime) -> None:
     state, _ = _load_state(session, profile_id, utcnow())
     state.suppressed_until = until
-    session.add(state)
+    _save(session, state)
 
 
 def is_suppressed(session: Session, *, profile_id: str, now: dt.datetime) -> bool:
-    state = session.get(ProfileScore, profile_id)
+    state = read_state(session, profile_id)
     return bool(state and state.suppressed_until and state.suppressed_until > now)
 
 
 def merge_scores(session: Session, *, into: str, from_profile: str, model: CompiledModel | None,
                  at: dt.datetime) -> None:
     """Fold a merged-away profile's score into the survivor (decay both to `at`, add)."""
-    old = session.get(ProfileScore, from_profile)
+    old = read_state(session, from_profile)
     if old is None:
         return
     state, _ = _load_state(session, into, at)
@@ -326,9 +400,10 @@ def merge_scores(session: Session, *, into: str, from_profile: str, model: Compi
     if old.suppressed_until and (state.suppressed_until is None or old.suppressed_until > state.suppressed_until):
         state.suppressed_until = old.suppressed_until
     state.recent = sorted(list(state.recent) + list(old.recent), key=lambda r: r["at"], reverse=True)[:RECENT_KEEP]
-    session.add(state)
-    session.delete(old)
-    session.exec(delete(ScoreCounter).where(col(ScoreCounter.profile_id) == from_profile))  # type: ignore[call-overload]
+    _save(session, state)
+    conn = session.connection()
+    conn.execute(_PS.delete().where(_PS.c.profile_id == from_profile))
+    conn.execute(_COUNTER.delete().where(_COUNTER.c.profile_id == from_profile))
 
 
 def erase_scores(session: Session, *, profile_id: str) -> None:
