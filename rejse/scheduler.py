@@ -7,6 +7,11 @@ the period it covers (e.g. `digest:{rep}:{2026-11-23}`), so a double fire — tw
 processes by mistake, a retry, a restart inside the period — is a harmless
 `WorkflowAlreadyStartedError`. The durable work happens in the workflow, never in the job.
 
+Exactly one runs jobs: every scheduler process takes `LeaderLock` first (a PostgreSQL advisory
+lock, or a file lock next to the SQLite database); a second one waits in standby and takes
+over when the first stops — so a stray second `rejse scheduler` is harmless, and two can run
+for availability.
+
 Job store: in memory. Jobs are code, rebuilt from `scheduler_jobs` on every start; a persistent
 store would only add replay of fires missed while the process was down, and the deterministic
 ids make a job that catches up on start (`run_on_start=True`) simpler and as safe.
@@ -28,6 +33,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from rejse.logging import get_logger
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from rejse.runtime import Runtime
 
 log = get_logger("rejse.scheduler")
@@ -96,18 +103,107 @@ def build_scheduler(runtime: "Runtime", jobs: list[ScheduledJob]) -> AsyncIOSche
     return scheduler
 
 
-async def run_scheduler(runtime: "Runtime", stop: asyncio.Event,
-                        *, jobs: list[ScheduledJob] | None = None) -> None:
-    """Run `jobs` (default: `wiring.scheduler_jobs(runtime)`) until `stop` is set."""
+class LeaderLock:
+    """Makes "exactly one scheduler" hold even when two are started: only the holder of this
+    lock runs jobs, the others wait in standby and take over when it goes away.
+    PostgreSQL: a session advisory lock on a dedicated connection (released by the server if
+    the process dies). SQLite: an exclusive `flock` on `<database file>.scheduler.lock`."""
+
+    PG_KEY = 0x72656A7365  # "rejse"
+
+    def __init__(self, engine: "Engine") -> None:
+        self._engine = engine
+        self._conn = None
+        self._file = None
+
+    def try_acquire(self) -> bool:
+        import sqlalchemy as sa
+
+        if self._engine.dialect.name == "postgresql":
+            conn = self._engine.connect()
+            got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.PG_KEY}).scalar()
+            conn.commit()
+            if got:
+                self._conn = conn
+            else:
+                conn.close()
+            return bool(got)
+        database = self._engine.url.database
+        if not database or database == ":memory:":
+            return True  # a private in-memory database: nobody to compete with
+        import fcntl
+
+        handle = open(f"{database}.scheduler.lock", "a+")  # noqa: SIM115 - held while leading
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._file = handle
+        return True
+
+    def still_held(self) -> bool:
+        if self._conn is None:
+            return True
+        import sqlalchemy as sa
+
+        try:
+            self._conn.execute(sa.text("SELECT 1"))
+            self._conn.commit()
+            return True
+        except Exception:  # noqa: BLE001 - connection lost: the server released the lock
+            return False
+
+    def release(self) -> None:
+        if self._conn is not None:
+            import sqlalchemy as sa
+
+            try:
+                self._conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.PG_KEY})
+                self._conn.commit()
+            except Exception:  # noqa: BLE001 - a lost connection released it already
+                pass
+            self._conn.close()
+            self._conn = None
+        if self._file is not None:
+            self._file.close()  # closing releases the flock
+            self._file = None
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+async def run_scheduler(runtime: "Runtime", stop: asyncio.Event, *,
+                        jobs: list[ScheduledJob] | None = None, poll_seconds: float = 5.0) -> None:
+    """Run `jobs` (default: `wiring.scheduler_jobs(runtime)`) until `stop` is set, while this
+    process holds the scheduler lock; in standby (checking every `poll_seconds`) otherwise."""
     if jobs is None:
         from rejse import wiring
 
         jobs = wiring.scheduler_jobs(runtime)
-    scheduler = build_scheduler(runtime, jobs)
-    scheduler.start()
-    log.info("scheduler_started", jobs=[job.id for job in jobs])
-    try:
-        await stop.wait()
-    finally:
-        scheduler.shutdown(wait=False)
-        log.info("scheduler_stopped")
+    lock = LeaderLock(runtime.engine)
+    announced = False
+    while not stop.is_set():
+        if not await asyncio.to_thread(lock.try_acquire):
+            if not announced:
+                log.info("scheduler_standby", reason="another scheduler holds the lock")
+                announced = True
+            await _wait(stop, poll_seconds)
+            continue
+        scheduler = build_scheduler(runtime, jobs)
+        scheduler.start()
+        log.info("scheduler_started", jobs=[job.id for job in jobs])
+        try:
+            while not stop.is_set():
+                await _wait(stop, poll_seconds)
+                if not stop.is_set() and not await asyncio.to_thread(lock.still_held):
+                    log.warning("scheduler_lock_lost")
+                    break
+        finally:
+            scheduler.shutdown(wait=False)
+            await asyncio.to_thread(lock.release)
+            log.info("scheduler_stopped")

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from rejse import wiring
+from rejse.db import make_engine
 from rejse.runtime import Runtime
 from rejse.scheduler import (ScheduledJob, build_scheduler, make_trigger, run_scheduler,
                              start_workflow_once)
@@ -24,8 +26,13 @@ async def _until(predicate, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+def _bare_runtime():
+    """Just what the scheduler itself touches: an engine (a private in-memory database)."""
+    return SimpleNamespace(engine=make_engine("sqlite://"))
+
+
 async def test_jobs_fire_and_a_failing_job_does_not_stop_the_others():
-    runtime = object()  # jobs receive the runtime they were given
+    runtime = _bare_runtime()  # jobs receive the runtime they were given
     seen: list[object] = []
 
     async def ok(rt) -> None:
@@ -52,7 +59,7 @@ async def test_run_on_start_fires_at_once():
 
     stop = asyncio.Event()
     yearly = ScheduledJob("yearly", "0 0 1 1 *", job, run_on_start=True)
-    task = asyncio.create_task(run_scheduler(object(), stop, jobs=[yearly]))  # type: ignore[arg-type]
+    task = asyncio.create_task(run_scheduler(_bare_runtime(), stop, jobs=[yearly]))  # type: ignore[arg-type]
     await asyncio.wait_for(fired.wait(), 5)
     stop.set()
     await task
@@ -88,3 +95,29 @@ async def test_a_double_fire_starts_the_workflow_once(settings, engine, time_env
     assert await start_workflow_once(runtime, "Anything", id=workflow_id, task_queue="nobody")
     assert not await start_workflow_once(runtime, "Anything", id=workflow_id, task_queue="nobody")
     await time_env.client.get_workflow_handle(workflow_id).terminate("test done")
+
+
+async def test_only_one_scheduler_runs_jobs_and_a_standby_takes_over(runtime):
+    """Two schedulers on one database (SQLite file or PostgreSQL): one runs the jobs, the other
+    waits; when the first stops, the second takes over."""
+    fired: list[str] = []
+
+    def job_of(name: str) -> ScheduledJob:
+        async def job(rt) -> None:
+            fired.append(name)
+
+        return ScheduledJob("tick", dt.timedelta(milliseconds=20), job)
+
+    first_stop, second_stop = asyncio.Event(), asyncio.Event()
+    first = asyncio.create_task(run_scheduler(runtime, first_stop, jobs=[job_of("first")],
+                                              poll_seconds=0.05))
+    await _until(lambda: "first" in fired)
+    second = asyncio.create_task(run_scheduler(runtime, second_stop, jobs=[job_of("second")],
+                                               poll_seconds=0.05))
+    await _until(lambda: fired.count("first") >= 5)
+    assert "second" not in fired
+    first_stop.set()
+    await asyncio.wait_for(first, 5)
+    await _until(lambda: "second" in fired)
+    second_stop.set()
+    await asyncio.wait_for(second, 5)
