@@ -25,9 +25,11 @@ def to_decimal(value: Any) -> Decimal | None:
     if value is None or isinstance(value, bool):
         return None
     try:
-        return Decimal(str(value))
+        number = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return None
+    # amounts from events: finite and of a sane size only (no NaN, Infinity or 1e999999)
+    return number if number.is_finite() and abs(number) < Decimal(10) ** 15 else None
 
 
 def money(value: Any, currency: str | None, locale: str) -> str:

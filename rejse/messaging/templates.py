@@ -438,9 +438,14 @@ def _first(mapping: dict[str, Any], *names: str) -> Any:
     return None
 
 
+def _currency(value: Any) -> str | None:
+    code = str(value).strip().upper() if value is not None else ""
+    return code if re.fullmatch(r"[A-Z]{3}", code) else None
+
+
 def cart_from_properties(properties: dict[str, Any]) -> dict[str, Any]:
     """A normalised cart from a Segment `Checkout Started` or a Shopify checkout payload."""
-    props = properties or {}
+    props = properties if isinstance(properties, dict) else {}
     raw_lines = props.get("products") or props.get("line_items") or []
     lines = []
     for item in raw_lines if isinstance(raw_lines, list) else []:
@@ -465,7 +470,7 @@ def cart_from_properties(properties: dict[str, Any]) -> dict[str, Any]:
         "id": _first(props, "checkout_id", "token", "checkout_token", "cart_id"),
         "lines": lines,
         "total": total,
-        "currency": (_first(props, "currency", "presentment_currency") or "").upper() or None,
+        "currency": _currency(_first(props, "currency", "presentment_currency")),
         "url": _first(props, "abandoned_checkout_url", "checkout_url", "recovery_url", "url"),
     }
 
@@ -474,7 +479,7 @@ def build_context(*, profile: dict[str, Any], trigger: dict[str, Any] | None = N
                   journey: dict[str, Any] | None = None, links: dict[str, str] | None = None,
                   message: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
                   now: Any = None) -> dict[str, Any]:
-    trigger = trigger or {}
+    trigger = trigger if isinstance(trigger, dict) else {}
     return {
         "profile": profile,
         "trigger": trigger,

@@ -92,3 +92,22 @@ async def test_broken_and_unsafe_templates_rejected_with_field_and_line(client, 
     r = await client.get("/api/templates", headers=marketer)
     assert not [t for t in r.json() if t["key"].startswith("broken")]   # nothing half-written
     assert (await client.get("/api/templates/nope/none", headers=marketer)).status_code == 404
+
+
+async def test_preview_with_odd_trigger_data_never_500(client, keys):
+    analyst = auth(keys[Role.analyst])
+    odd_triggers = [
+        {"properties": [1, 2]},
+        {"properties": {"products": "nope", "value": "NaN", "currency": 42}},
+        {"properties": {"line_items": [{"quantity": "Infinity", "price": "1e999999"}, None, 5],
+                        "total_price": {"x": 1}, "abandoned_checkout_url": ["a"]}},
+    ]
+    for trigger in odd_triggers:
+        r = await client.post("/api/templates/abandoned_cart/reminder/preview",
+                              json={"trigger": trigger, "locale": "da"}, headers=analyst)
+        assert r.status_code in (200, 422), (trigger, r.text)
+    r = await client.post("/api/templates/../../etc/passwd/preview", json={}, headers=analyst)
+    assert r.status_code == 404
+    r = await client.post("/api/templates/x/preview", json={"variants": {"da": {"subject": "{{ profile.traits.nope }}",
+                                                                             "html": "x"}}}, headers=analyst)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "template.subject"
