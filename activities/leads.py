@@ -17,7 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from rejse.contracts import ADD_SCORE, START_HANDOFF, AddScoreRequest, HandoffRequest, ProcessedEvent
 from rejse.db import session_scope
 from rejse.leads import service as leads
-from rejse.leads.schemas import HandoffInput, HandoffPlan, HandoffResult, LeadStep
+from rejse.leads.schemas import DigestInput, HandoffInput, HandoffPlan, HandoffResult, LeadStep
 from rejse.logging import get_logger
 from rejse.models.leads import SalesRep
 from rejse.runtime import Runtime
@@ -32,6 +32,8 @@ OPEN = "leads.open"
 ASSIGN = "leads.assign"
 NOTIFY = "leads.notify"
 MARK = "leads.mark"
+DIGEST = "leads.digest"
+DIGEST_WORKFLOW = "SalesDigestWorkflow"
 
 
 def _now() -> dt.datetime:
@@ -63,7 +65,8 @@ class LeadActivities:
         self.http = httpx.Client(timeout=10.0)
 
     def all(self) -> list:
-        return [self.open, self.assign, self.notify, self.mark, self.add_points, self.start_handoff]
+        return [self.open, self.assign, self.notify, self.mark, self.add_points, self.start_handoff,
+                self.digest]
 
     @activity.defn(name=OPEN)
     def open(self, request: HandoffInput) -> HandoffPlan:
@@ -135,6 +138,27 @@ class LeadActivities:
         log.info("lead_notified", lead_id=lead.id, kind=step.kind, sent=sent)
         return sent
 
+    @activity.defn(name=DIGEST)
+    def digest(self, request: DigestInput) -> bool:
+        """Push the rep's daily digest to their webhook; False when there is nothing to send."""
+        with session_scope(self.runtime.engine) as session:
+            rep = session.get(SalesRep, request.rep_id)
+            if rep is None or not rep.active or not rep.webhook_url:
+                return False
+            text = leads.digest_text(session, rep_id=rep.id, day=request.day,
+                                     public_url=self.runtime.settings.effective_public_url)
+        if text is None:
+            return False
+        try:
+            response = self.http.post(rep.webhook_url, json={"text": text})
+        except httpx.TransportError as exc:
+            raise ApplicationError(f"webhook: {type(exc).__name__}", type="NotifyTransient") from None
+        if response.status_code >= 400:
+            raise ApplicationError(f"webhook: {response.status_code}", type="NotifyTransient",
+                                   non_retryable=400 <= response.status_code < 500
+                                   and response.status_code != 429)
+        return True
+
     @activity.defn(name=ADD_SCORE)
     def add_points(self, request: AddScoreRequest) -> None:
         with session_scope(self.runtime.engine) as session:
@@ -203,3 +227,29 @@ class LeadEraser:
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
+
+
+async def start_digests(runtime: Runtime, *, day: dt.date | None = None) -> int:
+    """Scheduler job: one `digest:{rep}:{day}` workflow per active rep with a webhook (a double
+    fire finds them started and does nothing). Returns how many were started now."""
+    import asyncio
+
+    from rejse.scheduler import start_workflow_once
+
+    day = day or dt.datetime.now(dt.UTC).date()
+
+    def reps() -> list[str]:
+        with session_scope(runtime.engine) as session:
+            return [r.id for r in leads.list_reps(session) if r.active and r.webhook_url]
+
+    started = 0
+    for rep_id in await asyncio.to_thread(reps):
+        started += await start_workflow_once(runtime, DIGEST_WORKFLOW, DigestInput(rep_id=rep_id, day=day),
+                                             id=f"digest:{rep_id}:{day.isoformat()}")
+    return started
+
+
+def scheduled_jobs() -> list:
+    from rejse.scheduler import ScheduledJob
+
+    return [ScheduledJob(id="sales_digest", trigger="0 7 * * 1-5", func=start_digests)]

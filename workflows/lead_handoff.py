@@ -13,8 +13,8 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.crm import CRM_TASK, CRM_UPSERT
-    from activities.leads import ASSIGN, MARK, NOTIFY, OPEN
-    from rejse.leads.schemas import HandoffInput, HandoffPlan, HandoffResult, LeadStep
+    from activities.leads import ASSIGN, DIGEST, MARK, NOTIFY, OPEN
+    from rejse.leads.schemas import DigestInput, HandoffInput, HandoffPlan, HandoffResult, LeadStep
 
 DB_TIMEOUT = dt.timedelta(seconds=30)
 DB_RETRY = RetryPolicy(initial_interval=dt.timedelta(seconds=1), maximum_interval=dt.timedelta(seconds=30))
@@ -111,3 +111,13 @@ class LeadHandoffWorkflow:
             return HandoffResult(lead_id=lead_id, status=self._outcome or "")
         await self._db(MARK, LeadStep(lead_id=lead_id, kind="expired"))
         return HandoffResult(lead_id=lead_id, status="expired")
+
+
+@workflow.defn(name="SalesDigestWorkflow")
+class SalesDigestWorkflow:
+    """One rep's daily digest (id `digest:{rep}:{day}`, started by the scheduler)."""
+
+    @workflow.run
+    async def run(self, request: DigestInput) -> bool:
+        return await workflow.execute_activity(DIGEST, request, start_to_close_timeout=DB_TIMEOUT,
+                                               retry_policy=NOTIFY_RETRY, result_type=bool)

@@ -134,3 +134,8 @@ class LeadStep(BaseModel):
 class HandoffResult(BaseModel):
     lead_id: str | None
     status: str
+
+
+class DigestInput(BaseModel):
+    rep_id: str
+    day: dt.date

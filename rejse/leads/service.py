@@ -344,3 +344,17 @@ def erase_leads(session: Session, *, profile_id: str) -> list[str]:
             lead.status = "expired"
         session.add(lead)
     return ids
+
+
+def digest_text(session: Session, *, rep_id: str, day: dt.date, public_url: str,
+                now: dt.datetime | None = None, top: int = 10) -> str | None:
+    """The rep's daily digest (lead ids, scores, reasons: no contact data in a chat push);
+    None when the rep has nothing open."""
+    items = next_to_contact(session, rep_id=rep_id, limit=top, now=now)
+    if not items:
+        return None
+    overdue = sum(1 for i in items if i.overdue)
+    lines = [f"Your leads for {day.isoformat()}: {len(items)} open, {overdue} overdue."]
+    lines += [f"{n}. {public_url}/api/sales/leads/{i.lead_id} — priority {i.priority:.0f}: {i.reason}"
+              for n, i in enumerate(items, 1)]
+    return "\n".join(lines)

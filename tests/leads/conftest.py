@@ -22,7 +22,7 @@ from rejse.scoring import service as scoring
 from rejse.scoring.definition import ScoringDefinition
 from rejse.temporal import TemporalConnector
 from tests.leads.fakes import TOKEN, FakeHubSpot, FakeWebhook
-from workflows.lead_handoff import LeadHandoffWorkflow
+from workflows.lead_handoff import LeadHandoffWorkflow, SalesDigestWorkflow
 
 T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
 
@@ -91,7 +91,7 @@ async def handoff_worker(runtime: Runtime, client, *, crm_adapter=None):
     with ThreadPoolExecutor(max_workers=8) as pool:
         acts = LeadActivities(runtime, search_attributes=False).all() \
             + CrmActivities(runtime, adapter=crm_adapter).all()
-        async with Worker(client, task_queue=runtime.settings.task_queue, workflows=[LeadHandoffWorkflow],
+        async with Worker(client, task_queue=runtime.settings.task_queue, workflows=[LeadHandoffWorkflow, SalesDigestWorkflow],
                           activities=acts, activity_executor=pool):
             yield
 
