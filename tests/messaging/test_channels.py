@@ -149,6 +149,11 @@ async def test_webhook_channel_posts_signed_json(runtime, provider):
     assert body["body"]["type"] == "abandoned_cart.reminder" and body["body"]["total"] == "1249.00"
     assert body["message_id"] == result.message_id
 
+    other = mette(rt, identifiers={"email": "o@example.dk"})
+    provider.replies = [(410, {"error": "gone"})]
+    failed = send_message(rt.settings, rt.engine, req(other, "webhook"), now=NOON)
+    assert (failed.status, failed.reason) == ("failed", "webhook rejected (410)")
+
 
 async def test_gdpr_erase_removes_messages(runtime):
     pid = mette(runtime)
