@@ -152,7 +152,7 @@ class SmtpEmail:
                 raise PermanentFailure(f"recipient refused ({codes[0]})", bounced=True) from None
             raise
         except aiosmtplib.SMTPResponseException as exc:
-            if 500 <= exc.code < 600 and exc.code not in (552,):
+            if 500 <= exc.code < 600:
                 raise PermanentFailure(f"smtp {exc.code}", bounced=exc.code in (550, 551, 553)) from None
             raise
         return str(msg["Message-ID"])
