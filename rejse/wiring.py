@@ -84,4 +84,7 @@ def scheduler_jobs(runtime: Runtime) -> list["ScheduledJob"]:
     """Periodic jobs for the one scheduler process (`rejse up`, `rejse scheduler`). A job only
     starts Temporal workflows with deterministic ids, so a double fire is harmless
     (see `rejse.scheduler`)."""
-    return []
+    from rejse.journeys.schedule import scheduler_jobs as journey_jobs
+
+    jobs: list[ScheduledJob] = journey_jobs(runtime)
+    return jobs

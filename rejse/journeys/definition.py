@@ -405,9 +405,9 @@ def publish_issues(defn: JourneyDefinition, *, activity_names: set[str]) -> list
         if name and name not in activity_names:
             issues.append(Issue(f"steps.{step_id}.type", f"'{step.type}' steps cannot run yet: "
                                 f"the {owner[name]} activity {name!r} is not installed"))
-    if defn.trigger.type in ("audience_entered", "audience_left"):
-        issues.append(Issue("trigger.type", f"'{defn.trigger.type}' triggers need audiences, "
-                            "which this installation does not have yet"))
+    if getattr(defn.trigger, "audience", None) is not None:
+        issues.append(Issue("trigger.audience", f"'{defn.trigger.type}' triggers with an audience "
+                            "need audiences, which this installation does not have yet"))
     return issues
 
 

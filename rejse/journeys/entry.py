@@ -60,12 +60,12 @@ class Entry:
 
 
 def plan_entry(session: Session, *, journey: Journey, defn: JourneyDefinition,
-               event: ProcessedEvent, entry_value: Any | None = None,
-               use_entry_key: bool = True) -> Entry | None:
+               event: ProcessedEvent, workflow_id: str | None = None) -> Entry | None:
     """Decide whether `event` starts a run; if so insert its `journey_run` row (flushed) and
-    return what to signal-with-start. None: no new run (one is active, or re-entry forbids)."""
-    value = entry_value_of(defn, event) if use_entry_key else entry_value
-    wid = workflow_id_for(journey.key, event.profile_id, value)
+    return what to signal-with-start. None: no new run (one is active, or re-entry forbids).
+    `workflow_id` overrides the id made from the entry key (scheduled entries)."""
+    wid = workflow_id or workflow_id_for(journey.key, event.profile_id,
+                                         entry_value_of(defn, event))
     rows = list(session.exec(select(JourneyRun).where(JourneyRun.workflow_id == wid)
                              .order_by(col(JourneyRun.entered_at).desc())))
     for n, row in enumerate(rows):
