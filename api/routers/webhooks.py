@@ -24,7 +24,7 @@ from rejse.db import utcnow
 from rejse.errors import DomainError
 from rejse.events import ingest
 from rejse.events import webhooks as hooks
-from rejse.events.schemas import MAX_BATCH_BYTES, IngestAccepted
+from rejse.events.schemas import MAX_BATCH_BYTES, IngestAccepted, check_json
 
 router = APIRouter(tags=["webhooks"])
 public = APIRouter(prefix="/webhooks")
@@ -60,6 +60,10 @@ async def shopify_webhook(request: Request, runtime: RuntimeDep):
         return error_response(DomainError("malformed JSON", field="body"))
     if not isinstance(payload, dict):
         return error_response(DomainError("the body must be a JSON object", field="body"))
+    try:
+        check_json(payload)
+    except ValueError as exc:
+        return error_response(DomainError(str(exc), field="body", status_code=422))
     mapped = hooks.map_shopify(topic, payload, message_id=f"shopify:{webhook_id[:200]}",
                                shop=shop, received_at=utcnow())
     if mapped is None:

@@ -68,7 +68,11 @@ def corrected_timestamp(timestamp: dt.datetime | None, sent_at: dt.datetime | No
     timestamp = _aware(timestamp)
     if sent_at is None:
         return timestamp
-    return received_at - (_aware(sent_at) - timestamp)
+    try:
+        return received_at - (_aware(sent_at) - timestamp)
+    except OverflowError:
+        raise DomainError("timestamp and sentAt are too far apart", field="timestamp",
+                          status_code=422) from None
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+import math
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -18,7 +20,34 @@ def _id_to_str(value: Any) -> Any:
     return value
 
 
-Ident = Annotated[str, BeforeValidator(_id_to_str), Field(min_length=1, max_length=255)]
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL characters; no real id or name contains one.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def check_json(value: Any, path: str = "") -> None:
+    """Reject what a JSON column cannot store portably: NaN/Infinity and NUL characters."""
+    stack = [(value, path)]
+    while stack:
+        current, where = stack.pop()
+        if isinstance(current, float) and not math.isfinite(current):
+            raise ValueError(f"{where or 'value'}: NaN and Infinity are not allowed")
+        if isinstance(current, str) and "\x00" in current:
+            raise ValueError(f"{where or 'value'}: NUL characters are not allowed")
+        if isinstance(current, dict):
+            for key, item in current.items():
+                if "\x00" in key:
+                    raise ValueError(f"{where or 'value'}: NUL characters are not allowed in keys")
+                stack.append((item, f"{where}.{key}" if where else key))
+        elif isinstance(current, list):
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(current))
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+Ident = Annotated[str, BeforeValidator(_id_to_str), Field(min_length=1, max_length=255),
+                  AfterValidator(_no_nul)]
 MessageType = Literal["track", "identify", "page", "alias"]
 
 
@@ -27,17 +56,23 @@ class SegmentMessageBase(BaseModel):
 
     userId: Ident | None = None
     anonymousId: Ident | None = None
-    messageId: str | None = Field(default=None, min_length=1, max_length=255)
+    messageId: Text | None = Field(default=None, min_length=1, max_length=255)
     timestamp: dt.datetime | None = None
     sentAt: dt.datetime | None = None
     context: dict[str, Any] = Field(default_factory=dict)
     properties: dict[str, Any] = Field(default_factory=dict)
     traits: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("context", "properties", "traits")
+    @classmethod
+    def _portable_json(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_json(value)
+        return value
+
 
 class TrackIn(SegmentMessageBase):
     type: Literal["track"] | None = None
-    event: str = Field(min_length=1, max_length=200)
+    event: Text = Field(min_length=1, max_length=200)
 
 
 class IdentifyIn(SegmentMessageBase):
@@ -46,8 +81,8 @@ class IdentifyIn(SegmentMessageBase):
 
 class PageIn(SegmentMessageBase):
     type: Literal["page"] | None = None
-    name: str | None = Field(default=None, max_length=200)
-    category: str | None = Field(default=None, max_length=200)
+    name: Text | None = Field(default=None, max_length=200)
+    category: Text | None = Field(default=None, max_length=200)
 
 
 class AliasIn(SegmentMessageBase):
@@ -57,9 +92,9 @@ class AliasIn(SegmentMessageBase):
 
 class BatchItem(SegmentMessageBase):
     type: MessageType
-    event: str | None = Field(default=None, min_length=1, max_length=200)
-    name: str | None = Field(default=None, max_length=200)
-    category: str | None = Field(default=None, max_length=200)
+    event: Text | None = Field(default=None, min_length=1, max_length=200)
+    name: Text | None = Field(default=None, max_length=200)
+    category: Text | None = Field(default=None, max_length=200)
     previousId: Ident | None = None
 
 

@@ -120,3 +120,22 @@ async def test_ingest_needs_ingest_role(client, keys):
     assert r.status_code == 403
     r = await client.post("/v1/track", json=body, headers=auth(keys[Role.admin]))
     assert r.status_code == 202
+
+
+@pytest.mark.parametrize("body", [
+    b'{"userId": "a\\u0000b", "event": "E"}',
+    b'{"userId": "u", "event": "E\\u0000"}',
+    b'{"userId": "u", "event": "E", "properties": {"x": Infinity}}',
+    b'{"userId": "u", "event": "E", "properties": {"x": NaN}}',
+    b'{"userId": "u", "event": "E", "properties": {"k\\u0000": "v\\u0000"}}',
+    b'{"userId": "u", "event": "E", "timestamp": "0001-01-01T00:00:00Z", "sentAt": "9999-12-31T23:59:59Z"}',
+    b'{"userId": "u", "event": "E", "timestamp": "9999-12-31T23:59:59Z", "sentAt": "0001-01-01T00:00:00Z"}',
+    b'{"userId": "u", "event": "E", "properties": {"n": 123456789012345678901234567890}}',
+    b'{"userId": 1e400, "event": "E"}',
+])
+async def test_awkward_values_never_5xx(client, keys, session, body):
+    r = await client.post("/v1/track", content=body, headers={**auth(keys[Role.ingest]),
+                                                              "content-type": "application/json"})
+    assert r.status_code in (202, 400, 422), r.text
+    if r.status_code != 202:
+        assert count(session, Event) == 0

@@ -141,3 +141,10 @@ def test_verify_generic_rejects_garbage():
     assert not verify_generic(b"x", "nonsense", ["s"])
     assert not verify_generic(b"x", "t=abc,v1=00", ["s"])
     assert not verify_generic(b"x", None, ["s"])
+
+
+async def test_signed_but_unstorable_payload_is_422(client, shop, session):
+    body = b'{"token": "a\\u0000b", "email": "x@example.dk", "cart_token": "c\\u0000"}'
+    r = await client.post("/webhooks/shopify", content=body,
+                          headers=shopify_headers(body, "checkouts/create", "wh-nul"))
+    assert r.status_code == 422 and count(session) == 0
