@@ -7,7 +7,9 @@
   render, click tracking, SMTP hand-off, log update) and its SMTP channel alone, vs a raw
   `aiosmtplib.send` of the same message. All sequential, one SMTP connection per message.
 
-    python -m bench.messaging [--renders 2000] [--emails 300]
+    python -m bench.messaging [--renders 2000] [--emails 300] [--rounds 5]
+
+Contenders run interleaved in rounds; each figure is its best round (the machine is shared).
 """
 
 from __future__ import annotations
@@ -49,7 +51,23 @@ def line(name: str, ours: float, base: float, unit: str) -> None:
     print(f"{name:<44} ours {ours:>10.1f} {unit}   baseline {base:>10.1f} {unit}   ratio {ours / base:.2f}")
 
 
-def bench_render(n: int) -> tuple[float, float]:
+def rate(fn, n: int) -> float:
+    start = time.perf_counter()
+    fn(n)
+    return n / (time.perf_counter() - start)
+
+
+def best_of(rounds: int, n: int, *fns) -> list[float]:
+    """Interleave the contenders round by round and keep each one's best round: the machine is
+    shared, so the best round is the one least disturbed by others."""
+    best = [0.0] * len(fns)
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            best[i] = max(best[i], rate(fn, max(n // rounds, 1)))
+    return best
+
+
+def bench_render(n: int, rounds: int) -> list[float]:
     resolved = tpl.resolve(key="abandoned_cart/reminder", channel="email", locale="da-DK")
     context = tpl.build_context(profile=tpl.sample_context()["profile"], trigger=CHECKOUT,
                                 links={"unsubscribe": "https://x/u/t"}, journey={}, message={})
@@ -64,19 +82,21 @@ def bench_render(n: int) -> tuple[float, float]:
     ours_out, plain_out = tpl.render(resolved, context), plain["text"].render(plain_ctx)
     assert ours_out.text.strip() == plain_out.strip(), "baseline renders something else"
 
-    start = time.perf_counter()
-    for _ in range(n):
-        tpl.render(resolved, context)
-    ours = n / (time.perf_counter() - start)
-    start = time.perf_counter()
-    for _ in range(n):
-        for t in plain.values():
-            t.render(plain_ctx)
-    base = n / (time.perf_counter() - start)
-    return ours, base
+    def ours(k: int) -> None:
+        for _ in range(k):
+            tpl.render(resolved, context)
+
+    def base(k: int) -> None:
+        for _ in range(k):
+            for t in plain.values():
+                t.render(plain_ctx)
+
+    return best_of(rounds, n, ours, base)
 
 
-def bench_email(n: int) -> tuple[float, float, float]:
+def bench_email(n: int, rounds: int) -> list[float]:
+    import aiosmtplib
+
     counter = Counter()
     port = free_port()
     controller = Controller(counter, hostname="127.0.0.1", port=port)
@@ -92,41 +112,42 @@ def bench_email(n: int) -> tuple[float, float, float]:
             pid = create_profile(s, traits={"first_name": "Mette"}, identifiers={"email": "mette@example.dk"},
                                  locale="da-DK", timezone="Europe/Copenhagen")
             s.commit()
+        seq = iter(range(10**9))
+        last: list[str] = []
 
-        start = time.perf_counter()
-        for i in range(n):
-            result = send_message(settings, engine, SendRequest(
-                idempotency_key=f"bench:{i}", profile_id=pid, channel="email",
-                template="abandoned_cart/reminder", journey_key="bench", step_id="s", trigger=CHECKOUT),
-                now=NOON)
-            assert result.status == "sent", result
-        ours = n / (time.perf_counter() - start)
+        def full(k: int) -> None:
+            for _ in range(k):
+                result = send_message(settings, engine, SendRequest(
+                    idempotency_key=f"bench:{next(seq)}", profile_id=pid, channel="email",
+                    template="abandoned_cart/reminder", journey_key="bench", step_id="s", trigger=CHECKOUT),
+                    now=NOON)
+                assert result.status == "sent", result
+                last[:] = [result.message_id]
 
+        full(1)
         with Session(engine) as s:
             from rejse.models.messaging import Message
-            row = s.get(Message, result.message_id)
+            row = s.get(Message, last[0])
             out = Outgoing(message_id=row.id, to=row.to_address, subject=row.subject, text=row.body_text,
                            html=row.body_html, headers={"List-Unsubscribe": "<https://rejse.example/u/x>"})
         channel = SmtpEmail(settings)
-        start = time.perf_counter()
-        for _ in range(n):
-            channel.deliver(out)
-        channel_rate = n / (time.perf_counter() - start)
-
-        import aiosmtplib
-
         msg = build_email(out, email_from=settings.email_from)
 
-        async def raw() -> None:
-            for _ in range(n):
-                await aiosmtplib.send(msg, hostname="127.0.0.1", port=port)
+        def channel_only(k: int) -> None:
+            for _ in range(k):
+                channel.deliver(out)
 
-        start = time.perf_counter()
-        asyncio.run(raw())
-        base = n / (time.perf_counter() - start)
-        assert counter.count == 3 * n, counter.count
+        def raw(k: int) -> None:
+            async def go() -> None:
+                for _ in range(k):
+                    await aiosmtplib.send(msg, hostname="127.0.0.1", port=port)
+            asyncio.run(go())
+
+        before = counter.count
+        rates = best_of(rounds, n, full, channel_only, raw)
+        assert counter.count - before == 3 * rounds * max(n // rounds, 1), counter.count
         engine.dispose()
-        return ours, channel_rate, base
+        return rates
     finally:
         controller.stop()
 
@@ -138,10 +159,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--renders", type=int, default=2000)
     parser.add_argument("--emails", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    ours, base = bench_render(args.renders)
+    ours, base = bench_render(args.renders, args.rounds)
     line("email template renders/s (sandboxed vs plain)", ours, base, "/s")
-    full, channel, raw = bench_email(args.emails)
+    full, channel, raw = bench_email(args.emails, args.rounds)
     line("emails/s, full send_message vs raw aiosmtplib", full, raw, "/s")
     line("emails/s, SMTP channel vs raw aiosmtplib", channel, raw, "/s")
 
