@@ -17,7 +17,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from rejse.contracts import ADD_SCORE, START_HANDOFF, AddScoreRequest, HandoffRequest, ProcessedEvent
 from rejse.db import session_scope
 from rejse.leads import service as leads
-from rejse.leads.schemas import DigestInput, HandoffInput, HandoffPlan, HandoffResult, LeadStep
+from rejse.leads.notifications import push_text, render_email
+from rejse.leads.schemas import Contact, DigestInput, HandoffInput, HandoffPlan, HandoffResult, LeadStep
 from rejse.logging import get_logger
 from rejse.models.leads import SalesRep
 from rejse.runtime import Runtime
@@ -87,21 +88,39 @@ class LeadActivities:
         with session_scope(self.runtime.engine) as session:
             leads.mark(session, lead_id=step.lead_id, kind=step.kind, detail=step.detail, now=_now())
 
-    def _text(self, kind: str, lead, rep: SalesRep) -> str:
-        link = f"{self.runtime.settings.effective_public_url}/api/sales/leads/{lead.id}"
-        due = lead.due_at.strftime("%Y-%m-%d %H:%M UTC") if lead.due_at else "-"
-        if kind == "reminder":
-            return f"Reminder: lead {lead.id} (score {lead.score:.0f}) is waiting for contact; due {due}. {link}"
-        if kind == "escalated":
-            return f"Lead {lead.id} was not contacted within the SLA and has been reassigned. {link}"
-        if kind == "reassigned":
-            return f"Lead reassigned to you (score {lead.score:.0f}): {lead.reason}. Contact by {due}. {link}"
-        return f"New lead for you (score {lead.score:.0f}): {lead.reason}. Contact by {due}. {link}"
+    def _link(self, lead) -> str:
+        return f"{self.runtime.settings.effective_public_url}/api/sales/leads/{lead.id}"
+
+    def _push(self, url: str, text: str) -> None:
+        try:
+            response = self.http.post(url, json={"text": text})
+        except httpx.TransportError as exc:
+            raise ApplicationError(f"webhook: {type(exc).__name__}", type="NotifyTransient") from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise ApplicationError(f"webhook: {response.status_code}", type="NotifyTransient")
+        if response.status_code >= 400:
+            raise ApplicationError(f"webhook: {response.status_code}", type="NotifyRejected",
+                                   non_retryable=True)
+
+    def _email(self, kind: str, step: int, lead, rep: SalesRep, contact: Contact) -> None:
+        from rejse.messaging.channels import Outgoing, PermanentFailure, SmtpEmail
+
+        subject, text, html = render_email(kind, lead, rep, contact, link=self._link(lead),
+                                           templates_dir=self.runtime.settings.templates_dir)
+        out = Outgoing(message_id=f"lead-{lead.id}-{kind}-{step}-{rep.id}", to=rep.email,
+                       subject=subject, text=text, html=html or None, headers={})
+        try:
+            SmtpEmail(self.runtime.settings).deliver(out)
+        except PermanentFailure as exc:
+            raise ApplicationError(f"email: {exc}", type="NotifyRejected", non_retryable=True) from None
+        except Exception as exc:  # noqa: BLE001 - SMTP/network trouble: retried by the workflow
+            raise ApplicationError(f"email: {type(exc).__name__}", type="NotifyTransient") from None
 
     @activity.defn(name=NOTIFY)
     def notify(self, step: LeadStep) -> int:
-        """Push to the rep's webhook (and, on reassignment, to the previous rep's manager).
-        Once per (kind, step, rep): the key is recorded right after the push succeeds.
+        """Tell the rep (and, on reassignment, the previous rep's manager): a Slack-compatible
+        webhook push and, when SMTP is configured, an email in the rep's language. Once per
+        (channel, kind, step, rep): the key is recorded right after each delivery.
         Returns how many were sent, or -1 when the lead is no longer open."""
         with session_scope(self.runtime.engine) as session:
             lead = leads.get_lead(session, lead_id=step.lead_id)
@@ -118,23 +137,21 @@ class LeadActivities:
                 manager = session.get(SalesRep, old.manager_id) if old and old.manager_id else None
                 if manager is not None and manager.id != (rep.id if rep else None):
                     targets.append(("escalated", manager))
+            contact = leads.contact_of(session, profile_id=lead.profile_id)
+        smtp = bool(self.runtime.settings.smtp_url)
         sent = 0
         for kind, target in targets:
             key = f"{kind}:{step.step}:{target.id}"
-            if key in lead.notifications or not target.webhook_url:
-                continue
-            try:
-                response = self.http.post(target.webhook_url, json={"text": self._text(kind, lead, target)})
-            except httpx.TransportError as exc:
-                raise ApplicationError(f"webhook: {type(exc).__name__}", type="NotifyTransient") from None
-            if response.status_code >= 500 or response.status_code == 429:
-                raise ApplicationError(f"webhook: {response.status_code}", type="NotifyTransient")
-            if response.status_code >= 400:
-                raise ApplicationError(f"webhook: {response.status_code}", type="NotifyRejected",
-                                       non_retryable=True)
-            with session_scope(self.runtime.engine) as session:
-                leads.record_notification(session, lead_id=lead.id, key=key)
-            sent += 1
+            if target.webhook_url and key not in lead.notifications:
+                self._push(target.webhook_url, push_text(kind, lead, link=self._link(lead)))
+                with session_scope(self.runtime.engine) as session:
+                    leads.record_notification(session, lead_id=lead.id, key=key)
+                sent += 1
+            if smtp and f"email:{key}" not in lead.notifications:
+                self._email(kind, step.step, lead, target, contact)
+                with session_scope(self.runtime.engine) as session:
+                    leads.record_notification(session, lead_id=lead.id, key=f"email:{key}")
+                sent += 1
         log.info("lead_notified", lead_id=lead.id, kind=step.kind, sent=sent)
         return sent
 

@@ -19,6 +19,7 @@ class RepBase(BaseModel):
     manager_id: str | None = Field(default=None, max_length=32)
     webhook_url: HttpUrl | None = Field(default=None, description="Slack-compatible incoming webhook")
     crm_owner_id: str | None = Field(default=None, max_length=100, description="owner/user id in the CRM")
+    locale: Literal["da", "sv", "en"] = Field(default="en", description="language of the rep's emails")
 
 
 class RepCreate(RepBase):
@@ -33,6 +34,7 @@ class RepUpdate(BaseModel):
     manager_id: str | None = Field(default=None, max_length=32)
     webhook_url: HttpUrl | None = None
     crm_owner_id: str | None = Field(default=None, max_length=100)
+    locale: Literal["da", "sv", "en"] | None = None
 
 
 class RepPublic(RepBase):

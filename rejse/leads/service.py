@@ -265,6 +265,13 @@ def _contact(traits: dict[str, Any], email: str | None, phone: str | None) -> Co
     return Contact(name=name, email=email, phone=phone, company=str(company) if company else None)
 
 
+def contact_of(session: Session, *, profile_id: str) -> Contact:
+    snapshot = load_snapshot(session, profile_id=profile_id)
+    if snapshot is None or snapshot.erased:
+        return Contact()
+    return _contact(snapshot.traits, snapshot.email, snapshot.phone)
+
+
 def next_to_contact(session: Session, *, rep_id: str | None = None, limit: int = 20,
                     now: dt.datetime | None = None) -> list[NextItem]:
     """Open leads, highest priority first: score now + recent high-intent behaviour + SLA due."""

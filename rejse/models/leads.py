@@ -74,6 +74,7 @@ class SalesRep(SQLModel, table=True):
     manager_id: str | None = Field(default=None, max_length=32)
     webhook_url: str | None = Field(default=None, max_length=1000)
     crm_owner_id: str | None = Field(default=None, max_length=100)
+    locale: str = Field(default="en", max_length=10)      # of the rep's emails: da, sv, en
     last_assigned_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

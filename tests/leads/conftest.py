@@ -98,3 +98,29 @@ async def handoff_worker(runtime: Runtime, client, *, crm_adapter=None):
 
 def hubspot_adapter(fake: FakeHubSpot) -> HubSpotAdapter:
     return HubSpotAdapter(base_url=fake.url, token=TOKEN)
+
+
+@pytest.fixture
+def mailbox():
+    """A real SMTP server (aiosmtpd) on loopback; yields (messages, smtp_url)."""
+    import email
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    messages: list = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            messages.append(email.message_from_bytes(envelope.content))
+            return "250 OK"
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield messages, f"smtp://127.0.0.1:{port}"
+    finally:
+        controller.stop()

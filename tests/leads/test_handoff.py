@@ -188,3 +188,24 @@ async def test_through_the_real_processor(trt, session, model, hubspot, slack, c
         await handle.cancel()
     with Session(trt.engine) as s:
         assert len(s.exec(select(Lead)).all()) == 1
+
+
+async def test_rep_is_emailed_in_their_language(trt, session, model, slack, mailbox, time_env):
+    messages, smtp_url = mailbox
+    trt.settings = trt.settings.model_copy(update={"smtp_url": smtp_url})
+    pid = new_profile(session, company="Holm ApS")
+    new_rep(session, "Anna", webhook=f"{slack.url}/hook/anna", locale="da")
+    async with handoff_worker(trt, time_env.client):
+        handle = await start_handoff_workflow(
+            time_env.client, task_queue=trt.settings.task_queue, search_attributes=False,
+            request=HandoffInput(profile_id=pid, reason="score 55 crossed the AQL threshold",
+                                 source="score_threshold", trigger_key="mail", crm=False))
+        await wait_for(lambda: _phase(handle, "waiting"))
+        await handle.cancel()
+    [mail] = messages
+    assert mail["To"] == "anna@shop.dk"
+    assert mail["Subject"].startswith("lead Ida Holm (score")
+    body = next(p for p in mail.walk() if p.get_content_type() == "text/plain").get_payload(decode=True).decode()
+    assert "Du har fået et nyt lead." in body and "Hvem: Ida Holm, Holm ApS" in body
+    assert "/api/sales/leads/" in body
+    assert len(slack.for_hook("anna")) == 1

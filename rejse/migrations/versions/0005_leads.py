@@ -64,6 +64,7 @@ def upgrade() -> None:
         sa.Column("manager_id", sa.String(32), nullable=True),
         sa.Column("webhook_url", sa.String(1000), nullable=True),
         sa.Column("crm_owner_id", sa.String(100), nullable=True),
+        sa.Column("locale", sa.String(10), nullable=False, server_default="en"),
         sa.Column("last_assigned_at", T(), nullable=True),
         sa.Column("created_at", T(), nullable=False),
     )
