@@ -92,6 +92,10 @@ async def test_events_over_the_aql_threshold_hand_off_once(trt, session, model, 
         assert r.status_code == 200, r.text
         result = await handle.result()
         assert result.status == "contacted"
+        # the same stage event delivered again after the hand-off ended: no second lead
+        await dispatcher.dispatch(aql)
+        again = time_env.client.get_workflow_handle(handoff_id(pid), result_type=HandoffResult)
+        assert (await again.result()).status == "skipped:duplicate"
     with Session(trt.engine) as s:
         assert len(s.exec(select(Lead)).all()) == 1
     r = await client.get("/api/sales/metrics", headers=auth(keys[Role.analyst]))
@@ -209,3 +213,46 @@ async def test_rep_is_emailed_in_their_language(trt, session, model, slack, mail
     assert "Du har fået et nyt lead." in body and "Hvem: Ida Holm, Holm ApS" in body
     assert "/api/sales/leads/" in body
     assert len(slack.for_hook("anna")) == 1
+
+
+async def test_journey_activities_and_erase(trt, session, model, time_env):
+    """`scoring.add_points` and `leads.start_handoff` as journeys call them; GDPR erase cancels."""
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.leads import LeadActivities, LeadEraser
+    from rejse.contracts import AddScoreRequest, HandoffRequest
+    from rejse.models.events import Event
+    from rejse.scoring.service import current_score
+
+    pid = new_profile(session)
+    new_rep(session, "Anna")
+    acts = LeadActivities(trt, search_attributes=False)
+    env = ActivityEnvironment()
+    for _ in range(2):
+        env.run(acts.add_points, AddScoreRequest(idempotency_key="j:1", profile_id=pid, points=55,
+                                                 reason="journey: webinar"))
+    assert current_score(session, profile_id=pid).score == 55
+    with Session(trt.engine) as s:       # the stage changes became events for the processor
+        stored = s.exec(select(Event).where(Event.profile_id == pid)).all()
+        assert sorted(e.properties["to"] for e in stored) == ["aql", "lead"]
+    async with handoff_worker(trt, time_env.client):
+        wf_id = await env.run(acts.start_handoff, HandoffRequest(profile_id=pid, reason="journey step",
+                                                                 source="journey:x", crm=False))
+        assert wf_id == handoff_id(pid)
+        handle = time_env.client.get_workflow_handle(wf_id)
+        await wait_for(lambda: _phase(handle, "waiting"))
+        with Session(trt.engine) as s:
+            LeadEraser(trt).erase(s, pid)
+            s.commit()
+        await LeadEraser(trt).cancel_running(pid)
+        desc = await handle.describe()
+        await wait_for(lambda: _closed(handle))
+    with Session(trt.engine) as s:
+        assert s.exec(select(Lead).where(Lead.profile_id == pid)).first() is None
+    assert desc is not None
+
+
+async def _closed(handle) -> bool:
+    from temporalio.client import WorkflowExecutionStatus
+
+    return (await handle.describe()).status != WorkflowExecutionStatus.RUNNING
