@@ -51,9 +51,9 @@ def workflows() -> list[type]:
     from workflows.journey import JourneyWorkflow
 
     wfs: list[type] = [JourneyWorkflow]
-    from workflows.lead_handoff import LeadHandoffWorkflow
+    from workflows.lead_handoff import LeadHandoffWorkflow, SalesDigestWorkflow
 
-    wfs.append(LeadHandoffWorkflow)
+    wfs += [LeadHandoffWorkflow, SalesDigestWorkflow]
     return wfs
 
 
@@ -87,4 +87,7 @@ def scheduler_jobs(runtime: Runtime) -> list["ScheduledJob"]:
     from rejse.journeys.schedule import scheduler_jobs as journey_jobs
 
     jobs: list[ScheduledJob] = journey_jobs(runtime)
+    from activities.leads import scheduled_jobs as lead_jobs
+
+    jobs += lead_jobs()
     return jobs
