@@ -27,7 +27,9 @@ from rejse.contracts import ProcessedEvent
 from rejse.db import session_scope
 from rejse.journeys import runtypes as rt
 from rejse.journeys.definition import JourneyDefinition
-from rejse.journeys.entry import Entry, plan_entry, trigger_matches
+from rejse.journeys.entry import (
+    Entry, entry_workflow_id, plan_entry, runs_by_workflow, trigger_matches,
+)
 from rejse.journeys.service import published_definitions
 from rejse.logging import get_logger
 from rejse.models.journeys import ACTIVE_RUN_STATUSES, Journey, JourneyRun, JourneyStep
@@ -123,17 +125,24 @@ class JourneyDispatcher:
                     col(JourneyRun.profile_id).in_(profiles),
                     col(JourneyRun.status).in_(ACTIVE_RUN_STATUSES))):
                 active[pid].add(wid)
+            candidates = [(ev, journey, defn, entry_workflow_id(journey, defn, ev))
+                          for ev in events for journey, defn in journeys
+                          if trigger_matches(defn, ev)]
+            earlier = runs_by_workflow(session, {c[3] for c in candidates})
+            by_event: dict[str, list] = defaultdict(list)
+            for c in candidates:
+                by_event[c[0].event_id].append(c)
             for ev in events:
                 plan = plans[ev.profile_id]
                 for wid in sorted(active[ev.profile_id]):
                     plan.actions.append(("signal", (wid, ev)))
-                for journey, defn in journeys:
-                    if not trigger_matches(defn, ev):
-                        continue
-                    entry = plan_entry(session, journey=journey, defn=defn, event=ev)
+                for _, journey, defn, wid in by_event.pop(ev.event_id, ()):
+                    entry = plan_entry(session, journey=journey, defn=defn, event=ev,
+                                       workflow_id=wid, earlier=earlier[wid])
                     if entry is not None:
                         plan.actions.append(("start", entry))
                         active[ev.profile_id].add(entry.workflow_id)
+            session.flush()
         return {pid: p for pid, p in plans.items() if p.actions}
 
     @staticmethod

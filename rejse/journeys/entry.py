@@ -59,15 +59,31 @@ class Entry:
     redelivery: bool          # the same trigger event again: start only if it never started
 
 
+def entry_workflow_id(journey: Journey, defn: JourneyDefinition, event: ProcessedEvent) -> str:
+    return workflow_id_for(journey.key, event.profile_id, entry_value_of(defn, event))
+
+
+def runs_by_workflow(session: Session, workflow_ids: set[str]) -> dict[str, list[JourneyRun]]:
+    """Earlier runs of these workflow ids, newest first (one query for a whole batch)."""
+    out: dict[str, list[JourneyRun]] = {w: [] for w in workflow_ids}
+    if workflow_ids:
+        for row in session.exec(select(JourneyRun).where(col(JourneyRun.workflow_id).in_(workflow_ids))
+                                .order_by(col(JourneyRun.entered_at).desc())):
+            out[row.workflow_id].append(row)
+    return out
+
+
 def plan_entry(session: Session, *, journey: Journey, defn: JourneyDefinition,
-               event: ProcessedEvent, workflow_id: str | None = None) -> Entry | None:
-    """Decide whether `event` starts a run; if so insert its `journey_run` row (flushed) and
+               event: ProcessedEvent, workflow_id: str | None = None,
+               earlier: list[JourneyRun] | None = None) -> Entry | None:
+    """Decide whether `event` starts a run; if so add its `journey_run` row to the session and
     return what to signal-with-start. None: no new run (one is active, or re-entry forbids).
-    `workflow_id` overrides the id made from the entry key (scheduled entries)."""
-    wid = workflow_id or workflow_id_for(journey.key, event.profile_id,
-                                         entry_value_of(defn, event))
-    rows = list(session.exec(select(JourneyRun).where(JourneyRun.workflow_id == wid)
-                             .order_by(col(JourneyRun.entered_at).desc())))
+    `workflow_id` overrides the id made from the entry key (scheduled entries); `earlier` are
+    the runs of that id, newest first, when the caller has loaded them (then it must flush, and
+    the new row is put in front of `earlier`)."""
+    wid = workflow_id or entry_workflow_id(journey, defn, event)
+    flush = earlier is None
+    rows = earlier if earlier is not None else runs_by_workflow(session, {wid})[wid]
     for n, row in enumerate(rows):
         if row.trigger_event_id == event.event_id:
             if row.status not in ACTIVE_RUN_STATUSES:
@@ -85,8 +101,12 @@ def plan_entry(session: Session, *, journey: Journey, defn: JourneyDefinition,
                      trigger_event_id=event.event_id, status="running",
                      entered_at=event.timestamp, step_since=event.timestamp)
     session.add(run)
-    session.flush()
-    return Entry(wid, _input(journey, defn.dump(), event, run, len(rows) + 1), redelivery=False)
+    entry = Entry(wid, _input(journey, defn.dump(), event, run, len(rows) + 1), redelivery=False)
+    if flush:
+        session.flush()
+    else:
+        rows.insert(0, run)
+    return entry
 
 
 def reentry_allowed(defn: JourneyDefinition, *, last_entered: dt.datetime, at: dt.datetime) -> bool:
