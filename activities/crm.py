@@ -86,7 +86,8 @@ class CrmActivities:
         except CrmRejected as exc:
             log.warning("crm_rejected", lead_id=lead_id)
             with session_scope(self.runtime.engine) as session:
-                leads.mark(session, lead_id=lead_id, kind="crm_failed", detail=str(exc), now=_now())
+                leads.mark(session, lead_id=lead_id, kind="crm_failed", now=_now(),
+                           detail=f"{exc}: {exc.detail}" if exc.detail else str(exc))
             raise ApplicationError(str(exc), type="CrmRejected", non_retryable=True) from None
 
     @activity.defn(name=CRM_UPSERT)

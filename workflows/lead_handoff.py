@@ -9,7 +9,7 @@ import datetime as dt
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.crm import CRM_TASK, CRM_UPSERT
@@ -51,9 +51,11 @@ class LeadHandoffWorkflow:
             return bool(await workflow.execute_activity(
                 name, LeadStep(lead_id=lead_id), start_to_close_timeout=dt.timedelta(seconds=60),
                 schedule_to_close_timeout=CRM_SCHEDULE_TO_CLOSE, retry_policy=CRM_RETRY))
-        except ActivityError as exc:      # rejected (recorded by the activity) or out of time
-            await self._db(MARK, LeadStep(lead_id=lead_id, kind="crm_failed",
-                                          detail=str(exc.cause or exc)[:500]))
+        except ActivityError as exc:
+            rejected = isinstance(exc.cause, ApplicationError) and exc.cause.type == "CrmRejected"
+            if not rejected:              # out of time; a rejection was recorded by the activity
+                await self._db(MARK, LeadStep(lead_id=lead_id, kind="crm_failed",
+                                              detail=str(exc.cause or exc)[:500]))
             return False
 
     async def _notify(self, lead_id: str, kind: str, step: int) -> bool:

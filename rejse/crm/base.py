@@ -25,7 +25,12 @@ class CrmRateLimited(CrmError):
 
 
 class CrmRejected(CrmError):
-    """The CRM refused the data (4xx validation); retrying cannot help."""
+    """The CRM refused the data (4xx validation); retrying cannot help. `detail` holds the
+    CRM's answer (may echo personal data: stored on the lead, never logged)."""
+
+    def __init__(self, message: str, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ def check(response: httpx.Response, *, what: str) -> httpx.Response:
                              retry_after=parse_retry_after(response.headers.get("Retry-After")))
     if status >= 500 or status == 408:
         raise CrmTransient(f"{what}: {status}")
-    raise CrmRejected(f"{what}: {status} {_short(response)}")
+    raise CrmRejected(f"{what}: {status}", detail=_short(response))
 
 
 def send(client: httpx.Client, method: str, url: str, *, what: str, **kwargs) -> httpx.Response:

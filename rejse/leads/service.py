@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from rejse import timeline
 from rejse.db import utcnow
 from rejse.durations import parse_duration
-from rejse.errors import DomainError, NotFound
+from rejse.errors import Conflict, DomainError, NotFound
 from rejse.leads.assignment import choose_rep
 from rejse.leads.schemas import (
     Contact, HandoffInput, HandoffPlan, Metrics, NextItem, RepCreate, RepUpdate,
@@ -26,6 +26,7 @@ from rejse.scoring.definition import HandoffPolicy, ScoringDefinition
 OPEN_STATUSES = ("open", "assigned")
 CONTACT_OUTCOMES = ("contacted", "meeting", "won", "lost", "not_relevant")
 HIGH_INTENT_WINDOW = dt.timedelta(hours=48)
+ERASED = "erased"
 
 
 def handoff_policy(session: Session) -> HandoffPolicy:
@@ -229,6 +230,8 @@ def record_outcome(session: Session, *, lead_id: str, outcome: str, note: str | 
         raise DomainError(f"unknown outcome {outcome!r}", field="outcome", status_code=422)
     now = now or utcnow()
     lead = get_lead(session, lead_id=lead_id)
+    if lead.profile_id == ERASED:
+        raise Conflict("the person of this lead was erased", field="lead_id")
     if lead.outcome == outcome:
         return lead, False
     previous = lead.outcome
@@ -278,7 +281,8 @@ def next_to_contact(session: Session, *, rep_id: str | None = None, limit: int =
     now = now or utcnow()
     stmt = select(Lead).where(col(Lead.status).in_(OPEN_STATUSES))
     if rep_id is not None:
-        get_rep(session, rep_id=rep_id)
+        if session.get(SalesRep, rep_id) is None:
+            raise NotFound(f"no rep with id {rep_id!r}", field="rep")
         stmt = stmt.where(Lead.rep_id == rep_id)
     items: list[NextItem] = []
     for lead in session.exec(stmt.order_by(col(Lead.created_at)).limit(500)):
@@ -345,7 +349,7 @@ def erase_leads(session: Session, *, profile_id: str) -> list[str]:
     ids = []
     for lead in session.exec(select(Lead).where(Lead.profile_id == profile_id)):
         ids.append(lead.id)
-        lead.profile_id, lead.reason, lead.crm_error, lead.crm_ref = "erased", "erased", None, None
+        lead.profile_id, lead.reason, lead.crm_error, lead.crm_ref = ERASED, ERASED, None, None
         lead.history = [{"kind": h["kind"], "at": h["at"]} for h in lead.history]
         if lead.status in OPEN_STATUSES:
             lead.status = "expired"

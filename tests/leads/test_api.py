@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlmodel import Session
+
+from rejse.errors import DomainError
 
 from activities.leads import LeadEraser
 from rejse.leads import service as leads
@@ -129,3 +132,6 @@ def test_erase(session, model, runtime):
     assert session.get(ProfileScore, pid) is None
     session.refresh(lead)
     assert lead.profile_id == "erased" and lead.status == "expired"
+    with pytest.raises(DomainError) as err:          # an erased person's lead takes no outcome
+        leads.record_outcome(session, lead_id=lead.id, outcome="won")
+    assert err.value.status_code == 409

@@ -139,3 +139,6 @@ async def test_crm_400_stops_and_shows_on_the_lead(trt, session, model, hubspot,
     r = await client.get(f"/api/sales/leads/{lead.id}", headers=auth(keys[Role.sales]))
     body = r.json()
     assert body["crm_status"] == "failed" and "400" in body["crm_error"]
+    assert "VALIDATION_ERROR" in body["crm_error"]                  # the CRM's answer, on the lead
+    r = await client.get("/api/sales/next", params={"rep": "rep_nobody"}, headers=auth(keys[Role.sales]))
+    assert r.status_code == 404 and r.json()["errors"][0]["field"] == "rep"
