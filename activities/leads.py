@@ -8,23 +8,36 @@ import datetime as dt
 from collections.abc import Sequence
 
 import httpx
+from sqlmodel import Session
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import TypedSearchAttributes, SearchAttributePair
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from rejse.contracts import ADD_SCORE, START_HANDOFF, AddScoreRequest, HandoffRequest, ProcessedEvent
+from rejse.contracts import (
+    ADD_SCORE,
+    START_HANDOFF,
+    AddScoreRequest,
+    HandoffRequest,
+    ProcessedEvent,
+)
 from rejse.db import session_scope
 from rejse.leads import service as leads
 from rejse.leads.notifications import push_text, render_email
-from rejse.leads.schemas import Contact, DigestInput, HandoffInput, HandoffPlan, HandoffResult, LeadStep
+from rejse.leads.schemas import (
+    Contact,
+    DigestInput,
+    HandoffInput,
+    HandoffPlan,
+    HandoffResult,
+    LeadStep,
+)
 from rejse.logging import get_logger
 from rejse.models.leads import SalesRep
 from rejse.runtime import Runtime
 from rejse.scoring import service as scoring
 from rejse.temporal import SA_PROFILE_ID
-from sqlmodel import Session
 
 log = get_logger("rejse.leads")
 

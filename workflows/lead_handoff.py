@@ -4,7 +4,6 @@ side effects in activities. The SLA policy is pinned at the start (from the acti
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 
 from temporalio import workflow
@@ -74,7 +73,7 @@ class LeadHandoffWorkflow:
         try:
             await workflow.wait_condition(lambda: self._outcome is not None,
                                           timeout=dt.timedelta(seconds=max(seconds, 1)))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 

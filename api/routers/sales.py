@@ -13,7 +13,13 @@ from api.deps import READ, SALES, RuntimeDep, SalesDep, SessionDep, require
 from rejse.db import session_scope
 from rejse.leads import service as leads
 from rejse.leads.schemas import (
-    LeadPublic, Metrics, NextItem, OutcomeCreate, RepCreate, RepPublic, RepUpdate,
+    LeadPublic,
+    Metrics,
+    NextItem,
+    OutcomeCreate,
+    RepCreate,
+    RepPublic,
+    RepUpdate,
 )
 from rejse.logging import get_logger
 from rejse.models.leads import Lead, SalesRep

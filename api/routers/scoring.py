@@ -13,7 +13,7 @@ from api.deps import READ, SALES, WRITE, ReadDep, SessionDep, WriteDep, require
 from api.errors import NotFound
 from rejse.models.leads import ScoringModel
 from rejse.scoring import service as scoring
-from rejse.scoring.definition import ScoringDefinition, STAGES
+from rejse.scoring.definition import STAGES, ScoringDefinition
 from rejse.scoring.service import ScoreView
 
 router = APIRouter(tags=["scoring"])

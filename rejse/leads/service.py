@@ -16,7 +16,13 @@ from rejse.durations import parse_duration
 from rejse.errors import Conflict, DomainError, NotFound
 from rejse.leads.assignment import choose_rep
 from rejse.leads.schemas import (
-    Contact, HandoffInput, HandoffPlan, Metrics, NextItem, RepCreate, RepUpdate,
+    Contact,
+    HandoffInput,
+    HandoffPlan,
+    Metrics,
+    NextItem,
+    RepCreate,
+    RepUpdate,
 )
 from rejse.models.leads import Lead, SalesRep
 from rejse.profiles.service import load_snapshot

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
@@ -108,7 +109,7 @@ def validate_definition(d: ScoringDefinition) -> None:
     if d.half_life is not None:
         _check_duration(d.half_life, "half_life")
     ordered = [(s, d.thresholds[s]) for s in SCORE_STAGES if s in d.thresholds]
-    for (s1, v1), (s2, v2) in zip(ordered, ordered[1:]):
+    for (s1, v1), (s2, v2) in itertools.pairwise(ordered):
         if v2 <= v1:
             raise DomainError(f"threshold of {s2!r} must be higher than that of {s1!r}",
                               field=f"thresholds.{s2}")

@@ -13,7 +13,11 @@ from typing import Any
 from rejse.conditions import StaticFacts, evaluate
 from rejse.durations import parse_duration
 from rejse.scoring.definition import (
-    SCORE_STAGES, STAGE_RANK, EventRule, FitRule, ScoringDefinition,
+    SCORE_STAGES,
+    STAGE_RANK,
+    EventRule,
+    FitRule,
+    ScoringDefinition,
 )
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -48,7 +52,7 @@ class CompiledModel:
     cap_periods: Mapping[str, dt.timedelta] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, version: int, definition: ScoringDefinition) -> "CompiledModel":
+    def build(cls, version: int, definition: ScoringDefinition) -> CompiledModel:
         by_event: dict[str, list[EventRule]] = defaultdict(list)
         periods: dict[str, dt.timedelta] = {}
         for rule in definition.event_rules:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from dataclasses import dataclass, field
 import time
-from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +21,11 @@ from rejse.models.profiles import Profile
 from rejse.models.timeline import TimelineEntry
 from rejse.scoring.definition import STAGE_RANK, STAGES, ScoringDefinition, validate_definition
 from rejse.scoring.engine import (
-    CompiledModel, capped_points, decay_factor, period_start, stages_crossed,
+    CompiledModel,
+    capped_points,
+    decay_factor,
+    period_start,
+    stages_crossed,
 )
 
 STAGE_CHANGED = "Lifecycle Stage Changed"

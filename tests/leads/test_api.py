@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from sqlmodel import Session
 
-from rejse.errors import DomainError
-
 from activities.leads import LeadEraser
+from rejse.errors import DomainError
 from rejse.leads import service as leads
 from rejse.leads.schemas import HandoffInput
 from rejse.models.leads import Lead, ProfileScore

@@ -18,7 +18,7 @@ from rejse.models.leads import Lead
 from rejse.roles import Role
 from tests.conftest import auth
 from tests.leads.conftest import handoff_worker, hubspot_adapter, new_profile, new_rep
-from tests.leads.fakes import TOKEN, FakeHubSpot, FakeSalesforce, FakeWebhook
+from tests.leads.fakes import TOKEN, FakeSalesforce, FakeWebhook
 
 LEAD = CrmLead(lead_id="l1", profile_id="prf_01ABCDEF", email="ida@example.dk", first_name="Ida",
                last_name="Holm", score=62, reason="score 62 crossed the AQL threshold", owner_id="005XX")
@@ -133,7 +133,7 @@ async def test_crm_400_stops_and_shows_on_the_lead(trt, session, model, hubspot,
     pid = new_profile(session)
     new_rep(session, "Anna")
     hubspot.fail_next(400)
-    _, result, lead = await _run_handoff(trt, time_env, hubspot, pid)
+    _, _result, lead = await _run_handoff(trt, time_env, hubspot, pid)
     assert len(hubspot.received) == 1 and not hubspot.tasks         # no retry, no task
     assert lead.rep_id is not None                                  # sales still got the lead
     r = await client.get(f"/api/sales/leads/{lead.id}", headers=auth(keys[Role.sales]))

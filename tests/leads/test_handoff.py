@@ -139,8 +139,8 @@ async def test_manager_escalation(trt, session, slack, time_env):
     pid = new_profile(session)
     boss = new_rep(session, "Boss", webhook=f"{slack.url}/hook/boss", active=True)
     anna = new_rep(session, "Anna", webhook=f"{slack.url}/hook/anna", manager_id=boss)
-    from rejse.leads.service import update_rep
     from rejse.leads.schemas import RepUpdate
+    from rejse.leads.service import update_rep
     update_rep(session, rep_id=boss, changes=RepUpdate(territories=["none"]))
     session.commit()
     # make Anna the round-robin pick: the boss was assigned most recently
