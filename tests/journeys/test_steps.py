@@ -261,3 +261,16 @@ async def test_erasing_a_profile_deletes_its_runs_and_stops_its_workflows(jrunti
     assert runs(jruntime, profile_id=pid) == []
     with Session(jruntime.engine) as s:
         assert s.exec(select(JourneyStep).where(JourneyStep.run_id == run["run_id"])).all() == []
+
+
+async def test_a_send_in_quiet_hours_is_held_until_they_end(jruntime, worker, client, keys,
+                                                            time_env):
+    jruntime.settings.message_quiet_hours = {"email": "21:00-08:00"}
+    publish(jruntime, journey("late", {"late": {"type": "wait", "until": "22:00", "next": "mail"},
+                                       "mail": SEND}))
+    pid = new_profile(jruntime, timezone="Europe/Copenhagen")
+    run = await enter(client, keys, "late", pid)
+    assert await result(time_env, run["workflow_id"]) == "completed"
+    [sent] = messages(jruntime, pid)
+    local = sent.sent_at.astimezone(ZoneInfo("Europe/Copenhagen"))
+    assert sent.status == "sent" and (local.hour, local.minute) == (8, 0)
