@@ -34,6 +34,7 @@ from rejse.messaging.channels import Outgoing, PermanentFailure, channel_for
 from rejse.messaging.service import (
     FINAL,
     get_by_key,
+    lock_profile_sends,
     message_id_for,
     recent_marketing_sends,
     record_status,
@@ -188,8 +189,9 @@ def _prepare(session: Session, settings: Settings, req: SendRequest, now: dt.dat
             return row, result_of(row), None
         if settings.message_frequency_cap > 0:
             window = parse_duration(settings.message_frequency_window)
+            lock_profile_sends(session, profile_id=row.profile_id)
             sent = recent_marketing_sends(session, profile_id=row.profile_id, since=now - window,
-                                          exclude_id=row.id)
+                                          now=now, exclude_id=row.id)
             if guards.over_frequency_cap(sent, now=now, cap=settings.message_frequency_cap, window=window):
                 return skip(f"frequency_cap ({settings.message_frequency_cap} per "
                             f"{settings.message_frequency_window})")

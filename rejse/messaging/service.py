@@ -8,6 +8,7 @@ import hashlib
 from collections import defaultdict
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, delete, func, select
 
 from rejse.db import utcnow
@@ -51,16 +52,25 @@ def list_messages(session: Session, *, profile_id: str | None = None, journey: s
     return list(session.exec(stmt))
 
 
-def recent_marketing_sends(session: Session, *, profile_id: str, since: dt.datetime,
+def lock_profile_sends(session: Session, *, profile_id: str) -> None:
+    """Serialise the frequency-cap check of one profile's concurrent sends (PostgreSQL advisory
+    lock until the transaction ends; SQLite serialises writers itself)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                        {"k": f"rejse.messaging:{profile_id}"})
+
+
+def recent_marketing_sends(session: Session, *, profile_id: str, since: dt.datetime, now: dt.datetime,
                            exclude_id: str | None = None) -> list[dt.datetime]:
-    """Send times of delivered marketing messages of a profile since `since` (frequency cap)."""
-    stmt = select(Message.sent_at).where(
-        Message.profile_id == profile_id, col(Message.status).in_(DELIVERED),
-        Message.transactional == False,
-        col(Message.sent_at) > since)
+    """Send times of a profile's marketing messages delivered since `since`, plus those in
+    flight (`sending`, counted at `now`), for the frequency cap."""
+    stmt = select(Message.status, Message.sent_at).where(
+        Message.profile_id == profile_id, Message.transactional == False,
+        sa.or_(sa.and_(col(Message.status).in_(DELIVERED), col(Message.sent_at) > since),
+               Message.status == "sending"))
     if exclude_id:
         stmt = stmt.where(Message.id != exclude_id)
-    return [at for at in session.exec(stmt) if at is not None]
+    return [now if status == "sending" or at is None else at for status, at in session.exec(stmt)]
 
 
 def _timeline(session: Session, row: Message, what: str, at: dt.datetime | None = None,

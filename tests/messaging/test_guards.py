@@ -119,3 +119,28 @@ async def test_quiet_hours_hold_the_send_until_morning_with_time_skipping(time_e
     with Session(rt.engine) as s:
         sent = list_messages(s, profile_id=dane)[0]
     assert sent.status == "sent" and sent.sent_at >= morning
+
+
+async def test_frequency_cap_holds_under_concurrent_sends(mail_runtime, smtp):
+    """Five sends of one profile at the same moment from five threads: exactly three go out.
+    An attempt that loses a database race raises and is retried, as Temporal would."""
+    import asyncio
+
+    from rejse.messaging.sender import send_message
+
+    box, _ = smtp
+    rt = with_settings(mail_runtime, message_quiet_hours={}, message_frequency_cap=3)
+    pid = mette(rt)
+    now = utc(2026, 11, 23, 12)
+
+    def attempt(i: int):
+        for _ in range(20):
+            try:
+                return send_message(rt.settings, rt.engine, req(pid, f"c{i}"), now=now)
+            except Exception:  # noqa: BLE001, S112 - a lost race is transient: retry
+                continue
+        raise AssertionError("never succeeded")
+
+    results = await asyncio.gather(*(asyncio.to_thread(attempt, i) for i in range(5)))
+    assert sorted(r.status for r in results) == ["sent", "sent", "sent", "skipped", "skipped"]
+    assert len(box.messages) == 3
