@@ -13,9 +13,13 @@ at save (static check with its line) and at render (`SecurityError`).
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from jinja2 import (
@@ -338,6 +342,39 @@ def html_to_text(html: str) -> str:
 # ----------------------------------------------------------------------------- validation
 
 
+TRIAL_STEPS = 1_000_000
+
+
+class TooMuchWork(Exception):
+    pass
+
+
+@contextmanager
+def step_budget(limit: int = TRIAL_STEPS) -> Iterator[None]:
+    """Abort a render that executes more than `limit` template lines (nested loops over big
+    ranges). Uses a trace function, so only for save-time trial renders, not for sends."""
+    steps = 0
+
+    def local(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal steps
+        if event == "line":
+            steps += 1
+            if steps > limit:
+                raise TooMuchWork
+        return local
+
+    def on_call(frame: FrameType, event: str, arg: Any) -> Any:
+        name = frame.f_code.co_filename
+        return local if name == "<template>" or name.endswith((".txt", ".html")) else None
+
+    previous = sys.gettrace()
+    sys.settrace(on_call)
+    try:
+        yield
+    finally:
+        sys.settrace(previous)
+
+
 def _unsafe_nodes(ast: nodes.Template) -> list[tuple[int, str]]:
     found = []
     for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
@@ -392,7 +429,11 @@ def validate_source(source: str, *, part: str, field_name: str,
         except TemplateNotFound:
             raise TemplateProblem(f"included template {ref!r} does not exist", field=field_name) from None
     try:
-        env.from_string(source).render(sample if sample is not None else sample_context())
+        with step_budget():
+            env.from_string(source).render(sample if sample is not None else sample_context())
+    except TooMuchWork:
+        raise TemplateProblem(f"the template does too much work (over {TRIAL_STEPS:,} steps with the "
+                              "sample data); simplify its loops", field=field_name) from None
     except SecurityError as exc:
         line = _template_line(exc)
         raise TemplateProblem(f"line {line}: refused by the template sandbox: {exc}", field=field_name) from None

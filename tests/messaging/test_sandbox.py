@@ -79,3 +79,13 @@ def test_money_and_dates_follow_locale():
     en = tpl.render_part(t, {**tpl.sample_context(), "locale": "en"}, part="text").replace("\xa0", " ")
     assert da == "1.249,00 kr. / 20. november 2026"
     assert en == "DKK1,249.00 / November 20, 2026"
+
+
+def test_runaway_loops_rejected_at_save():
+    with pytest.raises(Unprocessable) as err:
+        tpl.validate_source("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+                            part="text", field_name="variants.en.text")
+    assert "too much work" in err.value.message
+    # the shipped templates are far below the budget
+    source = (tpl.engines().templates_dir / "email/abandoned_cart/reminder/da/body.html").read_text()
+    tpl.validate_source(source, part="html", field_name="variants.da.html")
