@@ -42,20 +42,12 @@ class JourneyActivities:
 
     @activity.defn(name=rt.BEGIN_RUN)
     def begin_run(self, inp: rt.RunInput) -> rt.RunContext:
-        """Make sure the run row exists (manual and scheduled starts have none yet); read the
+        """The journey's state for this run (the row is written before the start) and the
         profile's time zone for `wait until`."""
         from rejse.profiles.service import load_snapshot
 
-        info = activity.info()
         with session_scope(self.runtime.engine) as session:
-            run = session.get(JourneyRun, inp.run_id)
-            if run is None:
-                run = JourneyRun(id=inp.run_id, workflow_id=info.workflow_id,
-                                 journey_key=inp.journey_key, version=inp.version,
-                                 profile_id=inp.profile_id, trigger_event_id=inp.trigger.event_id,
-                                 entered_at=inp.trigger.timestamp)
-                session.add(run)
-                session.flush()
+            run = session.get(JourneyRun, inp.run_id)   # None: erased meanwhile -> inactive
             snapshot = load_snapshot(session, profile_id=inp.profile_id)
             ctx = self._context(session, inp.journey_key, run)
             ctx.timezone = snapshot.timezone if snapshot else None

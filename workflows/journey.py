@@ -97,6 +97,8 @@ class JourneyWorkflow:
             ctx = await workflow.execute_activity(
                 rt.BEGIN_RUN, inp, result_type=rt.RunContext, **QUICK)
             self.timezone, self.paused = ctx.timezone, ctx.paused or self.paused
+            if not ctx.active:
+                return "cancelled"
 
         step_id: str | None = inp.resume_at or self.defn.start
         status = "completed"

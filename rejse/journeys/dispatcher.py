@@ -26,13 +26,15 @@ from temporalio.service import RPCError, RPCStatusCode
 from rejse.contracts import ProcessedEvent
 from rejse.db import session_scope
 from rejse.journeys import runtypes as rt
-from rejse.journeys.definition import JourneyDefinition
+from rejse.journeys.definition import JourneyDefinition, WaitForEventStep
 from rejse.journeys.entry import (
     Entry, entry_workflow_id, plan_entry, runs_by_workflow, trigger_matches,
 )
 from rejse.journeys.service import published_definitions
 from rejse.logging import get_logger
-from rejse.models.journeys import ACTIVE_RUN_STATUSES, Journey, JourneyRun, JourneyStep
+from rejse.models.journeys import (
+    ACTIVE_RUN_STATUSES, Journey, JourneyRun, JourneyStep, JourneyVersion,
+)
 from rejse.runtime import Runtime
 from rejse.temporal import SA_JOURNEY, SA_PROFILE_ID
 
@@ -102,6 +104,21 @@ class JourneyDispatcher:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self._listens: dict[tuple[str, int], frozenset[str]] = {}   # versions are immutable
+
+    def _listens_to(self, session: Session, key: str, version: int) -> frozenset[str]:
+        """Event names a run of this version can react to (goals and wait_for_event steps):
+        only those are signalled, so page views do not grow every run's history."""
+        found = self._listens.get((key, version))
+        if found is None:
+            row = session.get(JourneyVersion, (key, version))
+            names: set[str] = set()
+            if row is not None:
+                defn = JourneyDefinition.model_validate(row.definition)
+                names = {g.event for g in defn.exit_when} | {
+                    s.event for s in defn.steps.values() if isinstance(s, WaitForEventStep)}
+            found = self._listens[(key, version)] = frozenset(names)
+        return found
 
     async def dispatch(self, events: Sequence[ProcessedEvent]) -> None:
         if not events:
@@ -120,11 +137,13 @@ class JourneyDispatcher:
                 self._follow_merges(session, merged)
             journeys = published_definitions(session, trigger_types=("event",))
             profiles = {ev.profile_id for ev in events}
-            active: dict[str, set[str]] = defaultdict(set)
-            for pid, wid in session.exec(select(JourneyRun.profile_id, JourneyRun.workflow_id).where(
-                    col(JourneyRun.profile_id).in_(profiles),
-                    col(JourneyRun.status).in_(ACTIVE_RUN_STATUSES))):
-                active[pid].add(wid)
+            active: dict[str, dict[str, frozenset[str]]] = defaultdict(dict)  # pid -> wid -> events
+            for pid, wid, key, version in session.exec(
+                    select(JourneyRun.profile_id, JourneyRun.workflow_id, JourneyRun.journey_key,
+                           JourneyRun.version).where(
+                        col(JourneyRun.profile_id).in_(profiles),
+                        col(JourneyRun.status).in_(ACTIVE_RUN_STATUSES))):
+                active[pid][wid] = self._listens_to(session, key, version)
             candidates = [(ev, journey, defn, entry_workflow_id(journey, defn, ev))
                           for ev in events for journey, defn in journeys
                           if trigger_matches(defn, ev)]
@@ -134,14 +153,16 @@ class JourneyDispatcher:
                 by_event[c[0].event_id].append(c)
             for ev in events:
                 plan = plans[ev.profile_id]
-                for wid in sorted(active[ev.profile_id]):
-                    plan.actions.append(("signal", (wid, ev)))
+                for wid, listens in sorted(active[ev.profile_id].items()):
+                    if ev.event in listens:
+                        plan.actions.append(("signal", (wid, ev)))
                 for _, journey, defn, wid in by_event.pop(ev.event_id, ()):
                     entry = plan_entry(session, journey=journey, defn=defn, event=ev,
                                        workflow_id=wid, earlier=earlier[wid])
                     if entry is not None:
                         plan.actions.append(("start", entry))
-                        active[ev.profile_id].add(entry.workflow_id)
+                        active[ev.profile_id][entry.workflow_id] = self._listens_to(
+                            session, journey.key, entry.run_input.version)
             session.flush()
         return {pid: p for pid, p in plans.items() if p.actions}
 

@@ -116,3 +116,33 @@ async def test_new_version_applies_to_new_entries_only(jruntime, worker, dispatc
         ("abandoned_cart/reminder", 1), ("abandoned_cart/free_shipping", 1)]
     assert [(m.template, m.journey_version) for m in messages(jruntime, new)] == [
         ("abandoned_cart/reminder", 2), ("abandoned_cart/reminder", 2)]
+
+
+async def test_only_events_a_run_listens_to_are_signalled(jruntime, worker, dispatcher, time_env):
+    from temporalio.api.enums.v1 import EventType
+
+    publish(jruntime, abandoned_cart())
+    pid = new_profile(jruntime)
+    now = await time_env.get_current_time()
+    await dispatcher.dispatch([event(pid, "Checkout Started", now, checkout_id="c1")])
+    await dispatcher.dispatch([event(pid, "Product Viewed", now, sku="x"),
+                               event(pid, "Order Completed", now, checkout_id="zz")])
+    [run] = runs(jruntime, profile_id=pid)
+    handle = time_env.client.get_workflow_handle(run.workflow_id)
+    await handle.query("state")
+    history = await handle.fetch_history()
+    signals = [e for e in history.events
+               if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
+    assert len(signals) == 2          # the trigger and the order; not the product view
+
+
+async def test_runs_follow_a_merged_profile(jruntime, worker, dispatcher, time_env):
+    publish(jruntime, abandoned_cart())
+    anon, known = new_profile(jruntime), new_profile(jruntime)
+    now = await time_env.get_current_time()
+    await dispatcher.dispatch([event(anon, "Checkout Started", now, checkout_id="c1")])
+    merged = event(known, "Order Completed", now, checkout_id="c1")
+    merged.merged_from = [anon]                          # anon logged in as `known`
+    await dispatcher.dispatch([merged])
+    [run] = runs(jruntime, profile_id=known)
+    assert await result(time_env, run.workflow_id) == "converted"
