@@ -96,6 +96,27 @@ def check_port_free(host: str, port: int, *, what: str, hint: str) -> None:
             raise ConfigError(f"{what}: cannot bind {host}:{port}: {exc.strerror}") from None
 
 
+def lock_data_dir(settings: Settings):
+    """One `rejse up` per data folder (two Temporal servers on one SQLite file would corrupt
+    it). Returns the open lock file; the lock lasts until it is closed or the process ends."""
+    import fcntl
+
+    data_dir = settings.data_dir.resolve()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(data_dir / "up.lock", "a+")  # noqa: SIM115 - held while running
+    except OSError as exc:
+        raise ConfigError(f"data folder {data_dir} is not writable: {exc.strerror} "
+                          "(--data-dir / REJSE_DATA_DIR)") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ConfigError(f"data folder {data_dir} is in use by another `rejse up`; stop it or "
+                          "choose another with --data-dir / REJSE_DATA_DIR") from None
+    return handle
+
+
 def open_database(settings: Settings) -> Engine:
     """An engine that answers (one-line `ConfigError` otherwise)."""
     if settings.database_url is None:
@@ -178,7 +199,13 @@ async def serve(settings: Settings, parts: Parts, *,
     """Run `parts` until SIGINT/SIGTERM. Returns the exit code. Every configuration problem
     (ports, database) is found before anything starts; the embedded Temporal server then
     boots while the database is migrated."""
-    api_sock = bind_api_socket(settings) if parts.api else None
+    data_lock = lock_data_dir(settings) if parts.embedded_temporal else None
+    try:
+        api_sock = bind_api_socket(settings) if parts.api else None
+    except BaseException:
+        if data_lock is not None:
+            data_lock.close()
+        raise
     try:
         if parts.embedded_temporal:
             settings = settings.model_copy(update={"temporal_address": None})
@@ -191,6 +218,8 @@ async def serve(settings: Settings, parts: Parts, *,
     except BaseException:
         if api_sock is not None:
             api_sock.close()
+        if data_lock is not None:
+            data_lock.close()
         raise
 
     stop = asyncio.Event()
@@ -298,6 +327,8 @@ async def serve(settings: Settings, parts: Parts, *,
         if api_sock is not None:
             api_sock.close()
         engine.dispose()
+        if data_lock is not None:
+            data_lock.close()
         if started_ok:
             log.info("rejse_stopped", code=code)
     return code

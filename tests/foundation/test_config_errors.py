@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import socket
 import subprocess
 from pathlib import Path
@@ -48,18 +49,25 @@ def cases(busy: dict[str, int]) -> dict[str, tuple[list[str], dict[str, str], li
         "ui-port-in-use": (up_args(ui=busy["ui"]), {},
                            [f"port {busy['ui']}", "already in use", "(Temporal Web UI;",
                             "--temporal-ui-port"]),
+        "data-dir-in-use": (up_args() + ["--data-dir", busy["data_dir"]], {},
+                            ["is in use by another `rejse up`", "--data-dir"]),
         "split-worker-without-temporal": (["worker"], {"REJSE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"},
                                           ["temporal: cannot connect", "REJSE_TEMPORAL_ADDRESS"]),
     }
 
 
-CASE_IDS = list(cases({"api": 1, "temporal": 2, "ui": 3}))
+CASE_IDS = list(cases({"api": 1, "temporal": 2, "ui": 3, "data_dir": "x"}))
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path, list[str]]]:
     sockets = {name: _busy_socket() for name in ("api", "temporal", "ui")}
-    busy = {name: sock.getsockname()[1] for name, sock in sockets.items()}
+    busy: dict = {name: sock.getsockname()[1] for name, sock in sockets.items()}
+    # A data folder locked as a running `rejse up` would hold it.
+    data_dir = tmp_path_factory.mktemp("in-use")
+    held = open(data_dir / "up.lock", "a+")  # noqa: SIM115
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    busy["data_dir"] = str(data_dir)
     try:
         running = {}
         for case, (args, env, needles) in cases(busy).items():
@@ -75,6 +83,7 @@ def results(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Pa
     finally:
         for sock in sockets.values():
             sock.close()
+        held.close()
 
 
 @pytest.mark.parametrize("case", CASE_IDS)
