@@ -195,8 +195,9 @@ def display_host(host: str) -> str:
 
 
 async def serve(settings: Settings, parts: Parts, *,
-                on_started: Callable[[Started], None] | None = None) -> int:
-    """Run `parts` until SIGINT/SIGTERM. Returns the exit code. Every configuration problem
+                on_started: Callable[[Started], None] | None = None,
+                stop: asyncio.Event | None = None) -> int:
+    """Run `parts` until SIGINT/SIGTERM (or `stop` is set). Returns the exit code. Every configuration problem
     (ports, database) is found before anything starts; the embedded Temporal server then
     boots while the database is migrated."""
     data_lock = lock_data_dir(settings) if parts.embedded_temporal else None
@@ -222,7 +223,7 @@ async def serve(settings: Settings, parts: Parts, *,
             data_lock.close()
         raise
 
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     devserver: DevServer | None = None
 
     def on_signal() -> None:
