@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 import orjson
 from fastapi.responses import Response
 
@@ -17,6 +16,7 @@ from pydantic import BaseModel
 from api.deps import AdminDep, IngestDep, RuntimeDep, SessionDep
 from rejse.errors import DomainError
 from rejse.events import deadletters, ingest
+from rejse.events.writer import writer_for
 from rejse.events.schemas import (
     MAX_BATCH_BYTES, MAX_EVENT_BYTES, SINGLE_SCHEMAS, BatchIn, BatchItem, IngestAccepted,
 )
@@ -52,12 +52,10 @@ async def _read(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-async def _store(runtime, rows, buckets) -> Response:
-    if runtime.engine.dialect.name == "sqlite":
-        # An in-process SQLite commit (WAL) is cheaper than a hop to the thread pool.
-        accepted, duplicates = ingest.accept(runtime.engine, rows, buckets)
-    else:
-        accepted, duplicates = await run_in_threadpool(ingest.accept, runtime.engine, rows, buckets)
+async def store(request: Request, runtime, rows, buckets, *, source: str = "api") -> Response:
+    """Durably store (group commit with concurrent requests), then 202."""
+    writer = writer_for(request.app.state, runtime.engine)
+    accepted, duplicates = await writer.submit(rows, buckets, source=source)
     return _json({"accepted": accepted, "duplicates": duplicates}, status_code=202)
 
 
@@ -69,7 +67,7 @@ def _single(type_: str):
             row, bucket = ingest.parse_single(type_, await _read(request, MAX_EVENT_BYTES))
         except DomainError as exc:
             return error_response(exc)
-        return await _store(runtime, [row], [bucket])
+        return await store(request, runtime, [row], [bucket])
 
     endpoint.__name__ = f"ingest_{type_}"
     endpoint.__doc__ = (f"Segment `{type_}` call. `userId` or `anonymousId` is required; "
@@ -99,7 +97,7 @@ async def ingest_batch(request: Request, runtime: RuntimeDep, _: IngestDep) -> R
         rows, buckets = ingest.parse_batch(await _read(request, MAX_BATCH_BYTES))
     except DomainError as exc:
         return error_response(exc)
-    return await _store(runtime, rows, buckets)
+    return await store(request, runtime, rows, buckets)
 
 
 # ----------------------------------------------------------------------------- dead letters (admin)

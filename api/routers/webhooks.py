@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api.deps import AdminDep, RuntimeDep, SessionDep
-from api.routers.ingest import _json, _read, error_response
+from api.routers.ingest import _json, _read, error_response, store
 from rejse.db import utcnow
 from rejse.errors import DomainError
 from rejse.events import ingest
@@ -69,9 +69,7 @@ async def shopify_webhook(request: Request, runtime: RuntimeDep):
     if mapped is None:
         return _json({"accepted": 0, "duplicates": 0}, 202)
     row, bucket = mapped
-    accepted, duplicates = await run_in_threadpool(ingest.accept, runtime.engine, [row], [bucket],
-                                                   source="shopify")
-    return _json({"accepted": accepted, "duplicates": duplicates}, 202)
+    return await store(request, runtime, [row], [bucket], source="shopify")
 
 
 @public.post("/generic/{source}", status_code=202, response_model=IngestAccepted,
@@ -99,9 +97,7 @@ async def generic_webhook(source: str, request: Request, runtime: RuntimeDep):
     for row in rows:
         row["source"] = f"generic:{source}"[:60]
         row["message_id"] = f"{source}:{row['message_id']}"[:300]
-    accepted, duplicates = await run_in_threadpool(ingest.accept, runtime.engine, rows, buckets,
-                                                   source="generic")
-    return _json({"accepted": accepted, "duplicates": duplicates}, 202)
+    return await store(request, runtime, rows, buckets, source="generic")
 
 
 class SourceCreate(BaseModel):

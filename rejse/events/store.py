@@ -3,10 +3,13 @@ bulk (executemany) and idempotent on `message_id` (insert-or-ignore on SQLite an
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import zlib
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -32,24 +35,71 @@ def insert_ignore(conn: Connection, table: sa.Table) -> Any:
     raise RuntimeError(f"unsupported database dialect {dialect}")
 
 
+EVENT_COLUMNS = tuple(c.name for c in EVENT.c)
+OUTBOX_COLUMNS = ("event_id", "bucket", "state", "attempts", "available_at")
+_JSON_COLUMNS = frozenset({"properties", "traits", "context"})
+_TIME_COLUMNS = frozenset({"timestamp", "received_at", "processed_at"})
+_ROWS_PER_STATEMENT = 500
+
+
+def _json(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:   # e.g. integers beyond 64 bits
+        return json.dumps(value)
+
+
+def _sqlite_time(value: dt.datetime) -> str:
+    # The storage format of SQLAlchemy's SQLite DATETIME (naive UTC, see rejse.db.UTCDateTime).
+    if value.utcoffset():
+        value = value.astimezone(dt.UTC)
+    return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _values(row: dict[str, Any], sqlite: bool) -> list[Any]:
+    out = []
+    for name in EVENT_COLUMNS:
+        value = row[name]
+        if name in _JSON_COLUMNS:
+            value = _json(value)
+        elif name in _TIME_COLUMNS and value is not None and sqlite:
+            value = _sqlite_time(value)
+        out.append(value)
+    return out
+
+
 def store_events(conn: Connection, rows: Sequence[dict[str, Any]], buckets: Sequence[int]) -> int:
+    return len(store_events_returning(conn, rows, buckets))
+
+
+def store_events_returning(conn: Connection, rows: Sequence[dict[str, Any]],
+                           buckets: Sequence[int]) -> set[str]:
     """Insert event rows (dicts with every `event` column) and one outbox row per newly stored
-    event. Returns how many were new; the rest were duplicates of a known `message_id`."""
+    event. Returns how many were new; the rest were duplicates of a known `message_id`.
+
+    This is the ingestion hot path, so it speaks the driver's SQL directly: one multi-row
+    `INSERT ... ON CONFLICT DO NOTHING RETURNING id` for the events and one executemany for the
+    outbox (values serialised the way the SQLAlchemy column types would)."""
     if not rows:
-        return 0
-    stmt = insert_ignore(conn, EVENT).returning(EVENT.c.id)
-    if len(rows) == 1:
-        inserted = [r[0] for r in conn.execute(stmt, rows[0])]
-    else:
-        inserted = [r[0] for r in conn.execute(stmt, list(rows))]
-    if not inserted:
-        return 0
+        return set()
+    sqlite = conn.dialect.name == "sqlite"
+    mark = "?" if sqlite else "%s"
+    one = "(" + ", ".join([mark] * len(EVENT_COLUMNS)) + ")"
     by_id = {row["id"]: (row, bucket) for row, bucket in zip(rows, buckets)}
-    outbox = []
-    for event_id in inserted:
-        row, bucket = by_id[event_id]
-        outbox.append({"event_id": event_id, "bucket": bucket, "state": "pending",
-                       "attempts": 0, "available_at": row["received_at"], "last_error": None,
-                       "processed": None})
-    conn.execute(OUTBOX.insert(), outbox)
-    return len(inserted)
+    outbox: list[tuple[Any, ...]] = []
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start:start + _ROWS_PER_STATEMENT]
+        params: list[Any] = []
+        for row in chunk:
+            params.extend(_values(row, sqlite))
+        sql = (f"INSERT INTO event ({', '.join(EVENT_COLUMNS)}) VALUES "
+               + ", ".join([one] * len(chunk)) + " ON CONFLICT DO NOTHING RETURNING id")
+        for (event_id,) in conn.exec_driver_sql(sql, tuple(params)).all():
+            row, bucket = by_id[event_id]
+            at = row["received_at"]
+            outbox.append((event_id, bucket, "pending", 0, _sqlite_time(at) if sqlite else at))
+    if outbox:
+        conn.exec_driver_sql(
+            f"INSERT INTO event_outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES ("
+            + ", ".join([mark] * len(OUTBOX_COLUMNS)) + ")", outbox)
+    return {o[0] for o in outbox}

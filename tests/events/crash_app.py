@@ -1,9 +1,13 @@
-"""ASGI factory for the crash test: the API only (no processor), settings from REJSE_* env."""
+"""ASGI factory for the crash test and bench.ingest: the API only (no processor), settings and
+logging from REJSE_* env, as `rejse api` would set them up."""
 
 from api.app import create_app
+from rejse.logging import configure_logging
 from rejse.runtime import Runtime
 from rejse.settings import load_settings
 
 
 def app():
-    return create_app(Runtime.create(load_settings()))
+    settings = load_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    return create_app(Runtime.create(settings))
