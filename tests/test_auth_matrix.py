@@ -1,7 +1,7 @@
 """The auth matrix: every route of the app has a row in ROUTE_RULES, and every role gets what
 its row says.
 
-ADDING A ROUTE? Add one row to ROUTE_RULES below (keep it sorted by path):
+ADDING A ROUTE? Add one row to ROUTE_RULES below, in your domain's group:
 
     ("POST", "/api/journeys"): {Role.marketer},     # the roles you gave require(); admin is implied
     ("GET", "/api/journeys"): {Role.marketer, Role.analyst},
