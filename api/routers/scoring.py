@@ -6,11 +6,12 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, Field
 
 from api.deps import READ, SALES, WRITE, ReadDep, SessionDep, WriteDep, require
 from api.errors import NotFound
+from rejse.leads.schemas import Text
 from rejse.models.leads import ScoringModel
 from rejse.scoring import service as scoring
 from rejse.scoring.definition import STAGES, ScoringDefinition
@@ -18,6 +19,7 @@ from rejse.scoring.service import ScoreView
 
 router = APIRouter(tags=["scoring"])
 
+Version = Annotated[int, Path(ge=1, le=2**31 - 1)]
 ScoreReadDep = Annotated[Any, Depends(require(*READ, *SALES))]
 StageWriteDep = Annotated[Any, Depends(require(*WRITE, *SALES))]
 
@@ -60,7 +62,7 @@ def active_model(session: SessionDep, _: ReadDep) -> ScoringModelPublic:
 
 
 @router.get("/api/scoring/models/{version}", response_model=ScoringModelPublic)
-def get_model(version: int, session: SessionDep, _: ReadDep) -> ScoringModelPublic:
+def get_model(version: Version, session: SessionDep, _: ReadDep) -> ScoringModelPublic:
     row = session.get(ScoringModel, version)
     if row is None:
         raise NotFound(f"no scoring model version {version}", field="version")
@@ -68,7 +70,7 @@ def get_model(version: int, session: SessionDep, _: ReadDep) -> ScoringModelPubl
 
 
 @router.post("/api/scoring/models/{version}/activate", response_model=ScoringModelPublic)
-def activate_model(version: int, session: SessionDep, _: WriteDep) -> ScoringModelPublic:
+def activate_model(version: Version, session: SessionDep, _: WriteDep) -> ScoringModelPublic:
     row = scoring.activate_model(session, version=version)
     session.commit()
     return _public(row)
@@ -81,8 +83,8 @@ def profile_score(profile_id: str, session: SessionDep, _: ScoreReadDep) -> Scor
 
 
 class StageChange(BaseModel):
-    stage: str = Field(description="one of " + ", ".join(STAGES))
-    reason: str = Field(min_length=1, max_length=200)
+    stage: Text = Field(max_length=20, description="one of " + ", ".join(STAGES))
+    reason: Text = Field(min_length=1, max_length=200)
 
 
 class StageChanged(BaseModel):

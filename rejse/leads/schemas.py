@@ -5,20 +5,31 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, EmailStr, Field, HttpUrl
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, EmailStr, Field, HttpUrl
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:           # PostgreSQL text cannot hold NUL characters
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
 
 OUTCOMES = ("contacted", "meeting", "won", "lost", "not_relevant")
 Outcome = Literal["contacted", "meeting", "won", "lost", "not_relevant"]
 
 
 class RepBase(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     email: EmailStr
-    territories: list[str] = Field(default_factory=list, description="trait values, e.g. countries: DK, SE")
+    territories: list[Annotated[Text, Field(max_length=100)]] = Field(default_factory=list, description="trait values, e.g. countries: DK, SE")
     active: bool = True
-    manager_id: str | None = Field(default=None, max_length=32)
+    manager_id: Text | None = Field(default=None, max_length=32)
     webhook_url: HttpUrl | None = Field(default=None, description="Slack-compatible incoming webhook")
-    crm_owner_id: str | None = Field(default=None, max_length=100, description="owner/user id in the CRM")
+    crm_owner_id: Text | None = Field(default=None, max_length=100, description="owner/user id in the CRM")
     locale: Literal["da", "sv", "en"] = Field(default="en", description="language of the rep's emails")
 
 
@@ -27,13 +38,13 @@ class RepCreate(RepBase):
 
 
 class RepUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
     email: EmailStr | None = None
-    territories: list[str] | None = None
+    territories: list[Annotated[Text, Field(max_length=100)]] | None = None
     active: bool | None = None
-    manager_id: str | None = Field(default=None, max_length=32)
+    manager_id: Text | None = Field(default=None, max_length=32)
     webhook_url: HttpUrl | None = None
-    crm_owner_id: str | None = Field(default=None, max_length=100)
+    crm_owner_id: Text | None = Field(default=None, max_length=100)
     locale: Literal["da", "sv", "en"] | None = None
 
 
@@ -46,7 +57,7 @@ class RepPublic(RepBase):
 
 class OutcomeCreate(BaseModel):
     outcome: Outcome
-    note: str | None = Field(default=None, max_length=1000)
+    note: Text | None = Field(default=None, max_length=1000)
 
 
 class LeadPublic(BaseModel):

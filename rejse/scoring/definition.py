@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator, Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -18,8 +19,11 @@ SCORE_STAGES = ("lead", "aql", "sql")   # stages a threshold may move a profile 
 RULE_ID = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 
 
+Points = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
+
+
 class Cap(BaseModel):
-    points: float = Field(gt=0, description="most points this rule grants per period")
+    points: Points = Field(gt=0, description="most points this rule grants per period")
     per: str = Field(description="period as ISO-8601 duration, e.g. P1D")
 
 
@@ -28,7 +32,7 @@ class EventRule(BaseModel):
     event: str = Field(min_length=1, max_length=200)
     condition: dict[str, Any] | None = Field(
         default=None, description="on the event's properties: `property` leaves, all/any/not")
-    points: float
+    points: Points
     cap: Cap | None = None
     high_intent: bool = Field(default=False, description="shown as a reason in the sales list")
 
@@ -36,7 +40,7 @@ class EventRule(BaseModel):
 class FitRule(BaseModel):
     id: str = Field(pattern=RULE_ID)
     condition: dict[str, Any] = Field(description="on the profile's traits: `trait` leaves")
-    points: float
+    points: Points
 
 
 class HandoffPolicy(BaseModel):
@@ -54,7 +58,7 @@ class ScoringDefinition(BaseModel):
     event_rules: list[EventRule] = Field(default_factory=list)
     fit_rules: list[FitRule] = Field(default_factory=list)
     half_life: str | None = Field(default="P30D", description="decay of behaviour points; null: none")
-    thresholds: dict[Literal["lead", "aql", "sql"], float] = Field(
+    thresholds: dict[Literal["lead", "aql", "sql"], Points] = Field(
         default_factory=lambda: {"lead": 10.0, "aql": 50.0})
     handoff: HandoffPolicy = Field(default_factory=HandoffPolicy)
 
@@ -80,8 +84,25 @@ def _check_duration(value: str, field: str) -> None:
         raise DomainError(str(exc), field=field) from None
 
 
+def _storable(value: Any, path: str) -> None:
+    """JSON columns on PostgreSQL hold neither NUL characters nor NaN/Infinity."""
+    if isinstance(value, str) and "\x00" in value:
+        raise DomainError("must not contain NUL characters", field=path)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DomainError("must be a finite number", field=path)
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _storable(key, path)
+            _storable(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _storable(item, f"{path}.{i}")
+
+
 def validate_definition(d: ScoringDefinition) -> None:
     """Raise `DomainError` naming the first bad field."""
+    for name, value in d.model_dump(mode="python").items():
+        _storable(value, name)
     seen: set[str] = set()
     for i, rule in enumerate(d.event_rules):
         if rule.id in seen:

@@ -132,3 +132,17 @@ def test_erase(session, model, runtime):
     with pytest.raises(DomainError) as err:          # an erased person's lead takes no outcome
         leads.record_outcome(session, lead_id=lead.id, outcome="won")
     assert err.value.status_code == 409
+
+
+async def test_unstorable_input_is_4xx_never_500(client, keys):
+    m, s = auth(keys[Role.marketer]), auth(keys[Role.sales])
+    bad = {**MODEL, "event_rules": [{"id": "a", "event": "X\u0000", "points": 1}]}
+    r = await client.post("/api/scoring/models", json=bad, headers=m)
+    assert r.status_code == 400 and r.json()["errors"][0]["field"] == "event_rules.0.event"
+    body = '{"event_rules": [{"id": "a", "event": "X", "points": NaN}]}'
+    r = await client.post("/api/scoring/models", content=body, headers={**m, "content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "event_rules.0.points"
+    r = await client.get(f"/api/scoring/models/{2**40}", headers=m)
+    assert r.status_code == 422
+    r = await client.post("/api/sales/reps", headers=s, json={"name": "A\u0000", "email": "a@shop.dk"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "name"
