@@ -338,12 +338,15 @@ def metrics(session: Session, *, since: dt.datetime | None = None, now: dt.datet
         if lead.outcome:
             by_outcome[lead.outcome] += 1
     total = len(leads)
+    # The SLA share counts leads whose SLA is decided: contacted, or past their due time.
+    decided = [lead for lead in leads if lead.first_contact_at is not None
+               or (lead.due_at is not None and lead.due_at <= now) or lead.status == "expired"]
     return Metrics(
         since=since, aqls_created=total,
         open=sum(1 for lead in leads if lead.status in OPEN_STATUSES),
         overdue=sum(1 for lead in leads if lead.status in OPEN_STATUSES and lead.due_at and lead.due_at <= now),
         contacted=len(contacted), contacted_within_sla=len(within),
-        share_contacted_within_sla=round(len(within) / total, 4) if total else None,
+        share_contacted_within_sla=round(len(within) / len(decided), 4) if decided else None,
         median_time_to_contact_seconds=statistics.median(waits) if waits else None,
         by_outcome=by_outcome,
         conversion_by_outcome={o: round(n / total, 4) for o, n in by_outcome.items()} if total else {},
