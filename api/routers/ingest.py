@@ -18,7 +18,7 @@ from rejse.errors import DomainError
 from rejse.events import deadletters, ingest
 from rejse.events.writer import writer_for
 from rejse.events.schemas import (
-    MAX_BATCH_BYTES, MAX_EVENT_BYTES, SINGLE_SCHEMAS, BatchIn, BatchItem, IngestAccepted,
+    MAX_BATCH_BYTES, MAX_EVENT_BYTES, SINGLE_SCHEMAS, BatchItem, IngestAccepted,
 )
 
 v1 = APIRouter(prefix="/v1", tags=["ingest"])
@@ -87,10 +87,12 @@ for _type in ("track", "identify", "page", "alias"):
 
 @v1.post("/batch", status_code=202, response_model=IngestAccepted, responses=_ERRORS,
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": {**BatchIn.model_json_schema(), "properties": {
-                     **BatchIn.model_json_schema()["properties"],
-                     "batch": {"type": "array", "minItems": 1,
-                               "items": BatchItem.model_json_schema()}}}}}}})
+                 "schema": {"type": "object", "title": "BatchIn", "required": ["batch"],
+                            "properties": {
+                                "batch": {"type": "array", "minItems": 1,
+                                          "items": BatchItem.model_json_schema()},
+                                "context": {"type": "object"},
+                                "sentAt": {"type": "string", "format": "date-time"}}}}}}})
 async def ingest_batch(request: Request, runtime: RuntimeDep, _: IngestDep) -> Response:
     """Up to 500 KB of Segment messages (each with `type`), stored all-or-nothing."""
     try:

@@ -15,7 +15,7 @@ from rejse.db import utcnow
 from rejse.errors import DomainError
 from rejse.events.ids import ulid
 from rejse.events.schemas import (
-    MAX_BATCH_BYTES, MAX_EVENT_BYTES, SINGLE_SCHEMAS, BatchIn, BatchItem, SegmentMessageBase,
+    MAX_BATCH_BYTES, MAX_EVENT_BYTES, SINGLE_SCHEMAS, BatchIn, SegmentMessageBase,
 )
 from rejse.events.service import event_row
 from rejse.events.store import bucket_for, store_events
@@ -116,21 +116,23 @@ def parse_single(type_: str, body: bytes) -> tuple[dict[str, Any], int]:
 def parse_batch(body: bytes) -> tuple[list[dict[str, Any]], list[int]]:
     if len(body) > MAX_BATCH_BYTES:
         raise _too_large("batch", MAX_BATCH_BYTES, "body")
+    if len(body) > MAX_EVENT_BYTES:   # only then can a single event be over its limit
+        try:
+            raw = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raw = None
+        items = raw.get("batch") if isinstance(raw, dict) else None
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if len(orjson.dumps(item)) > MAX_EVENT_BYTES:
+                raise _too_large(f"event batch.{i}", MAX_EVENT_BYTES, f"batch.{i}")
     try:
         envelope = BatchIn.model_validate_json(body)
     except ValidationError as exc:
         raise _as_error(exc) from None
     received_at = utcnow()
     rows, buckets, errors = [], [], []
-    for i, item in enumerate(envelope.batch):
+    for i, msg in enumerate(envelope.batch):
         prefix = f"batch.{i}"
-        if len(orjson.dumps(item)) > MAX_EVENT_BYTES:
-            raise _too_large(f"event {prefix}", MAX_EVENT_BYTES, prefix)
-        try:
-            msg = BatchItem.model_validate(item)
-        except ValidationError as exc:
-            errors.extend(_errors(exc, prefix))
-            continue
         item_errors = _check_rules(msg, msg.type, prefix)
         if item_errors:
             errors.extend(item_errors)

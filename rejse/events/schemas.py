@@ -101,7 +101,7 @@ class BatchItem(SegmentMessageBase):
 class BatchIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    batch: list[dict[str, Any]] = Field(min_length=1)
+    batch: list[BatchItem] = Field(min_length=1)
     context: dict[str, Any] = Field(default_factory=dict)
     sentAt: dt.datetime | None = None
 

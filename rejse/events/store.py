@@ -56,14 +56,17 @@ def _sqlite_time(value: dt.datetime) -> str:
     return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-def _values(row: dict[str, Any], sqlite: bool) -> list[Any]:
+def _values(row: dict[str, Any], sqlite: bool, times: dict[dt.datetime, str]) -> list[Any]:
     out = []
     for name in EVENT_COLUMNS:
         value = row[name]
         if name in _JSON_COLUMNS:
-            value = _json(value)
+            value = "{}" if not value else _json(value)
         elif name in _TIME_COLUMNS and value is not None and sqlite:
-            value = _sqlite_time(value)
+            text = times.get(value)
+            if text is None:
+                text = times[value] = _sqlite_time(value)
+            value = text
         out.append(value)
     return out
 
@@ -87,17 +90,19 @@ def store_events_returning(conn: Connection, rows: Sequence[dict[str, Any]],
     one = "(" + ", ".join([mark] * len(EVENT_COLUMNS)) + ")"
     by_id = {row["id"]: (row, bucket) for row, bucket in zip(rows, buckets)}
     outbox: list[tuple[Any, ...]] = []
+    times: dict[dt.datetime, str] = {}    # a batch shares received_at (and often timestamps)
     for start in range(0, len(rows), _ROWS_PER_STATEMENT):
         chunk = rows[start:start + _ROWS_PER_STATEMENT]
         params: list[Any] = []
         for row in chunk:
-            params.extend(_values(row, sqlite))
+            params.extend(_values(row, sqlite, times))
         sql = (f"INSERT INTO event ({', '.join(EVENT_COLUMNS)}) VALUES "
                + ", ".join([one] * len(chunk)) + " ON CONFLICT DO NOTHING RETURNING id")
         for (event_id,) in conn.exec_driver_sql(sql, tuple(params)).all():
             row, bucket = by_id[event_id]
             at = row["received_at"]
-            outbox.append((event_id, bucket, "pending", 0, _sqlite_time(at) if sqlite else at))
+            outbox.append((event_id, bucket, "pending", 0, times.get(at) or _sqlite_time(at)
+                           if sqlite else at))
     if outbox:
         conn.exec_driver_sql(
             f"INSERT INTO event_outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES ("
