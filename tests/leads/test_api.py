@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlmodel import Session
 
@@ -108,10 +110,10 @@ async def test_outcomes_won_and_not_relevant(trt, client, keys, session, model):
     assert m["aqls_created"] == 2 and m["by_outcome"]["won"] == 1 and m["conversion_by_outcome"]["won"] == 0.5
     assert m["median_time_to_contact_seconds"] is not None and m["share_contacted_within_sla"] == 1.0
     # an AQL nobody called, past its due time, is visible; one still inside its window is not held against
-    ignored = _lead(session, new_profile(session, x=1), "c")
+    ignored = _lead(session, new_profile(session, x=1, y=2, z=3), "c")
     ignored.due_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     session.add(ignored)
-    _lead(session, new_profile(session, x=1, y=2), "d")
+    _lead(session, new_profile(session, x=1, y=2, z=3, w=4), "d")
     session.commit()
     m = (await client.get("/api/sales/metrics", headers=auth(keys[Role.analyst]))).json()
     assert m["aqls_created"] == 4 and m["open"] == 2 and m["overdue"] == 1
