@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from rejse.db import utcnow
 from rejse.events.ids import new_id
+from rejse.metrics import PROFILE_MERGES
 from rejse.models.events import Event
 from rejse.models.profiles import (
     Consent, ConsentChangeRecord, ErasedIdentifier, Profile, ProfileIdentifier, ProfileMerge,
@@ -300,6 +301,7 @@ def merge_profiles(session: Session, *, into: str, from_: str, event_id: str | N
     session.delete(other)
     session.add(ProfileMerge(from_profile_id=from_, into_profile_id=into, event_id=event_id,
                              reason=reason[:200]))
+    PROFILE_MERGES.inc()
     add_entry(session, profile_id=into, kind="merge",
               summary=f"merged profile {from_} (shared identifiers: {reason})"[:500],
               data={"from_profile_id": from_, "event_id": event_id, "identifier_types": reason})
