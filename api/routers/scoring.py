@@ -78,8 +78,11 @@ def activate_model(version: Version, session: SessionDep, _: WriteDep) -> Scorin
 
 @router.get("/api/profiles/{profile_id}/score", response_model=ScoreView)
 def profile_score(profile_id: str, session: SessionDep, _: ScoreReadDep) -> ScoreView:
-    """The score now (decay applied) with its breakdown per rule."""
-    return scoring.current_score(session, profile_id=profile_id)
+    """The score now (decay applied) with its breakdown per rule. A merged-away id answers
+    with its survivor's score."""
+    from rejse.profiles.service import get_live_profile
+
+    return scoring.current_score(session, profile_id=get_live_profile(session, profile_id).id)
 
 
 class StageChange(BaseModel):

@@ -16,6 +16,7 @@ from rejse.crm.webhook import WebhookAdapter, verify
 from rejse.leads.schemas import HandoffInput
 from rejse.models.leads import Lead
 from rejse.roles import Role
+from rejse.temporal import SA_PROFILE_ID
 from tests.conftest import auth
 from tests.leads.conftest import handoff_worker, hubspot_adapter, new_profile, new_rep
 from tests.leads.fakes import TOKEN, FakeSalesforce, FakeWebhook
@@ -115,8 +116,8 @@ async def test_crm_429_honours_retry_after(runtime, session, model, hubspot, dev
     new_rep(session, "Anna")
     hubspot.fail_next(429, headers={"Retry-After": "2"})
     async with handoff_worker(runtime, dev_env.client, crm_adapter=hubspot_adapter(hubspot)):
-        handle = await start_handoff_workflow(
-            dev_env.client, task_queue=runtime.settings.task_queue, search_attributes=False,
+        handle = await start_handoff_workflow(      # with the RejseProfileId search attribute
+            dev_env.client, task_queue=runtime.settings.task_queue, search_attributes=True,
             request=HandoffInput(profile_id=pid, reason="test", source="test", trigger_key=pid))
 
         async def synced():
@@ -124,6 +125,8 @@ async def test_crm_429_honours_retry_after(runtime, session, model, hubspot, dev
                 lead = s.exec(select(Lead).where(Lead.profile_id == pid)).first()
                 return lead if lead and lead.crm_status == "synced" else None
         await wait_for(synced, timeout=30)
+        desc = await handle.describe()
+        assert desc.typed_search_attributes.get(SA_PROFILE_ID) == pid
         await handle.cancel()
     first, second = [r.at for r in hubspot.received if r.path.endswith("/upsert")]
     assert 2.0 <= second - first < 4.0          # waited for Retry-After, not the 1 s backoff
