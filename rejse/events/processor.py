@@ -35,6 +35,7 @@ from rejse.events.store import EVENT, OUTBOX, bucket_for, store_events
 from rejse.logging import get_logger
 from rejse.metrics import EVENTS_DEAD_LETTERED, EVENTS_PROCESSED, EVENTS_RETRIED
 from rejse.models.events import OUTBOX_BUCKETS, DeadLetter, OutboxBucket
+from rejse.models.profiles import Profile
 from rejse.profiles.consent import STATUSES, set_consent
 from rejse.profiles.identity import IdentityIndex, event_identifiers
 from rejse.profiles.service import resolve_profile_id
@@ -220,9 +221,12 @@ class EventProcessor:
         conn = session.connection()
         now = utcnow()
         index = IdentityIndex(session, secret=self.secret)
+        entries_by_id = {e.outbox_id: e for e in entries}
         idents = {e.outbox_id: event_identifiers(e.row) for e in entries
                   if e.row["type"] != "internal"}
         index.preload(idents.values())
+        index.prefetch_traits(ids for oid, ids in idents.items()
+                              if entries_by_id[oid].row["type"] == "identify")
         out: dict[int, ProcessedEvent] = {}
         event_updates: list[dict[str, Any]] = []
         dropped: list[str] = []
@@ -232,17 +236,17 @@ class EventProcessor:
             if row["type"] == "internal":
                 index.flush()
                 pid = resolve_profile_id(session, row["profile_id"]) if row["profile_id"] else None
+                profile = session.get(Profile, pid) if pid else None
+                if profile is None or profile.erased_at is not None:
+                    pid = None
             elif index.erased_before(idents[entry.outbox_id], row["timestamp"]):
                 pid = None     # an old event of an erased person: never brings data back
             else:
                 pid, merged = index.resolve(row, event_id=row["id"], ids=idents[entry.outbox_id])
-            profile = index.profile(pid) if pid else None
-            if profile is None or profile["erased_at"] is not None:
+            if pid is None:
                 dropped.append(row["id"])
                 continue
-            if fold_event(profile, row):
-                index.traits_dirty.add(pid)
-            index.dirty.add(pid)
+            index.fold(pid, row)
             changes = self._consent(session, pid, row)
             event = processed_event({**row, "profile_id": pid},
                                     {"merged_from": merged, "consent_changes": changes})
@@ -368,32 +372,3 @@ def processed_event(row: dict[str, Any], extras: dict[str, Any] | None) -> Proce
         timestamp=row["timestamp"], received_at=row["received_at"],
         merged_from=extras.get("merged_from") or [],
         consent_changes=extras.get("consent_changes") or [])
-
-
-def fold_event(profile: dict[str, Any], row: dict[str, Any]) -> bool:
-    """Traits, locale, time zone and counters of one event into a profile row (in memory).
-    Returns whether the traits changed."""
-    ts: dt.datetime = row["timestamp"]
-    changed = False
-    if row["type"] == "identify" and row["traits"]:
-        changed = True
-        traits = dict(profile["traits"] or {})
-        for key, value in row["traits"].items():
-            if value is None:
-                traits.pop(key, None)
-            else:
-                traits[key] = value
-        profile["traits"] = traits
-    context = row["context"] or {}
-    traits = row["traits"] if row["type"] == "identify" else {}
-    for column in ("locale", "timezone"):
-        value = traits.get(column) or context.get(column)
-        if isinstance(value, str) and 0 < len(value) <= (35 if column == "locale" else 64):
-            profile[column] = value
-    profile["event_count"] = (profile["event_count"] or 0) + 1
-    if profile["first_seen_at"] is None or ts < profile["first_seen_at"]:
-        profile["first_seen_at"] = ts
-    if profile["last_seen_at"] is None or ts > profile["last_seen_at"]:
-        profile["last_seen_at"] = ts
-    profile["updated_at"] = utcnow()
-    return changed

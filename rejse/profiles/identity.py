@@ -35,9 +35,6 @@ PROFILE = Profile.__table__  # type: ignore[attr-defined]
 IDENT = ProfileIdentifier.__table__  # type: ignore[attr-defined]
 EVENT = Event.__table__  # type: ignore[attr-defined]
 STAGES = ("subscriber", "lead", "aql", "sql", "opportunity", "customer")
-MY_COLUMNS = ("traits", "locale", "timezone", "event_count", "first_seen_at", "last_seen_at",
-              "updated_at")
-COUNTER_COLUMNS = MY_COLUMNS[1:]
 
 
 def event_identifiers(row: dict[str, Any]) -> list[tuple[str, str]]:
@@ -68,65 +65,114 @@ def event_identifiers(row: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 class IdentityIndex:
-    """Per-batch cache of identifier owners and profile rows. Profile column updates are held
-    in memory and written by `flush()` (before merges, subscribers and commit)."""
+    """Per-batch identity state: identifier owners, user ids, and the profile changes of the
+    batch held in memory. Profile rows are not loaded: counters and seen-times are written with
+    SQL expressions (`event_count = event_count + n`), traits are read only for profiles an
+    `identify` changes, creation times only when a merge picks its survivor. `flush()` writes
+    everything (before merges, subscribers and commit)."""
 
     def __init__(self, session: Session, *, secret: str) -> None:
         self.session = session
         self.conn = session.connection()
         self.secret = secret
         self.owner: dict[tuple[str, str], str | None] = {}   # None: known to be unowned
+        self.user_id: dict[str, str | None] = {}
+        self.created: dict[str, dt.datetime] = {}
+        self.traits: dict[str, dict[str, Any]] = {}
+        self.traits_dirty: set[str] = set()
+        self.pending: dict[str, dict[str, Any]] = {}          # profile -> counter changes
         self.new_profiles: list[dict[str, Any]] = []
         self.new_identifiers: list[dict[str, Any]] = []
-        self.user_id: dict[str, str | None] = {}
-        self.profiles: dict[str, dict[str, Any]] = {}
-        self.dirty: set[str] = set()
-        self.traits_dirty: set[str] = set()
         self.tombstones_exist = self.conn.execute(
             sa.select(sa.literal(1)).select_from(ErasedIdentifier).limit(1)).first() is not None
 
     # ---------------------------------------------------------------- loading
     def preload(self, idents: Iterable[list[tuple[str, str]]]) -> None:
-        """Load the owners of these identifiers (one query per 500) and their profiles."""
-        wanted = {tv for ids in idents for tv in ids} - set(self.owner)
-        wanted_list = list(wanted)
-        for i in range(0, len(wanted_list), 500):
-            chunk = wanted_list[i:i + 500]
+        """Load the owners of these identifiers (one query per 500) and their user ids."""
+        wanted = list({tv for ids in idents for tv in ids} - set(self.owner))
+        owners: set[str] = set()
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
             for tv in chunk:
                 self.owner[tv] = None
             for type_, value, pid in self.conn.execute(
                     sa.select(IDENT.c.type, IDENT.c.value, IDENT.c.profile_id)
                     .where(sa.tuple_(IDENT.c.type, IDENT.c.value).in_(chunk))):
                 self.owner[(type_, value)] = pid
-        self.load_profiles({pid for pid in self.owner.values() if pid is not None})
+                owners.add(pid)
+        self.load_user_ids(owners)
 
-    def load_profiles(self, ids: set[str]) -> None:
-        missing = [pid for pid in ids if pid not in self.profiles]
+    def load_user_ids(self, ids: set[str]) -> None:
+        missing = [pid for pid in ids if pid not in self.user_id]
         for i in range(0, len(missing), 500):
             chunk = missing[i:i + 500]
-            cols = [PROFILE.c.id, PROFILE.c.created_at, PROFILE.c.erased_at,
-                    *(PROFILE.c[name] for name in MY_COLUMNS)]
-            for r in self.conn.execute(sa.select(*cols).where(PROFILE.c.id.in_(chunk))):
-                self.profiles[r.id] = dict(r._mapping)
-                self.user_id.setdefault(r.id, None)
+            for pid in chunk:
+                self.user_id[pid] = None
             for pid, value in self.conn.execute(
                     sa.select(IDENT.c.profile_id, IDENT.c.value)
                     .where(IDENT.c.type == "user_id", IDENT.c.profile_id.in_(chunk))):
                 self.user_id[pid] = value
 
-    def profile(self, pid: str) -> dict[str, Any] | None:
-        if pid not in self.profiles:
-            self.load_profiles({pid})
-        return self.profiles.get(pid)
-
     def lookup(self, tv: tuple[str, str]) -> str | None:
         if tv not in self.owner:
             found = self.conn.execute(sa.select(IDENT.c.profile_id).where(
                 IDENT.c.type == tv[0], IDENT.c.value == tv[1])).scalar()
-            if found is None:
-                return None
             self.owner[tv] = found
+            if found is not None:
+                self.load_user_ids({found})
         return self.owner[tv]
+
+    def created_at(self, pids: Iterable[str]) -> dict[str, dt.datetime]:
+        missing = [pid for pid in pids if pid not in self.created]
+        if missing:
+            for pid, created in self.conn.execute(
+                    sa.select(PROFILE.c.id, PROFILE.c.created_at).where(PROFILE.c.id.in_(missing))):
+                self.created[pid] = created
+        return self.created
+
+    def prefetch_traits(self, idents: Iterable[list[tuple[str, str]]]) -> None:
+        """Read in one query the traits of the profiles owning these identifiers (those an
+        identify in this batch will change)."""
+        pids = list({pid for ids in idents for tv in ids
+                     if (pid := self.owner.get(tv)) is not None and pid not in self.traits})
+        for i in range(0, len(pids), 500):
+            for pid, traits in self.conn.execute(
+                    sa.select(PROFILE.c.id, PROFILE.c.traits).where(PROFILE.c.id.in_(pids[i:i + 500]))):
+                self.traits[pid] = dict(traits or {})
+
+    def traits_of(self, pid: str) -> dict[str, Any]:
+        if pid not in self.traits:
+            self.traits[pid] = dict(self.conn.execute(
+                sa.select(PROFILE.c.traits).where(PROFILE.c.id == pid)).scalar() or {})
+        return self.traits[pid]
+
+    # ---------------------------------------------------------------- folding an event
+    def fold(self, pid: str, row: dict[str, Any]) -> None:
+        """Counters, seen-times, locale/time zone and (identify) traits of one event."""
+        ts: dt.datetime = row["timestamp"]
+        p = self.pending.get(pid)
+        if p is None:
+            p = self.pending[pid] = {"n": 0, "first": ts, "last": ts, "locale": None,
+                                     "timezone": None}
+        p["n"] += 1
+        if ts < p["first"]:
+            p["first"] = ts
+        if ts > p["last"]:
+            p["last"] = ts
+        traits = row["traits"] if row["type"] == "identify" else {}
+        context = row["context"] or {}
+        for column, limit in (("locale", 35), ("timezone", 64)):
+            value = traits.get(column) or context.get(column)
+            if isinstance(value, str) and 0 < len(value) <= limit:
+                p[column] = value
+        if traits:
+            current = self.traits_of(pid)
+            for key, value in traits.items():
+                if value is None:
+                    current.pop(key, None)
+                else:
+                    current[key] = value
+            self.traits_dirty.add(pid)
 
     # ---------------------------------------------------------------- writing
     def flush(self) -> None:
@@ -136,27 +182,40 @@ class IdentityIndex:
         if self.new_identifiers:
             self.conn.execute(IDENT.insert(), self.new_identifiers)
             self.new_identifiers = []
-        if not self.dirty:
-            return
-        # Traits (JSON) are written only for profiles whose traits changed in this batch.
-        for cols, pids in ((MY_COLUMNS, self.dirty & self.traits_dirty),
-                           (COUNTER_COLUMNS, self.dirty - self.traits_dirty)):
-            params = [{"_id": pid, **{c: self.profiles[pid][c] for c in cols}}
-                      for pid in sorted(pids) if pid in self.profiles]
-            if params:
-                self.conn.execute(PROFILE.update().where(PROFILE.c.id == sa.bindparam("_id"))
-                                  .values({c: sa.bindparam(c) for c in cols}), params)
-        self.dirty.clear()
-        self.traits_dirty.clear()
+        if self.pending:
+            now = utcnow()
+            c = PROFILE.c
+            first, last = sa.bindparam("first", type_=c.first_seen_at.type), \
+                sa.bindparam("last", type_=c.last_seen_at.type)
+            stmt = PROFILE.update().where(c.id == sa.bindparam("_id")).values(
+                event_count=c.event_count + sa.bindparam("n"),
+                first_seen_at=sa.case((sa.or_(c.first_seen_at.is_(None), c.first_seen_at > first),
+                                       first), else_=c.first_seen_at),
+                last_seen_at=sa.case((sa.or_(c.last_seen_at.is_(None), c.last_seen_at < last),
+                                      last), else_=c.last_seen_at),
+                locale=sa.func.coalesce(sa.bindparam("locale", type_=c.locale.type), c.locale),
+                timezone=sa.func.coalesce(sa.bindparam("timezone", type_=c.timezone.type),
+                                          c.timezone),
+                updated_at=sa.bindparam("now", type_=c.updated_at.type))
+            self.conn.execute(stmt, [{"_id": pid, "now": now, **p}
+                                     for pid, p in sorted(self.pending.items())])
+            self.pending.clear()
+        if self.traits_dirty:
+            self.conn.execute(PROFILE.update().where(PROFILE.c.id == sa.bindparam("_id"))
+                              .values(traits=sa.bindparam("traits", type_=PROFILE.c.traits.type)),
+                              [{"_id": pid, "traits": self.traits[pid]}
+                               for pid in sorted(self.traits_dirty)])
+            self.traits_dirty.clear()
 
     def create_profile(self, at: dt.datetime) -> str:
         pid = new_id("prf")
-        row = {"id": pid, "traits": {}, "locale": None, "timezone": None, "lifecycle_stage": None,
-               "lead_score": 0.0, "event_count": 0, "first_seen_at": None, "last_seen_at": None,
-               "created_at": at, "updated_at": at, "erased_at": None}
-        self.new_profiles.append(row)
-        self.profiles[pid] = {k: row[k] for k in ("id", "created_at", "erased_at", *MY_COLUMNS)}
+        self.new_profiles.append({
+            "id": pid, "traits": {}, "locale": None, "timezone": None, "lifecycle_stage": None,
+            "lead_score": 0.0, "event_count": 0, "first_seen_at": None, "last_seen_at": None,
+            "created_at": at, "updated_at": at, "erased_at": None})
         self.user_id[pid] = None
+        self.created[pid] = at
+        self.traits[pid] = {}
         return pid
 
     def attach(self, pid: str, tv: tuple[str, str], at: dt.datetime) -> None:
@@ -196,7 +255,6 @@ class IdentityIndex:
                 continue
             if owner in group:
                 continue
-            self.profile(owner)
             owner_uid = self.user_id.get(owner)
             if owner_uid and group_uid and owner_uid != group_uid:
                 continue   # one user_id per profile: leave that profile alone
@@ -204,9 +262,12 @@ class IdentityIndex:
             group_uid = group_uid or owner_uid
         if not group:
             group.append(self.create_profile(at))
-        survivor = min(group, key=lambda pid: (self.profiles[pid]["created_at"], pid))
-        merged = [pid for pid in group if pid != survivor]
-        if merged:
+        if len(group) == 1:
+            survivor, merged = group[0], []
+        else:
+            created = self.created_at(group)
+            survivor = min(group, key=lambda pid: (created[pid], pid))
+            merged = [pid for pid in group if pid != survivor]
             self.flush()
             for pid in merged:
                 self.merge(into=survivor, from_=pid, event_id=event_id,
@@ -231,12 +292,9 @@ class IdentityIndex:
             if pid == from_:
                 self.owner[tv] = into
         self.user_id[into] = self.user_id.get(into) or self.user_id.get(from_)
-        self.profiles.pop(from_, None)
-        self.user_id.pop(from_, None)
-        self.dirty.discard(from_)
-        self.traits_dirty.discard(from_)
-        self.profiles.pop(into, None)       # reload the combined row
-        self.load_profiles({into})
+        for cache in (self.user_id, self.created, self.traits):
+            cache.pop(from_, None)
+        self.traits.pop(into, None)       # combined traits: read again when needed
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
