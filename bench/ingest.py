@@ -163,6 +163,9 @@ def main() -> None:
         try:
             tool = "wrk" if shutil.which("wrk") else "httpx loop"
             s, c = args.seconds, args.connections
+            for port, tag in ((bare_port, "warm-bare"), (ours_port, "warm-ours")):
+                load(port, "/v1/track", key, 0, 1, c, tag)     # imports, mappers, caches
+                load(port, "/v1/batch", key, 100, 1, c, tag + "b")
             bare_track = load(bare_port, "/v1/track", key, 0, s, c, "bare")
             ours_track = load(ours_port, "/v1/track", key, 0, s, c, "ours")
             bare_batch = load(bare_port, "/v1/batch", key, 100, s, c, "bareb")

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from pydantic import BaseModel
 
-from api.deps import AdminDep, IngestDep, RuntimeDep, SessionDep
+from api.deps import AdminDep, IngestDep, SessionDep
 from rejse.errors import DomainError
 from rejse.events import deadletters, ingest
 from rejse.events.writer import writer_for
@@ -41,8 +41,11 @@ def error_response(exc: DomainError) -> Response:
 
 async def _read(request: Request, limit: int) -> bytes:
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit:
-        raise DomainError(f"body is larger than {limit // 1024} KB", field="body", status_code=413)
+    if length and length.isdigit():
+        if int(length) > limit:
+            raise DomainError(f"body is larger than {limit // 1024} KB", field="body",
+                              status_code=413)
+        return await request.body()      # bounded by the checked Content-Length
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -62,12 +65,12 @@ async def store(request: Request, runtime, rows, buckets, *, source: str = "api"
 def _single(type_: str):
     schema = SINGLE_SCHEMAS[type_]
 
-    async def endpoint(request: Request, runtime: RuntimeDep, _: IngestDep) -> Response:
+    async def endpoint(request: Request, _: IngestDep) -> Response:
         try:
             row, bucket = ingest.parse_single(type_, await _read(request, MAX_EVENT_BYTES))
         except DomainError as exc:
             return error_response(exc)
-        return await store(request, runtime, [row], [bucket])
+        return await store(request, request.app.state.runtime, [row], [bucket])
 
     endpoint.__name__ = f"ingest_{type_}"
     endpoint.__doc__ = (f"Segment `{type_}` call. `userId` or `anonymousId` is required; "
@@ -93,13 +96,13 @@ for _type in ("track", "identify", "page", "alias"):
                                           "items": BatchItem.model_json_schema()},
                                 "context": {"type": "object"},
                                 "sentAt": {"type": "string", "format": "date-time"}}}}}}})
-async def ingest_batch(request: Request, runtime: RuntimeDep, _: IngestDep) -> Response:
+async def ingest_batch(request: Request, _: IngestDep) -> Response:
     """Up to 500 KB of Segment messages (each with `type`), stored all-or-nothing."""
     try:
         rows, buckets = ingest.parse_batch(await _read(request, MAX_BATCH_BYTES))
     except DomainError as exc:
         return error_response(exc)
-    return await store(request, runtime, rows, buckets)
+    return await store(request, request.app.state.runtime, rows, buckets)
 
 
 # ----------------------------------------------------------------------------- dead letters (admin)
