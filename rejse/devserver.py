@@ -107,6 +107,7 @@ class DevServer:
                 client = await asyncio.wait_for(connect(self.settings), timeout=2)
                 await asyncio.wait_for(client.service_client.check_health(), timeout=2)
                 await ensure_search_attributes(client)
+                log.info("temporal_ready", address=self.address)
                 return client
             except Exception as exc:  # noqa: BLE001 - not up yet
                 if time.monotonic() > deadline:

@@ -156,6 +156,7 @@ def prepare_database(settings: Settings, engine: Engine, *, migrate: bool) -> st
         elif settings.bootstrap_admin_key:
             ensure_bootstrap_key(session, raw_key=settings.bootstrap_admin_key)
         session.commit()
+    log.info("database_ready", migrated=migrate)
     return new_key
 
 
@@ -188,6 +189,17 @@ async def _until(awaitable: Awaitable, stop: asyncio.Event):
     with contextlib.suppress(BaseException):
         await task
     return None
+
+
+def _preload(parts: Parts) -> None:
+    """Import what the parts need (a second or more of Python) while Temporal boots."""
+    if parts.api:
+        import api.app  # noqa: F401
+    if parts.worker:
+        import rejse.worker  # noqa: F401
+        from rejse import wiring
+
+        wiring.workflows()
 
 
 def display_host(host: str) -> str:
@@ -253,8 +265,9 @@ async def serve(settings: Settings, parts: Parts, *,
             prepare_database, settings, engine, migrate=parts.embedded_temporal))
         waiting = asyncio.create_task(
             _until(devserver.wait_ready(), stop) if devserver else asyncio.sleep(0))
+        preload = asyncio.create_task(asyncio.to_thread(_preload, parts))
         try:
-            client, new_admin_key = await asyncio.gather(waiting, database)
+            client, new_admin_key, _ = await asyncio.gather(waiting, database, preload)
         except BaseException:
             waiting.cancel()
             raise
@@ -272,6 +285,14 @@ async def serve(settings: Settings, parts: Parts, *,
                     f"temporal: cannot connect to {settings.effective_temporal_address} "
                     f"(REJSE_TEMPORAL_ADDRESS)") from None
 
+        if parts.api:  # first: /docs and /readyz answer while the worker is being built
+            from api.app import create_app
+
+            server = _api_server(create_app(runtime))
+            tasks["api"] = asyncio.create_task(server.serve(sockets=[api_sock]))
+            deadline = time.monotonic() + 10
+            while not server.started and not tasks["api"].done() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
         if parts.worker:
             from rejse.worker import run_worker
 
@@ -280,14 +301,6 @@ async def serve(settings: Settings, parts: Parts, *,
             from rejse.scheduler import run_scheduler
 
             tasks["scheduler"] = asyncio.create_task(run_scheduler(runtime, stop))
-        if parts.api:
-            from api.app import create_app
-
-            server = _api_server(create_app(runtime))
-            tasks["api"] = asyncio.create_task(server.serve(sockets=[api_sock]))
-            deadline = time.monotonic() + 10
-            while not server.started and not tasks["api"].done() and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
 
         host = display_host(settings.api_host)
         started = Started(
