@@ -141,11 +141,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
+    from sqlmodel import Session
+
     from rejse.db import make_engine
     from rejse.keys import create_key
     from rejse.migrate import upgrade
     from rejse.roles import Role
-    from sqlmodel import Session
 
     with tempfile.TemporaryDirectory() as d:
         url = f"sqlite:///{Path(d) / 'bench.db'}"

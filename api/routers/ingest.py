@@ -5,21 +5,25 @@ its outbox row in one transaction, then 202. Journey work happens later in the p
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
 import orjson
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-
 from pydantic import BaseModel
 
 from api.deps import AdminDep, IngestDep, SessionDep
 from rejse.errors import DomainError
 from rejse.events import deadletters, ingest
-from rejse.events.writer import writer_for
 from rejse.events.schemas import (
-    MAX_BATCH_BYTES, MAX_EVENT_BYTES, SINGLE_SCHEMAS, BatchItem, IngestAccepted,
+    MAX_BATCH_BYTES,
+    MAX_EVENT_BYTES,
+    SINGLE_SCHEMAS,
+    BatchItem,
+    IngestAccepted,
 )
+from rejse.events.writer import writer_for
 
 v1 = APIRouter(prefix="/v1", tags=["ingest"])
 

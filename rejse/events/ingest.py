@@ -15,7 +15,11 @@ from rejse.db import utcnow
 from rejse.errors import DomainError
 from rejse.events.ids import ulid
 from rejse.events.schemas import (
-    MAX_BATCH_BYTES, MAX_EVENT_BYTES, SINGLE_SCHEMAS, BatchIn, SegmentMessageBase,
+    MAX_BATCH_BYTES,
+    MAX_EVENT_BYTES,
+    SINGLE_SCHEMAS,
+    BatchIn,
+    SegmentMessageBase,
 )
 from rejse.events.service import event_row
 from rejse.events.store import bucket_for, store_events

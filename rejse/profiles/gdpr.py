@@ -15,7 +15,12 @@ from rejse.errors import DomainError
 from rejse.events.store import EVENT, OUTBOX
 from rejse.models.events import DeadLetter, Event
 from rejse.models.profiles import (
-    Consent, ConsentChangeRecord, ErasedIdentifier, ProfileErasure, ProfileIdentifier, ProfileMerge,
+    Consent,
+    ConsentChangeRecord,
+    ErasedIdentifier,
+    ProfileErasure,
+    ProfileIdentifier,
+    ProfileMerge,
 )
 from rejse.models.timeline import TimelineEntry
 from rejse.profiles import identifiers as ident
@@ -33,7 +38,7 @@ def export_profile(session: Session, *, profile_id: str) -> dict[str, Any]:
     """Everything rejse holds about the profile, machine-readable (JSON-ready)."""
     profile = get_live_profile(session, profile_id)
     pid = profile.id
-    dump = lambda rows: [r.model_dump(mode="json") for r in rows]  # noqa: E731
+    dump = lambda rows: [r.model_dump(mode="json") for r in rows]
     return {
         "format": "rejse.profile-export.v1",
         "exported_at": utcnow().isoformat(),

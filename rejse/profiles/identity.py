@@ -26,7 +26,12 @@ from rejse.events.ids import new_id
 from rejse.metrics import PROFILE_MERGES
 from rejse.models.events import Event
 from rejse.models.profiles import (
-    Consent, ConsentChangeRecord, ErasedIdentifier, Profile, ProfileIdentifier, ProfileMerge,
+    Consent,
+    ConsentChangeRecord,
+    ErasedIdentifier,
+    Profile,
+    ProfileIdentifier,
+    ProfileMerge,
 )
 from rejse.profiles import identifiers as ident
 from rejse.timeline import add_entry, move_entries
@@ -155,10 +160,8 @@ class IdentityIndex:
             p = self.pending[pid] = {"n": 0, "first": ts, "last": ts, "locale": None,
                                      "timezone": None}
         p["n"] += 1
-        if ts < p["first"]:
-            p["first"] = ts
-        if ts > p["last"]:
-            p["last"] = ts
+        p["first"] = min(p["first"], ts)
+        p["last"] = max(p["last"], ts)
         traits = row["traits"] if row["type"] == "identify" else {}
         context = row["context"] or {}
         for column, limit in (("locale", 35), ("timezone", 64)):

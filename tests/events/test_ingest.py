@@ -87,8 +87,8 @@ async def test_timestamp_without_sent_at_is_kept(client, keys, session):
     ("/v1/alias", b'{"userId": "u"}', 422, "previousId"),
     ("/v1/identify", b'{"traits": {}}', 422, "userId"),
     ("/v1/batch", b'{"batch": []}', 422, "batch"),
-    ("/v1/batch", b'{"batch": [{"type": "track", "userId": "u", "event": "E"}, {"type": "track", '
-                  b'"event": "E"}]}', 422, "batch.1.userId"),
+    ("/v1/batch", (b'{"batch": [{"type": "track", "userId": "u", "event": "E"}, {"type": "track", '
+                   b'"event": "E"}]}'), 422, "batch.1.userId"),
     ("/v1/batch", b'{"batch": [{"type": "screen", "userId": "u"}]}', 422, "batch.0.type"),
 ])
 async def test_bad_input_names_the_field(client, keys, session, path, body, status, field):

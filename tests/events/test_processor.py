@@ -149,3 +149,22 @@ async def test_consent_from_event_context(client, keys, runtime, session):
     ev = rec.dispatched[0]
     assert {(c.channel, c.status) for c in ev.consent_changes} == {("email", "granted"), ("sms", "denied")}
     assert load_snapshot(session, profile_id=ev.profile_id).consents == {"email": "granted", "sms": "denied"}
+
+
+async def test_dead_letters_api_lists_and_retries(client, keys, runtime, session):
+    await client.post("/v1/track", json={"userId": "u-1", "event": "Poison"},
+                      headers=auth(keys[Role.ingest]))
+    rec = Recorder(fail_on={"Poison"})
+    proc, _ = processor(runtime, rec, max_attempts=1, backoff_base=0)
+    await proc.drain()
+    h = auth(keys[Role.admin])
+    listed = (await client.get("/api/dead-letters", headers=h)).json()
+    assert len(listed) == 1 and listed[0]["stage"] == "apply"
+    assert (await client.get("/api/dead-letters", headers=auth(keys[Role.marketer]))).status_code == 403
+    rec.fail_on.clear()                       # the bug is fixed; retry it
+    r = await client.post(f"/api/dead-letters/{listed[0]['id']}/retry", headers=h)
+    assert r.status_code == 200 and r.json()["retried_at"]
+    assert (await client.post(f"/api/dead-letters/{listed[0]['id']}/retry", headers=h)).status_code == 409
+    await proc.drain()
+    assert [e.event for e in rec.dispatched] == ["Poison"]
+    assert (await client.get("/api/dead-letters", headers=h)).json() == []
