@@ -20,6 +20,7 @@ from rejse.events.schemas import (
     SINGLE_SCHEMAS,
     BatchIn,
     SegmentMessageBase,
+    needs_deep_check,
 )
 from rejse.events.service import event_row
 from rejse.events.store import bucket_for, store_events
@@ -108,7 +109,8 @@ def parse_single(type_: str, body: bytes) -> tuple[dict[str, Any], int]:
     if len(body) > MAX_EVENT_BYTES:
         raise _too_large("event", MAX_EVENT_BYTES, "body")
     try:
-        msg = SINGLE_SCHEMAS[type_].model_validate_json(body)
+        msg = SINGLE_SCHEMAS[type_].model_validate_json(
+            body, context={"shallow": not needs_deep_check(body)})
     except ValidationError as exc:
         raise _as_error(exc) from None
     errors = _check_rules(msg, type_, "")
@@ -130,7 +132,8 @@ def parse_batch(body: bytes) -> tuple[list[dict[str, Any]], list[int]]:
             if len(orjson.dumps(item)) > MAX_EVENT_BYTES:
                 raise _too_large(f"event batch.{i}", MAX_EVENT_BYTES, f"batch.{i}")
     try:
-        envelope = BatchIn.model_validate_json(body)
+        envelope = BatchIn.model_validate_json(
+            body, context={"shallow": not needs_deep_check(body)})
     except ValidationError as exc:
         raise _as_error(exc) from None
     received_at = utcnow()

@@ -31,7 +31,7 @@ from sqlmodel import Session
 from rejse.contracts import ConsentChange, EventDispatcher, InTransactionSubscriber, ProcessedEvent
 from rejse.db import utcnow
 from rejse.events.service import event_row
-from rejse.events.store import EVENT, OUTBOX, bucket_for, store_events
+from rejse.events.store import EVENT, OUTBOX, bucket_for, mark_processed, store_events
 from rejse.logging import get_logger
 from rejse.metrics import EVENTS_DEAD_LETTERED, EVENTS_PROCESSED, EVENTS_RETRIED
 from rejse.models.events import OUTBOX_BUCKETS, DeadLetter, OutboxBucket
@@ -228,7 +228,7 @@ class EventProcessor:
         index.prefetch_traits(ids for oid, ids in idents.items()
                               if entries_by_id[oid].row["type"] == "identify")
         out: dict[int, ProcessedEvent] = {}
-        event_updates: list[dict[str, Any]] = []
+        event_updates: list[tuple[str, str, dt.datetime]] = []
         dropped: list[str] = []
         for entry in entries:
             row = entry.row
@@ -250,7 +250,7 @@ class EventProcessor:
             changes = self._consent(session, pid, row)
             event = processed_event({**row, "profile_id": pid},
                                     {"merged_from": merged, "consent_changes": changes})
-            event_updates.append({"_id": row["id"], "profile_id": pid, "processed_at": now})
+            event_updates.append((row["id"], pid, now))
             if self.subscribers:
                 index.flush()
                 session.flush()
@@ -258,10 +258,7 @@ class EventProcessor:
             out[entry.outbox_id] = event
         index.flush()
         session.flush()
-        if event_updates:
-            conn.execute(EVENT.update().where(EVENT.c.id == sa.bindparam("_id"))
-                         .values(profile_id=sa.bindparam("profile_id"),
-                                 processed_at=sa.bindparam("processed_at")), event_updates)
+        mark_processed(conn, event_updates)
         extras = [{"_id": oid, "processed": _extras(ev)} for oid, ev in out.items()
                   if ev.merged_from or ev.consent_changes]
         if extras:   # the rest of a ProcessedEvent is rebuilt from the event row if needed

@@ -6,7 +6,9 @@ import datetime as dt
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator,
+)
 
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -44,6 +46,12 @@ def check_json(value: Any, path: str = "") -> None:
             stack.extend((item, f"{where}[{i}]") for i, item in enumerate(current))
 
 
+def needs_deep_check(body: bytes) -> bool:
+    """Valid JSON escapes NUL as \\u0000 and has no NaN/Infinity tokens; only a body that
+    contains one of these byte sequences (maybe inside a string) needs the per-value walk."""
+    return b"\\u0000" in body or b"NaN" in body or b"Infinity" in body
+
+
 Text = Annotated[str, AfterValidator(_no_nul)]
 Ident = Annotated[str, BeforeValidator(_id_to_str), Field(min_length=1, max_length=255),
                   AfterValidator(_no_nul)]
@@ -64,8 +72,10 @@ class SegmentMessageBase(BaseModel):
 
     @field_validator("context", "properties", "traits")
     @classmethod
-    def _portable_json(cls, value: dict[str, Any]) -> dict[str, Any]:
-        check_json(value)
+    def _portable_json(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # Skipped when the raw body cannot hold NUL/NaN/Infinity (see `needs_deep_check`).
+        if not (info.context or {}).get("shallow"):
+            check_json(value)
         return value
 
 

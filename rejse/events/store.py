@@ -108,3 +108,21 @@ def store_events_returning(conn: Connection, rows: Sequence[dict[str, Any]],
             f"INSERT INTO event_outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES ("
             + ", ".join([mark] * len(OUTBOX_COLUMNS)) + ")", outbox)
     return {o[0] for o in outbox}
+
+
+def driver_value(conn: Connection, value: dt.datetime) -> Any:
+    """A UTC datetime as the driver expects it for a `UTCDateTime` column."""
+    return _sqlite_time(value) if conn.dialect.name == "sqlite" else value
+
+
+def driver_mark(conn: Connection) -> str:
+    return "?" if conn.dialect.name == "sqlite" else "%s"
+
+
+def mark_processed(conn: Connection, updates: Sequence[tuple[str, str, dt.datetime]]) -> None:
+    """Stamp events (event id, profile id, processed at) in one executemany."""
+    if not updates:
+        return
+    m = driver_mark(conn)
+    conn.exec_driver_sql(f"UPDATE event SET profile_id = {m}, processed_at = {m} WHERE id = {m}",
+                         [(pid, driver_value(conn, at), event_id) for event_id, pid, at in updates])

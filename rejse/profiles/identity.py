@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from rejse.db import utcnow
 from rejse.events.ids import new_id
+from rejse.events.store import driver_mark, driver_value
 from rejse.metrics import PROFILE_MERGES
 from rejse.models.events import Event
 from rejse.models.profiles import (
@@ -186,22 +187,22 @@ class IdentityIndex:
             self.conn.execute(IDENT.insert(), self.new_identifiers)
             self.new_identifiers = []
         if self.pending:
-            now = utcnow()
-            c = PROFILE.c
-            first, last = sa.bindparam("first", type_=c.first_seen_at.type), \
-                sa.bindparam("last", type_=c.last_seen_at.type)
-            stmt = PROFILE.update().where(c.id == sa.bindparam("_id")).values(
-                event_count=c.event_count + sa.bindparam("n"),
-                first_seen_at=sa.case((sa.or_(c.first_seen_at.is_(None), c.first_seen_at > first),
-                                       first), else_=c.first_seen_at),
-                last_seen_at=sa.case((sa.or_(c.last_seen_at.is_(None), c.last_seen_at < last),
-                                      last), else_=c.last_seen_at),
-                locale=sa.func.coalesce(sa.bindparam("locale", type_=c.locale.type), c.locale),
-                timezone=sa.func.coalesce(sa.bindparam("timezone", type_=c.timezone.type),
-                                          c.timezone),
-                updated_at=sa.bindparam("now", type_=c.updated_at.type))
-            self.conn.execute(stmt, [{"_id": pid, "now": now, **p}
-                                     for pid, p in sorted(self.pending.items())])
+            # Counters and seen-times as SQL expressions: no profile row is read.
+            m, now = driver_mark(self.conn), driver_value(self.conn, utcnow())
+            sql = (f"UPDATE profile SET event_count = event_count + {m}, "
+                   f"first_seen_at = CASE WHEN first_seen_at IS NULL OR first_seen_at > {m} "
+                   f"THEN {m} ELSE first_seen_at END, "
+                   f"last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < {m} "
+                   f"THEN {m} ELSE last_seen_at END, "
+                   f"locale = COALESCE({m}, locale), timezone = COALESCE({m}, timezone), "
+                   f"updated_at = {m} WHERE id = {m}")
+            params = []
+            for pid, p in sorted(self.pending.items()):
+                first = driver_value(self.conn, p["first"])
+                last = driver_value(self.conn, p["last"])
+                params.append((p["n"], first, first, last, last, p["locale"], p["timezone"],
+                               now, pid))
+            self.conn.exec_driver_sql(sql, params)
             self.pending.clear()
         if self.traits_dirty:
             self.conn.execute(PROFILE.update().where(PROFILE.c.id == sa.bindparam("_id"))
