@@ -31,7 +31,14 @@ from sqlmodel import Session
 from rejse.contracts import ConsentChange, EventDispatcher, InTransactionSubscriber, ProcessedEvent
 from rejse.db import utcnow
 from rejse.events.service import event_row
-from rejse.events.store import EVENT, OUTBOX, bucket_for, mark_processed, store_events
+from rejse.events.store import (
+    EVENT,
+    OUTBOX,
+    bucket_for,
+    load_outbox,
+    mark_processed,
+    store_events,
+)
 from rejse.logging import get_logger
 from rejse.metrics import EVENTS_DEAD_LETTERED, EVENTS_PROCESSED, EVENTS_RETRIED
 from rejse.models.events import OUTBOX_BUCKETS, DeadLetter, OutboxBucket
@@ -165,21 +172,11 @@ class EventProcessor:
         self._buckets_ready = True
 
     def _load(self, buckets: list[int] | None) -> list[Entry]:
-        stmt = (sa.select(OUTBOX.c.id, OUTBOX.c.state, OUTBOX.c.attempts, OUTBOX.c.processed,
-                          *EVENT.c)
-                .join(EVENT, EVENT.c.id == OUTBOX.c.event_id)
-                .where(OUTBOX.c.available_at <= utcnow())
-                .order_by(OUTBOX.c.id).limit(self.batch_size))
-        if buckets is not None:
-            stmt = stmt.where(OUTBOX.c.bucket.in_(buckets))
         with self.engine.connect() as conn:
-            out = []
-            for r in conn.execute(stmt):
-                m = r._mapping
-                out.append(Entry(outbox_id=m[OUTBOX.c.id], state=m[OUTBOX.c.state],
-                                 attempts=m[OUTBOX.c.attempts], processed=m[OUTBOX.c.processed],
-                                 row={c.name: m[c] for c in EVENT.c}))
-            return out
+            return [Entry(outbox_id=oid, state=state, attempts=attempts, processed=processed,
+                          row=row)
+                    for oid, state, attempts, processed, row in load_outbox(
+                        conn, now=utcnow(), buckets=buckets, limit=self.batch_size)]
 
     # ------------------------------------------------------------------ apply
     def _apply_batch(self, entries: list[Entry]) -> list[tuple[Entry, ProcessedEvent]]:

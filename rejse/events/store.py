@@ -4,6 +4,7 @@ bulk (executemany) and idempotent on `message_id` (insert-or-ignore on SQLite an
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import zlib
 from collections.abc import Sequence
@@ -49,6 +50,7 @@ def _json(value: Any) -> str:
         return json.dumps(value)
 
 
+@functools.lru_cache(maxsize=4096)
 def _sqlite_time(value: dt.datetime) -> str:
     # The storage format of SQLAlchemy's SQLite DATETIME (naive UTC, see rejse.db.UTCDateTime).
     if value.utcoffset():
@@ -126,3 +128,38 @@ def mark_processed(conn: Connection, updates: Sequence[tuple[str, str, dt.dateti
     m = driver_mark(conn)
     conn.exec_driver_sql(f"UPDATE event SET profile_id = {m}, processed_at = {m} WHERE id = {m}",
                          [(pid, driver_value(conn, at), event_id) for event_id, pid, at in updates])
+
+
+LOAD_EVENT_COLUMNS = ("id", "type", "event", "user_id", "anonymous_id", "previous_id",
+                      "profile_id", "properties", "traits", "context", "timestamp",
+                      "received_at", "source")
+
+
+def load_outbox(conn: Connection, *, now: dt.datetime, buckets: Sequence[int] | None,
+                limit: int) -> list[tuple[int, str, int, Any, dict[str, Any]]]:
+    """Available outbox rows in id order with their events: (outbox id, state, attempts,
+    processed, event row). Driver-level for speed; decodes like the column types would."""
+    sqlite = conn.dialect.name == "sqlite"
+    m = driver_mark(conn)
+    where = f"o.available_at <= {m}"
+    params: list[Any] = [driver_value(conn, now)]
+    if buckets is not None:
+        if not buckets:
+            return []
+        where += f" AND o.bucket IN ({', '.join([m] * len(buckets))})"
+        params.extend(buckets)
+    cols = ", ".join(f"e.{c}" for c in LOAD_EVENT_COLUMNS)
+    sql = (f"SELECT o.id, o.state, o.attempts, o.processed, {cols} FROM event_outbox o "
+           f"JOIN event e ON e.id = o.event_id WHERE {where} ORDER BY o.id LIMIT {int(limit)}")
+    out = []
+    for r in conn.exec_driver_sql(sql, tuple(params)):
+        row = dict(zip(LOAD_EVENT_COLUMNS, r[4:]))
+        processed = r[3]
+        if sqlite:
+            for name in ("properties", "traits", "context"):
+                row[name] = orjson.loads(row[name]) if row[name] else {}
+            for name in ("timestamp", "received_at"):
+                row[name] = dt.datetime.fromisoformat(row[name]).replace(tzinfo=dt.UTC)
+            processed = orjson.loads(processed) if processed else None
+        out.append((r[0], r[1], r[2], processed, row))
+    return out
