@@ -51,6 +51,7 @@ class JourneyWorkflow:
         self.paused = False
         self.step: str | None = None
         self.step_first_event = 0
+        self.waiting = False          # idle in a wait, for the `state` query
 
     # ------------------------------------------------------------------ signals and query
 
@@ -68,7 +69,8 @@ class JourneyWorkflow:
 
     @workflow.query
     def state(self) -> dict[str, Any]:
-        return {"step": self.step, "paused": self.paused, "converted": self.converted}
+        return {"step": self.step, "paused": self.paused, "converted": self.converted,
+                "waiting": self.waiting}
 
     def _check_goal(self, ev: ProcessedEvent) -> None:
         if self.goals is None:       # signal before run(): checked once the goals are known
@@ -117,7 +119,9 @@ class JourneyWorkflow:
             if not ctx.active:
                 return "cancelled"
             self.paused = ctx.paused or self.paused
+            self.waiting = True
             await workflow.wait_condition(lambda: not self.paused or self.converted)
+            self.waiting = False
             if self.converted:
                 break
             if self.defn.steps[step_id].type == "exit":
@@ -149,11 +153,14 @@ class JourneyWorkflow:
 
     async def _sleep(self, delay: dt.timedelta) -> bool:
         """Sleep unless a goal event arrives first; True if the time ran out."""
+        self.waiting = True
         try:
             await workflow.wait_condition(lambda: self.converted, timeout=delay)
             return False
         except asyncio.TimeoutError:
             return True
+        finally:
+            self.waiting = False
 
     async def _run_step(self, step_id: str) -> str | None:
         step = self.defn.steps[step_id]
@@ -173,11 +180,14 @@ class JourneyWorkflow:
                 return self.converted or any(
                     e.event == step.event and matches(expected, _event_data(e))
                     for e in self.events[start:])
+            self.waiting = True
             try:
                 await workflow.wait_condition(arrived, timeout=parse_duration(step.timeout))
                 return step.on_event
             except asyncio.TimeoutError:
                 return step.on_timeout
+            finally:
+                self.waiting = False
         if isinstance(step, BranchStep):
             chosen = await workflow.execute_activity(
                 rt.CHOOSE_BRANCH, rt.BranchInput(

@@ -111,6 +111,16 @@ async def worker(jruntime: Runtime, time_env) -> AsyncIterator[Any]:
     assert w is not None
     async with w:
         yield w
+        # leave nothing running: a leftover timer on the shared time-skipping server would make
+        # later tests wait for a workflow task no worker picks up
+        from temporalio.service import RPCError
+
+        for run in runs(jruntime):
+            if run.status in ("running", "held"):
+                try:   # (idle in a timer: terminating mid-task can stall the test server)
+                    await time_env.client.get_workflow_handle(run.workflow_id).terminate()
+                except RPCError:
+                    pass
 
 
 @pytest.fixture
@@ -126,13 +136,14 @@ async def result(time_env, workflow_id: str) -> Any:
 
 
 async def at_step(handle, step: str, *, attempts: int = 200) -> dict[str, Any]:
-    """Poll the run's `state` query until it is at `step` (time does not skip meanwhile)."""
+    """Poll the run's `state` query until it waits at `step` (time does not skip meanwhile;
+    waiting means no activity is in flight, so the run may be cancelled or terminated)."""
     import asyncio
 
     state: dict[str, Any] = {}
     for _ in range(attempts):
         state = await handle.query("state")
-        if state["step"] == step:
+        if state["step"] == step and state.get("waiting"):
             return state
         await asyncio.sleep(0.02)
     raise AssertionError(f"run never reached {step!r}: {state}")

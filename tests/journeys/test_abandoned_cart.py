@@ -8,7 +8,7 @@ import datetime as dt
 from temporalio.client import WorkflowExecutionStatus
 
 from tests.journeys.conftest import (
-    abandoned_cart, event, messages, new_profile, publish, result, runs,
+    abandoned_cart, at_step, event, messages, new_profile, publish, result, runs,
 )
 
 DAY = dt.timedelta(days=1)
@@ -129,7 +129,7 @@ async def test_only_events_a_run_listens_to_are_signalled(jruntime, worker, disp
                                event(pid, "Order Completed", now, checkout_id="zz")])
     [run] = runs(jruntime, profile_id=pid)
     handle = time_env.client.get_workflow_handle(run.workflow_id)
-    await handle.query("state")
+    await at_step(handle, "wait_1d")
     history = await handle.fetch_history()
     signals = [e for e in history.events
                if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
