@@ -156,7 +156,8 @@ def prepare_database(settings: Settings, engine: Engine, *, migrate: bool) -> st
         elif settings.bootstrap_admin_key:
             ensure_bootstrap_key(session, raw_key=settings.bootstrap_admin_key)
         session.commit()
-    log.info("database_ready", migrated=migrate)
+    if migrate:
+        log.info("database_ready", migrated=True)
     return new_key
 
 
