@@ -180,7 +180,7 @@ async def raw_latency(runtime: Runtime, rate: float, seconds: float, definition:
 
 
 def pct(values: list[float], p: float) -> float:
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 async def main() -> None:

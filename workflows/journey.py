@@ -10,7 +10,6 @@ replay test over `tests/journeys/histories/` fails otherwise."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import Any
 
@@ -20,21 +19,36 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from rejse.conditions import matches
     from rejse.contracts import (
-        ADD_SCORE, SEND_MESSAGE, START_HANDOFF, AddScoreRequest, HandoffRequest, ProcessedEvent,
-        SendRequest, SendResult,
+        ADD_SCORE,
+        SEND_MESSAGE,
+        START_HANDOFF,
+        AddScoreRequest,
+        HandoffRequest,
+        ProcessedEvent,
+        SendRequest,
+        SendResult,
     )
     from rejse.journeys import runtypes as rt
     from rejse.journeys.definition import (
-        BranchStep, HandoffStep, JourneyDefinition, ScoreStep, SendStep, SplitStep,
-        UpdateProfileStep, WaitForEventStep, WaitStep, WebhookStep, resolve_match,
+        BranchStep,
+        HandoffStep,
+        JourneyDefinition,
+        ScoreStep,
+        SendStep,
+        SplitStep,
+        UpdateProfileStep,
+        WaitForEventStep,
+        WaitStep,
+        WebhookStep,
+        resolve_match,
     )
     from rejse.journeys.split import HOLDOUT, assign
     from rejse.journeys.timing import delay_until, next_time_of_day, parse_duration
 
-QUICK = dict(start_to_close_timeout=dt.timedelta(seconds=10),
-             retry_policy=RetryPolicy(maximum_interval=dt.timedelta(minutes=1)))
-SLOW = dict(start_to_close_timeout=dt.timedelta(minutes=2),
-            retry_policy=RetryPolicy(maximum_interval=dt.timedelta(minutes=5)))
+QUICK: dict[str, Any] = {"start_to_close_timeout": dt.timedelta(seconds=10),
+                         "retry_policy": RetryPolicy(maximum_interval=dt.timedelta(minutes=1))}
+SLOW: dict[str, Any] = {"start_to_close_timeout": dt.timedelta(minutes=2),
+                        "retry_policy": RetryPolicy(maximum_interval=dt.timedelta(minutes=5))}
 
 
 def _event_data(ev: ProcessedEvent) -> dict[str, Any]:
@@ -157,7 +171,7 @@ class JourneyWorkflow:
         try:
             await workflow.wait_condition(lambda: self.converted, timeout=delay)
             return False
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return True
         finally:
             self.waiting = False
@@ -184,7 +198,7 @@ class JourneyWorkflow:
             try:
                 await workflow.wait_condition(arrived, timeout=parse_duration(step.timeout))
                 return step.on_event
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return step.on_timeout
             finally:
                 self.waiting = False

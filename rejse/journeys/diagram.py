@@ -5,8 +5,17 @@ from __future__ import annotations
 import json
 
 from rejse.journeys.definition import (
-    BranchStep, HandoffStep, JourneyDefinition, ScoreStep, SendStep, SplitStep, UpdateProfileStep,
-    WaitForEventStep, WaitStep, WebhookStep, successors,
+    BranchStep,
+    HandoffStep,
+    JourneyDefinition,
+    ScoreStep,
+    SendStep,
+    SplitStep,
+    UpdateProfileStep,
+    WaitForEventStep,
+    WaitStep,
+    WebhookStep,
+    successors,
 )
 
 

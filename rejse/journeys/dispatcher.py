@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select, update
-from temporalio.client import Client, WorkflowHandle
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -28,12 +28,20 @@ from rejse.db import session_scope
 from rejse.journeys import runtypes as rt
 from rejse.journeys.definition import JourneyDefinition, WaitForEventStep
 from rejse.journeys.entry import (
-    Entry, entry_workflow_id, plan_entry, runs_by_workflow, trigger_matches,
+    Entry,
+    entry_workflow_id,
+    plan_entry,
+    runs_by_workflow,
+    trigger_matches,
 )
 from rejse.journeys.service import published_definitions
 from rejse.logging import get_logger
 from rejse.models.journeys import (
-    ACTIVE_RUN_STATUSES, Journey, JourneyRun, JourneyStep, JourneyVersion,
+    ACTIVE_RUN_STATUSES,
+    Journey,
+    JourneyRun,
+    JourneyStep,
+    JourneyVersion,
 )
 from rejse.runtime import Runtime
 from rejse.temporal import SA_JOURNEY, SA_PROFILE_ID

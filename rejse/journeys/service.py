@@ -17,11 +17,21 @@ from rejse.conditions import Issue
 from rejse.db import utcnow
 from rejse.errors import Conflict, NotFound, Unprocessable
 from rejse.journeys.definition import (
-    JourneyDefinition, SplitStep, check_definition, parse_definition, publish_issues,
+    JourneyDefinition,
+    SplitStep,
+    check_definition,
+    parse_definition,
+    publish_issues,
 )
 from rejse.journeys.significance import two_proportion_z
 from rejse.journeys.split import HOLDOUT
-from rejse.models.journeys import ACTIVE_RUN_STATUSES, Journey, JourneyRun, JourneyStep, JourneyVersion
+from rejse.models.journeys import (
+    ACTIVE_RUN_STATUSES,
+    Journey,
+    JourneyRun,
+    JourneyStep,
+    JourneyVersion,
+)
 
 TemplateCheck = Callable[[str, str], bool]
 

@@ -8,7 +8,14 @@ import datetime as dt
 from temporalio.client import WorkflowExecutionStatus
 
 from tests.journeys.conftest import (
-    abandoned_cart, at_step, event, messages, new_profile, publish, result, runs,
+    abandoned_cart,
+    at_step,
+    event,
+    messages,
+    new_profile,
+    publish,
+    result,
+    runs,
 )
 
 DAY = dt.timedelta(days=1)
@@ -82,7 +89,6 @@ async def test_cooldown_blocks_reentry_inside_p7d_and_allows_after(jruntime, wor
     t0 = await time_env.get_current_time()
     await dispatcher.dispatch([event(pid, "Checkout Started", t0, checkout_id="c1")])
     [run] = runs(jruntime, profile_id=pid)
-    handle = time_env.client.get_workflow_handle(run.workflow_id)
     assert await result(time_env, run.workflow_id) == "completed"
 
     await dispatcher.dispatch([event(pid, "Checkout Started", t0 + 5 * DAY, checkout_id="c1")])

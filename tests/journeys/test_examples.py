@@ -19,7 +19,7 @@ from tests.journeys.conftest import EXAMPLE
 def cli(db_url: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "REJSE_DATABASE_URL": db_url, "REJSE_LOG_LEVEL": "WARNING"}
     return subprocess.run([sys.executable, "-c", "from rejse.cli import app; app()", *args],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_install_examples_publishes_the_abandoned_cart(db_url, engine):

@@ -159,7 +159,7 @@ async def test_webhook_step_posts_signed_json(jruntime, worker, client, keys, ti
     got: list[tuple[dict[str, str], bytes]] = []
 
     class Hook(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             got.append((dict(self.headers), self.rfile.read(int(self.headers["Content-Length"]))))
             self.send_response(204)
             self.end_headers()
