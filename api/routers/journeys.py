@@ -10,12 +10,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
+from temporalio.service import RPCError
 
 from api.deps import ReadDep, RuntimeDep, SessionDep, WriteDep
 from rejse import wiring
 from rejse.contracts import ProcessedEvent
 from rejse.db import utcnow
-from rejse.errors import Conflict, NotFound
+from rejse.errors import Conflict, DomainError, NotFound
 from rejse.journeys import service
 from rejse.journeys.definition import JourneyDefinition
 from rejse.journeys.diagram import mermaid
@@ -212,8 +213,12 @@ async def enter(key: str, body: EnterRequest, session: SessionDep, runtime: Runt
         raise Conflict("the profile is in this journey already, or its re-entry rule does not "
                        "allow another entry yet", field="profile_id")
     session.commit()
-    client = await runtime.temporal.client()
-    await start_entry(client, runtime, entry)
+    try:
+        client = await runtime.temporal.client()
+        await start_entry(client, runtime, entry)
+    except (RPCError, OSError, RuntimeError, TimeoutError) as exc:
+        raise DomainError("the workflow service is unavailable; retry with the same "
+                          "idempotency_key", field="idempotency_key", status_code=503) from exc
     return EnterResult(run_id=entry.run_input.run_id, workflow_id=entry.workflow_id,
                        version=entry.run_input.version)
 
@@ -226,8 +231,6 @@ def list_runs(key: str, session: SessionDep, _: ReadDep,
               offset: Annotated[int, Query(ge=0)] = 0) -> list[RunPublic]:
     """Who is at which step since when (newest entries first)."""
     if status_ is not None and status_ not in RUN_STATUSES:
-        from rejse.errors import DomainError
-
         raise DomainError(f"status must be one of {', '.join(RUN_STATUSES)}", field="status")
     rows: list[JourneyRun] = service.list_runs(session, key=key, status=status_,
                                                profile_id=profile_id, limit=limit, offset=offset)

@@ -200,7 +200,11 @@ async def tell_runs(runtime: Runtime, workflow_ids: Sequence[str], *, paused: bo
     answered. Best effort: a run that misses the message learns it at its next step."""
     if not workflow_ids:
         return 0
-    client = await runtime.temporal.client()
+    try:
+        client = await runtime.temporal.client()
+    except Exception as exc:  # noqa: BLE001 - best effort; each run learns at its next step
+        log.warning("journey_runs_not_told", count=len(workflow_ids), error=type(exc).__name__)
+        return 0
 
     async def one(wid: str) -> bool:
         handle: WorkflowHandle = client.get_workflow_handle(wid)

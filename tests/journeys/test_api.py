@@ -89,3 +89,19 @@ async def test_manual_entry_runs_and_stats(jruntime, worker, client, keys, time_
     r = await client.get(f"/api/profiles/{pid}/timeline", headers=a)
     if r.status_code == 200:                       # the profiles API shows our step entries
         assert "journey_step" in r.text
+
+
+async def test_manual_entry_without_temporal_is_503_and_retry_safe(runtime, client, keys):
+    from rejse.temporal import TemporalConnector
+
+    runtime.settings.temporal_address = "127.0.0.1:1"            # nothing listens there
+    runtime.temporal = TemporalConnector(runtime.settings)
+    m = auth(keys[Role.marketer])
+    await client.post("/api/journeys", json=abandoned_cart(), headers=m)
+    await client.post("/api/journeys/abandoned-cart/publish", headers=m)
+    pid = new_profile(runtime)
+    body = {"profile_id": pid, "properties": {"checkout_id": "x"}, "idempotency_key": "k"}
+    r = await client.post("/api/journeys/abandoned-cart/enter", headers=m, json=body)
+    assert r.status_code == 503 and r.json()["errors"][0]["field"] == "idempotency_key"
+    r = await client.post("/api/journeys/abandoned-cart/pause", headers=m)
+    assert r.status_code == 200 and r.json()["runs_told"] == 0   # paused; runs learn later
