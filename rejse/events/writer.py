@@ -30,18 +30,20 @@ class IngestWriter:
         # SQLite commits in-process in well under a millisecond (WAL): cheaper inline than a
         # hop to a thread; PostgreSQL round-trips go to a worker thread.
         self.inline = engine.dialect.name == "sqlite"
-        self.task = self.loop.create_task(self._run(), name="rejse-ingest-writer")
+        self.task: asyncio.Task[None] | None = None   # runs only while there is work
 
     async def submit(self, rows: Sequence[dict[str, Any]], buckets: Sequence[int], *,
                      source: str = "api") -> tuple[int, int]:
         """Store durably; returns (accepted, duplicates)."""
         future: asyncio.Future[tuple[int, int]] = self.loop.create_future()
-        await self.queue.put((rows, buckets, source, future))
+        self.queue.put_nowait((rows, buckets, source, future))
+        if self.task is None or self.task.done():
+            self.task = self.loop.create_task(self._run(), name="rejse-ingest-writer")
         return await future
 
     async def _run(self) -> None:
-        while True:
-            group = [await self.queue.get()]
+        while not self.queue.empty():      # ends when idle: no task left behind
+            group = [self.queue.get_nowait()]
             size = len(group[0][0])
             while not self.queue.empty() and size < MAX_GROUP_ROWS:
                 item = self.queue.get_nowait()
@@ -83,7 +85,7 @@ class IngestWriter:
 def writer_for(holder: Any, engine: Engine) -> IngestWriter:
     """The writer of this event loop kept on `holder` (e.g. `app.state`)."""
     writer: IngestWriter | None = getattr(holder, "ingest_writer", None)
-    if writer is None or writer.loop is not asyncio.get_running_loop() or writer.task.done():
+    if writer is None or writer.loop is not asyncio.get_running_loop():
         writer = IngestWriter(engine)
         holder.ingest_writer = writer
     return writer
