@@ -15,9 +15,9 @@ from rejse import __version__
 from rejse.runtime import Runtime
 
 ROUTERS = [
+    ingest.router,  # first: the hot path matches without walking the other routes
     health.router,
     keys.router,
-    ingest.router,
     webhooks.router,
     profiles.router,
     templates.router,
