@@ -85,8 +85,9 @@ async def test_a_click_is_an_event_a_journey_waits_for(jruntime, worker, dispatc
     t0 = await time_env.get_current_time()
     await dispatcher.dispatch([event(pid, "Checkout Started", t0, **CHECKOUT["properties"])])
     [run] = runs(jruntime, profile_id=pid)
-    for _ in range(200):
-        if box.messages:
+    handle = time_env.client.get_workflow_handle(run.workflow_id)
+    for _ in range(200):     # click once the run listens (wait_for_event counts from step entry)
+        if box.messages and (await handle.query("state"))["step"] == "wait_click":
             break
         await asyncio.sleep(0.05)
     html = box.messages[0].get_body(preferencelist=("html",)).get_content()
