@@ -3,16 +3,14 @@ and signed webhooks. Sync methods run on the worker's thread pool."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import time
 
 import httpx
 from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from rejse import signatures
 from rejse.conditions import evaluate
 from rejse.db import session_scope
 from rejse.journeys import runtypes as rt
@@ -143,10 +141,8 @@ class JourneyActivities:
                            "trigger": {"event": inp.trigger.get("event"),
                                        "event_id": inp.trigger.get("event_id")}},
                           separators=(",", ":"), sort_keys=True).encode()
-        t = str(int(time.time()))
-        sig = hmac.new(self.runtime.settings.secret_key.encode(), t.encode() + b"." + body,
-                       hashlib.sha256).hexdigest()
-        headers = {"Content-Type": "application/json", "X-Rejse-Signature": f"t={t},v1={sig}",
+        headers = {"Content-Type": "application/json",
+                   signatures.HEADER: signatures.sign(self.runtime.settings.secret_key, body),
                    "Idempotency-Key": inp.idempotency_key}
         response = httpx.post(inp.url, content=body, headers=headers, timeout=10)
         if 400 <= response.status_code < 500 and response.status_code not in (408, 429):

@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from api.deps import AdminDep, RuntimeDep, SessionDep
 from api.routers.ingest import _json, _read, error_response, store
+from rejse import signatures
 from rejse.db import utcnow
 from rejse.errors import DomainError
 from rejse.events import ingest
@@ -81,7 +82,7 @@ async def generic_webhook(source: str, request: Request, runtime: RuntimeDep):
     except DomainError as exc:
         return error_response(exc)
     secrets = await run_in_threadpool(_secrets, runtime, "generic", source[:255])
-    if not secrets or not hooks.verify_generic(body, request.headers.get("x-rejse-signature"), secrets):
+    if not secrets or not signatures.verify(body, request.headers.get("x-rejse-signature"), secrets):
         return _json(_UNAUTHORIZED, status.HTTP_401_UNAUTHORIZED)
     try:
         try:

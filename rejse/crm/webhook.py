@@ -3,32 +3,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import time
 
 import httpx
 
+from rejse import signatures
 from rejse.crm.base import CrmLead, send
-
-
-def sign(secret: str, body: bytes, *, timestamp: int | None = None) -> str:
-    t = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
-
-
-def verify(secret: str, body: bytes, header: str, *, tolerance: int = 300, now: int | None = None) -> bool:
-    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
-    try:
-        t = int(parts["t"])
-    except (KeyError, ValueError):
-        return False
-    if abs((int(time.time()) if now is None else now) - t) > tolerance:
-        return False
-    expected = sign(secret, body, timestamp=t).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
 class WebhookAdapter:
@@ -43,7 +23,7 @@ class WebhookAdapter:
         body = json.dumps({"type": kind, **payload}, separators=(",", ":"), default=str).encode()
         return send(self.client, "POST", self.url, what=f"webhook {kind}", content=body, headers={
             "Content-Type": "application/json", "Idempotency-Key": key,
-            "X-Rejse-Signature": sign(self.secret, body)})
+            signatures.HEADER: signatures.sign(self.secret, body)})
 
     def upsert_contact(self, lead: CrmLead) -> str:
         self._post("lead.qualified", f"{lead.lead_id}:upsert", {

@@ -8,7 +8,6 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets as pysecrets
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,7 +22,6 @@ from rejse.events.store import bucket_for
 from rejse.models.events import WebhookSource
 
 KINDS = ("shopify", "generic")
-TOLERANCE_SECONDS = 300
 
 
 class WebhookEnv(BaseSettings):
@@ -109,37 +107,6 @@ def verify_shopify(body: bytes, signature: str | None, secrets: Iterable[str]) -
 
 def sign_shopify(body: bytes, secret: str) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
-
-
-def verify_generic(body: bytes, header: str | None, secrets: Iterable[str], *,
-                   now: float | None = None, tolerance: int = TOLERANCE_SECONDS) -> bool:
-    """`X-Rejse-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]` over `"<t>.<raw body>"`."""
-    if not header:
-        return False
-    timestamp, candidates = None, []
-    for part in header.split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
-            timestamp = int(value)
-        elif key == "v1" and value:
-            candidates.append(value.strip().lower().encode())
-    if timestamp is None or not candidates:
-        return False
-    if abs((now if now is not None else time.time()) - timestamp) > tolerance:
-        return False
-    signed = str(timestamp).encode() + b"." + body
-    ok = False
-    for secret in secrets:
-        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest().encode()
-        for candidate in candidates:
-            ok |= hmac.compare_digest(expected, candidate)
-    return ok
-
-
-def sign_generic(body: bytes, secret: str, *, timestamp: int | None = None) -> str:
-    t = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret.encode(), str(t).encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={digest}"
 
 
 # ----------------------------------------------------------------------------- Shopify mapping

@@ -13,11 +13,8 @@ exception is transient and Temporal retries the activity with backoff.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import threading
-import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
@@ -27,6 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiosmtplib
 import httpx
 
+from rejse import signatures
 from rejse.settings import Settings
 
 
@@ -206,12 +204,6 @@ class TwilioSms:
 # ----------------------------------------------------------------------------- webhook
 
 
-def sign_webhook(secret: str, body: bytes, *, at: int | None = None) -> str:
-    t = int(time.time()) if at is None else at
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
-
-
 class SignedWebhook:
     name = "webhook"
 
@@ -226,7 +218,7 @@ class SignedWebhook:
             raise PermanentFailure("no webhook url (REJSE_MESSAGE_WEBHOOK_URL or extra.url)")
         body = json.dumps(out.payload or {}, separators=(",", ":"), default=str).encode()
         response = httpx.post(url, content=body, timeout=self.timeout, headers={
-            "Content-Type": "application/json", "X-Rejse-Signature": sign_webhook(self.secret, body),
+            "Content-Type": "application/json", signatures.HEADER: signatures.sign(self.secret, body),
             "Idempotency-Key": out.message_id})
         if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
             raise PermanentFailure(f"webhook rejected ({response.status_code})")

@@ -12,10 +12,11 @@ from sqlmodel import Session, select
 from activities.leads import start_handoff_workflow
 from rejse.crm.base import CrmLead, CrmRateLimited, CrmRejected, CrmTransient, parse_retry_after
 from rejse.crm.salesforce import SalesforceAdapter
-from rejse.crm.webhook import WebhookAdapter, verify
+from rejse.crm.webhook import WebhookAdapter
 from rejse.leads.schemas import HandoffInput
 from rejse.models.leads import Lead
 from rejse.roles import Role
+from rejse.signatures import verify
 from rejse.temporal import SA_PROFILE_ID
 from tests.conftest import auth
 from tests.leads.conftest import handoff_worker, hubspot_adapter, new_profile, new_rep
@@ -73,8 +74,8 @@ def test_signed_webhook():
     with FakeWebhook() as fake:
         WebhookAdapter(url=f"{fake.url}/hook/crm", secret="s3cret").upsert_contact(LEAD)
         [req] = fake.for_hook("crm")
-        assert verify("s3cret", req.body, req.headers["x-rejse-signature"])
-        assert not verify("other", req.body, req.headers["x-rejse-signature"])
+        assert verify(req.body, req.headers["x-rejse-signature"], ["s3cret"])
+        assert not verify(req.body, req.headers["x-rejse-signature"], ["other"])
         assert req.headers["idempotency-key"] == "l1:upsert"
         assert json.loads(req.body)["type"] == "lead.qualified"
 
