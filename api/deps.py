@@ -13,7 +13,7 @@ from sqlmodel import Session
 from rejse.roles import Role
 from rejse.runtime import Runtime
 
-_bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
+bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -53,14 +53,12 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
             status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    principal = Principal(key_id=resolved[0], role=resolved[1])
-    request.state.key_id = principal.key_id
-    return principal
+    return Principal(key_id=resolved[0], role=resolved[1])
 
 
 async def get_principal(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     return authenticate(request, credentials)
 
@@ -75,7 +73,7 @@ def require(*roles: Role):
 
     async def check(
         request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
         principal = authenticate(request, credentials)
         if principal.role not in allowed:

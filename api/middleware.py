@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,7 +27,7 @@ class RequestContextMiddleware:
             if name == b"x-request-id":
                 request_id = value.decode("latin-1")[:64]
                 break
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or os.urandom(16).hex()
         status_code = 500
         start = time.perf_counter()
 

@@ -1,7 +1,9 @@
 """Segment-compatible ingestion: `/v1/track|identify|page|alias|batch` (role ingest).
 
 A lean path: the raw body is validated in one pass (pydantic-core parses the JSON), stored with
-its outbox row in one transaction, then 202. Journey work happens later in the processor."""
+its outbox row in one transaction, then 202. Journey work happens later in the processor.
+`add_ingest_routes` puts these routes on the application itself (not through an included
+router, which FastAPI resolves lazily per request) with the `LeanRoute` class."""
 
 from __future__ import annotations
 
@@ -9,11 +11,12 @@ import datetime as dt
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from api.deps import AdminDep, IngestDep, SessionDep
+from api.lean_route import LeanRoute
 from rejse.errors import DomainError
 from rejse.events import deadletters, ingest
 from rejse.events.schemas import (
@@ -24,8 +27,6 @@ from rejse.events.schemas import (
     IngestAccepted,
 )
 from rejse.events.writer import writer_for
-
-v1 = APIRouter(prefix="/v1", tags=["ingest"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "malformed JSON"}, 413: {"description": "event over 32 KB or batch over 500 KB"},
@@ -82,24 +83,6 @@ def _single(type_: str):
     return endpoint, schema
 
 
-for _type in ("track", "identify", "page", "alias"):
-    _endpoint, _schema = _single(_type)
-    v1.add_api_route(
-        f"/{_type}", _endpoint, methods=["POST"], status_code=202, response_model=IngestAccepted,
-        responses=_ERRORS, summary=f"{_type.capitalize()} (Segment spec)",
-        openapi_extra={"requestBody": {"required": True, "content": {
-            "application/json": {"schema": _schema.model_json_schema()}}}},
-    )
-
-
-@v1.post("/batch", status_code=202, response_model=IngestAccepted, responses=_ERRORS,
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": {"type": "object", "title": "BatchIn", "required": ["batch"],
-                            "properties": {
-                                "batch": {"type": "array", "minItems": 1,
-                                          "items": BatchItem.model_json_schema()},
-                                "context": {"type": "object"},
-                                "sentAt": {"type": "string", "format": "date-time"}}}}}}})
 async def ingest_batch(request: Request, _: IngestDep) -> Response:
     """Up to 500 KB of Segment messages (each with `type`), stored all-or-nothing."""
     try:
@@ -107,6 +90,28 @@ async def ingest_batch(request: Request, _: IngestDep) -> Response:
     except DomainError as exc:
         return error_response(exc)
     return await store(request, request.app.state.runtime, rows, buckets)
+
+
+_BATCH_BODY = {"type": "object", "title": "BatchIn", "required": ["batch"], "properties": {
+    "batch": {"type": "array", "minItems": 1, "items": BatchItem.model_json_schema()},
+    "context": {"type": "object"}, "sentAt": {"type": "string", "format": "date-time"}}}
+
+
+def add_ingest_routes(app: FastAPI) -> None:
+    """`/v1/track|identify|page|alias|batch` directly on the app (the hot path)."""
+    def add(path: str, endpoint, body_schema: dict[str, Any], summary: str | None = None) -> None:
+        app.router.add_api_route(
+            path, endpoint, methods=["POST"], status_code=202, response_model=IngestAccepted,
+            responses=_ERRORS, summary=summary, tags=["ingest"], route_class_override=LeanRoute,
+            openapi_extra={"requestBody": {"required": True, "content": {
+                "application/json": {"schema": body_schema}}}},
+        )
+
+    for type_ in ("track", "identify", "page", "alias"):
+        endpoint, schema = _single(type_)
+        add(f"/v1/{type_}", endpoint, schema.model_json_schema(),
+            f"{type_.capitalize()} (Segment spec)")
+    add("/v1/batch", ingest_batch, _BATCH_BODY)
 
 
 # ----------------------------------------------------------------------------- dead letters (admin)
@@ -140,6 +145,4 @@ def retry_dead_letter(dead_letter_id: int, session: SessionDep, _: AdminDep) -> 
     return DeadLetterPublic(**dead.model_dump())
 
 
-router = APIRouter()
-router.include_router(v1)
-router.include_router(admin)
+router = admin
