@@ -51,7 +51,12 @@ class InTransactionSubscriber(Protocol):
     May write to the database through `session` (scores, audience membership, ...). Returns
     derived events (name, properties) that the processor stores as new events of the same
     profile, e.g. ("Lifecycle Stage Changed", {...}); they are processed in a later batch.
-    Must be deterministic and must not call the network."""
+    Must be deterministic and must not call the network.
+
+    Optional: `wants(session, event) -> bool`, a cheap test (no reads of this batch's writes)
+    whether `apply` would do anything for the event. The processor flushes its pending profile
+    writes before each `apply` so the subscriber reads the profile as of that event; when no
+    subscriber wants an event, the processor skips that flush and writes the batch at once."""
 
     name: str
 

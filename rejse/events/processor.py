@@ -248,10 +248,11 @@ class EventProcessor:
             event = processed_event({**row, "profile_id": pid},
                                     {"merged_from": merged, "consent_changes": changes})
             event_updates.append((row["id"], pid, now))
-            if self.subscribers:
-                index.flush()
+            subscribers = self._wanting(session, event)
+            if subscribers:
+                index.flush()      # the subscriber reads the profile as of this event
                 session.flush()
-                self._run_subscribers(session, conn, event)
+                self._run_subscribers(session, conn, event, subscribers)
             out[entry.outbox_id] = event
         index.flush()
         session.flush()
@@ -288,8 +289,14 @@ class EventProcessor:
                 changes.append(change)
         return changes
 
-    def _run_subscribers(self, session: Session, conn: Connection, event: ProcessedEvent) -> None:
-        for subscriber in self.subscribers or ():
+    def _wanting(self, session: Session, event: ProcessedEvent) -> list[InTransactionSubscriber]:
+        """The subscribers that act on this event (see `InTransactionSubscriber.wants`)."""
+        return [s for s in self.subscribers or ()
+                if getattr(s, "wants", None) is None or s.wants(session, event)]  # type: ignore[attr-defined]
+
+    def _run_subscribers(self, session: Session, conn: Connection, event: ProcessedEvent,
+                         subscribers: Sequence[InTransactionSubscriber]) -> None:
+        for subscriber in subscribers:
             derived = subscriber.apply(session, event) or ()
             session.flush()
             rows, buckets = [], []

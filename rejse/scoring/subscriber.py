@@ -20,6 +20,12 @@ class ScoringSubscriber:
     def __init__(self, cache: ModelCache | None = None) -> None:
         self.cache = cache or ModelCache()
 
+    def wants(self, session: Session, event: ProcessedEvent) -> bool:
+        """Only events `score_event` acts on: merges, trait changes, events with rules."""
+        model = self.cache.get(session)
+        return model is not None and bool(
+            event.merged_from or event.traits or event.event in model.rules_by_event)
+
     def apply(self, session: Session, event: ProcessedEvent) -> Sequence[tuple[str, dict[str, Any]]]:
         model = self.cache.get(session)
         if model is None:

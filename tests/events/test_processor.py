@@ -168,3 +168,33 @@ async def test_dead_letters_api_lists_and_retries(client, keys, runtime, session
     await proc.drain()
     assert [e.event for e in rec.dispatched] == ["Poison"]
     assert (await client.get("/api/dead-letters", headers=h)).json() == []
+
+
+async def test_subscriber_runs_only_on_events_it_wants_and_reads_the_profile_as_of_each(
+        client, keys, runtime, session):
+    """`wants` False skips `apply`; an event it wants sees the profile flushed up to itself."""
+    class Picky(Recorder):
+        def __init__(self):
+            super().__init__()
+            self.seen_traits: list = []
+
+        def wants(self, session, event):
+            return event.event == "Scored"
+
+        def apply(self, session, event):
+            self.seen_traits.append(session.get(Profile, event.profile_id).traits.get("plan"))
+            return super().apply(session, event)
+
+    h = auth(keys[Role.ingest])
+    await client.post("/v1/batch", json={"batch": [
+        {"type": "track", "userId": "u-1", "event": "Page Seen"},
+        {"type": "identify", "userId": "u-1", "traits": {"plan": "basic"}},
+        {"type": "track", "userId": "u-1", "event": "Scored"},
+        {"type": "identify", "userId": "u-1", "traits": {"plan": "pro"}},
+        {"type": "track", "userId": "u-1", "event": "Scored"},
+    ]}, headers=h)
+    proc, rec = processor(runtime, Picky())
+    assert await proc.drain() == 5
+    assert [e.event for e in rec.applied] == ["Scored", "Scored"]
+    assert rec.seen_traits == ["basic", "pro"]
+    assert len(rec.dispatched) == 5

@@ -15,7 +15,7 @@ from rejse.scoring import service as scoring
 from rejse.scoring.definition import ScoringDefinition
 from rejse.scoring.subscriber import ScoringSubscriber
 from rejse.timeline import list_entries
-from tests.leads.conftest import MODEL, T0, new_profile
+from tests.leads.conftest import MODEL, T0, activate, new_profile
 
 
 def ev(pid: str, name: str | None, at: dt.datetime = T0, *, traits: dict | None = None, **props) -> ProcessedEvent:
@@ -36,6 +36,20 @@ def test_event_rule_condition_and_cap_per_period(session, model):
     sub.apply(session, ev(pid, "Page Viewed", T0 + dt.timedelta(days=1), path="/pricing"))
     state = session.get(ProfileScore, pid)
     assert state.breakdown["pricing"] == pytest.approx(10 * 0.5 ** (1 / 7) + 5, rel=1e-3)
+
+
+def test_subscriber_wants_only_events_it_scores(session):
+    """The processor skips its per-event flush for events no subscriber wants."""
+    pid = new_profile(session)
+    sub = ScoringSubscriber()
+    assert not sub.wants(session, ev(pid, "Demo Requested"))          # no active model
+    activate(session)
+    sub = ScoringSubscriber()
+    assert sub.wants(session, ev(pid, "Demo Requested"))              # an event with rules
+    assert not sub.wants(session, ev(pid, "Some Page Thing"))          # no rule for it
+    assert sub.wants(session, ev(pid, None, traits={"title": "CTO"}))   # fit may change
+    merged = ev(pid, "Some Page Thing").model_copy(update={"merged_from": ["prf_old"]})
+    assert sub.wants(session, merged)                                   # scores to fold
 
 
 def test_decay_halves_after_one_half_life(session, model):
