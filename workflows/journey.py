@@ -104,6 +104,8 @@ class JourneyWorkflow:
         self.variant = inp.variant
         self.seen.update(inp.seen_event_ids)
         self.seen.add(inp.trigger.event_id)
+        # runs started by signal-with-start (before the dispatcher used plain starts) got their
+        # trigger as a start signal too: it is the trigger, not an event after entry
         self.events = [e for e in self.events if e.event_id != inp.trigger.event_id]
         self.goals = [(g.event, resolve_match(g.match, self.context)) for g in self.defn.exit_when]
         for ev in self.events:

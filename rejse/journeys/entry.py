@@ -1,6 +1,6 @@
 """Who enters a journey: trigger matching, the deterministic workflow id and the re-entry rule.
 
-Re-entry is enforced here, against `journey_run`, before any signal-with-start, and it is scoped
+Re-entry is enforced here, against `journey_run`, before any workflow start, and it is scoped
 to the run identity (journey, profile, entry key value): two checkouts of one customer are two
 runs; the same checkout again is no new run while its run is active, and afterwards only as the
 rule allows (`never`, `after_exit`, or `{"cooldown": "P7D"}` counted from the last entry's event
@@ -77,7 +77,7 @@ def plan_entry(session: Session, *, journey: Journey, defn: JourneyDefinition,
                event: ProcessedEvent, workflow_id: str | None = None,
                earlier: list[JourneyRun] | None = None) -> Entry | None:
     """Decide whether `event` starts a run; if so add its `journey_run` row to the session and
-    return what to signal-with-start. None: no new run (one is active, or re-entry forbids).
+    return what to start. None: no new run (one is active, or re-entry forbids).
     `workflow_id` overrides the id made from the entry key (scheduled entries); `earlier` are
     the runs of that id, newest first, when the caller has loaded them (then it must flush, and
     the new row is put in front of `earlier`)."""

@@ -1,5 +1,5 @@
 """The whole path on the time-skipping server: POST /v1/identify + /v1/track (202) -> the event
-processor (identity, then every registered dispatcher) -> signal-with-start of the journey ->
+processor (identity, then every registered dispatcher) -> start of the journey ->
 emails in the development outbox; a later `Order Completed` for the same checkout converts."""
 
 from __future__ import annotations
