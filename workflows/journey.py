@@ -65,6 +65,7 @@ class JourneyWorkflow:
         self.paused = False
         self.step: str | None = None
         self.step_first_event = 0
+        self.after_last_wait = 0      # events from here on count for the next wait_for_event
         self.waiting = False          # idle in a wait, for the `state` query
 
     # ------------------------------------------------------------------ signals and query
@@ -177,6 +178,7 @@ class JourneyWorkflow:
             return True
         finally:
             self.waiting = False
+            self.after_last_wait = len(self.events)
 
     async def _run_step(self, step_id: str) -> str | None:
         step = self.defn.steps[step_id]
@@ -189,7 +191,12 @@ class JourneyWorkflow:
                 await self._sleep(delay_until(workflow.now(), target))
             return step.next
         if isinstance(step, WaitForEventStep):
-            start = self.step_first_event
+            # Events count from the end of the last wait (or the entry): the steps in between
+            # (sends, branches, webhooks) take activity time, and an event that arrives during
+            # them happened after the customer got here. Before this patch only events from
+            # the step's own start counted, so one during the previous activity was missed.
+            start = (self.after_last_wait if workflow.patched(rt.PATCH_WAIT_SINCE_LAST_WAIT)
+                     else self.step_first_event)
             expected = resolve_match(step.match, self.context)
 
             def arrived() -> bool:
@@ -204,6 +211,7 @@ class JourneyWorkflow:
                 return step.on_timeout
             finally:
                 self.waiting = False
+                self.after_last_wait = len(self.events)
         if isinstance(step, BranchStep):
             chosen = await workflow.execute_activity(
                 rt.CHOOSE_BRANCH, rt.BranchInput(

@@ -13,6 +13,9 @@ WORKFLOW_NAME = "JourneyWorkflow"
 SIGNAL_EVENT = "event"
 SIGNAL_PAUSED = "set_paused"
 
+# workflow.patched() ids: interpreter changes that running histories must not see
+PATCH_WAIT_SINCE_LAST_WAIT = "wait-for-event-counts-since-last-wait"
+
 BEGIN_RUN = "journeys.begin_run"
 RECORD_STEP = "journeys.record_step"
 RECORD_OUTCOME = "journeys.record_outcome"

@@ -6,6 +6,9 @@ JourneyWorkflow: an interpreter change that would break running workflows fails 
     REJSE_RECORD_HISTORIES=1 python -m pytest tests/journeys -k sqlite
 
 then commit the new files. Keep old ones: they stand for workflows still running in production.
+Before re-recording, move the current files into a dated folder named for what they hold (e.g.
+`2026-11-21-signal-with-start/`, recorded when entries were signal-with-started and before
+`PATCH_WAIT_SINCE_LAST_WAIT`); every `*.json` below `histories/` is replayed.
 Change the interpreter for existing histories only behind `workflow.patched()`."""
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from temporalio.worker import Replayer
 from rejse.temporal import DATA_CONVERTER
 from workflows.journey import JourneyWorkflow
 
-HISTORIES = sorted((Path(__file__).resolve().parent / "histories").glob("*.json"))
+ROOT = Path(__file__).resolve().parent / "histories"
+HISTORIES = sorted(ROOT.rglob("*.json"))
 
 
 def test_histories_are_kept():
-    names = {p.name.rsplit("-", 1)[0] for p in HISTORIES}
+    names = {p.name.rsplit("-", 1)[0] for p in HISTORIES if p.parent == ROOT}   # the latest
     # the abandoned cart both ways, events, branches, splits, waits, pause/resume
     assert {"no_purchase_sends_two_emails_at_day_1_and_3",
             "matching_order_after_first_reminder_converts",
@@ -32,7 +36,8 @@ def test_histories_are_kept():
             "pause_holds_runs_and_new_entries_resume_continues"} <= names, names
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+@pytest.mark.parametrize("path", HISTORIES, ids=[str(p.relative_to(ROOT).with_suffix(""))
+                                                  for p in HISTORIES])
 async def test_history_replays(path: Path):
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     replayer = Replayer(workflows=[JourneyWorkflow], data_converter=DATA_CONVERTER)

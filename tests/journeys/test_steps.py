@@ -4,6 +4,7 @@ dispatcher, with the real worker (journey workflow + every registered activity).
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 import hashlib
 import hmac
@@ -274,3 +275,49 @@ async def test_a_send_in_quiet_hours_is_held_until_they_end(jruntime, worker, cl
     [sent] = messages(jruntime, pid)
     local = sent.sent_at.astimezone(ZoneInfo("Europe/Copenhagen"))
     assert sent.status == "sent" and (local.hour, local.minute) == (8, 0)
+
+
+async def test_wait_for_event_counts_an_event_that_arrives_during_the_step_before(
+        jruntime, worker, dispatcher, time_env):
+    """The order comes while the webhook step before the wait is still in flight: it happened
+    after the customer entered, so `wait_for_event` takes `on_event` (it used to be missed)."""
+    in_call, release = threading.Event(), threading.Event()
+
+    class SlowHook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            in_call.set()
+            release.wait(10)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), SlowHook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        definition = copy.deepcopy(WAIT_FOR_ORDER)
+        definition["key"] = "call-then-wait"
+        definition["start"] = "call"
+        definition["steps"]["call"] = {"type": "webhook", "next": "await_order",
+                                       "url": f"http://127.0.0.1:{server.server_port}/hook"}
+        publish(jruntime, definition)
+        pid = new_profile(jruntime)
+        now = await time_env.get_current_time()
+        await dispatcher.dispatch([event(pid, "Checkout Started", now, checkout_id="k1")])
+        assert await asyncio.to_thread(in_call.wait, 10)
+        [run] = runs(jruntime, profile_id=pid)
+        await dispatcher.dispatch([event(pid, "Order Completed", now, checkout_id="k1")])
+        handle = time_env.client.get_workflow_handle(run.workflow_id)
+        for _ in range(100):          # the signal is in the history before the call returns
+            if any(e.HasField("workflow_execution_signaled_event_attributes")
+                   for e in (await handle.fetch_history()).events):
+                break
+            await asyncio.sleep(0.02)
+        release.set()
+        assert await result(time_env, run.workflow_id) == "completed"
+    finally:
+        release.set()
+        server.shutdown()
+    assert traits(jruntime, pid)["followup"] == "thanks"
