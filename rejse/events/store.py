@@ -58,18 +58,25 @@ def _sqlite_time(value: dt.datetime) -> str:
     return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
+# Per column: 0 = as is, 1 = JSON text, 2 = UTC datetime (text on SQLite). Precomputed: this
+# runs for every column of every ingested event.
+_KINDS = tuple((name, 1 if name in _JSON_COLUMNS else 2 if name in _TIME_COLUMNS else 0)
+               for name in EVENT_COLUMNS)
+
+
 def _values(row: dict[str, Any], sqlite: bool, times: dict[dt.datetime, str]) -> list[Any]:
     out = []
-    for name in EVENT_COLUMNS:
+    append = out.append
+    for name, kind in _KINDS:
         value = row[name]
-        if name in _JSON_COLUMNS:
-            value = "{}" if not value else _json(value)
-        elif name in _TIME_COLUMNS and value is not None and sqlite:
+        if kind == 1:
+            value = _json(value) if value else "{}"
+        elif kind == 2 and sqlite and value is not None:
             text = times.get(value)
             if text is None:
                 text = times[value] = _sqlite_time(value)
             value = text
-        out.append(value)
+        append(value)
     return out
 
 
