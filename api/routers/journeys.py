@@ -20,7 +20,7 @@ from rejse.errors import Conflict, DomainError, NotFound
 from rejse.journeys import service
 from rejse.journeys.definition import JourneyDefinition
 from rejse.journeys.diagram import mermaid
-from rejse.journeys.dispatcher import start_entry, tell_runs
+from rejse.journeys.dispatcher import PreviousRunClosing, start_entry, tell_runs
 from rejse.journeys.entry import plan_entry
 from rejse.journeys.service import DefinitionInvalid
 from rejse.models.journeys import RUN_STATUSES, Journey, JourneyRun, JourneyVersion
@@ -216,7 +216,7 @@ async def enter(key: str, body: EnterRequest, session: SessionDep, runtime: Runt
     try:
         client = await runtime.temporal.client()
         await start_entry(client, runtime, entry)
-    except (RPCError, OSError, RuntimeError, TimeoutError) as exc:
+    except (PreviousRunClosing, RPCError, OSError, RuntimeError, TimeoutError) as exc:
         raise DomainError("the workflow service is unavailable; retry with the same "
                           "idempotency_key", field="idempotency_key", status_code=503) from exc
     return EnterResult(run_id=entry.run_input.run_id, workflow_id=entry.workflow_id,

@@ -84,20 +84,30 @@ async def search_attributes(client: Client, *, journey_key: str,
                                   SearchAttributePair(SA_JOURNEY, journey_key)])
 
 
+class PreviousRunClosing(Exception):
+    """A re-entry's workflow id still runs the previous run: it has recorded its end in
+    `journey_run` but has not closed yet (a window of milliseconds). Raised so the processor
+    retries the event after its backoff, when the id is free; the entry is then a re-delivery."""
+
+
 async def start_entry(client: Client, runtime: Runtime, entry: Entry) -> bool:
-    """Start one planned entry (the trigger travels in its input); False if that workflow id is
-    already running or, for a first entry or a re-delivery, had already run to its end."""
+    """Start one planned entry (the trigger travels in its input); False if this entry's run
+    already exists. A first entry uses `REJECT_DUPLICATE`: an id that ever ran is never started
+    again by it. A re-entry uses `ALLOW_DUPLICATE` (the previous run has closed); `journey_run`
+    keeps a re-delivered re-entry from starting again once its run has ended."""
     inp = entry.run_input
     try:
         await client.start_workflow(
             rt.WORKFLOW_NAME, inp, id=entry.workflow_id, task_queue=runtime.settings.task_queue,
             id_reuse_policy=(WorkflowIDReusePolicy.REJECT_DUPLICATE if inp.entry_no == 1
-                             or entry.redelivery else WorkflowIDReusePolicy.ALLOW_DUPLICATE),
+                             else WorkflowIDReusePolicy.ALLOW_DUPLICATE),
             search_attributes=await search_attributes(client, journey_key=inp.journey_key,
                                                       profile_id=inp.profile_id),
         )
         return True
     except WorkflowAlreadyStartedError:
+        if inp.entry_no > 1 and not entry.redelivery:
+            raise PreviousRunClosing(inp.journey_key) from None
         return False
 
 

@@ -64,11 +64,11 @@ def entry_workflow_id(journey: Journey, defn: JourneyDefinition, event: Processe
 
 
 def runs_by_workflow(session: Session, workflow_ids: set[str]) -> dict[str, list[JourneyRun]]:
-    """Earlier runs of these workflow ids, newest first (one query for a whole batch)."""
+    """Earlier runs of these workflow ids, latest entry first (one query for a whole batch)."""
     out: dict[str, list[JourneyRun]] = {w: [] for w in workflow_ids}
     if workflow_ids:
         for row in session.exec(select(JourneyRun).where(col(JourneyRun.workflow_id).in_(workflow_ids))
-                                .order_by(col(JourneyRun.entered_at).desc())):
+                                .order_by(col(JourneyRun.entry_no).desc())):
             out[row.workflow_id].append(row)
     return out
 
@@ -84,14 +84,13 @@ def plan_entry(session: Session, *, journey: Journey, defn: JourneyDefinition,
     wid = workflow_id or entry_workflow_id(journey, defn, event)
     flush = earlier is None
     rows = earlier if earlier is not None else runs_by_workflow(session, {wid})[wid]
-    for n, row in enumerate(rows):
+    for row in rows:
         if row.trigger_event_id == event.event_id:
             if row.status not in ACTIVE_RUN_STATUSES:
                 return None
             pinned = session.get(JourneyVersion, (journey.key, row.version))
             definition = pinned.definition if pinned else defn.dump()
-            return Entry(wid, _input(journey, definition, event, row, len(rows) - n),
-                         redelivery=True)
+            return Entry(wid, _input(journey, definition, event, row), redelivery=True)
     if any(r.status in ACTIVE_RUN_STATUSES for r in rows):
         return None
     if rows and not reentry_allowed(defn, last_entered=rows[0].entered_at, at=event.timestamp):
@@ -99,9 +98,10 @@ def plan_entry(session: Session, *, journey: Journey, defn: JourneyDefinition,
     run = JourneyRun(id=uuid.uuid4().hex, workflow_id=wid, journey_key=journey.key,
                      version=journey.published_version or 1, profile_id=event.profile_id,
                      trigger_event_id=event.event_id, status="running",
+                     entry_no=rows[0].entry_no + 1 if rows else 1,
                      entered_at=event.timestamp, step_since=event.timestamp)
     session.add(run)
-    entry = Entry(wid, _input(journey, defn.dump(), event, run, len(rows) + 1), redelivery=False)
+    entry = Entry(wid, _input(journey, defn.dump(), event, run), redelivery=False)
     if flush:
         session.flush()
     else:
@@ -118,8 +118,8 @@ def reentry_allowed(defn: JourneyDefinition, *, last_entered: dt.datetime, at: d
     return True   # after_exit
 
 
-def _input(journey: Journey, definition: dict[str, Any], event: ProcessedEvent, run: JourneyRun,
-           entry_no: int) -> RunInput:
+def _input(journey: Journey, definition: dict[str, Any], event: ProcessedEvent,
+           run: JourneyRun) -> RunInput:
     return RunInput(run_id=run.id, journey_key=journey.key, version=run.version,
                     definition=definition, profile_id=event.profile_id, trigger=event,
-                    entry_no=entry_no)
+                    entry_no=run.entry_no)

@@ -48,6 +48,7 @@ class JourneyRun(SQLModel, table=True):
         sa.Index("ix_journey_run_journey_status", "journey_key", "status"),
         sa.Index("ix_journey_run_profile_status", "profile_id", "status"),
         sa.Index("ix_journey_run_workflow", "workflow_id"),
+        sa.Index("ix_journey_run_workflow_entry", "workflow_id", "entry_no", unique=True),
     )
 
     id: str = Field(primary_key=True, max_length=32)
@@ -56,6 +57,7 @@ class JourneyRun(SQLModel, table=True):
     version: int
     profile_id: str = Field(max_length=64)
     trigger_event_id: str = Field(max_length=255)
+    entry_no: int = Field(default=1, sa_column_kwargs={"server_default": "1"})  # 1, 2... per workflow id
     status: str = Field(default="running", max_length=20)
     current_step: str | None = Field(default=None, max_length=64)
     step_since: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

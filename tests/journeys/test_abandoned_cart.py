@@ -101,6 +101,41 @@ async def test_cooldown_blocks_reentry_inside_p7d_and_allows_after(jruntime, wor
     assert len(messages(jruntime, pid)) == 4                # the second entry sends again
 
 
+async def test_reentry_while_the_previous_run_is_closing_is_retried_not_lost(
+        jruntime, worker, dispatcher, time_env):
+    """The previous run has recorded its end in `journey_run` but its workflow has not closed
+    yet: the re-entry's start fails, the dispatch raises (the processor retries the event), and
+    the retried delivery starts the new run once the id is free."""
+    import pytest
+    from sqlmodel import Session
+
+    from rejse.journeys.dispatcher import PreviousRunClosing
+    from rejse.models.journeys import JourneyRun
+
+    definition = abandoned_cart()
+    definition["reentry"] = "after_exit"
+    publish(jruntime, definition)
+    pid = new_profile(jruntime)
+    t0 = await time_env.get_current_time()
+    await dispatcher.dispatch([event(pid, "Checkout Started", t0, checkout_id="c1")])
+    [first] = runs(jruntime, profile_id=pid)
+    handle = time_env.client.get_workflow_handle(first.workflow_id)
+    await at_step(handle, "wait_1d")
+    with Session(jruntime.engine) as s:        # as FINISH_RUN leaves it, a moment before close
+        s.get(JourneyRun, first.id).status = "completed"
+        s.commit()
+    again = event(pid, "Checkout Started", t0, checkout_id="c1")
+    with pytest.raises(PreviousRunClosing):
+        await dispatcher.dispatch([again])
+    await handle.terminate()                   # the previous run closes
+    await dispatcher.dispatch([again])         # the processor's retry of the same event
+    rows = runs(jruntime, profile_id=pid)
+    assert sorted((r.entry_no, r.trigger_event_id) for r in rows)[1] == (2, again.event_id)
+    latest = time_env.client.get_workflow_handle(first.workflow_id)
+    await at_step(latest, "wait_1d")           # the new run of the same workflow id
+    assert (await latest.describe()).status == WorkflowExecutionStatus.RUNNING
+
+
 async def test_new_version_applies_to_new_entries_only(jruntime, worker, dispatcher, time_env):
     v1 = abandoned_cart()
     publish(jruntime, v1)
