@@ -13,6 +13,19 @@ from rejse.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 log = get_logger("rejse.http")
 
+# The labelled metric children per (method, route template, status): a bounded set, looked up
+# once instead of through prometheus-client's locked label lookup on every request.
+_CHILDREN: dict[tuple[str, str, str], tuple] = {}
+
+
+def _children(method: str, template: str, status: str) -> tuple:
+    key = (method, template, status)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = _CHILDREN[key] = (HTTP_REQUESTS.labels(method, template, status),
+                                  HTTP_LATENCY.labels(method, template))
+    return found
+
 
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp) -> None:
@@ -48,8 +61,9 @@ class RequestContextMiddleware:
             # The route template, never the raw path or query (they can hold identifiers).
             template = getattr(route, "path", "<unmatched>")
             method = scope.get("method", "")
-            HTTP_REQUESTS.labels(method, template, str(status_code)).inc()
-            HTTP_LATENCY.labels(method, template).observe(elapsed)
+            requests, latency = _children(method, template, str(status_code))
+            requests.inc()
+            latency.observe(elapsed)
             if status_code >= 400 or elapsed > 1.0:
                 log.info("http_request", method=method, route=template, status=status_code,
                          ms=round(elapsed * 1000, 1))
