@@ -6,7 +6,7 @@ Per batch: one database transaction decides every entry (re-entry rules, `journe
 then, per profile and in event order, new runs are started and each event is signalled to the
 profile's running runs (for `wait_for_event` and `exit_when`). Idempotent per `event_id`: a
 re-delivered trigger finds its `journey_run` row and is only re-sent to a run that is still
-active (`REJECT_DUPLICATE`, so a finished run is never started again); workflows ignore event
+active, so a finished run is never started again (see `start_entry`); workflows ignore event
 ids they have seen.
 
 Start, not signal-with-start: this dispatcher itself decides, against `journey_run`, whether an
