@@ -79,7 +79,7 @@ def plan_entry(session: Session, *, journey: Journey, defn: JourneyDefinition,
     """Decide whether `event` starts a run; if so add its `journey_run` row to the session and
     return what to start. None: no new run (one is active, or re-entry forbids).
     `workflow_id` overrides the id made from the entry key (scheduled entries); `earlier` are
-    the runs of that id, newest first, when the caller has loaded them (then it must flush, and
+    the runs of that id, latest entry first, when the caller has loaded them (then it must flush, and
     the new row is put in front of `earlier`)."""
     wid = workflow_id or entry_workflow_id(journey, defn, event)
     flush = earlier is None
