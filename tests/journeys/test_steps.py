@@ -10,6 +10,8 @@ import hashlib
 import hmac
 import json
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -156,12 +158,13 @@ async def test_split_is_deterministic_and_stats_compare_variants(jruntime, worke
     assert sum(a["runs"] for a in body["variants"]["arms"].values()) == 6
 
 
-async def test_webhook_step_posts_signed_json(jruntime, worker, client, keys, time_env):
-    got: list[tuple[dict[str, str], bytes]] = []
-
+@contextmanager
+def hook_server(on_post: Callable[[dict[str, str], bytes], None]) -> Iterator[str]:
+    """A local webhook receiver: calls `on_post(headers, body)` per POST, answers 204;
+    yields its URL."""
     class Hook(BaseHTTPRequestHandler):
         def do_POST(self):
-            got.append((dict(self.headers), self.rfile.read(int(self.headers["Content-Length"]))))
+            on_post(dict(self.headers), self.rfile.read(int(self.headers["Content-Length"])))
             self.send_response(204)
             self.end_headers()
 
@@ -171,14 +174,19 @@ async def test_webhook_step_posts_signed_json(jruntime, worker, client, keys, ti
     server = HTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.0.1:{server.server_port}/hook"
+        yield f"http://127.0.0.1:{server.server_port}/hook"
+    finally:
+        server.shutdown()
+
+
+async def test_webhook_step_posts_signed_json(jruntime, worker, client, keys, time_env):
+    got: list[tuple[dict[str, str], bytes]] = []
+    with hook_server(lambda headers, body: got.append((headers, body))) as url:
         publish(jruntime, journey("hook", {"call": {"type": "webhook", "url": url,
                                                      "body": {"offer": "free-shipping"}}}))
         pid = new_profile(jruntime)
         run = await enter(client, keys, "hook", pid, checkout_id="k1")
         assert await result(time_env, run["workflow_id"]) == "completed"
-    finally:
-        server.shutdown()
     [(headers, body)] = got
     t, v1 = (p.split("=", 1)[1] for p in headers["X-Rejse-Signature"].split(","))
     secret = jruntime.settings.secret_key.encode()
@@ -283,41 +291,31 @@ async def test_wait_for_event_counts_an_event_that_arrives_during_the_step_befor
     after the customer entered, so `wait_for_event` takes `on_event` (it used to be missed)."""
     in_call, release = threading.Event(), threading.Event()
 
-    class SlowHook(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            in_call.set()
-            release.wait(10)
-            self.send_response(204)
-            self.end_headers()
+    def hold(headers: dict[str, str], body: bytes) -> None:
+        in_call.set()
+        release.wait(10)
 
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), SlowHook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        definition = copy.deepcopy(WAIT_FOR_ORDER)
-        definition["key"] = "call-then-wait"
-        definition["start"] = "call"
-        definition["steps"]["call"] = {"type": "webhook", "next": "await_order",
-                                       "url": f"http://127.0.0.1:{server.server_port}/hook"}
-        publish(jruntime, definition)
-        pid = new_profile(jruntime)
-        now = await time_env.get_current_time()
-        await dispatcher.dispatch([event(pid, "Checkout Started", now, checkout_id="k1")])
-        assert await asyncio.to_thread(in_call.wait, 10)
-        [run] = runs(jruntime, profile_id=pid)
-        await dispatcher.dispatch([event(pid, "Order Completed", now, checkout_id="k1")])
-        handle = time_env.client.get_workflow_handle(run.workflow_id)
-        for _ in range(100):          # the signal is in the history before the call returns
-            if any(e.HasField("workflow_execution_signaled_event_attributes")
-                   for e in (await handle.fetch_history()).events):
-                break
-            await asyncio.sleep(0.02)
-        release.set()
-        assert await result(time_env, run.workflow_id) == "completed"
-    finally:
-        release.set()
-        server.shutdown()
+    with hook_server(hold) as url:
+        try:
+            definition = copy.deepcopy(WAIT_FOR_ORDER)
+            definition["key"] = "call-then-wait"
+            definition["start"] = "call"
+            definition["steps"]["call"] = {"type": "webhook", "next": "await_order", "url": url}
+            publish(jruntime, definition)
+            pid = new_profile(jruntime)
+            now = await time_env.get_current_time()
+            await dispatcher.dispatch([event(pid, "Checkout Started", now, checkout_id="k1")])
+            assert await asyncio.to_thread(in_call.wait, 10)
+            [run] = runs(jruntime, profile_id=pid)
+            await dispatcher.dispatch([event(pid, "Order Completed", now, checkout_id="k1")])
+            handle = time_env.client.get_workflow_handle(run.workflow_id)
+            for _ in range(100):          # the signal is in the history before the call returns
+                if any(e.HasField("workflow_execution_signaled_event_attributes")
+                       for e in (await handle.fetch_history()).events):
+                    break
+                await asyncio.sleep(0.02)
+            release.set()
+            assert await result(time_env, run.workflow_id) == "completed"
+        finally:   # never leave the receiver holding a request
+            release.set()
     assert traits(jruntime, pid)["followup"] == "thanks"
