@@ -36,8 +36,13 @@ def _now() -> dt.datetime:
 
 
 class CrmActivities:
-    def __init__(self, runtime: Runtime, *, adapter: CrmAdapter | None = None,
-                 settings: CrmSettings | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        adapter: CrmAdapter | None = None,
+        settings: CrmSettings | None = None,
+    ) -> None:
         self.runtime = runtime
         self._adapter = adapter
         self._settings = settings
@@ -60,14 +65,19 @@ class CrmActivities:
         if isinstance(company, dict):
             company = company.get("name")
         return CrmLead(
-            lead_id=lead.id, profile_id=lead.profile_id, email=snapshot.email if snapshot else None,
+            lead_id=lead.id,
+            profile_id=lead.profile_id,
+            email=snapshot.email if snapshot else None,
             phone=snapshot.phone if snapshot else None,
             first_name=traits.get("first_name") or traits.get("firstName"),
             last_name=traits.get("last_name") or traits.get("lastName"),
             company=str(company) if company else None,
             country=str(traits["country"]) if traits.get("country") else None,
-            score=lead.score, reason=lead.reason, owner_id=rep.crm_owner_id if rep else None,
-            due_at=lead.due_at)
+            score=lead.score,
+            reason=lead.reason,
+            owner_id=rep.crm_owner_id if rep else None,
+            due_at=lead.due_at,
+        )
 
     def _lead(self, lead_id: str) -> Lead:
         with session_scope(self.runtime.engine) as session:
@@ -78,16 +88,24 @@ class CrmActivities:
             return fn()
         except CrmRateLimited as exc:
             log.info("crm_rate_limited", lead_id=lead_id, retry_after=exc.retry_after)
-            raise ApplicationError(str(exc), type="CrmRateLimited",
-                                   next_retry_delay=dt.timedelta(seconds=max(exc.retry_after, 1))) from None
+            raise ApplicationError(
+                str(exc),
+                type="CrmRateLimited",
+                next_retry_delay=dt.timedelta(seconds=max(exc.retry_after, 1)),
+            ) from None
         except CrmTransient as exc:
             log.info("crm_transient", lead_id=lead_id, error=str(exc)[:100])
             raise ApplicationError(str(exc), type="CrmTransient") from None
         except CrmRejected as exc:
             log.warning("crm_rejected", lead_id=lead_id)
             with session_scope(self.runtime.engine) as session:
-                leads.mark(session, lead_id=lead_id, kind="crm_failed", now=_now(),
-                           detail=f"{exc}: {exc.detail}" if exc.detail else str(exc))
+                leads.mark(
+                    session,
+                    lead_id=lead_id,
+                    kind="crm_failed",
+                    now=_now(),
+                    detail=f"{exc}: {exc.detail}" if exc.detail else str(exc),
+                )
             raise ApplicationError(str(exc), type="CrmRejected", non_retryable=True) from None
 
     @activity.defn(name=CRM_UPSERT)
@@ -108,7 +126,9 @@ class CrmActivities:
         lead = self._lead(step.lead_id)
         if adapter is None or lead.crm_task_id or not lead.crm_ref:
             return
-        task_id = self._call(lead.id, lambda: adapter.create_task(self._crm_lead(lead),
-                                                                  contact_ref=lead.crm_ref or ""))
+        task_id = self._call(
+            lead.id,
+            lambda: adapter.create_task(self._crm_lead(lead), contact_ref=lead.crm_ref or ""),
+        )
         with session_scope(self.runtime.engine) as session:
             leads.record_crm(session, lead_id=lead.id, task_id=task_id or "-", now=_now())

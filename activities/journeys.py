@@ -28,15 +28,23 @@ class JourneyActivities:
         self.runtime = runtime
 
     def all(self) -> list:
-        return [self.begin_run, self.record_step, self.record_outcome, self.finish_run,
-                self.choose_branch, self.update_profile, self.call_webhook]
+        return [
+            self.begin_run,
+            self.record_step,
+            self.record_outcome,
+            self.finish_run,
+            self.choose_branch,
+            self.update_profile,
+            self.call_webhook,
+        ]
 
     def _context(self, session: Session, journey_key: str, run: JourneyRun | None) -> rt.RunContext:
         journey = session.get(Journey, journey_key)
         archived = journey is None or journey.status == "archived"
         cancelled = run is None or run.status == "cancelled"
-        return rt.RunContext(paused=bool(journey and journey.status == "paused"),
-                             active=not (archived or cancelled))
+        return rt.RunContext(
+            paused=bool(journey and journey.status == "paused"), active=not (archived or cancelled)
+        )
 
     @activity.defn(name=rt.BEGIN_RUN)
     def begin_run(self, inp: rt.RunInput) -> rt.RunContext:
@@ -45,7 +53,7 @@ class JourneyActivities:
         from rejse.profiles.service import load_snapshot
 
         with session_scope(self.runtime.engine) as session:
-            run = session.get(JourneyRun, inp.run_id)   # None: erased meanwhile -> inactive
+            run = session.get(JourneyRun, inp.run_id)  # None: erased meanwhile -> inactive
             snapshot = load_snapshot(session, profile_id=inp.profile_id)
             ctx = self._context(session, inp.journey_key, run)
             ctx.timezone = snapshot.timezone if snapshot else None
@@ -59,16 +67,36 @@ class JourneyActivities:
             if run is None or not ctx.active:
                 return ctx
             # a retried activity must not log the step twice
-            last = session.exec(select(JourneyStep).where(JourneyStep.run_id == rec.run_id)
-                                .order_by(JourneyStep.id.desc()).limit(1)).first()  # type: ignore[union-attr]
+            last = session.exec(
+                select(JourneyStep)
+                .where(JourneyStep.run_id == rec.run_id)
+                .order_by(JourneyStep.id.desc())
+                .limit(1)
+            ).first()  # type: ignore[union-attr]
             if last is None or last.step_id != rec.step_id or last.at != rec.at:
-                session.add(JourneyStep(run_id=rec.run_id, journey_key=rec.journey_key,
-                                        version=rec.version, step_id=rec.step_id, at=rec.at))
-                add_entry(session, profile_id=run.profile_id, kind="journey_step",
-                          summary=f"journey {rec.journey_key} v{rec.version}: {rec.step_id} "
-                                  f"({rec.step_type})",
-                          data={"journey": rec.journey_key, "version": rec.version,
-                                "step": rec.step_id, "run_id": rec.run_id}, at=rec.at)
+                session.add(
+                    JourneyStep(
+                        run_id=rec.run_id,
+                        journey_key=rec.journey_key,
+                        version=rec.version,
+                        step_id=rec.step_id,
+                        at=rec.at,
+                    )
+                )
+                add_entry(
+                    session,
+                    profile_id=run.profile_id,
+                    kind="journey_step",
+                    summary=f"journey {rec.journey_key} v{rec.version}: {rec.step_id} "
+                    f"({rec.step_type})",
+                    data={
+                        "journey": rec.journey_key,
+                        "version": rec.version,
+                        "step": rec.step_id,
+                        "run_id": rec.run_id,
+                    },
+                    at=rec.at,
+                )
             run.current_step = rec.step_id
             run.step_since = rec.at
             run.status = "held" if ctx.paused else "running"
@@ -78,9 +106,12 @@ class JourneyActivities:
     @activity.defn(name=rt.RECORD_OUTCOME)
     def record_outcome(self, rec: rt.OutcomeRecord) -> None:
         with session_scope(self.runtime.engine) as session:
-            step = session.exec(select(JourneyStep).where(JourneyStep.run_id == rec.run_id,
-                                                          JourneyStep.step_id == rec.step_id)
-                                .order_by(JourneyStep.id.desc()).limit(1)).first()  # type: ignore[union-attr]
+            step = session.exec(
+                select(JourneyStep)
+                .where(JourneyStep.run_id == rec.run_id, JourneyStep.step_id == rec.step_id)
+                .order_by(JourneyStep.id.desc())
+                .limit(1)
+            ).first()  # type: ignore[union-attr]
             if step is not None:
                 step.outcome = rec.outcome
                 session.add(step)
@@ -101,10 +132,14 @@ class JourneyActivities:
             run.current_step = rec.step_id
             run.ended_at = rec.at
             session.add(run)
-            add_entry(session, profile_id=run.profile_id, kind="journey_step",
-                      summary=f"journey {rec.journey_key}: {rec.status}",
-                      data={"journey": rec.journey_key, "status": rec.status,
-                            "run_id": rec.run_id}, at=rec.at)
+            add_entry(
+                session,
+                profile_id=run.profile_id,
+                kind="journey_step",
+                summary=f"journey {rec.journey_key}: {rec.status}",
+                data={"journey": rec.journey_key, "status": rec.status, "run_id": rec.run_id},
+                at=rec.at,
+            )
 
     @activity.defn(name=rt.CHOOSE_BRANCH)
     def choose_branch(self, inp: rt.BranchInput) -> int:
@@ -113,8 +148,9 @@ class JourneyActivities:
         from rejse.profiles.service import load_snapshot
 
         with Session(self.runtime.engine) as session:
-            snapshot = load_snapshot(session, profile_id=inp.profile_id) \
-                or ProfileSnapshot(id=inp.profile_id)
+            snapshot = load_snapshot(session, profile_id=inp.profile_id) or ProfileSnapshot(
+                id=inp.profile_id
+            )
             facts = ProfileFacts(session=session, profile=snapshot, properties=inp.properties)
             for n, cond in enumerate(inp.conditions):
                 if evaluate(cond, facts, now=inp.at):
@@ -129,21 +165,32 @@ class JourneyActivities:
         with session_scope(self.runtime.engine) as session:
             try:
                 patch_traits(session, profile_id=inp.profile_id, traits=inp.traits)
-            except DomainError as exc:   # erased or unknown: nothing to update, do not retry
+            except DomainError as exc:  # erased or unknown: nothing to update, do not retry
                 raise ApplicationError(exc.message, non_retryable=True) from None
 
     @activity.defn(name=rt.CALL_WEBHOOK)
     def call_webhook(self, inp: rt.WebhookInput) -> None:
         """POST a JSON body signed like our inbound webhooks: `X-Rejse-Signature: t=..,v1=..`
         (HMAC-SHA256 of "<t>.<body>" with the secret key) plus an `Idempotency-Key` header."""
-        body = json.dumps({"journey": inp.journey_key, "step": inp.step_id,
-                           "profile_id": inp.profile_id, "data": inp.body,
-                           "trigger": {"event": inp.trigger.get("event"),
-                                       "event_id": inp.trigger.get("event_id")}},
-                          separators=(",", ":"), sort_keys=True).encode()
-        headers = {"Content-Type": "application/json",
-                   signatures.HEADER: signatures.sign(self.runtime.settings.secret_key, body),
-                   "Idempotency-Key": inp.idempotency_key}
+        body = json.dumps(
+            {
+                "journey": inp.journey_key,
+                "step": inp.step_id,
+                "profile_id": inp.profile_id,
+                "data": inp.body,
+                "trigger": {
+                    "event": inp.trigger.get("event"),
+                    "event_id": inp.trigger.get("event_id"),
+                },
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            signatures.HEADER: signatures.sign(self.runtime.settings.secret_key, body),
+            "Idempotency-Key": inp.idempotency_key,
+        }
         response = httpx.post(inp.url, content=body, headers=headers, timeout=10)
         if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
             raise ApplicationError(f"webhook answered {response.status_code}", non_retryable=True)

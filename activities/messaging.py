@@ -27,8 +27,13 @@ class MessagingActivities:
         # time-skipping tests, so frequency windows and quiet hours agree with the workflow.
         scheduled = activity.info().current_attempt_scheduled_time
         now = max(scheduled, utcnow()) if scheduled else utcnow()
-        return send_message(self.runtime.settings, self.runtime.engine, request, now=now,
-                            after_handoff=self.after_handoff)
+        return send_message(
+            self.runtime.settings,
+            self.runtime.engine,
+            request,
+            now=now,
+            after_handoff=self.after_handoff,
+        )
 
     def after_handoff(self, message_id: str) -> None:
         """Runs after a delivery is recorded (a seam for fault-injection tests)."""

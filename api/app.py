@@ -40,7 +40,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
-    ingest.add_ingest_routes(app)   # first, on the app itself: the hot path matches at once
+    ingest.add_ingest_routes(app)  # first, on the app itself: the hot path matches at once
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -50,7 +50,8 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
     resolved = request.app.state.runtime.keys.resolve(credentials.credentials)
     if resolved is None:
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key",
+            status.HTTP_401_UNAUTHORIZED,
+            "invalid or revoked API key",
             headers={"WWW-Authenticate": "Bearer"},
         )
     return Principal(key_id=resolved[0], role=resolved[1])
@@ -89,8 +90,8 @@ def require(*roles: Role):
 
 # Common role sets, so routers read like a policy table.
 ADMIN = (Role.admin,)
-READ = (Role.marketer, Role.analyst)           # control-plane reads
-WRITE = (Role.marketer,)                        # control-plane writes
+READ = (Role.marketer, Role.analyst)  # control-plane reads
+WRITE = (Role.marketer,)  # control-plane writes
 INGEST = (Role.ingest,)
 SALES = (Role.sales,)
 

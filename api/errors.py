@@ -18,7 +18,9 @@ def _loc(loc: tuple | list) -> str:
 
 
 def validation_payload(errors: list[dict]) -> dict:
-    details = [{"field": _loc(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in errors]
+    details = [
+        {"field": _loc(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in errors
+    ]
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
     return {"detail": summary, "errors": details}
 

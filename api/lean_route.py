@@ -23,11 +23,16 @@ from api.deps import bearer
 
 class LeanRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        checks = [d.call for d in self.dependant.dependencies
-                  if getattr(d.call, "allowed_roles", None) is not None]
+        checks = [
+            d.call
+            for d in self.dependant.dependencies
+            if getattr(d.call, "allowed_roles", None) is not None
+        ]
         if len(checks) != 1 or len(self.dependant.dependencies) != 1:
-            raise TypeError(f"lean route {self.path}: needs exactly one require(...) dependency "
-                            "and nothing else")
+            raise TypeError(
+                f"lean route {self.path}: needs exactly one require(...) dependency "
+                "and nothing else"
+            )
         check, endpoint = checks[0], self.endpoint
 
         async def handler(request: Request) -> Response:

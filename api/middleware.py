@@ -22,8 +22,10 @@ def _children(method: str, template: str, status: str) -> tuple:
     key = (method, template, status)
     found = _CHILDREN.get(key)
     if found is None:
-        found = _CHILDREN[key] = (HTTP_REQUESTS.labels(method, template, status),
-                                  HTTP_LATENCY.labels(method, template))
+        found = _CHILDREN[key] = (
+            HTTP_REQUESTS.labels(method, template, status),
+            HTTP_LATENCY.labels(method, template),
+        )
     return found
 
 
@@ -65,6 +67,11 @@ class RequestContextMiddleware:
             requests.inc()
             latency.observe(elapsed)
             if status_code >= 400 or elapsed > 1.0:
-                log.info("http_request", method=method, route=template, status=status_code,
-                         ms=round(elapsed * 1000, 1))
+                log.info(
+                    "http_request",
+                    method=method,
+                    route=template,
+                    status=status_code,
+                    ms=round(elapsed * 1000, 1),
+                )
             structlog.contextvars.unbind_contextvars("request_id")

@@ -31,9 +31,11 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-EVENT = ('{"userId":"user-%d","event":"Product Viewed","messageId":"%s",'
-         '"properties":{"product_id":"8123456789012","sku":"RJ-AAR-M-NV","price":899.0,'
-         '"currency":"DKK"},"timestamp":"2026-11-20T09:10:00+01:00"}')
+EVENT = (
+    '{"userId":"user-%d","event":"Product Viewed","messageId":"%s",'
+    '"properties":{"product_id":"8123456789012","sku":"RJ-AAR-M-NV","price":899.0,'
+    '"currency":"DKK"},"timestamp":"2026-11-20T09:10:00+01:00"}'
+)
 LUA = r"""
 local counter = 0
 local prefix = "%(prefix)s"
@@ -70,13 +72,31 @@ def free_port() -> int:
 
 
 def serve(target: str, port: int, env: dict[str, str], factory: bool) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
-           "--workers", "1", "--log-level", "warning", "--no-access-log"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        target,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     if factory:
         cmd.append("--factory")
     log = open(Path(tempfile.gettempdir()) / f"rejse-bench-{target.split(':')[0]}.log", "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL, stderr=log)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -88,13 +108,24 @@ def serve(target: str, port: int, env: dict[str, str], factory: bool) -> subproc
     raise SystemExit(f"server {target} did not start")
 
 
-def run_wrk(port: int, path: str, key: str, batch: int, seconds: int, conns: int, tag: str) -> float:
-    script = LUA % {"prefix": f"{tag}{time.time_ns()}", "event": EVENT, "batch": batch,
-                    "path": path, "key": key}
+def run_wrk(
+    port: int, path: str, key: str, batch: int, seconds: int, conns: int, tag: str
+) -> float:
+    script = LUA % {
+        "prefix": f"{tag}{time.time_ns()}",
+        "event": EVENT,
+        "batch": batch,
+        "path": path,
+        "key": key,
+    }
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
-    out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "-s", f.name,
-                          f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "-s", f.name, f"http://127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     os.unlink(f.name)
     errors = re.search(r"Socket errors:.*", out)
     if errors:
@@ -105,12 +136,14 @@ def run_wrk(port: int, path: str, key: str, batch: int, seconds: int, conns: int
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
-async def _httpx_loop(port: int, path: str, key: str, batch: int, seconds: int, conns: int,
-                      tag: str) -> float:
+async def _httpx_loop(
+    port: int, path: str, key: str, batch: int, seconds: int, conns: int, tag: str
+) -> float:
     done = 0
     stop = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=conns)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as client:
+
         async def worker(w: int) -> None:
             nonlocal done
             n = 0
@@ -118,14 +151,24 @@ async def _httpx_loop(port: int, path: str, key: str, batch: int, seconds: int, 
                 n += 1
                 mid = f"{tag}-{w}-{n}"
                 if batch:
-                    body = '{"batch":[' + ",".join('{"type":"track",' + (EVENT % (n % 1000, f"{mid}-{i}"))[1:]
-                                                   for i in range(batch)) + "]}"
+                    body = (
+                        '{"batch":['
+                        + ",".join(
+                            '{"type":"track",' + (EVENT % (n % 1000, f"{mid}-{i}"))[1:]
+                            for i in range(batch)
+                        )
+                        + "]}"
+                    )
                 else:
                     body = EVENT % (n % 1000, mid)
-                r = await client.post(path, content=body, headers={
-                    "Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+                r = await client.post(
+                    path,
+                    content=body,
+                    headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+                )
                 assert r.status_code == 202, r.text
                 done += 1
+
         await asyncio.gather(*(worker(w) for w in range(conns)))
     return done / seconds
 
@@ -156,8 +199,12 @@ def main() -> None:
             _, key = create_key(s, name="bench", role=Role.ingest)
             s.commit()
         engine.dispose()
-        env = {"REJSE_DATABASE_URL": url, "REJSE_ENVIRONMENT": "test", "REJSE_LOG_LEVEL": "WARNING",
-               "REJSE_SECRET_KEY": "bench-secret-" + "x" * 32}
+        env = {
+            "REJSE_DATABASE_URL": url,
+            "REJSE_ENVIRONMENT": "test",
+            "REJSE_LOG_LEVEL": "WARNING",
+            "REJSE_SECRET_KEY": "bench-secret-" + "x" * 32,
+        }
         ours_port, bare_port = free_port(), free_port()
         ours = serve("tests.events.crash_app:app", ours_port, env, factory=True)
         bare = serve("bench.bare_app:app", bare_port, {}, factory=False)
@@ -165,14 +212,17 @@ def main() -> None:
             tool = "wrk" if shutil.which("wrk") else "httpx loop"
             s, c = args.seconds, args.connections
             for port, tag in ((bare_port, "warm-bare"), (ours_port, "warm-ours")):
-                load(port, "/v1/track", key, 0, 1, c, tag)     # imports, mappers, caches
+                load(port, "/v1/track", key, 0, 1, c, tag)  # imports, mappers, caches
                 load(port, "/v1/batch", key, 100, 1, c, tag + "b")
             bare_track = load(bare_port, "/v1/track", key, 0, s, c, "bare")
             ours_track = load(ours_port, "/v1/track", key, 0, s, c, "ours")
             bare_batch = load(bare_port, "/v1/batch", key, 100, s, c, "bareb")
             ours_batch = load(ours_port, "/v1/batch", key, 100, s, c, "oursb")
-            print(f"measured: track {ours_track:.0f} vs {bare_track:.0f} req/s, batch "
-                  f"{ours_batch:.0f} vs {bare_batch:.0f} req/s", file=sys.stderr)
+            print(
+                f"measured: track {ours_track:.0f} vs {bare_track:.0f} req/s, batch "
+                f"{ours_batch:.0f} vs {bare_batch:.0f} req/s",
+                file=sys.stderr,
+            )
         finally:
             for proc in (ours, bare):
                 proc.terminate()
@@ -189,13 +239,22 @@ def main() -> None:
     print(f"  /v1/track  rejse          : {ours_track:9.0f} requests/s")
     print(f"  /v1/track  bare FastAPI   : {bare_track:9.0f} requests/s   (baseline)")
     print(f"  ratio                     : {ours_track / bare_track:9.2f}x   (target >= 0.4x)")
-    print(f"  /v1/batch  rejse          : {ours_batch * 100:9.0f} events/s   (100 per request; target >= 20000)")
+    print(
+        f"  /v1/batch  rejse          : {ours_batch * 100:9.0f} events/s   (100 per request; target >= 20000)"
+    )
     print(f"  /v1/batch  bare FastAPI   : {bare_batch * 100:9.0f} events/s   (baseline)")
     print(f"  ratio                     : {ours_batch / bare_batch:9.2f}x")
     print(f"  events stored by rejse    : {stored}")
-    print(json.dumps({"track_rps": round(ours_track), "track_baseline_rps": round(bare_track),
-                      "batch_events_per_s": round(ours_batch * 100),
-                      "batch_baseline_events_per_s": round(bare_batch * 100)}))
+    print(
+        json.dumps(
+            {
+                "track_rps": round(ours_track),
+                "track_baseline_rps": round(bare_track),
+                "batch_events_per_s": round(ours_batch * 100),
+                "batch_baseline_events_per_s": round(bare_batch * 100),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

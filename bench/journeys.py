@@ -70,9 +70,17 @@ def checkout_rows(prefix: str, n: int) -> tuple[list[dict], list[int]]:
     rows, buckets = [], []
     for i in range(n):
         user = f"{prefix}-{i}"
-        rows.append(event_row(type="track", message_id=f"{user}-co", timestamp=now,
-                              received_at=now, event="Checkout Started", user_id=user,
-                              properties={"checkout_id": f"chk-{user}", "total": 499.0}))
+        rows.append(
+            event_row(
+                type="track",
+                message_id=f"{user}-co",
+                timestamp=now,
+                received_at=now,
+                event="Checkout Started",
+                user_id=user,
+                properties={"checkout_id": f"chk-{user}", "total": 499.0},
+            )
+        )
         buckets.append(bucket_for(user))
     return rows, buckets
 
@@ -83,7 +91,7 @@ async def ours(runtime: Runtime, n: int) -> float:
     rows, buckets = checkout_rows(f"t{uuid.uuid4().hex[:6]}", n)
     t0 = time.perf_counter()
     for i in range(0, n, 500):
-        accept(runtime.engine, rows[i:i + 500], buckets[i:i + 500])
+        accept(runtime.engine, rows[i : i + 500], buckets[i : i + 500])
     await processor.drain()
     elapsed = time.perf_counter() - t0
     assert len(dispatcher.started) == n, (len(dispatcher.started), n)
@@ -100,26 +108,46 @@ async def baseline(runtime: Runtime, n: int, definition: dict, *, kind: str = "r
     now = utcnow()
     inputs = []
     for i in range(n):
-        ev = ProcessedEvent(event_id=f"raw-{uuid.uuid4().hex}", profile_id=f"prf_raw{i}",
-                            type="track", event="Checkout Started",
-                            properties={"checkout_id": f"raw-{i}"}, timestamp=now, received_at=now)
-        inputs.append(rt.RunInput(run_id=uuid.uuid4().hex, journey_key="abandoned-cart", version=1,
-                                  definition=definition, profile_id=ev.profile_id, trigger=ev))
+        ev = ProcessedEvent(
+            event_id=f"raw-{uuid.uuid4().hex}",
+            profile_id=f"prf_raw{i}",
+            type="track",
+            event="Checkout Started",
+            properties={"checkout_id": f"raw-{i}"},
+            timestamp=now,
+            received_at=now,
+        )
+        inputs.append(
+            rt.RunInput(
+                run_id=uuid.uuid4().hex,
+                journey_key="abandoned-cart",
+                version=1,
+                definition=definition,
+                profile_id=ev.profile_id,
+                trigger=ev,
+            )
+        )
     from rejse.journeys.dispatcher import search_attributes
 
     async def start(inp: rt.RunInput) -> None:
         extra: dict = {}
         if kind != "raw":
             extra["search_attributes"] = await search_attributes(
-                client, journey_key=inp.journey_key, profile_id=inp.profile_id)
+                client, journey_key=inp.journey_key, profile_id=inp.profile_id
+            )
         if kind == "sws":
             extra.update(start_signal=rt.SIGNAL_EVENT, start_signal_args=[inp.trigger])
-        await client.start_workflow(rt.WORKFLOW_NAME, inp, id=f"raw:{inp.run_id}",
-                                    task_queue=runtime.settings.task_queue, **extra)
+        await client.start_workflow(
+            rt.WORKFLOW_NAME,
+            inp,
+            id=f"raw:{inp.run_id}",
+            task_queue=runtime.settings.task_queue,
+            **extra,
+        )
 
     t0 = time.perf_counter()
     for i in range(0, n, 500):
-        await asyncio.gather(*(start(inp) for inp in inputs[i:i + 500]))
+        await asyncio.gather(*(start(inp) for inp in inputs[i : i + 500]))
     return n / (time.perf_counter() - t0)
 
 
@@ -138,10 +166,11 @@ async def latency(runtime: Runtime, rate: float, seconds: float, poll: float) ->
         due += per_tick
         k = min(n - sent, int(due) - sent) if int(due) > sent else 0
         if k:
-            await asyncio.to_thread(accept, runtime.engine, rows[sent:sent + k],
-                                    buckets[sent:sent + k])
+            await asyncio.to_thread(
+                accept, runtime.engine, rows[sent : sent + k], buckets[sent : sent + k]
+            )
             now = time.perf_counter()
-            for row in rows[sent:sent + k]:
+            for row in rows[sent : sent + k]:
                 accepted[row["id"]] = now
             sent += k
         next_at = t_start + (due / per_tick) * tick
@@ -155,7 +184,9 @@ async def latency(runtime: Runtime, rate: float, seconds: float, poll: float) ->
     return sorted(dispatcher.started[k] - accepted[k] for k in accepted if k in dispatcher.started)
 
 
-async def raw_latency(runtime: Runtime, rate: float, seconds: float, definition: dict) -> list[float]:
+async def raw_latency(
+    runtime: Runtime, rate: float, seconds: float, definition: dict
+) -> list[float]:
     """Reference: raw start_workflow calls at the same rate, each timed from its call."""
     from rejse.contracts import ProcessedEvent
 
@@ -164,13 +195,26 @@ async def raw_latency(runtime: Runtime, rate: float, seconds: float, definition:
 
     async def one(i: int) -> None:
         now = utcnow()
-        ev = ProcessedEvent(event_id=f"rl-{uuid.uuid4().hex}", profile_id=f"prf_rl{i}",
-                            type="track", event="Checkout Started", timestamp=now, received_at=now)
-        inp = rt.RunInput(run_id=uuid.uuid4().hex, journey_key="abandoned-cart", version=1,
-                          definition=definition, profile_id=ev.profile_id, trigger=ev)
+        ev = ProcessedEvent(
+            event_id=f"rl-{uuid.uuid4().hex}",
+            profile_id=f"prf_rl{i}",
+            type="track",
+            event="Checkout Started",
+            timestamp=now,
+            received_at=now,
+        )
+        inp = rt.RunInput(
+            run_id=uuid.uuid4().hex,
+            journey_key="abandoned-cart",
+            version=1,
+            definition=definition,
+            profile_id=ev.profile_id,
+            trigger=ev,
+        )
         t = time.perf_counter()
-        await client.start_workflow(rt.WORKFLOW_NAME, inp, id=f"rl:{inp.run_id}",
-                                    task_queue=runtime.settings.task_queue)
+        await client.start_workflow(
+            rt.WORKFLOW_NAME, inp, id=f"rl:{inp.run_id}", task_queue=runtime.settings.task_queue
+        )
         durations.append(time.perf_counter() - t)
 
     n, tasks, t0 = int(rate * seconds), [], time.perf_counter()
@@ -189,7 +233,9 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--journeys", type=int, default=2000)
     ap.add_argument("--seconds", type=float, default=6.0)
-    ap.add_argument("--rounds", type=int, default=3, help="runs of ours, each between two baselines")
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="runs of ours, each between two baselines"
+    )
     ap.add_argument("--poll", type=float, default=0.02, help="processor idle poll interval (s)")
     ap.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     args = ap.parse_args()
@@ -199,22 +245,29 @@ async def main() -> None:
     engine = make_engine(url)
     upgrade(engine)
     env = await WorkflowEnvironment.start_local(
-        data_converter=DATA_CONVERTER, dev_server_existing_path=binaries.temporal_cli(),
-        search_attributes=SEARCH_ATTRIBUTES)
+        data_converter=DATA_CONVERTER,
+        dev_server_existing_path=binaries.temporal_cli(),
+        search_attributes=SEARCH_ATTRIBUTES,
+    )
     try:
-        settings = Settings(environment="test", data_dir=tmp, database_url=url,
-                            task_queue=f"bench-{uuid.uuid4().hex[:6]}", log_level="WARNING")
-        runtime = Runtime(settings=settings, engine=engine,
-                          temporal=TemporalConnector(settings, env.client))
+        settings = Settings(
+            environment="test",
+            data_dir=tmp,
+            database_url=url,
+            task_queue=f"bench-{uuid.uuid4().hex[:6]}",
+            log_level="WARNING",
+        )
+        runtime = Runtime(
+            settings=settings, engine=engine, temporal=TemporalConnector(settings, env.client)
+        )
         definition = json.loads((REPO_ROOT / "rejse/examples/abandoned_cart.json").read_text())
         with Session(engine) as s:
             service.create_journey(s, definition=definition)
-            service.publish(s, key="abandoned-cart", activity_names={
-                "messaging.send"})
+            service.publish(s, key="abandoned-cart", activity_names={"messaging.send"})
             s.commit()
         pinned = service.validate_definition(definition, template_exists=None).dump()
 
-        await baseline(runtime, 200, pinned)                      # warm up the server
+        await baseline(runtime, 200, pinned)  # warm up the server
         n = args.journeys
         # The dev server's rate drifts as it fills up (and with the machine's load): every run of
         # ours is bracketed by two baseline runs, and each round's ratio uses their mean.
@@ -225,32 +278,50 @@ async def main() -> None:
             raws.append(await baseline(runtime, n, pinned))
             ratios.append(our_runs[-1] / ((raws[-2] + raws[-1]) / 2))
         our, base = statistics.median(our_runs), statistics.median(raws)
-        print(f"journeys started/s, {n} entries per run, {args.rounds} rounds, "
-              f"{'SQLite' if url.startswith('sqlite') else 'PostgreSQL'}")
-        print(f"  ours (event accepted -> processor -> start):           {our:8.0f}/s"
-              f"  (runs: {', '.join(f'{x:.0f}' for x in our_runs)})")
-        print(f"  baseline (raw start_workflow, same server):            {base:8.0f}/s"
-              f"  (runs: {', '.join(f'{x:.0f}' for x in raws)})")
-        print(f"  ratio: {statistics.median(ratios):.2f}x median of rounds "
-              f"({', '.join(f'{x:.2f}' for x in ratios)})   (target >= 0.8x)")
+        print(
+            f"journeys started/s, {n} entries per run, {args.rounds} rounds, "
+            f"{'SQLite' if url.startswith('sqlite') else 'PostgreSQL'}"
+        )
+        print(
+            f"  ours (event accepted -> processor -> start):           {our:8.0f}/s"
+            f"  (runs: {', '.join(f'{x:.0f}' for x in our_runs)})"
+        )
+        print(
+            f"  baseline (raw start_workflow, same server):            {base:8.0f}/s"
+            f"  (runs: {', '.join(f'{x:.0f}' for x in raws)})"
+        )
+        print(
+            f"  ratio: {statistics.median(ratios):.2f}x median of rounds "
+            f"({', '.join(f'{x:.2f}' for x in ratios)})   (target >= 0.8x)"
+        )
         same_call = await baseline(runtime, n, pinned, kind="sa")
         sws = await baseline(runtime, n, pinned, kind="sws")
-        print(f"  reference: raw start + search attributes:              {same_call:8.0f}/s"
-              f"  (ours / this = {our / same_call:.2f}x; the same server call as ours, so below "
-              "1x is what the processor and the dispatcher's planning add)")
-        print(f"  reference: raw signal-with-start + search attributes:  {sws:8.0f}/s"
-              f"  ({sws / base:.2f}x of raw start)")
+        print(
+            f"  reference: raw start + search attributes:              {same_call:8.0f}/s"
+            f"  (ours / this = {our / same_call:.2f}x; the same server call as ours, so below "
+            "1x is what the processor and the dispatcher's planning add)"
+        )
+        print(
+            f"  reference: raw signal-with-start + search attributes:  {sws:8.0f}/s"
+            f"  ({sws / base:.2f}x of raw start)"
+        )
 
         rate = our / 2
         lat = await latency(runtime, rate, args.seconds, args.poll)
-        print(f"latency event accepted -> run started at {rate:.0f}/s (half our rate), "
-              f"{len(lat)} events, processor poll {args.poll * 1000:.0f} ms")
-        print(f"  p50 {pct(lat, 50) * 1000:6.1f} ms   p95 {pct(lat, 95) * 1000:6.1f} ms   "
-              f"p99 {pct(lat, 99) * 1000:6.1f} ms   max {lat[-1] * 1000:6.1f} ms   "
-              f"mean {statistics.mean(lat) * 1000:.1f} ms   (target p95 <= 250 ms)")
+        print(
+            f"latency event accepted -> run started at {rate:.0f}/s (half our rate), "
+            f"{len(lat)} events, processor poll {args.poll * 1000:.0f} ms"
+        )
+        print(
+            f"  p50 {pct(lat, 50) * 1000:6.1f} ms   p95 {pct(lat, 95) * 1000:6.1f} ms   "
+            f"p99 {pct(lat, 99) * 1000:6.1f} ms   max {lat[-1] * 1000:6.1f} ms   "
+            f"mean {statistics.mean(lat) * 1000:.1f} ms   (target p95 <= 250 ms)"
+        )
         ref = await raw_latency(runtime, rate, args.seconds, pinned)
-        print(f"  reference, raw start_workflow at the same rate: p50 {pct(ref, 50) * 1000:6.1f} ms"
-              f"   p95 {pct(ref, 95) * 1000:6.1f} ms")
+        print(
+            f"  reference, raw start_workflow at the same rate: p50 {pct(ref, 50) * 1000:6.1f} ms"
+            f"   p95 {pct(ref, 95) * 1000:6.1f} ms"
+        )
     finally:
         await env.shutdown()
         engine.dispose()

@@ -48,7 +48,9 @@ class Counter:
 
 
 def line(name: str, ours: float, base: float, unit: str) -> None:
-    print(f"{name:<44} ours {ours:>10.1f} {unit}   baseline {base:>10.1f} {unit}   ratio {ours / base:.2f}")
+    print(
+        f"{name:<44} ours {ours:>10.1f} {unit}   baseline {base:>10.1f} {unit}   ratio {ours / base:.2f}"
+    )
 
 
 def rate(fn, n: int) -> float:
@@ -69,13 +71,22 @@ def best_of(rounds: int, n: int, *fns) -> list[float]:
 
 def bench_render(n: int, rounds: int) -> list[float]:
     resolved = tpl.resolve(key="abandoned_cart/reminder", channel="email", locale="da-DK")
-    context = tpl.build_context(profile=tpl.sample_context()["profile"], trigger=CHECKOUT,
-                                links={"unsubscribe": "https://x/u/t"}, journey={}, message={})
+    context = tpl.build_context(
+        profile=tpl.sample_context()["profile"],
+        trigger=CHECKOUT,
+        links={"unsubscribe": "https://x/u/t"},
+        journey={},
+        message={},
+    )
     eng = tpl.engines()
     plain = {}
     for part, autoescape in (("subject", False), ("html", True), ("text", False)):
-        env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(eng.templates_dir)), autoescape=autoescape,
-                                 trim_blocks=True, lstrip_blocks=True)
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(eng.templates_dir)),
+            autoescape=autoescape,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
         env.filters.update(eng.text.filters)
         plain[part] = env.get_template(f"email/abandoned_cart/reminder/da/{tpl.PART_FILES[part]}")
     plain_ctx = {**context, "locale": "da"}
@@ -103,33 +114,60 @@ def bench_email(n: int, rounds: int) -> list[float]:
     controller.start()
     folder = Path(tempfile.mkdtemp(prefix="rejse-bench-msg-"))
     try:
-        settings = Settings(environment="test", database_url=f"sqlite:///{folder / 'b.db'}",
-                            smtp_url=f"smtp://127.0.0.1:{port}", message_quiet_hours={},
-                            message_frequency_cap=0, public_url="https://rejse.example")
+        settings = Settings(
+            environment="test",
+            database_url=f"sqlite:///{folder / 'b.db'}",
+            smtp_url=f"smtp://127.0.0.1:{port}",
+            message_quiet_hours={},
+            message_frequency_cap=0,
+            public_url="https://rejse.example",
+        )
         engine = make_engine(settings.effective_database_url)
         upgrade(engine)
         with Session(engine) as s:
-            pid = create_profile(s, traits={"first_name": "Mette"}, identifiers={"email": "mette@example.dk"},
-                                 locale="da-DK", timezone="Europe/Copenhagen")
+            pid = create_profile(
+                s,
+                traits={"first_name": "Mette"},
+                identifiers={"email": "mette@example.dk"},
+                locale="da-DK",
+                timezone="Europe/Copenhagen",
+            )
             s.commit()
         seq = iter(range(10**9))
         last: list[str] = []
 
         def full(k: int) -> None:
             for _ in range(k):
-                result = send_message(settings, engine, SendRequest(
-                    idempotency_key=f"bench:{next(seq)}", profile_id=pid, channel="email",
-                    template="abandoned_cart/reminder", journey_key="bench", step_id="s", trigger=CHECKOUT),
-                    now=NOON)
+                result = send_message(
+                    settings,
+                    engine,
+                    SendRequest(
+                        idempotency_key=f"bench:{next(seq)}",
+                        profile_id=pid,
+                        channel="email",
+                        template="abandoned_cart/reminder",
+                        journey_key="bench",
+                        step_id="s",
+                        trigger=CHECKOUT,
+                    ),
+                    now=NOON,
+                )
                 assert result.status == "sent", result
                 last[:] = [result.message_id]
 
         full(1)
         with Session(engine) as s:
             from rejse.models.messaging import Message
+
             row = s.get(Message, last[0])
-            out = Outgoing(message_id=row.id, to=row.to_address, subject=row.subject, text=row.body_text,
-                           html=row.body_html, headers={"List-Unsubscribe": "<https://rejse.example/u/x>"})
+            out = Outgoing(
+                message_id=row.id,
+                to=row.to_address,
+                subject=row.subject,
+                text=row.body_text,
+                html=row.body_html,
+                headers={"List-Unsubscribe": "<https://rejse.example/u/x>"},
+            )
         channel = SmtpEmail(settings)
         msg = build_email(out, email_from=settings.email_from)
 
@@ -141,6 +179,7 @@ def bench_email(n: int, rounds: int) -> list[float]:
             async def go() -> None:
                 for _ in range(k):
                     await aiosmtplib.send(msg, hostname="127.0.0.1", port=port)
+
             asyncio.run(go())
 
         before = counter.count

@@ -35,18 +35,30 @@ def load(engine, events: int, profiles: int) -> None:
     for i in range(events):
         p = i % profiles
         kind = i // profiles % 3
-        if kind == 1:   # identify: traits + email
-            row = event_row(type="identify", message_id=f"m-{i}", timestamp=now, received_at=now,
-                            user_id=f"user-{p}", anonymous_id=f"anon-{p}",
-                            traits={"email": f"person{p}@example.dk", "plan": "pro", "n": i})
+        if kind == 1:  # identify: traits + email
+            row = event_row(
+                type="identify",
+                message_id=f"m-{i}",
+                timestamp=now,
+                received_at=now,
+                user_id=f"user-{p}",
+                anonymous_id=f"anon-{p}",
+                traits={"email": f"person{p}@example.dk", "plan": "pro", "n": i},
+            )
         else:
-            row = event_row(type="track", message_id=f"m-{i}", timestamp=now, received_at=now,
-                            event="Product Viewed", anonymous_id=f"anon-{p}",
-                            properties={"sku": f"SKU-{i % 50}", "price": 99.0})
+            row = event_row(
+                type="track",
+                message_id=f"m-{i}",
+                timestamp=now,
+                received_at=now,
+                event="Product Viewed",
+                anonymous_id=f"anon-{p}",
+                properties={"sku": f"SKU-{i % 50}", "price": 99.0},
+            )
         rows.append(row)
         buckets.append(bucket_for(f"anon-{p}"))
     for i in range(0, events, 1000):
-        accept(engine, rows[i:i + 1000], buckets[i:i + 1000])
+        accept(engine, rows[i : i + 1000], buckets[i : i + 1000])
 
 
 def fresh_db(tmp: Path, name: str, events: int, profiles: int):
@@ -60,14 +72,21 @@ def baseline(engine, batch: int) -> int:
     done = 0
     while True:
         with engine.begin() as conn:
-            rows = conn.execute(sa.select(OUTBOX.c.id, *EVENT.c).join(EVENT, EVENT.c.id == OUTBOX.c.event_id)
-                                .order_by(OUTBOX.c.id).limit(batch)).all()
+            rows = conn.execute(
+                sa.select(OUTBOX.c.id, *EVENT.c)
+                .join(EVENT, EVENT.c.id == OUTBOX.c.event_id)
+                .order_by(OUTBOX.c.id)
+                .limit(batch)
+            ).all()
             if not rows:
                 return done
             now = utcnow()
-            conn.execute(EVENT.update().where(EVENT.c.id == sa.bindparam("_id"))
-                         .values(processed_at=sa.bindparam("at")),
-                         [{"_id": r.id_1 if hasattr(r, "id_1") else r[1], "at": now} for r in rows])
+            conn.execute(
+                EVENT.update()
+                .where(EVENT.c.id == sa.bindparam("_id"))
+                .values(processed_at=sa.bindparam("at")),
+                [{"_id": r.id_1 if hasattr(r, "id_1") else r[1], "at": now} for r in rows],
+            )
             conn.execute(OUTBOX.delete().where(OUTBOX.c.id.in_([r[0] for r in rows])))
             done += len(rows)
 
@@ -86,8 +105,9 @@ def main() -> None:
         base_rate = n / (time.perf_counter() - t0)
 
         engine = fresh_db(tmp, "ours.db", args.events, args.profiles)
-        runtime = Runtime.create(Settings(environment="test", database_url=str(engine.url)),
-                                 engine=engine)
+        runtime = Runtime.create(
+            Settings(environment="test", database_url=str(engine.url)), engine=engine
+        )
         proc = EventProcessor(runtime, subscribers=[], dispatchers=[], batch_size=args.batch)
         t0 = time.perf_counter()
         n = asyncio.run(proc.drain())

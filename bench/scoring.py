@@ -36,19 +36,30 @@ from rejse.settings import Settings
 
 MODEL = {
     "event_rules": [
-        {"id": "pricing", "event": "Page Viewed", "points": 5,
-         "condition": {"property": "path", "op": "eq", "value": "/pricing"},
-         "cap": {"points": 15, "per": "P1D"}},
+        {
+            "id": "pricing",
+            "event": "Page Viewed",
+            "points": 5,
+            "condition": {"property": "path", "op": "eq", "value": "/pricing"},
+            "cap": {"points": 15, "per": "P1D"},
+        },
         {"id": "checkout", "event": "Checkout Started", "points": 20, "high_intent": True},
         {"id": "demo", "event": "Demo Requested", "points": 30, "high_intent": True},
     ],
-    "fit_rules": [{"id": "dk", "condition": {"trait": "country", "op": "eq", "value": "DK"}, "points": 10}],
+    "fit_rules": [
+        {"id": "dk", "condition": {"trait": "country", "op": "eq", "value": "DK"}, "points": 10}
+    ],
     "half_life": "P14D",
     "thresholds": {"lead": 20, "aql": 60},
 }
-TRACKS = [("Page Viewed", {"path": "/pricing"}), ("Product Viewed", {"sku": "A1"}),
-          ("Checkout Started", {"value": 499}), ("Page Viewed", {"path": "/pricing"}),
-          ("Demo Requested", {}), ("Page Viewed", {"path": "/blog"})]
+TRACKS = [
+    ("Page Viewed", {"path": "/pricing"}),
+    ("Product Viewed", {"sku": "A1"}),
+    ("Checkout Started", {"value": 499}),
+    ("Page Viewed", {"path": "/pricing"}),
+    ("Demo Requested", {}),
+    ("Page Viewed", {"path": "/blog"}),
+]
 
 
 def events(profiles: int, per_profile: int) -> tuple[list[dict], list[int]]:
@@ -57,14 +68,31 @@ def events(profiles: int, per_profile: int) -> tuple[list[dict], list[int]]:
     for p in range(profiles):
         user = f"bench-{p}"
         at = start + dt.timedelta(milliseconds=p)
-        rows.append(event_row(type="identify", message_id=f"{user}-id", timestamp=at, received_at=at,
-                              user_id=user, traits={"country": "DK" if p % 2 else "SE"}))
+        rows.append(
+            event_row(
+                type="identify",
+                message_id=f"{user}-id",
+                timestamp=at,
+                received_at=at,
+                user_id=user,
+                traits={"country": "DK" if p % 2 else "SE"},
+            )
+        )
         buckets.append(bucket_for(user))
         for i in range(per_profile):
             name, props = TRACKS[i % len(TRACKS)]
             t = at + dt.timedelta(seconds=i + 1)
-            rows.append(event_row(type="track", message_id=f"{user}-{i}", timestamp=t, received_at=t,
-                                  user_id=user, event=name, properties=props))
+            rows.append(
+                event_row(
+                    type="track",
+                    message_id=f"{user}-{i}",
+                    timestamp=t,
+                    received_at=t,
+                    user_id=user,
+                    event=name,
+                    properties=props,
+                )
+            )
             buckets.append(bucket_for(user))
     return rows, buckets
 
@@ -92,7 +120,9 @@ class Database:
     def cleanup(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
         if self.base_url and self.created:
-            admin = sa.create_engine(make_url(normalise_url(self.base_url)), isolation_level="AUTOCOMMIT")
+            admin = sa.create_engine(
+                make_url(normalise_url(self.base_url)), isolation_level="AUTOCOMMIT"
+            )
             with admin.connect() as conn:
                 for db in self.created:
                     conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
@@ -116,9 +146,17 @@ async def measure(url: str, rows, buckets, *, with_scoring: bool | None) -> tupl
         scoring.create_model(s, definition=ScoringDefinition.model_validate(MODEL), activate=True)
         s.commit()
     accept(engine, rows, buckets, source="bench")
-    runtime = Runtime.create(Settings(environment="test", database_url=url,
-                                      secret_key="bench-" + "x" * 32), engine=engine)
-    subscribers = [ScoringSubscriber()] if with_scoring else [NoopSubscriber()] if with_scoring is None else []
+    runtime = Runtime.create(
+        Settings(environment="test", database_url=url, secret_key="bench-" + "x" * 32),
+        engine=engine,
+    )
+    subscribers = (
+        [ScoringSubscriber()]
+        if with_scoring
+        else [NoopSubscriber()]
+        if with_scoring is None
+        else []
+    )
     processor = EventProcessor(runtime, subscribers=subscribers, dispatchers=[])
     started = time.perf_counter()
     processed = await processor.drain()
@@ -133,24 +171,34 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profiles", type=int, default=1000)
     parser.add_argument("--events-per-profile", type=int, default=6)
-    parser.add_argument("--database-url", default=None, help="PostgreSQL server URL (default: SQLite)")
+    parser.add_argument(
+        "--database-url", default=None, help="PostgreSQL server URL (default: SQLite)"
+    )
     args = parser.parse_args()
     rows, buckets = events(args.profiles, args.events_per_profile)
     db = Database(args.database_url)
     try:
         base_s, base_n, _ = await measure(db.fresh("baseline"), rows, buckets, with_scoring=False)
         noop_s, _, _ = await measure(db.fresh("noop"), rows, buckets, with_scoring=None)
-        ours_s, ours_n, scored = await measure(db.fresh("scoring"), rows, buckets, with_scoring=True)
+        ours_s, ours_n, scored = await measure(
+            db.fresh("scoring"), rows, buckets, with_scoring=True
+        )
     finally:
         db.cleanup()
     backend = "postgresql" if args.database_url else "sqlite"
     base_rate, ours_rate = len(rows) / base_s, len(rows) / ours_s
-    print(f"backend: {backend}; {len(rows)} events of {args.profiles} profiles "
-          f"({ours_n - base_n} derived stage events processed in the scoring run)")
+    print(
+        f"backend: {backend}; {len(rows)} events of {args.profiles} profiles "
+        f"({ours_n - base_n} derived stage events processed in the scoring run)"
+    )
     print(f"baseline  processor without scoring : {base_rate:10.0f} events/s  ({base_s:.2f} s)")
-    print(f"(context) with a no-op subscriber   : {len(rows) / noop_s:10.0f} events/s  ({noop_s:.2f} s)")
-    print(f"ours      processor with scoring    : {ours_rate:10.0f} events/s  ({ours_s:.2f} s), "
-          f"{scored} profiles scored")
+    print(
+        f"(context) with a no-op subscriber   : {len(rows) / noop_s:10.0f} events/s  ({noop_s:.2f} s)"
+    )
+    print(
+        f"ours      processor with scoring    : {ours_rate:10.0f} events/s  ({ours_s:.2f} s), "
+        f"{scored} profiles scored"
+    )
     print(f"ratio     ours / baseline           : {ours_rate / base_rate:10.2f}")
 
 

@@ -51,8 +51,9 @@ def bare_temporal_seconds() -> float:
     data = Path(tempfile.mkdtemp(prefix="rejse-bench-temporal-"))
     settings = Settings(data_dir=data, temporal_port=free_port(), temporal_ui_port=free_port())
     started = time.monotonic()
-    proc = subprocess.Popen(devserver.command(settings), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        devserver.command(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         return asyncio.run(_until_healthy(f"127.0.0.1:{settings.temporal_port}", proc, started))
     finally:
@@ -70,8 +71,12 @@ def main() -> None:
         base.append(bare_temporal_seconds())
         ours.append(rejse_up_seconds())
     o, b = statistics.median(ours), statistics.median(base)
-    print(f"rejse up -> /readyz 200:            median {o:.2f} s  runs {[round(x, 2) for x in ours]}")
-    print(f"baseline: bare temporal start-dev: median {b:.2f} s  runs {[round(x, 2) for x in base]}")
+    print(
+        f"rejse up -> /readyz 200:            median {o:.2f} s  runs {[round(x, 2) for x in ours]}"
+    )
+    print(
+        f"baseline: bare temporal start-dev: median {b:.2f} s  runs {[round(x, 2) for x in base]}"
+    )
     print(f"ratio (ours / baseline): {o / b:.2f}")
 
 

@@ -43,8 +43,12 @@ def _fail(message: str) -> None:
     sys.exit(CONFIG_ERROR_EXIT)
 
 
-app = RejseTyper(help="rejse: customer journeys as Temporal workflows.", no_args_is_help=True,
-                 pretty_exceptions_enable=False, add_completion=False)
+app = RejseTyper(
+    help="rejse: customer journeys as Temporal workflows.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
@@ -67,8 +71,10 @@ def _run(settings: Settings, parts: Any) -> None:
 def _print_started(started: Any) -> None:
     lines = []
     if started.api_url:
-        lines += [f"[bold]API[/]              {started.api_url}",
-                  f"[bold]API docs[/]         {started.api_url}/docs"]
+        lines += [
+            f"[bold]API[/]              {started.api_url}",
+            f"[bold]API docs[/]         {started.api_url}/docs",
+        ]
     if started.temporal_ui_url:
         lines.append(f"[bold]Temporal Web UI[/]  {started.temporal_ui_url}")
     lines.append(f"[bold]Temporal (gRPC)[/]  {started.temporal_address}")
@@ -76,14 +82,21 @@ def _print_started(started: Any) -> None:
     for line in lines:
         console.print("  " + line)
     if started.new_admin_key:
-        console.print("\n[yellow]No admin API key existed, so one was created. It is shown only "
-                      "now; store it:[/]")
+        console.print(
+            "\n[yellow]No admin API key existed, so one was created. It is shown only "
+            "now; store it:[/]"
+        )
         console.print(f"  {started.new_admin_key}", markup=False, highlight=False)
-        console.print("  e.g. curl -H 'Authorization: Bearer <key>' "
-                      f"{started.api_url or ''}/api/keys", markup=False, highlight=False)
+        console.print(
+            f"  e.g. curl -H 'Authorization: Bearer <key>' {started.api_url or ''}/api/keys",
+            markup=False,
+            highlight=False,
+        )
 
 
-DataDir = Annotated[Path | None, typer.Option(help="Data folder [env: REJSE_DATA_DIR, default .rejse]")]
+DataDir = Annotated[
+    Path | None, typer.Option(help="Data folder [env: REJSE_DATA_DIR, default .rejse]")
+]
 Host = Annotated[str | None, typer.Option(help="API host [env: REJSE_API_HOST, default 127.0.0.1]")]
 Port = Annotated[int | None, typer.Option(help="API port [env: REJSE_API_PORT, default 8000]")]
 
@@ -93,16 +106,25 @@ def up(
     data_dir: DataDir = None,
     host: Host = None,
     port: Port = None,
-    temporal_port: Annotated[int | None, typer.Option(
-        help="Embedded Temporal gRPC port [env: REJSE_TEMPORAL_PORT, default 7233]")] = None,
-    temporal_ui_port: Annotated[int | None, typer.Option(
-        help="Temporal Web UI port [env: REJSE_TEMPORAL_UI_PORT, default 8233]")] = None,
+    temporal_port: Annotated[
+        int | None,
+        typer.Option(help="Embedded Temporal gRPC port [env: REJSE_TEMPORAL_PORT, default 7233]"),
+    ] = None,
+    temporal_ui_port: Annotated[
+        int | None,
+        typer.Option(help="Temporal Web UI port [env: REJSE_TEMPORAL_UI_PORT, default 8233]"),
+    ] = None,
 ) -> None:
     """Everything in one command: migrate, embedded Temporal, worker, scheduler and API."""
     from rejse.up import Parts
 
-    settings = _settings(data_dir=data_dir, api_host=host, api_port=port,
-                         temporal_port=temporal_port, temporal_ui_port=temporal_ui_port)
+    settings = _settings(
+        data_dir=data_dir,
+        api_host=host,
+        api_port=port,
+        temporal_port=temporal_port,
+        temporal_ui_port=temporal_ui_port,
+    )
     _run(settings, Parts.everything())
 
 
@@ -163,7 +185,9 @@ def keys_create(
     try:
         chosen = Role(role)
     except ValueError:
-        raise ConfigError(f"--role: {role!r} is not one of {', '.join(r.value for r in Role)}") from None
+        raise ConfigError(
+            f"--role: {role!r} is not one of {', '.join(r.value for r in Role)}"
+        ) from None
     engine = _engine()
     with Session(engine) as session:
         row, raw = create_key(session, name=name or f"{chosen.value} key", role=chosen)
@@ -185,14 +209,21 @@ def keys_list() -> None:
     table = Table("id", "name", "role", "created", "revoked")
     with Session(engine) as session:
         for row in list_keys(session):
-            table.add_row(row.id, row.name, row.role, row.created_at.isoformat(timespec="seconds"),
-                          row.revoked_at.isoformat(timespec="seconds") if row.revoked_at else "")
+            table.add_row(
+                row.id,
+                row.name,
+                row.role,
+                row.created_at.isoformat(timespec="seconds"),
+                row.revoked_at.isoformat(timespec="seconds") if row.revoked_at else "",
+            )
     engine.dispose()
     console.print(table)
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id shown by `keys list`")]) -> None:
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id shown by `keys list`")],
+) -> None:
     """Revoke an API key (takes effect within seconds in running processes)."""
     from sqlmodel import Session
 
@@ -211,4 +242,5 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id shown by 
 
 # Sub-commands of other domains, one line each: app.add_typer(<typer app>, name="<domain>")
 from rejse.journeys.cli import app as journeys_app  # noqa: E402
+
 app.add_typer(journeys_app, name="journeys")

@@ -57,8 +57,9 @@ class Facts(Protocol):
     @property
     def audiences(self) -> Collection[str]: ...
 
-    def count_events(self, event: str, *, since: dt.datetime | None,
-                     where: Mapping[str, Any] | None) -> int: ...
+    def count_events(
+        self, event: str, *, since: dt.datetime | None, where: Mapping[str, Any] | None
+    ) -> int: ...
 
 
 @dataclass
@@ -79,10 +80,12 @@ class StaticFacts:
     audiences: Collection[str] = field(default_factory=frozenset)
     events: Sequence[RecordedEvent] = ()
 
-    def count_events(self, event: str, *, since: dt.datetime | None,
-                     where: Mapping[str, Any] | None) -> int:
+    def count_events(
+        self, event: str, *, since: dt.datetime | None, where: Mapping[str, Any] | None
+    ) -> int:
         return sum(
-            1 for e in self.events
+            1
+            for e in self.events
             if e.event == event
             and (since is None or e.timestamp >= since)
             and matches(where or {}, {"properties": e.properties, "event": e.event})
@@ -98,8 +101,12 @@ def resolve_path(data: Any, path: str, default: Any = None) -> Any:
     for part in path.split("."):
         if isinstance(current, Mapping) and part in current:
             current = current[part]
-        elif isinstance(current, Sequence) and not isinstance(current, str) and part.isdigit() \
-                and int(part) < len(current):
+        elif (
+            isinstance(current, Sequence)
+            and not isinstance(current, str)
+            and part.isdigit()
+            and int(part) < len(current)
+        ):
             current = current[int(part)]
         else:
             return default
@@ -108,7 +115,9 @@ def resolve_path(data: Any, path: str, default: Any = None) -> Any:
 
 def matches(where: Mapping[str, Any], data: Mapping[str, Any]) -> bool:
     """Every dotted path in `where` equals its value in `data` (strings compared as given)."""
-    return all(_equal(resolve_path(data, path, _MISSING), expected) for path, expected in where.items())
+    return all(
+        _equal(resolve_path(data, path, _MISSING), expected) for path, expected in where.items()
+    )
 
 
 def _is_number(value: Any) -> bool:
@@ -168,16 +177,21 @@ def evaluate(cond: Mapping[str, Any], facts: Facts, *, now: dt.datetime) -> bool
     if "not" in cond:
         return not evaluate(cond["not"], facts, now=now)
     if "trait" in cond:
-        return compare(cond["op"], resolve_path(facts.traits, cond["trait"], _MISSING),
-                       cond.get("value", True))
+        return compare(
+            cond["op"], resolve_path(facts.traits, cond["trait"], _MISSING), cond.get("value", True)
+        )
     if "property" in cond:
-        return compare(cond["op"], resolve_path(facts.properties, cond["property"], _MISSING),
-                       cond.get("value", True))
+        return compare(
+            cond["op"],
+            resolve_path(facts.properties, cond["property"], _MISSING),
+            cond.get("value", True),
+        )
     if "event" in cond:
         since = now - parse_duration(cond["within"]) if cond.get("within") else None
         count = facts.count_events(cond["event"], since=since, where=cond.get("where"))
-        return all(compare(op, count, value)
-                   for op, value in (cond.get("count") or {"gte": 1}).items())
+        return all(
+            compare(op, count, value) for op, value in (cond.get("count") or {"gte": 1}).items()
+        )
     if "score" in cond:
         return all(compare(op, facts.score, value) for op, value in cond["score"].items())
     if "audience" in cond:
@@ -207,7 +221,9 @@ def validate_condition(cond: Any, *, path: str = "condition") -> list[Issue]:
         items = cond[key]
         if not isinstance(items, list) or not items:
             return [Issue(f"{path}.{key}", "must be a non-empty list of conditions")]
-        return [i for n, c in enumerate(items) for i in validate_condition(c, path=f"{path}.{key}[{n}]")]
+        return [
+            i for n, c in enumerate(items) for i in validate_condition(c, path=f"{path}.{key}[{n}]")
+        ]
     return _validate_leaf(leaves[0], cond, path)
 
 
@@ -255,7 +271,7 @@ def _validate_leaf(kind: str, cond: Mapping[str, Any], path: str) -> list[Issue]
 
 def _validate_comparisons(value: Any, path: str, *, numbers: bool) -> list[Issue]:
     if not isinstance(value, Mapping) or not value:
-        return [Issue(path, "must be an object such as {\"gte\": 1}")]
+        return [Issue(path, 'must be an object such as {"gte": 1}')]
     issues = []
     for op, operand in value.items():
         if op not in COMPARISONS:

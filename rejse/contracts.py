@@ -33,15 +33,15 @@ class ConsentChange(BaseModel):
 class ProcessedEvent(BaseModel):
     """What the processor publishes for every event it has applied to a profile."""
 
-    event_id: str                       # stable, unique (messageId-derived); use for idempotency
-    profile_id: str                     # the surviving (golden) profile after any merge
+    event_id: str  # stable, unique (messageId-derived); use for idempotency
+    profile_id: str  # the surviving (golden) profile after any merge
     type: Literal["track", "identify", "page", "alias", "internal"]
-    event: str | None = None            # track/internal event name, e.g. "Checkout Started"
+    event: str | None = None  # track/internal event name, e.g. "Checkout Started"
     properties: dict[str, Any] = Field(default_factory=dict)
-    traits: dict[str, Any] = Field(default_factory=dict)   # traits given on this event
-    timestamp: dt.datetime              # corrected event time (UTC)
-    received_at: dt.datetime            # when the API accepted it (UTC)
-    merged_from: list[str] = Field(default_factory=list)   # profile ids folded into profile_id
+    traits: dict[str, Any] = Field(default_factory=dict)  # traits given on this event
+    timestamp: dt.datetime  # corrected event time (UTC)
+    received_at: dt.datetime  # when the API accepted it (UTC)
+    merged_from: list[str] = Field(default_factory=list)  # profile ids folded into profile_id
     consent_changes: list[ConsentChange] = Field(default_factory=list)
 
 
@@ -60,7 +60,9 @@ class InTransactionSubscriber(Protocol):
 
     name: str
 
-    def apply(self, session: Session, event: ProcessedEvent) -> Sequence[tuple[str, dict[str, Any]]]: ...
+    def apply(
+        self, session: Session, event: ProcessedEvent
+    ) -> Sequence[tuple[str, dict[str, Any]]]: ...
 
 
 class EventDispatcher(Protocol):
@@ -93,8 +95,8 @@ class ProfileSnapshot(BaseModel):
     identifiers: dict[str, list[str]] = Field(default_factory=dict)  # type -> values
     email: str | None = None
     phone: str | None = None
-    locale: str | None = None          # e.g. "da-DK"
-    timezone: str | None = None        # IANA, e.g. "Europe/Copenhagen"
+    locale: str | None = None  # e.g. "da-DK"
+    timezone: str | None = None  # IANA, e.g. "Europe/Copenhagen"
     consents: dict[str, str] = Field(default_factory=dict)  # channel -> granted/denied/revoked
     lifecycle_stage: str | None = None
     lead_score: float = 0.0
@@ -104,33 +106,33 @@ class ProfileSnapshot(BaseModel):
 # ---------------------------------------------------------------------------------------------
 # Messaging (called by journeys and by the lead hand-off)
 
-SEND_MESSAGE = "messaging.send"   # activity name; input SendRequest, output SendResult
+SEND_MESSAGE = "messaging.send"  # activity name; input SendRequest, output SendResult
 
 
 class SendRequest(BaseModel):
-    idempotency_key: str               # workflow id + ":" + step id; one delivery per key
+    idempotency_key: str  # workflow id + ":" + step id; one delivery per key
     profile_id: str
     channel: Literal["email", "sms", "in_app", "webhook"]
-    template: str                      # e.g. "abandoned_cart/reminder"
-    transactional: bool = False        # exempt from frequency cap and quiet hours
+    template: str  # e.g. "abandoned_cart/reminder"
+    transactional: bool = False  # exempt from frequency cap and quiet hours
     journey_key: str | None = None
     journey_version: int | None = None
     step_id: str | None = None
     trigger: dict[str, Any] = Field(default_factory=dict)  # the trigger event (ProcessedEvent dump)
-    extra: dict[str, Any] = Field(default_factory=dict)    # additional template context
+    extra: dict[str, Any] = Field(default_factory=dict)  # additional template context
 
 
 class SendResult(BaseModel):
     status: Literal["sent", "skipped", "deferred", "failed"]
     message_id: str | None = None
-    reason: str | None = None          # why skipped/failed (no_consent, frequency_cap, ...)
+    reason: str | None = None  # why skipped/failed (no_consent, frequency_cap, ...)
     retry_at: dt.datetime | None = None  # for "deferred" (quiet hours): call again at this time
 
 
 # ---------------------------------------------------------------------------------------------
 # Leads (called by journeys' score / crm_handoff / notify_sales steps)
 
-ADD_SCORE = "scoring.add_points"   # activity name; input AddScoreRequest, output None
+ADD_SCORE = "scoring.add_points"  # activity name; input AddScoreRequest, output None
 START_HANDOFF = "leads.start_handoff"  # activity name; input HandoffRequest, output str (wf id)
 
 
@@ -144,5 +146,5 @@ class AddScoreRequest(BaseModel):
 class HandoffRequest(BaseModel):
     profile_id: str
     reason: str
-    source: str                        # e.g. "journey:abandoned-cart" or "score_threshold"
-    crm: bool = True                   # False for notify_sales: notify a rep, skip the CRM
+    source: str  # e.g. "journey:abandoned-cart" or "score_threshold"
+    crm: bool = True  # False for notify_sales: notify a rep, skip the CRM

@@ -51,7 +51,9 @@ def normalise_url(url: str) -> str:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if not parsed.drivername.startswith(("sqlite", "postgresql")):
-        raise ConfigError(f"database: unsupported backend {parsed.drivername!r} (use sqlite or postgresql)")
+        raise ConfigError(
+            f"database: unsupported backend {parsed.drivername!r} (use sqlite or postgresql)"
+        )
     return parsed.render_as_string(hide_password=False)
 
 
@@ -68,7 +70,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = sa.create_engine(
-            url, echo=echo, hide_parameters=True,
+            url,
+            echo=echo,
+            hide_parameters=True,
             connect_args={"check_same_thread": False, "timeout": 30},
         )
 
@@ -82,8 +86,15 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, echo=echo, hide_parameters=True, pool_pre_ping=True,
-                            pool_size=10, max_overflow=20, connect_args={"connect_timeout": 10})
+    return sa.create_engine(
+        url,
+        echo=echo,
+        hide_parameters=True,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        connect_args={"connect_timeout": 10},
+    )
 
 
 def check_database(engine: Engine) -> None:

@@ -32,14 +32,22 @@ def command(settings: Settings) -> list[str]:
     """The command line of the embedded dev server."""
     data_dir = settings.data_dir.resolve()
     args = [
-        temporal_cli(), "server", "start-dev",
-        "--db-filename", str(data_dir / "temporal.db"),
-        "--ip", settings.temporal_host,
-        "--port", str(settings.temporal_port),
-        "--ui-port", str(settings.temporal_ui_port),
-        "--namespace", settings.temporal_namespace,
+        temporal_cli(),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(data_dir / "temporal.db"),
+        "--ip",
+        settings.temporal_host,
+        "--port",
+        str(settings.temporal_port),
+        "--ui-port",
+        str(settings.temporal_ui_port),
+        "--namespace",
+        settings.temporal_namespace,
         "--ui-disable-news-fetch",
-        "--log-level", "warn",
+        "--log-level",
+        "warn",
     ]
     for name in SEARCH_ATTRIBUTE_NAMES:
         args += ["--search-attribute", f"{name}=Keyword"]
@@ -78,16 +86,24 @@ class DevServer:
         with open(log_path, "ab") as out:
             process = await asyncio.create_subprocess_exec(
                 *command(settings),
-                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
-        log.info("temporal_started", pid=process.pid, address=f"{settings.temporal_host}:"
-                 f"{settings.temporal_port}")
+        log.info(
+            "temporal_started",
+            pid=process.pid,
+            address=f"{settings.temporal_host}:{settings.temporal_port}",
+        )
         return cls(settings, process, log_path)
 
     def _last_log_line(self) -> str:
         try:
-            lines = [ln for ln in self.log_path.read_text(errors="replace").splitlines() if ln.strip()]
+            lines = [
+                ln for ln in self.log_path.read_text(errors="replace").splitlines() if ln.strip()
+            ]
         except OSError:
             return ""
         return lines[-1][:300] if lines else ""

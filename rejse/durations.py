@@ -23,7 +23,9 @@ def parse_duration(value: object) -> dt.timedelta:
     try:
         delta = _ADAPTER.validate_python(value)
     except ValidationError:
-        raise DurationError(f"{value!r} is not an ISO-8601 duration such as 'P3D' or 'PT5S'") from None
+        raise DurationError(
+            f"{value!r} is not an ISO-8601 duration such as 'P3D' or 'PT5S'"
+        ) from None
     if delta <= dt.timedelta(0):
         raise DurationError(f"{value!r} must be longer than zero")
     return delta

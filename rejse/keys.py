@@ -13,7 +13,9 @@ from rejse.models.auth import ApiKey
 from rejse.roles import Role, generate_key, hash_key, key_id
 
 
-def create_key(session: Session, *, name: str, role: Role, raw_key: str | None = None) -> tuple[ApiKey, str]:
+def create_key(
+    session: Session, *, name: str, role: Role, raw_key: str | None = None
+) -> tuple[ApiKey, str]:
     raw = raw_key or generate_key()
     row = ApiKey(id=key_id(raw), name=name, role=role.value, key_hash=hash_key(raw))
     session.add(row)

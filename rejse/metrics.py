@@ -2,16 +2,16 @@
 
 from prometheus_client import Counter, Histogram
 
-HTTP_REQUESTS = Counter(
-    "rejse_http_requests_total", "HTTP requests", ["method", "route", "status"]
-)
+HTTP_REQUESTS = Counter("rejse_http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_LATENCY = Histogram(
     "rejse_http_request_duration_seconds", "HTTP request duration", ["method", "route"]
 )
 
 # Events (issue 4): ingestion and the event processor.
 EVENTS_ACCEPTED = Counter("rejse_events_accepted_total", "Events stored for processing", ["source"])
-EVENTS_DUPLICATE = Counter("rejse_events_duplicate_total", "Events ignored as duplicates", ["source"])
+EVENTS_DUPLICATE = Counter(
+    "rejse_events_duplicate_total", "Events ignored as duplicates", ["source"]
+)
 EVENTS_PROCESSED = Counter("rejse_events_processed_total", "Events applied and dispatched")
 EVENTS_RETRIED = Counter("rejse_events_retried_total", "Event processing failures retried later")
 EVENTS_DEAD_LETTERED = Counter("rejse_events_dead_lettered_total", "Events moved to dead letters")

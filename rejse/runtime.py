@@ -24,8 +24,13 @@ class Runtime:
         self.keys = KeyCache(self.engine)
 
     @classmethod
-    def create(cls, settings: Settings, *, engine: Engine | None = None,
-               temporal_client: Client | None = None) -> "Runtime":
+    def create(
+        cls,
+        settings: Settings,
+        *,
+        engine: Engine | None = None,
+        temporal_client: Client | None = None,
+    ) -> "Runtime":
         return cls(
             settings=settings,
             engine=engine or make_engine(settings.effective_database_url),

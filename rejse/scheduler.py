@@ -48,11 +48,17 @@ class ScheduledJob:
     id: str
     trigger: str | dt.timedelta | BaseTrigger
     func: Callable[["Runtime"], Awaitable[None]]
-    run_on_start: bool = False   # also fire once right after the scheduler starts
+    run_on_start: bool = False  # also fire once right after the scheduler starts
 
 
-async def start_workflow_once(runtime: "Runtime", workflow: str | Callable, arg: object = None,
-                              *, id: str, task_queue: str | None = None) -> bool:
+async def start_workflow_once(
+    runtime: "Runtime",
+    workflow: str | Callable,
+    arg: object = None,
+    *,
+    id: str,
+    task_queue: str | None = None,
+) -> bool:
     """Start a workflow with a deterministic id; False when it already runs (a double fire).
     The helper scheduled jobs use to honour the rule above."""
     from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -60,8 +66,9 @@ async def start_workflow_once(runtime: "Runtime", workflow: str | Callable, arg:
     client = await runtime.temporal.client()
     args = [] if arg is None else [arg]
     try:
-        await client.start_workflow(workflow, args=args, id=id,
-                                    task_queue=task_queue or runtime.settings.task_queue)
+        await client.start_workflow(
+            workflow, args=args, id=id, task_queue=task_queue or runtime.settings.task_queue
+        )
     except WorkflowAlreadyStartedError:
         log.info("scheduled_workflow_already_running", workflow_id=id)
         return False
@@ -91,13 +98,20 @@ def _guarded(job: ScheduledJob, runtime: "Runtime") -> Callable[[], Awaitable[No
 def build_scheduler(runtime: "Runtime", jobs: list[ScheduledJob]) -> AsyncIOScheduler:
     ids = [job.id for job in jobs]
     if len(ids) != len(set(ids)):
-        raise ValueError(f"duplicate scheduled job ids: {sorted({i for i in ids if ids.count(i) > 1})}")
+        raise ValueError(
+            f"duplicate scheduled job ids: {sorted({i for i in ids if ids.count(i) > 1})}"
+        )
     scheduler = AsyncIOScheduler(timezone=dt.UTC)
     now = dt.datetime.now(dt.UTC)
     for job in jobs:
         scheduler.add_job(
-            _guarded(job, runtime), make_trigger(job.trigger), id=job.id, name=job.id,
-            max_instances=1, coalesce=True, misfire_grace_time=300,
+            _guarded(job, runtime),
+            make_trigger(job.trigger),
+            id=job.id,
+            name=job.id,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=300,
             **({"next_run_time": now} if job.run_on_start else {}),
         )
     return scheduler
@@ -121,7 +135,9 @@ class LeaderLock:
 
         if self._engine.dialect.name == "postgresql":
             conn = self._engine.connect()
-            got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.PG_KEY}).scalar()
+            got = conn.execute(
+                sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.PG_KEY}
+            ).scalar()
             conn.commit()
             if got:
                 self._conn = conn
@@ -177,8 +193,13 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
         pass
 
 
-async def run_scheduler(runtime: "Runtime", stop: asyncio.Event, *,
-                        jobs: list[ScheduledJob] | None = None, poll_seconds: float = 5.0) -> None:
+async def run_scheduler(
+    runtime: "Runtime",
+    stop: asyncio.Event,
+    *,
+    jobs: list[ScheduledJob] | None = None,
+    poll_seconds: float = 5.0,
+) -> None:
     """Run `jobs` (default: `wiring.scheduler_jobs(runtime)`) until `stop` is set, while this
     process holds the scheduler lock; in standby (checking every `poll_seconds`) otherwise."""
     if jobs is None:

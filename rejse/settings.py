@@ -48,19 +48,28 @@ class Settings(BaseSettings):
     email_from: str = "rejse <no-reply@rejse.local>"
     templates_dir: Path = REPO_ROOT / "templates"
     # messaging guards and channels (docs/messaging.md)
-    message_frequency_cap: int = Field(default=3, ge=0, description="marketing messages per window; 0 = no cap")
+    message_frequency_cap: int = Field(
+        default=3, ge=0, description="marketing messages per window; 0 = no cap"
+    )
     message_frequency_window: str = "P7D"
     message_quiet_hours: dict[str, str] = Field(
         default_factory=lambda: {"email": "21:00-08:00", "sms": "21:00-08:00"},
-        description="channel -> 'HH:MM-HH:MM' in the profile's time zone (JSON in the env var)")
+        description="channel -> 'HH:MM-HH:MM' in the profile's time zone (JSON in the env var)",
+    )
     message_default_timezone: str = "Europe/Copenhagen"
     message_require_opt_in: bool = Field(
-        default=False, description="marketing needs an explicit 'granted' consent (else: not denied/revoked)")
-    sms_api_url: str | None = Field(default=None, description="Twilio-compatible base URL; unset: SMS outbox")
+        default=False,
+        description="marketing needs an explicit 'granted' consent (else: not denied/revoked)",
+    )
+    sms_api_url: str | None = Field(
+        default=None, description="Twilio-compatible base URL; unset: SMS outbox"
+    )
     sms_account_sid: str | None = None
     sms_auth_token: str | None = None
     sms_from: str | None = None
-    message_webhook_url: str | None = Field(default=None, description="target of the webhook channel")
+    message_webhook_url: str | None = Field(
+        default=None, description="target of the webhook channel"
+    )
 
     @field_validator("message_frequency_window")
     @classmethod
@@ -74,7 +83,9 @@ class Settings(BaseSettings):
     @classmethod
     def _smtp_url_scheme(cls, value: str | None) -> str | None:
         if value and not value.startswith(("smtp://", "smtps://")):
-            raise ValueError("must look like smtp://user:pass@host:587?starttls=true or smtps://host:465")
+            raise ValueError(
+                "must look like smtp://user:pass@host:587?starttls=true or smtps://host:465"
+            )
         return value
 
     @field_validator("message_quiet_hours")
@@ -91,8 +102,14 @@ class Settings(BaseSettings):
         default=None, description="JSON log lines; default: JSON unless stderr is a terminal"
     )
 
-    @field_validator("database_url", "public_url", "temporal_address", "bootstrap_admin_key",
-                     "smtp_url", mode="before")
+    @field_validator(
+        "database_url",
+        "public_url",
+        "temporal_address",
+        "bootstrap_admin_key",
+        "smtp_url",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """`REJSE_SMTP_URL=` (as docker-compose passes an unset variable) means "not set"."""

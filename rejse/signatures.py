@@ -17,8 +17,9 @@ TOLERANCE_SECONDS = 300
 
 
 def _digest(secret: str, timestamp: int, body: bytes) -> str:
-    return hmac.new(secret.encode(), str(timestamp).encode() + b"." + body,
-                    hashlib.sha256).hexdigest()
+    return hmac.new(
+        secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256
+    ).hexdigest()
 
 
 def sign(secret: str, body: bytes, *, timestamp: int | None = None) -> str:
@@ -27,8 +28,14 @@ def sign(secret: str, body: bytes, *, timestamp: int | None = None) -> str:
     return f"t={t},v1={_digest(secret, t, body)}"
 
 
-def verify(body: bytes, header: str | None, secrets: Iterable[str], *,
-           now: float | None = None, tolerance: int = TOLERANCE_SECONDS) -> bool:
+def verify(
+    body: bytes,
+    header: str | None,
+    secrets: Iterable[str],
+    *,
+    now: float | None = None,
+    tolerance: int = TOLERANCE_SECONDS,
+) -> bool:
     """True when a `v1` of `header` matches `body` under one of `secrets`, in time."""
     if not header:
         return False
@@ -44,7 +51,7 @@ def verify(body: bytes, header: str | None, secrets: Iterable[str], *,
     if abs((time.time() if now is None else now) - timestamp) > tolerance:
         return False
     ok = False
-    for secret in secrets:      # compare every pair: no early exit that leaks timing
+    for secret in secrets:  # compare every pair: no early exit that leaks timing
         expected = _digest(secret, timestamp, body)
         for candidate in candidates:
             ok |= hmac.compare_digest(expected, candidate)

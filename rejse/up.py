@@ -39,7 +39,7 @@ class Parts:
     api: bool = False
     worker: bool = False
     scheduler: bool = False
-    embedded_temporal: bool = False   # `rejse up` only
+    embedded_temporal: bool = False  # `rejse up` only
 
     @classmethod
     def everything(cls) -> "Parts":
@@ -60,7 +60,9 @@ class Started:
 
 
 def _port_in_use(what: str, host: str, port: int, hint: str) -> ConfigError:
-    return ConfigError(f"port {port} on {host} is already in use ({what}; choose another with {hint})")
+    return ConfigError(
+        f"port {port} on {host} is already in use ({what}; choose another with {hint})"
+    )
 
 
 def bind_api_socket(settings: Settings) -> socket.socket:
@@ -68,9 +70,12 @@ def bind_api_socket(settings: Settings) -> socket.socket:
     before anything starts."""
     try:
         family, kind, proto, _, addr = socket.getaddrinfo(
-            settings.api_host, settings.api_port, type=socket.SOCK_STREAM)[0]
+            settings.api_host, settings.api_port, type=socket.SOCK_STREAM
+        )[0]
     except socket.gaierror:
-        raise ConfigError(f"api: cannot resolve host {settings.api_host!r} (REJSE_API_HOST)") from None
+        raise ConfigError(
+            f"api: cannot resolve host {settings.api_host!r} (REJSE_API_HOST)"
+        ) from None
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -78,9 +83,12 @@ def bind_api_socket(settings: Settings) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise _port_in_use("API", settings.api_host, settings.api_port,
-                               "--port / REJSE_API_PORT") from None
-        raise ConfigError(f"api: cannot bind {settings.api_host}:{settings.api_port}: {exc.strerror}") from None
+            raise _port_in_use(
+                "API", settings.api_host, settings.api_port, "--port / REJSE_API_PORT"
+            ) from None
+        raise ConfigError(
+            f"api: cannot bind {settings.api_host}:{settings.api_port}: {exc.strerror}"
+        ) from None
     sock.set_inheritable(False)
     return sock
 
@@ -106,14 +114,17 @@ def lock_data_dir(settings: Settings):
         data_dir.mkdir(parents=True, exist_ok=True)
         handle = open(data_dir / "up.lock", "a+")  # noqa: SIM115 - held while running
     except OSError as exc:
-        raise ConfigError(f"data folder {data_dir} is not writable: {exc.strerror} "
-                          "(--data-dir / REJSE_DATA_DIR)") from None
+        raise ConfigError(
+            f"data folder {data_dir} is not writable: {exc.strerror} (--data-dir / REJSE_DATA_DIR)"
+        ) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise ConfigError(f"data folder {data_dir} is in use by another `rejse up`; stop it or "
-                          "choose another with --data-dir / REJSE_DATA_DIR") from None
+        raise ConfigError(
+            f"data folder {data_dir} is in use by another `rejse up`; stop it or "
+            "choose another with --data-dir / REJSE_DATA_DIR"
+        ) from None
     return handle
 
 
@@ -173,8 +184,9 @@ def _api_server(app: object):
         def capture_signals(self):  # type: ignore[override]
             yield
 
-    config = uvicorn.Config(app, log_config=None, access_log=False, server_header=False,
-                            lifespan="auto")
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, server_header=False, lifespan="auto"
+    )
     return Server(config)
 
 
@@ -207,9 +219,13 @@ def display_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
-async def serve(settings: Settings, parts: Parts, *,
-                on_started: Callable[[Started], None] | None = None,
-                stop: asyncio.Event | None = None) -> int:
+async def serve(
+    settings: Settings,
+    parts: Parts,
+    *,
+    on_started: Callable[[Started], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
     """Run `parts` until SIGINT/SIGTERM (or `stop` is set). Returns the exit code. Every configuration problem
     (ports, database) is found before anything starts; the embedded Temporal server then
     boots while the database is migrated."""
@@ -223,11 +239,18 @@ async def serve(settings: Settings, parts: Parts, *,
     try:
         if parts.embedded_temporal:
             settings = settings.model_copy(update={"temporal_address": None})
-            check_port_free(settings.temporal_host, settings.temporal_port, what="Temporal",
-                            hint="--temporal-port / REJSE_TEMPORAL_PORT")
-            check_port_free(settings.temporal_host, settings.temporal_ui_port,
-                            what="Temporal Web UI",
-                            hint="--temporal-ui-port / REJSE_TEMPORAL_UI_PORT")
+            check_port_free(
+                settings.temporal_host,
+                settings.temporal_port,
+                what="Temporal",
+                hint="--temporal-port / REJSE_TEMPORAL_PORT",
+            )
+            check_port_free(
+                settings.temporal_host,
+                settings.temporal_ui_port,
+                what="Temporal Web UI",
+                hint="--temporal-ui-port / REJSE_TEMPORAL_UI_PORT",
+            )
         engine = open_database(settings)
     except BaseException:
         if api_sock is not None:
@@ -262,10 +285,12 @@ async def serve(settings: Settings, parts: Parts, *,
         if parts.embedded_temporal:
             devserver = await DevServer.start(settings)
             tasks["temporal"] = asyncio.create_task(devserver.process.wait())
-        database = asyncio.create_task(asyncio.to_thread(
-            prepare_database, settings, engine, migrate=parts.embedded_temporal))
+        database = asyncio.create_task(
+            asyncio.to_thread(prepare_database, settings, engine, migrate=parts.embedded_temporal)
+        )
         waiting = asyncio.create_task(
-            _until(devserver.wait_ready(), stop) if devserver else asyncio.sleep(0))
+            _until(devserver.wait_ready(), stop) if devserver else asyncio.sleep(0)
+        )
         preload = asyncio.create_task(asyncio.to_thread(_preload, parts))
         try:
             client, new_admin_key, _ = await asyncio.gather(waiting, database, preload)
@@ -284,7 +309,8 @@ async def serve(settings: Settings, parts: Parts, *,
             except Exception:  # noqa: BLE001
                 raise ConfigError(
                     f"temporal: cannot connect to {settings.effective_temporal_address} "
-                    f"(REJSE_TEMPORAL_ADDRESS)") from None
+                    f"(REJSE_TEMPORAL_ADDRESS)"
+                ) from None
 
         if parts.api:  # first: /docs and /readyz answer while the worker is being built
             from api.app import create_app
@@ -316,13 +342,18 @@ async def serve(settings: Settings, parts: Parts, *,
             on_started(started)
 
         stopper = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({stopper, *tasks.values()}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {stopper, *tasks.values()}, return_when=asyncio.FIRST_COMPLETED
+        )
         stopper.cancel()
         for name, task in tasks.items():
             if task in done and not stop.is_set():
                 exc = None if task.cancelled() else task.exception()
-                log.error("part_stopped_unexpectedly", part=name,
-                          error=repr(exc) if exc else f"returned {task.result()!r}")
+                log.error(
+                    "part_stopped_unexpectedly",
+                    part=name,
+                    error=repr(exc) if exc else f"returned {task.result()!r}",
+                )
                 code = 1
         stop.set()
     finally:

@@ -15,8 +15,13 @@ from rejse.runtime import Runtime
 log = get_logger("rejse.worker")
 
 
-def build_worker(client: Client, runtime: Runtime, *, task_queue: str | None = None,
-                 executor: ThreadPoolExecutor | None = None) -> Worker | None:
+def build_worker(
+    client: Client,
+    runtime: Runtime,
+    *,
+    task_queue: str | None = None,
+    executor: ThreadPoolExecutor | None = None,
+) -> Worker | None:
     """A worker with every workflow and activity of rejse. Activities are sync functions
     (database, SMTP, HTTP) and run on `executor`. None while nothing is registered."""
     workflows, activities = wiring.workflows(), wiring.activities(runtime)
@@ -40,13 +45,19 @@ async def run_worker(runtime: Runtime, stop: asyncio.Event, *, with_services: bo
     with ThreadPoolExecutor(max_workers=16) as executor:
         worker = build_worker(client, runtime, executor=executor)
         services = wiring.background_services(runtime) if with_services else []
-        parts = {asyncio.create_task(service(stop), name=getattr(service, "__qualname__", "service"))
-                 for service in services}
+        parts = {
+            asyncio.create_task(service(stop), name=getattr(service, "__qualname__", "service"))
+            for service in services
+        }
         worker_task = asyncio.create_task(worker.run(), name="temporal-worker") if worker else None
         if worker_task is not None:
             parts.add(worker_task)
-        log.info("worker_started", task_queue=runtime.settings.task_queue, services=len(services),
-                 temporal_worker=worker is not None)
+        log.info(
+            "worker_started",
+            task_queue=runtime.settings.task_queue,
+            services=len(services),
+            temporal_worker=worker is not None,
+        )
         stopper = asyncio.create_task(stop.wait())
         try:
             done, _ = await asyncio.wait({stopper, *parts}, return_when=asyncio.FIRST_COMPLETED)

@@ -56,7 +56,9 @@ def pg_url() -> Iterator[str]:
     in_ci = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
     if not PG_URL:
         if in_ci:
-            pytest.fail("CI is set but REJSE_TEST_DATABASE_URL is not: PostgreSQL tests must run in CI")
+            pytest.fail(
+                "CI is set but REJSE_TEST_DATABASE_URL is not: PostgreSQL tests must run in CI"
+            )
         pytest.skip("PostgreSQL tests need REJSE_TEST_DATABASE_URL")
     base = make_url(normalise_url(PG_URL))
     name = f"rejse_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
@@ -76,8 +78,10 @@ def pg_url() -> Iterator[str]:
     engine.dispose()
     yield url
     with admin.connect() as conn:
-        conn.execute(sa.text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+        conn.execute(
+            sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+            {"n": name},
+        )
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
     admin.dispose()
 
@@ -86,8 +90,11 @@ def _truncate_all(engine: Engine) -> None:
     tables = [t.name for t in SQLModel.metadata.sorted_tables]
     if tables:
         with engine.begin() as conn:
-            conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables)
-                                 + " RESTART IDENTITY CASCADE"))
+            conn.execute(
+                sa.text(
+                    "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+                )
+            )
 
 
 @pytest.fixture(params=BACKENDS)
@@ -119,9 +126,14 @@ def session(engine: Engine) -> Iterator[Session]:
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings(environment="test", data_dir=tmp_path / "data", database_url=db_url,
-                    secret_key="test-secret-" + "x" * 32, task_queue=f"test-{uuid.uuid4().hex[:8]}",
-                    public_url="http://testserver")
+    return Settings(
+        environment="test",
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        secret_key="test-secret-" + "x" * 32,
+        task_queue=f"test-{uuid.uuid4().hex[:8]}",
+        public_url="http://testserver",
+    )
 
 
 @pytest.fixture

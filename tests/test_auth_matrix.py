@@ -60,8 +60,12 @@ ROUTE_RULES: dict[tuple[str, str], set[Role] | Public] = {
     ("POST", "/v1/page"): {Role.ingest},
     ("POST", "/v1/alias"): {Role.ingest},
     ("POST", "/v1/batch"): {Role.ingest},
-    ("POST", "/webhooks/shopify"): Public("Shopify delivery: X-Shopify-Hmac-Sha256 over the raw body with the shop's secret; 401 otherwise"),
-    ("POST", "/webhooks/generic/{source}"): Public("X-Rejse-Signature t=,v1= HMAC with the source's secret, 300 s tolerance; 401 otherwise"),
+    ("POST", "/webhooks/shopify"): Public(
+        "Shopify delivery: X-Shopify-Hmac-Sha256 over the raw body with the shop's secret; 401 otherwise"
+    ),
+    ("POST", "/webhooks/generic/{source}"): Public(
+        "X-Rejse-Signature t=,v1= HMAC with the source's secret, 300 s tolerance; 401 otherwise"
+    ),
     ("GET", "/api/dead-letters"): {Role.admin},
     ("POST", "/api/dead-letters/{dead_letter_id}/retry"): {Role.admin},
     ("GET", "/api/webhook-sources"): {Role.admin},
@@ -111,10 +115,18 @@ ROUTE_RULES: dict[tuple[str, str], set[Role] | Public] = {
     ("GET", "/api/templates/{key:path}"): {Role.marketer, Role.analyst},
     ("POST", "/api/templates/{key:path}/preview"): {Role.marketer, Role.analyst},
     ("POST", "/api/templates/{key:path}/versions"): {Role.marketer},
-    ("GET", "/t/c/{token}"): Public("click redirect; an HMAC-signed token names message and link (no open redirect)"),
-    ("GET", "/t/o/{token}"): Public("open pixel in emails; HMAC-signed token, always answers the same gif"),
-    ("GET", "/u/{token}"): Public("unsubscribe confirmation page from an email link; HMAC-signed token"),
-    ("POST", "/u/{token}"): Public("RFC 8058 one-click unsubscribe from mail clients; HMAC-signed token"),
+    ("GET", "/t/c/{token}"): Public(
+        "click redirect; an HMAC-signed token names message and link (no open redirect)"
+    ),
+    ("GET", "/t/o/{token}"): Public(
+        "open pixel in emails; HMAC-signed token, always answers the same gif"
+    ),
+    ("GET", "/u/{token}"): Public(
+        "unsubscribe confirmation page from an email link; HMAC-signed token"
+    ),
+    ("POST", "/u/{token}"): Public(
+        "RFC 8058 one-click unsubscribe from mail clients; HMAC-signed token"
+    ),
     ("GET", "/v1/inbox/{user_id}"): {Role.ingest},
     ("POST", "/v1/inbox/{user_id}/{message_id}/read"): {Role.ingest},
 }
@@ -132,11 +144,24 @@ def _iter_routes(app) -> list:
     them with the router-level dependencies applied; older versions list APIRoutes directly."""
     iter_contexts = getattr(fastapi.routing, "iter_route_contexts", None)
     if iter_contexts is None:
-        return [(getattr(r, "path", None), getattr(r, "methods", None) or set(),
-                 getattr(r, "dependant", None), r) for r in app.routes]
-    return [(c.path, getattr(c, "methods", None) or set(), getattr(c, "dependant", None),
-             c.original_route)
-            for c in iter_contexts(app.routes)]
+        return [
+            (
+                getattr(r, "path", None),
+                getattr(r, "methods", None) or set(),
+                getattr(r, "dependant", None),
+                r,
+            )
+            for r in app.routes
+        ]
+    return [
+        (
+            c.path,
+            getattr(c, "methods", None) or set(),
+            getattr(c, "dependant", None),
+            c.original_route,
+        )
+        for c in iter_contexts(app.routes)
+    ]
 
 
 def required_roles(dependant) -> frozenset[Role] | None:
@@ -163,8 +188,11 @@ def api_routes(app) -> list[tuple[str, str, object]]:
 
 
 def non_api_paths(app) -> list[str]:
-    return [str(path) for path, _, _, route in _iter_routes(app)
-            if not isinstance(route, APIRoute) and path not in DOC_PATHS]
+    return [
+        str(path)
+        for path, _, _, route in _iter_routes(app)
+        if not isinstance(route, APIRoute) and path not in DOC_PATHS
+    ]
 
 
 def row_text(method: str, path: str, allowed: frozenset[Role] | None) -> str:
@@ -202,7 +230,9 @@ def test_every_route_has_a_row_and_every_row_a_route():
     )
     present = {(m, p) for m, p, _ in routes}
     stale = [f"{k!r}" for k in ROUTE_RULES if k not in present]
-    assert not stale, "rows in ROUTE_RULES for routes that do not exist; remove them:\n" + "\n".join(stale)
+    assert not stale, (
+        "rows in ROUTE_RULES for routes that do not exist; remove them:\n" + "\n".join(stale)
+    )
     others = non_api_paths(app)
     assert not others, f"non-API routes escape the auth matrix: {others}"
 
@@ -216,16 +246,22 @@ def test_rows_match_the_routes_require():
         allowed = required_roles(route)
         if isinstance(rule, Public):
             if allowed is not None:
-                problems.append(f"{method} {path}: row says Public but the route uses require(); "
-                                f"row should be:\n{row_text(method, path, allowed)}")
+                problems.append(
+                    f"{method} {path}: row says Public but the route uses require(); "
+                    f"row should be:\n{row_text(method, path, allowed)}"
+                )
             elif not rule.reason.strip():
                 problems.append(f"{method} {path}: Public needs a reason")
         elif allowed is None:
-            problems.append(f"{method} {path}: row lists roles but the route has no require() "
-                            "dependency: anyone could call it")
+            problems.append(
+                f"{method} {path}: row lists roles but the route has no require() "
+                "dependency: anyone could call it"
+            )
         elif expected_roles(rule) != allowed:
-            problems.append(f"{method} {path}: row says {sorted(expected_roles(rule))}, require() "
-                            f"allows {sorted(allowed)}; row should be:\n{row_text(method, path, allowed)}")
+            problems.append(
+                f"{method} {path}: row says {sorted(expected_roles(rule))}, require() "
+                f"allows {sorted(allowed)}; row should be:\n{row_text(method, path, allowed)}"
+            )
     assert not problems, "\n".join(problems)
 
 

@@ -8,7 +8,9 @@ async def test_healthz(client):
 
 
 async def test_keys_roundtrip(client, keys):
-    r = await client.post("/api/keys", json={"name": "shop", "role": "ingest"}, headers=auth(keys[Role.admin]))
+    r = await client.post(
+        "/api/keys", json={"name": "shop", "role": "ingest"}, headers=auth(keys[Role.admin])
+    )
     assert r.status_code == 201, r.text
     raw = r.json()["key"]
     r = await client.get("/api/keys", headers=auth(raw))

@@ -45,10 +45,14 @@ with workflow.unsafe.imports_passed_through():
     from rejse.journeys.split import HOLDOUT, assign
     from rejse.journeys.timing import delay_until, next_time_of_day, parse_duration
 
-QUICK: dict[str, Any] = {"start_to_close_timeout": dt.timedelta(seconds=10),
-                         "retry_policy": RetryPolicy(maximum_interval=dt.timedelta(minutes=1))}
-SLOW: dict[str, Any] = {"start_to_close_timeout": dt.timedelta(minutes=2),
-                        "retry_policy": RetryPolicy(maximum_interval=dt.timedelta(minutes=5))}
+QUICK: dict[str, Any] = {
+    "start_to_close_timeout": dt.timedelta(seconds=10),
+    "retry_policy": RetryPolicy(maximum_interval=dt.timedelta(minutes=1)),
+}
+SLOW: dict[str, Any] = {
+    "start_to_close_timeout": dt.timedelta(minutes=2),
+    "retry_policy": RetryPolicy(maximum_interval=dt.timedelta(minutes=5)),
+}
 
 
 def _event_data(ev: ProcessedEvent) -> dict[str, Any]:
@@ -65,8 +69,8 @@ class JourneyWorkflow:
         self.paused = False
         self.step: str | None = None
         self.step_first_event = 0
-        self.after_last_wait = 0      # events from here on count for the next wait_for_event
-        self.waiting = False          # idle in a wait, for the `state` query
+        self.after_last_wait = 0  # events from here on count for the next wait_for_event
+        self.waiting = False  # idle in a wait, for the `state` query
 
     # ------------------------------------------------------------------ signals and query
 
@@ -84,11 +88,15 @@ class JourneyWorkflow:
 
     @workflow.query
     def state(self) -> dict[str, Any]:
-        return {"step": self.step, "paused": self.paused, "converted": self.converted,
-                "waiting": self.waiting}
+        return {
+            "step": self.step,
+            "paused": self.paused,
+            "converted": self.converted,
+            "waiting": self.waiting,
+        }
 
     def _check_goal(self, ev: ProcessedEvent) -> None:
-        if self.goals is None:       # signal before run(): checked once the goals are known
+        if self.goals is None:  # signal before run(): checked once the goals are known
             return
         data = _event_data(ev)
         if any(ev.event == name and matches(where, data) for name, where in self.goals):
@@ -114,7 +122,8 @@ class JourneyWorkflow:
         self.timezone = inp.timezone
         if not inp.begun:
             ctx = await workflow.execute_activity(
-                rt.BEGIN_RUN, inp, result_type=rt.RunContext, **QUICK)
+                rt.BEGIN_RUN, inp, result_type=rt.RunContext, **QUICK
+            )
             self.timezone, self.paused = ctx.timezone, ctx.paused or self.paused
             if not ctx.active:
                 return "cancelled"
@@ -125,14 +134,22 @@ class JourneyWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 workflow.continue_as_new(self._carry_over(step_id))
             self.step = step_id
-            self.step_first_event = len(self.events)   # events from here on count for this step
+            self.step_first_event = len(self.events)  # events from here on count for this step
             self.visits[step_id] = self.visits.get(step_id, 0) + 1
             ctx = await workflow.execute_activity(
-                rt.RECORD_STEP, rt.StepRecord(
-                    run_id=inp.run_id, journey_key=inp.journey_key, version=inp.version,
-                    profile_id=inp.profile_id, step_id=step_id,
-                    step_type=self.defn.steps[step_id].type, at=workflow.now()),
-                result_type=rt.RunContext, **QUICK)
+                rt.RECORD_STEP,
+                rt.StepRecord(
+                    run_id=inp.run_id,
+                    journey_key=inp.journey_key,
+                    version=inp.version,
+                    profile_id=inp.profile_id,
+                    step_id=step_id,
+                    step_type=self.defn.steps[step_id].type,
+                    at=workflow.now(),
+                ),
+                result_type=rt.RunContext,
+                **QUICK,
+            )
             if not ctx.active:
                 return "cancelled"
             self.paused = ctx.paused or self.paused
@@ -148,16 +165,30 @@ class JourneyWorkflow:
         if self.converted:
             status = "converted"
         await workflow.execute_activity(
-            rt.FINISH_RUN, rt.FinishRecord(
-                run_id=inp.run_id, journey_key=inp.journey_key, profile_id=inp.profile_id,
-                status=status, step_id=self.step, at=workflow.now()), **QUICK)
+            rt.FINISH_RUN,
+            rt.FinishRecord(
+                run_id=inp.run_id,
+                journey_key=inp.journey_key,
+                profile_id=inp.profile_id,
+                status=status,
+                step_id=self.step,
+                at=workflow.now(),
+            ),
+            **QUICK,
+        )
         return status
 
     def _carry_over(self, step_id: str) -> rt.RunInput:
-        return self.inp.model_copy(update={
-            "resume_at": step_id, "seen_event_ids": sorted(self.seen)[-1000:],
-            "visits": self.visits, "variant": self.variant, "timezone": self.timezone,
-            "begun": True})
+        return self.inp.model_copy(
+            update={
+                "resume_at": step_id,
+                "seen_event_ids": sorted(self.seen)[-1000:],
+                "visits": self.visits,
+                "variant": self.variant,
+                "timezone": self.timezone,
+                "begun": True,
+            }
+        )
 
     def _key(self, step_id: str) -> str:
         """Idempotency key: workflow id + ":" + step id (+ re-entry / revisit suffixes)."""
@@ -195,14 +226,19 @@ class JourneyWorkflow:
             # (sends, branches, webhooks) take activity time, and an event that arrives during
             # them happened after the customer got here. Before this patch only events from
             # the step's own start counted, so one during the previous activity was missed.
-            start = (self.after_last_wait if workflow.patched(rt.PATCH_WAIT_SINCE_LAST_WAIT)
-                     else self.step_first_event)
+            start = (
+                self.after_last_wait
+                if workflow.patched(rt.PATCH_WAIT_SINCE_LAST_WAIT)
+                else self.step_first_event
+            )
             expected = resolve_match(step.match, self.context)
 
             def arrived() -> bool:
                 return self.converted or any(
                     e.event == step.event and matches(expected, _event_data(e))
-                    for e in self.events[start:])
+                    for e in self.events[start:]
+                )
+
             self.waiting = True
             try:
                 await workflow.wait_condition(arrived, timeout=parse_duration(step.timeout))
@@ -214,10 +250,16 @@ class JourneyWorkflow:
                 self.after_last_wait = len(self.events)
         if isinstance(step, BranchStep):
             chosen = await workflow.execute_activity(
-                rt.CHOOSE_BRANCH, rt.BranchInput(
-                    profile_id=inp.profile_id, conditions=[c.when for c in step.if_],
-                    properties=inp.trigger.properties, at=workflow.now()),
-                result_type=int, **QUICK)
+                rt.CHOOSE_BRANCH,
+                rt.BranchInput(
+                    profile_id=inp.profile_id,
+                    conditions=[c.when for c in step.if_],
+                    properties=inp.trigger.properties,
+                    at=workflow.now(),
+                ),
+                result_type=int,
+                **QUICK,
+            )
             return step.if_[chosen].next if chosen >= 0 else step.else_
         if isinstance(step, SplitStep):
             return await self._split(step_id, step)
@@ -226,38 +268,65 @@ class JourneyWorkflow:
             return step.next
         if isinstance(step, UpdateProfileStep):
             await workflow.execute_activity(
-                rt.UPDATE_PROFILE, rt.UpdateProfileInput(profile_id=inp.profile_id,
-                                                         traits=step.traits), **QUICK)
+                rt.UPDATE_PROFILE,
+                rt.UpdateProfileInput(profile_id=inp.profile_id, traits=step.traits),
+                **QUICK,
+            )
             return step.next
         if isinstance(step, ScoreStep):
             await workflow.execute_activity(
-                ADD_SCORE, AddScoreRequest(idempotency_key=self._key(step_id),
-                                           profile_id=inp.profile_id, points=step.points,
-                                           reason=step.reason), **QUICK)
+                ADD_SCORE,
+                AddScoreRequest(
+                    idempotency_key=self._key(step_id),
+                    profile_id=inp.profile_id,
+                    points=step.points,
+                    reason=step.reason,
+                ),
+                **QUICK,
+            )
             return step.next
         if isinstance(step, HandoffStep):
             await workflow.execute_activity(
-                START_HANDOFF, HandoffRequest(profile_id=inp.profile_id, reason=step.reason,
-                                              source=f"journey:{inp.journey_key}",
-                                              crm=step.type == "crm_handoff"),
-                result_type=str, **QUICK)
+                START_HANDOFF,
+                HandoffRequest(
+                    profile_id=inp.profile_id,
+                    reason=step.reason,
+                    source=f"journey:{inp.journey_key}",
+                    crm=step.type == "crm_handoff",
+                ),
+                result_type=str,
+                **QUICK,
+            )
             return step.next
         if isinstance(step, WebhookStep):
             await workflow.execute_activity(
-                rt.CALL_WEBHOOK, rt.WebhookInput(
-                    idempotency_key=self._key(step_id), url=step.url,
-                    journey_key=inp.journey_key, step_id=step_id, profile_id=inp.profile_id,
-                    body=step.body, trigger=self.context["trigger"]), **SLOW)
+                rt.CALL_WEBHOOK,
+                rt.WebhookInput(
+                    idempotency_key=self._key(step_id),
+                    url=step.url,
+                    journey_key=inp.journey_key,
+                    step_id=step_id,
+                    profile_id=inp.profile_id,
+                    body=step.body,
+                    trigger=self.context["trigger"],
+                ),
+                **SLOW,
+            )
             return step.next
         raise ValueError(f"unknown step type {step.type!r}")  # validation makes this unreachable
 
     async def _split(self, step_id: str, step: SplitStep) -> str | None:
-        variant = assign(step, journey_key=self.inp.journey_key, step_id=step_id,
-                         profile_id=self.inp.profile_id)
+        variant = assign(
+            step, journey_key=self.inp.journey_key, step_id=step_id, profile_id=self.inp.profile_id
+        )
         self.variant = variant
         await workflow.execute_activity(
-            rt.RECORD_OUTCOME, rt.OutcomeRecord(run_id=self.inp.run_id, step_id=step_id,
-                                                outcome=variant, variant=variant), **QUICK)
+            rt.RECORD_OUTCOME,
+            rt.OutcomeRecord(
+                run_id=self.inp.run_id, step_id=step_id, outcome=variant, variant=variant
+            ),
+            **QUICK,
+        )
         if variant == HOLDOUT:
             # held out: nothing is sent, but a goal inside the window still counts (comparison)
             await self._sleep(parse_duration(step.holdout.window if step.holdout else "P7D"))
@@ -266,18 +335,27 @@ class JourneyWorkflow:
 
     async def _send(self, step_id: str, step: SendStep) -> None:
         request = SendRequest(
-            idempotency_key=self._key(step_id), profile_id=self.inp.profile_id,
-            channel=step.channel, template=step.template, transactional=step.transactional,
-            journey_key=self.inp.journey_key, journey_version=self.inp.version, step_id=step_id,
-            trigger=self.context["trigger"])
+            idempotency_key=self._key(step_id),
+            profile_id=self.inp.profile_id,
+            channel=step.channel,
+            template=step.template,
+            transactional=step.transactional,
+            journey_key=self.inp.journey_key,
+            journey_version=self.inp.version,
+            step_id=step_id,
+            trigger=self.context["trigger"],
+        )
         while True:
             result = await workflow.execute_activity(
-                SEND_MESSAGE, request, result_type=SendResult, **SLOW)
+                SEND_MESSAGE, request, result_type=SendResult, **SLOW
+            )
             if result.status != "deferred" or result.retry_at is None:
                 break
             # quiet hours: hold until the window opens (a goal event still ends the run)
             if not await self._sleep(delay_until(workflow.now(), result.retry_at)):
                 return
         await workflow.execute_activity(
-            rt.RECORD_OUTCOME, rt.OutcomeRecord(run_id=self.inp.run_id, step_id=step_id,
-                                                outcome=result.status), **QUICK)
+            rt.RECORD_OUTCOME,
+            rt.OutcomeRecord(run_id=self.inp.run_id, step_id=step_id, outcome=result.status),
+            **QUICK,
+        )

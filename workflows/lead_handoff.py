@@ -16,15 +16,25 @@ with workflow.unsafe.imports_passed_through():
     from rejse.leads.schemas import DigestInput, HandoffInput, HandoffPlan, HandoffResult, LeadStep
 
 DB_TIMEOUT = dt.timedelta(seconds=30)
-DB_RETRY = RetryPolicy(initial_interval=dt.timedelta(seconds=1), maximum_interval=dt.timedelta(seconds=30))
+DB_RETRY = RetryPolicy(
+    initial_interval=dt.timedelta(seconds=1), maximum_interval=dt.timedelta(seconds=30)
+)
 # CRM outages are retried for a day with backoff capped at two minutes: a 503 for ten minutes
 # ends in success; 429 waits for Retry-After (next_retry_delay); CrmRejected (4xx) never retries.
-CRM_RETRY = RetryPolicy(initial_interval=dt.timedelta(seconds=1), backoff_coefficient=2.0,
-                        maximum_interval=dt.timedelta(minutes=2), maximum_attempts=0,
-                        non_retryable_error_types=["CrmRejected"])
+CRM_RETRY = RetryPolicy(
+    initial_interval=dt.timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=dt.timedelta(minutes=2),
+    maximum_attempts=0,
+    non_retryable_error_types=["CrmRejected"],
+)
 CRM_SCHEDULE_TO_CLOSE = dt.timedelta(hours=24)
-NOTIFY_RETRY = RetryPolicy(initial_interval=dt.timedelta(seconds=2), maximum_interval=dt.timedelta(minutes=1),
-                           maximum_attempts=10, non_retryable_error_types=["NotifyRejected"])
+NOTIFY_RETRY = RetryPolicy(
+    initial_interval=dt.timedelta(seconds=2),
+    maximum_interval=dt.timedelta(minutes=1),
+    maximum_attempts=10,
+    non_retryable_error_types=["NotifyRejected"],
+)
 
 
 @workflow.defn(name="LeadHandoffWorkflow")
@@ -42,27 +52,46 @@ class LeadHandoffWorkflow:
         return self._phase
 
     async def _db(self, name: str, arg, result_type=None):
-        return await workflow.execute_activity(name, arg, start_to_close_timeout=DB_TIMEOUT,
-                                               retry_policy=DB_RETRY, result_type=result_type)
+        return await workflow.execute_activity(
+            name,
+            arg,
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
+            result_type=result_type,
+        )
 
     async def _crm(self, name: str, lead_id: str) -> bool:
         try:
-            return bool(await workflow.execute_activity(
-                name, LeadStep(lead_id=lead_id), start_to_close_timeout=dt.timedelta(seconds=60),
-                schedule_to_close_timeout=CRM_SCHEDULE_TO_CLOSE, retry_policy=CRM_RETRY))
+            return bool(
+                await workflow.execute_activity(
+                    name,
+                    LeadStep(lead_id=lead_id),
+                    start_to_close_timeout=dt.timedelta(seconds=60),
+                    schedule_to_close_timeout=CRM_SCHEDULE_TO_CLOSE,
+                    retry_policy=CRM_RETRY,
+                )
+            )
         except ActivityError as exc:
             rejected = isinstance(exc.cause, ApplicationError) and exc.cause.type == "CrmRejected"
-            if not rejected:              # out of time; a rejection was recorded by the activity
-                await self._db(MARK, LeadStep(lead_id=lead_id, kind="crm_failed",
-                                              detail=str(exc.cause or exc)[:500]))
+            if not rejected:  # out of time; a rejection was recorded by the activity
+                await self._db(
+                    MARK,
+                    LeadStep(
+                        lead_id=lead_id, kind="crm_failed", detail=str(exc.cause or exc)[:500]
+                    ),
+                )
             return False
 
     async def _notify(self, lead_id: str, kind: str, step: int) -> bool:
         """False when the lead is closed already (its outcome was recorded)."""
         try:
             sent = await workflow.execute_activity(
-                NOTIFY, LeadStep(lead_id=lead_id, kind=kind, step=step),
-                start_to_close_timeout=DB_TIMEOUT, retry_policy=NOTIFY_RETRY, result_type=int)
+                NOTIFY,
+                LeadStep(lead_id=lead_id, kind=kind, step=step),
+                start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=NOTIFY_RETRY,
+                result_type=int,
+            )
         except ActivityError:
             workflow.logger.warning("lead notification failed", extra={"lead_id": lead_id})
             return True
@@ -71,8 +100,9 @@ class LeadHandoffWorkflow:
     async def _wait(self, seconds: float) -> bool:
         """True when an outcome arrived within `seconds`."""
         try:
-            await workflow.wait_condition(lambda: self._outcome is not None,
-                                          timeout=dt.timedelta(seconds=max(seconds, 1)))
+            await workflow.wait_condition(
+                lambda: self._outcome is not None, timeout=dt.timedelta(seconds=max(seconds, 1))
+            )
         except TimeoutError:
             return False
         return True
@@ -120,5 +150,10 @@ class SalesDigestWorkflow:
 
     @workflow.run
     async def run(self, request: DigestInput) -> bool:
-        return await workflow.execute_activity(DIGEST, request, start_to_close_timeout=DB_TIMEOUT,
-                                               retry_policy=NOTIFY_RETRY, result_type=bool)
+        return await workflow.execute_activity(
+            DIGEST,
+            request,
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=NOTIFY_RETRY,
+            result_type=bool,
+        )

@@ -41,11 +41,15 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     db_ok, temporal_ok = await asyncio.gather(
         _within(asyncio.to_thread(_db_ok, runtime)), _within(runtime.temporal.ping())
     )
-    checks = {"database": "ok" if db_ok else "unreachable",
-              "temporal": "ok" if temporal_ok else "unreachable"}
+    checks = {
+        "database": "ok" if db_ok else "unreachable",
+        "temporal": "ok" if temporal_ok else "unreachable",
+    }
     ready = db_ok and temporal_ok
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
 
 
 @router.get("/metrics", dependencies=[Depends(require(Role.analyst))])

@@ -27,14 +27,28 @@ class InboxMessage(BaseModel):
 
 
 def _public(row) -> InboxMessage:
-    return InboxMessage(id=row.id, template=row.template, subject=row.subject, text=row.body_text,
-                        html=row.body_html, sent_at=row.sent_at, read_at=row.read_at)
+    return InboxMessage(
+        id=row.id,
+        template=row.template,
+        subject=row.subject,
+        text=row.body_text,
+        html=row.body_html,
+        sent_at=row.sent_at,
+        read_at=row.read_at,
+    )
 
 
 @router.get("/{user_id}", response_model=list[InboxMessage])
-def get_inbox(user_id: str, session: SessionDep, _: IngestDep, unread: bool = False,
-              limit: int = Query(default=50, ge=1, le=200)) -> list[InboxMessage]:
-    return [_public(r) for r in service.inbox(session, user_id=user_id, unread_only=unread, limit=limit)]
+def get_inbox(
+    user_id: str,
+    session: SessionDep,
+    _: IngestDep,
+    unread: bool = False,
+    limit: int = Query(default=50, ge=1, le=200),
+) -> list[InboxMessage]:
+    return [
+        _public(r) for r in service.inbox(session, user_id=user_id, unread_only=unread, limit=limit)
+    ]
 
 
 @router.post("/{user_id}/{message_id}/read", response_model=InboxMessage)

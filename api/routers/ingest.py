@@ -29,7 +29,8 @@ from rejse.events.schemas import (
 from rejse.events.writer import writer_for
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "malformed JSON"}, 413: {"description": "event over 32 KB or batch over 500 KB"},
+    400: {"description": "malformed JSON"},
+    413: {"description": "event over 32 KB or batch over 500 KB"},
     422: {"description": "invalid fields (each named in `errors`)"},
 }
 
@@ -39,8 +40,9 @@ def _json(content: Any, status_code: int) -> Response:
 
 
 def error_response(exc: DomainError) -> Response:
-    errors = getattr(exc, "errors", None) or ([{"field": exc.field, "message": exc.message}]
-                                               if exc.field else [])
+    errors = getattr(exc, "errors", None) or (
+        [{"field": exc.field, "message": exc.message}] if exc.field else []
+    )
     return _json({"detail": exc.message, "errors": errors}, status_code=exc.status_code)
 
 
@@ -48,15 +50,17 @@ async def _read(request: Request, limit: int) -> bytes:
     length = request.headers.get("content-length")
     if length and length.isdigit():
         if int(length) > limit:
-            raise DomainError(f"body is larger than {limit // 1024} KB", field="body",
-                              status_code=413)
-        return await request.body()      # bounded by the checked Content-Length
+            raise DomainError(
+                f"body is larger than {limit // 1024} KB", field="body", status_code=413
+            )
+        return await request.body()  # bounded by the checked Content-Length
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise DomainError(f"body is larger than {limit // 1024} KB", field="body",
-                              status_code=413)
+            raise DomainError(
+                f"body is larger than {limit // 1024} KB", field="body", status_code=413
+            )
     return bytes(body)
 
 
@@ -78,8 +82,10 @@ def _single(type_: str):
         return await store(request, request.app.state.runtime, [row], [bucket])
 
     endpoint.__name__ = f"ingest_{type_}"
-    endpoint.__doc__ = (f"Segment `{type_}` call. `userId` or `anonymousId` is required; "
-                        "`messageId` makes it idempotent. Answers 202 once stored.")
+    endpoint.__doc__ = (
+        f"Segment `{type_}` call. `userId` or `anonymousId` is required; "
+        "`messageId` makes it idempotent. Answers 202 once stored."
+    )
     return endpoint, schema
 
 
@@ -92,25 +98,48 @@ async def ingest_batch(request: Request, _: IngestDep) -> Response:
     return await store(request, request.app.state.runtime, rows, buckets)
 
 
-_BATCH_BODY = {"type": "object", "title": "BatchIn", "required": ["batch"], "properties": {
-    "batch": {"type": "array", "minItems": 1, "items": BatchItem.model_json_schema()},
-    "context": {"type": "object"}, "sentAt": {"type": "string", "format": "date-time"}}}
+_BATCH_BODY = {
+    "type": "object",
+    "title": "BatchIn",
+    "required": ["batch"],
+    "properties": {
+        "batch": {"type": "array", "minItems": 1, "items": BatchItem.model_json_schema()},
+        "context": {"type": "object"},
+        "sentAt": {"type": "string", "format": "date-time"},
+    },
+}
 
 
 def add_ingest_routes(app: FastAPI) -> None:
     """`/v1/track|identify|page|alias|batch` directly on the app (the hot path)."""
+
     def add(path: str, endpoint, body_schema: dict[str, Any], summary: str | None = None) -> None:
         app.router.add_api_route(
-            path, endpoint, methods=["POST"], status_code=202, response_model=IngestAccepted,
-            responses=_ERRORS, summary=summary, tags=["ingest"], route_class_override=LeanRoute,
-            openapi_extra={"requestBody": {"required": True, "content": {
-                "application/json": {"schema": body_schema}}}},
+            path,
+            endpoint,
+            methods=["POST"],
+            status_code=202,
+            response_model=IngestAccepted,
+            responses=_ERRORS,
+            summary=summary,
+            tags=["ingest"],
+            route_class_override=LeanRoute,
+            openapi_extra={
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": body_schema}},
+                }
+            },
         )
 
     for type_ in ("track", "identify", "page", "alias"):
         endpoint, schema = _single(type_)
-        add(f"/v1/{type_}", endpoint, schema.model_json_schema(),
-            f"{type_.capitalize()} (Segment spec)")
+        add(
+            f"/v1/{type_}",
+            endpoint,
+            schema.model_json_schema(),
+            f"{type_.capitalize()} (Segment spec)",
+        )
     add("/v1/batch", ingest_batch, _BATCH_BODY)
 
 
@@ -130,11 +159,19 @@ class DeadLetterPublic(BaseModel):
 
 
 @admin.get("", response_model=list[DeadLetterPublic])
-def list_dead_letters(session: SessionDep, _: AdminDep, include_retried: bool = False,
-                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list:
+def list_dead_letters(
+    session: SessionDep,
+    _: AdminDep,
+    include_retried: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list:
     """Events the processor gave up on after its retries (newest first)."""
-    return [DeadLetterPublic(**d.model_dump()) for d in
-            deadletters.list_dead_letters(session, include_retried=include_retried, limit=limit)]
+    return [
+        DeadLetterPublic(**d.model_dump())
+        for d in deadletters.list_dead_letters(
+            session, include_retried=include_retried, limit=limit
+        )
+    ]
 
 
 @admin.post("/{dead_letter_id}/retry", response_model=DeadLetterPublic)

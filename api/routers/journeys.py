@@ -27,8 +27,10 @@ from rejse.models.journeys import RUN_STATUSES, Journey, JourneyRun, JourneyVers
 
 router = APIRouter(prefix="/api/journeys", tags=["journeys"])
 
-DefinitionBody = Annotated[dict[str, Any], Body(description="A journey definition (spec section 5)",
-                                                examples=[{"key": "abandoned-cart"}])]
+DefinitionBody = Annotated[
+    dict[str, Any],
+    Body(description="A journey definition (spec section 5)", examples=[{"key": "abandoned-cart"}]),
+]
 
 
 class JourneyPublic(BaseModel):
@@ -63,10 +65,12 @@ class LifecycleResult(JourneyPublic):
 
 class EnterRequest(BaseModel):
     profile_id: str = Field(min_length=1, max_length=64)
-    properties: dict[str, Any] = Field(default_factory=dict,
-                                       description="available to the journey as trigger.properties")
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200,
-                                        description="the same key enters once")
+    properties: dict[str, Any] = Field(
+        default_factory=dict, description="available to the journey as trigger.properties"
+    )
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=200, description="the same key enters once"
+    )
 
 
 class EnterResult(BaseModel):
@@ -90,9 +94,13 @@ class RunPublic(BaseModel):
 
 
 def _invalid(exc: DefinitionInvalid) -> JSONResponse:
-    return JSONResponse(status_code=422, content={
-        "detail": exc.message,
-        "errors": [{"field": i.field, "message": i.message} for i in exc.issues]})
+    return JSONResponse(
+        status_code=422,
+        content={
+            "detail": exc.message,
+            "errors": [{"field": i.field, "message": i.message} for i in exc.issues],
+        },
+    )
 
 
 def _public(journey: Journey) -> JourneyPublic:
@@ -100,17 +108,27 @@ def _public(journey: Journey) -> JourneyPublic:
 
 
 def _detail(session, journey: Journey, version: JourneyVersion) -> JourneyDetail:
-    versions = [VersionPublic(**v.model_dump()) for v in service.list_versions(session, key=journey.key)]
-    return JourneyDetail(**journey.model_dump(), version=version.version,
-                         definition=version.definition, versions=versions)
+    versions = [
+        VersionPublic(**v.model_dump()) for v in service.list_versions(session, key=journey.key)
+    ]
+    return JourneyDetail(
+        **journey.model_dump(),
+        version=version.version,
+        definition=version.definition,
+        versions=versions,
+    )
 
 
 def _activity_names(runtime) -> set[str]:
     return {getattr(fn, "__temporal_activity_definition").name for fn in wiring.activities(runtime)}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=JourneyDetail,
-             responses={422: {"description": "invalid definition; `errors` name step and field"}})
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JourneyDetail,
+    responses={422: {"description": "invalid definition; `errors` name step and field"}},
+)
 def create_journey(body: DefinitionBody, session: SessionDep, _: WriteDep):
     try:
         version = service.create_journey(session, definition=body)
@@ -121,21 +139,26 @@ def create_journey(body: DefinitionBody, session: SessionDep, _: WriteDep):
 
 
 @router.get("", response_model=list[JourneyPublic])
-def list_journeys(session: SessionDep, _: ReadDep,
-                  status_: Annotated[str | None, Query(alias="status")] = None) -> list[JourneyPublic]:
+def list_journeys(
+    session: SessionDep, _: ReadDep, status_: Annotated[str | None, Query(alias="status")] = None
+) -> list[JourneyPublic]:
     return [_public(j) for j in service.list_journeys(session, status=status_)]
 
 
 @router.get("/{key}", response_model=JourneyDetail)
-def get_journey(key: str, session: SessionDep, _: ReadDep,
-                version: Annotated[int | None, Query(ge=1)] = None) -> JourneyDetail:
+def get_journey(
+    key: str, session: SessionDep, _: ReadDep, version: Annotated[int | None, Query(ge=1)] = None
+) -> JourneyDetail:
     journey = service.get_journey(session, key=key)
     row = service.get_version(session, key=key, version=version or journey.latest_version)
     return _detail(session, journey, row)
 
 
-@router.put("/{key}", response_model=JourneyDetail,
-            responses={422: {"description": "invalid definition; `errors` name step and field"}})
+@router.put(
+    "/{key}",
+    response_model=JourneyDetail,
+    responses={422: {"description": "invalid definition; `errors` name step and field"}},
+)
 def add_version(key: str, body: DefinitionBody, session: SessionDep, _: WriteDep):
     try:
         version = service.add_version(session, key=key, definition=body)
@@ -146,11 +169,20 @@ def add_version(key: str, body: DefinitionBody, session: SessionDep, _: WriteDep
 
 
 @router.post("/{key}/publish", response_model=JourneyPublic)
-def publish(key: str, session: SessionDep, runtime: RuntimeDep, _: WriteDep,
-            body: Annotated[PublishRequest | None, Body()] = None):
+def publish(
+    key: str,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    _: WriteDep,
+    body: Annotated[PublishRequest | None, Body()] = None,
+):
     try:
-        journey = service.publish(session, key=key, version=body.version if body else None,
-                                  activity_names=_activity_names(runtime))
+        journey = service.publish(
+            session,
+            key=key,
+            version=body.version if body else None,
+            activity_names=_activity_names(runtime),
+        )
     except DefinitionInvalid as exc:
         return _invalid(exc)
     session.commit()
@@ -178,62 +210,90 @@ async def pause(key: str, session: SessionDep, runtime: RuntimeDep, _: WriteDep)
 
 
 @router.post("/{key}/resume", response_model=LifecycleResult)
-async def resume(key: str, session: SessionDep, runtime: RuntimeDep, _: WriteDep) -> LifecycleResult:
+async def resume(
+    key: str, session: SessionDep, runtime: RuntimeDep, _: WriteDep
+) -> LifecycleResult:
     return await _lifecycle(key, session, runtime, "published")
 
 
 @router.post("/{key}/archive", response_model=LifecycleResult)
-async def archive(key: str, session: SessionDep, runtime: RuntimeDep, _: WriteDep) -> LifecycleResult:
+async def archive(
+    key: str, session: SessionDep, runtime: RuntimeDep, _: WriteDep
+) -> LifecycleResult:
     """No new entries; running runs are cancelled."""
     return await _lifecycle(key, session, runtime, "archived")
 
 
 @router.post("/{key}/enter", response_model=EnterResult, status_code=status.HTTP_201_CREATED)
-async def enter(key: str, body: EnterRequest, session: SessionDep, runtime: RuntimeDep,
-                _: WriteDep) -> EnterResult:
+async def enter(
+    key: str, body: EnterRequest, session: SessionDep, runtime: RuntimeDep, _: WriteDep
+) -> EnterResult:
     """Put one profile into a published journey now (manual entry; any trigger type)."""
     from rejse.profiles.service import load_snapshot
 
     journey = service.get_journey(session, key=key)
     if journey.status != "published" or journey.published_version is None:
-        raise Conflict(f"journey {key!r} is {journey.status}; only a published journey takes "
-                       "entries", field="key")
+        raise Conflict(
+            f"journey {key!r} is {journey.status}; only a published journey takes entries",
+            field="key",
+        )
     snapshot = load_snapshot(session, profile_id=body.profile_id)
     if snapshot is None or snapshot.erased:
         raise NotFound(f"no profile {body.profile_id!r}", field="profile_id")
     defn = JourneyDefinition.model_validate(
-        service.get_version(session, key=key, version=journey.published_version).definition)
+        service.get_version(session, key=key, version=journey.published_version).definition
+    )
     now = utcnow()
     event_id = f"manual:{key}:{body.idempotency_key or uuid.uuid4().hex}"
-    trigger = ProcessedEvent(event_id=event_id, profile_id=snapshot.id, type="internal",
-                             event="Journey Entered Manually", properties=body.properties,
-                             timestamp=now, received_at=now)
+    trigger = ProcessedEvent(
+        event_id=event_id,
+        profile_id=snapshot.id,
+        type="internal",
+        event="Journey Entered Manually",
+        properties=body.properties,
+        timestamp=now,
+        received_at=now,
+    )
     entry = plan_entry(session, journey=journey, defn=defn, event=trigger)
     if entry is None:
-        raise Conflict("the profile is in this journey already, or its re-entry rule does not "
-                       "allow another entry yet", field="profile_id")
+        raise Conflict(
+            "the profile is in this journey already, or its re-entry rule does not "
+            "allow another entry yet",
+            field="profile_id",
+        )
     session.commit()
     try:
         client = await runtime.temporal.client()
         await start_entry(client, runtime, entry)
     except (PreviousRunClosing, RPCError, OSError, RuntimeError, TimeoutError) as exc:
-        raise DomainError("the workflow service is unavailable; retry with the same "
-                          "idempotency_key", field="idempotency_key", status_code=503) from exc
-    return EnterResult(run_id=entry.run_input.run_id, workflow_id=entry.workflow_id,
-                       version=entry.run_input.version)
+        raise DomainError(
+            "the workflow service is unavailable; retry with the same idempotency_key",
+            field="idempotency_key",
+            status_code=503,
+        ) from exc
+    return EnterResult(
+        run_id=entry.run_input.run_id,
+        workflow_id=entry.workflow_id,
+        version=entry.run_input.version,
+    )
 
 
 @router.get("/{key}/runs", response_model=list[RunPublic])
-def list_runs(key: str, session: SessionDep, _: ReadDep,
-              status_: Annotated[str | None, Query(alias="status")] = None,
-              profile_id: Annotated[str | None, Query(max_length=64)] = None,
-              limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-              offset: Annotated[int, Query(ge=0)] = 0) -> list[RunPublic]:
+def list_runs(
+    key: str,
+    session: SessionDep,
+    _: ReadDep,
+    status_: Annotated[str | None, Query(alias="status")] = None,
+    profile_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[RunPublic]:
     """Who is at which step since when (newest entries first)."""
     if status_ is not None and status_ not in RUN_STATUSES:
         raise DomainError(f"status must be one of {', '.join(RUN_STATUSES)}", field="status")
-    rows: list[JourneyRun] = service.list_runs(session, key=key, status=status_,
-                                               profile_id=profile_id, limit=limit, offset=offset)
+    rows: list[JourneyRun] = service.list_runs(
+        session, key=key, status=status_, profile_id=profile_id, limit=limit, offset=offset
+    )
     return [RunPublic(**r.model_dump()) for r in rows]
 
 
@@ -244,12 +304,18 @@ def stats(key: str, session: SessionDep, _: ReadDep) -> dict[str, Any]:
     return service.stats(session, key=key)
 
 
-@router.get("/{key}/diagram", response_class=PlainTextResponse,
-            responses={200: {"content": {"text/plain": {}}, "description": "Mermaid flowchart"}})
-def diagram(key: str, session: SessionDep, _: ReadDep,
-            version: Annotated[int | None, Query(ge=1)] = None) -> PlainTextResponse:
+@router.get(
+    "/{key}/diagram",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}, "description": "Mermaid flowchart"}},
+)
+def diagram(
+    key: str, session: SessionDep, _: ReadDep, version: Annotated[int | None, Query(ge=1)] = None
+) -> PlainTextResponse:
     journey = service.get_journey(session, key=key)
-    row = service.get_version(session, key=key, version=version or journey.published_version
-                              or journey.latest_version)
-    return PlainTextResponse(mermaid(JourneyDefinition.model_validate(row.definition)),
-                             media_type="text/plain")
+    row = service.get_version(
+        session, key=key, version=version or journey.published_version or journey.latest_version
+    )
+    return PlainTextResponse(
+        mermaid(JourneyDefinition.model_validate(row.definition)), media_type="text/plain"
+    )

@@ -42,18 +42,30 @@ class MessagePublic(BaseModel):
 
 
 @router.get("", response_model=list[MessagePublic])
-def list_messages(session: SessionDep, _: ReadDep,
-                  profile_id: str | None = Query(default=None, max_length=64),
-                  journey: str | None = Query(default=None, max_length=200),
-                  channel: Literal["email", "sms", "in_app", "webhook"] | None = None,
-                  status: str | None = Query(default=None, max_length=20),
-                  limit: int = Query(default=100, ge=1, le=1000),
-                  offset: int = Query(default=0, ge=0)) -> list[MessagePublic]:
-    rows = service.list_messages(session, profile_id=profile_id, journey=journey, channel=channel,
-                                 status=status, limit=limit, offset=offset)
+def list_messages(
+    session: SessionDep,
+    _: ReadDep,
+    profile_id: str | None = Query(default=None, max_length=64),
+    journey: str | None = Query(default=None, max_length=200),
+    channel: Literal["email", "sms", "in_app", "webhook"] | None = None,
+    status: str | None = Query(default=None, max_length=20),
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+) -> list[MessagePublic]:
+    rows = service.list_messages(
+        session,
+        profile_id=profile_id,
+        journey=journey,
+        channel=channel,
+        status=status,
+        limit=limit,
+        offset=offset,
+    )
     return [MessagePublic.model_validate(r, from_attributes=True) for r in rows]
 
 
 @router.get("/{message_id}", response_model=MessagePublic)
 def get_message(message_id: str, session: SessionDep, _: ReadDep) -> MessagePublic:
-    return MessagePublic.model_validate(service.get_message(session, message_id), from_attributes=True)
+    return MessagePublic.model_validate(
+        service.get_message(session, message_id), from_attributes=True
+    )

@@ -52,8 +52,9 @@ class TimelineItem(BaseModel):
 
 
 class TraitsPatch(BaseModel):
-    traits: dict[str, Any] = Field(description="traits to set; null removes a trait",
-                                   min_length=1, max_length=200)
+    traits: dict[str, Any] = Field(
+        description="traits to set; null removes a trait", min_length=1, max_length=200
+    )
 
 
 class ConsentUpdate(BaseModel):
@@ -73,32 +74,48 @@ def _public(session, profile_id: str) -> ProfilePublic:
     profile = service.get_live_profile(session, profile_id)
     consents = service.consents_of(session, profile.id)
     return ProfilePublic(
-        **profile.model_dump(exclude={"traits"}), traits=profile.traits or {},
+        **profile.model_dump(exclude={"traits"}),
+        traits=profile.traits or {},
         identifiers=service.identifiers_of(session, profile.id),
-        consents={c: ConsentPublic(status=r.status, source=r.source, at=r.at) for c, r in consents.items()},
-        merged_from=gdpr.merged_ids(session, profile.id))
+        consents={
+            c: ConsentPublic(status=r.status, source=r.source, at=r.at) for c, r in consents.items()
+        },
+        merged_from=gdpr.merged_ids(session, profile.id),
+    )
 
 
 @router.get("/lookup", response_model=ProfilePublic)
 def lookup_profile(
-    session: SessionDep, _: ReadDep,
-    email: str | None = None, user_id: str | None = None, anonymous_id: str | None = None,
+    session: SessionDep,
+    _: ReadDep,
+    email: str | None = None,
+    user_id: str | None = None,
+    anonymous_id: str | None = None,
     phone: str | None = None,
     type: Annotated[str | None, Query(max_length=32, description="any identifier type")] = None,
     value: Annotated[str | None, Query(max_length=255)] = None,
 ) -> ProfilePublic:
     """Find a profile by one identifier: `?email=`, `?user_id=`, `?anonymous_id=`, `?phone=`,
     or `?type=loyalty_id&value=...`."""
-    given = {k: v for k, v in (("email", email), ("user_id", user_id),
-                               ("anonymous_id", anonymous_id), ("phone", phone)) if v is not None}
+    given = {
+        k: v
+        for k, v in (
+            ("email", email),
+            ("user_id", user_id),
+            ("anonymous_id", anonymous_id),
+            ("phone", phone),
+        )
+        if v is not None
+    }
     if type is not None or value is not None:
         if not type or not value:
             raise DomainError("give both type and value", field="type" if not type else "value")
         given[type] = value
     if len(given) != 1:
-        raise DomainError(f"give exactly one identifier ({', '.join(KNOWN_TYPES)}, or type+value)",
-                          field="query")
-    (type_, val), = given.items()
+        raise DomainError(
+            f"give exactly one identifier ({', '.join(KNOWN_TYPES)}, or type+value)", field="query"
+        )
+    ((type_, val),) = given.items()
     pid = service.find_by_identifier(session, type=type_, value=val)
     if pid is None:
         raise NotFound("no profile with that identifier", field=type_)
@@ -112,29 +129,42 @@ def get_profile(profile_id: str, session: SessionDep, _: ReadDep) -> ProfilePubl
 
 
 @router.get("/{profile_id}/timeline", response_model=list[TimelineItem])
-def get_timeline(profile_id: str, session: SessionDep, _: ReadDep,
-                 limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
+def get_timeline(
+    profile_id: str,
+    session: SessionDep,
+    _: ReadDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[dict[str, Any]]:
     """Events, messages, journey steps, score changes, merges and consent, newest first."""
     return service.timeline(session, profile_id=profile_id, limit=limit)
 
 
 @router.patch("/{profile_id}/traits", response_model=ProfilePublic)
-def patch_traits(profile_id: str, body: TraitsPatch, session: SessionDep, _: WriteDep) -> ProfilePublic:
+def patch_traits(
+    profile_id: str, body: TraitsPatch, session: SessionDep, _: WriteDep
+) -> ProfilePublic:
     profile = service.patch_traits(session, profile_id=profile_id, traits=body.traits)
     session.commit()
     return _public(session, profile.id)
 
 
 @router.put("/{profile_id}/consents/{channel}", response_model=ProfilePublic)
-def put_consent(profile_id: str, channel: str, body: ConsentUpdate, session: SessionDep,
-                _: WriteDep) -> ProfilePublic:
+def put_consent(
+    profile_id: str, channel: str, body: ConsentUpdate, session: SessionDep, _: WriteDep
+) -> ProfilePublic:
     """Grant, deny or revoke consent for one channel (email, sms, push, in_app, ...)."""
     profile = service.get_live_profile(session, profile_id)
     if profile.erased_at is not None:
         raise DomainError("profile is erased", field="profile_id", status_code=409)
     at = body.at if body.at is None or body.at.tzinfo else body.at.replace(tzinfo=dt.UTC)
-    set_consent(session, profile_id=profile.id, channel=channel, status=body.status,
-                source=body.source, at=at)
+    set_consent(
+        session,
+        profile_id=profile.id,
+        channel=channel,
+        status=body.status,
+        source=body.source,
+        at=at,
+    )
     session.commit()
     return _public(session, profile.id)
 
@@ -146,13 +176,20 @@ def export_profile(profile_id: str, session: SessionDep, _: AdminDep) -> dict[st
 
 
 @router.delete("/{profile_id}", response_model=ErasurePublic)
-async def erase_profile(profile_id: str, session: SessionDep, runtime: RuntimeDep,
-                        principal: AdminDep) -> ErasurePublic:
+async def erase_profile(
+    profile_id: str, session: SessionDep, runtime: RuntimeDep, principal: AdminDep
+) -> ErasurePublic:
     """GDPR erase: PII and events removed, running journeys cancelled, audit record kept."""
     erasers = wiring.profile_erasers(runtime)
-    audit = gdpr.erase_profile(session, profile_id=profile_id, secret=runtime.settings.secret_key,
-                               erasers=erasers, requested_by=principal.key_id)
+    audit = gdpr.erase_profile(
+        session,
+        profile_id=profile_id,
+        secret=runtime.settings.secret_key,
+        erasers=erasers,
+        requested_by=principal.key_id,
+    )
     session.commit()
     failed = await gdpr.cancel_after_erase(erasers, audit)
-    return ErasurePublic(profile_id=audit.profile_id, at=audit.at, summary=audit.summary,
-                         cancel_failed=failed)
+    return ErasurePublic(
+        profile_id=audit.profile_id, at=audit.at, summary=audit.summary, cancel_failed=failed
+    )

@@ -63,9 +63,12 @@ def update_rep(rep_id: str, body: RepUpdate, session: SessionDep, _: SalesDep) -
 
 
 @router.get("/next", response_model=list[NextItem])
-def next_to_contact(session: SessionDep, _: SalesDep,
-                    rep: Annotated[str | None, Query(description="rep id; all open leads without")] = None,
-                    limit: Annotated[int, Query(ge=1, le=100)] = 20) -> list[NextItem]:
+def next_to_contact(
+    session: SessionDep,
+    _: SalesDep,
+    rep: Annotated[str | None, Query(description="rep id; all open leads without")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> list[NextItem]:
     """Open leads, highest priority first (score, recent high-intent behaviour, SLA due), each
     with its reason and contact data."""
     return leads.next_to_contact(session, rep_id=rep, limit=limit)
@@ -77,12 +80,17 @@ def get_lead(lead_id: str, session: SessionDep, _: SalesDep) -> LeadPublic:
 
 
 @router.post("/leads/{lead_id}/outcome", response_model=LeadPublic)
-async def record_outcome(lead_id: str, body: OutcomeCreate, runtime: RuntimeDep, _: SalesDep) -> LeadPublic:
+async def record_outcome(
+    lead_id: str, body: OutcomeCreate, runtime: RuntimeDep, _: SalesDep
+) -> LeadPublic:
     """Record the outcome (the same outcome twice acts once) and tell the hand-off workflow.
     `won` moves the profile to `customer`; `not_relevant` suppresses new hand-offs."""
+
     def write() -> tuple[Lead, bool]:
         with session_scope(runtime.engine) as session:
-            return leads.record_outcome(session, lead_id=lead_id, outcome=body.outcome, note=body.note)
+            return leads.record_outcome(
+                session, lead_id=lead_id, outcome=body.outcome, note=body.note
+            )
 
     lead, changed = await run_in_threadpool(write)
     if changed:
@@ -97,9 +105,11 @@ async def record_outcome(lead_id: str, body: OutcomeCreate, runtime: RuntimeDep,
 
 
 @router.get("/metrics", response_model=Metrics)
-def metrics(session: SessionDep, _: MetricsDep,
-            since: Annotated[dt.datetime | None, Query(description="only leads created since")] = None
-            ) -> Metrics:
+def metrics(
+    session: SessionDep,
+    _: MetricsDep,
+    since: Annotated[dt.datetime | None, Query(description="only leads created since")] = None,
+) -> Metrics:
     """AQLs created, share contacted within the SLA, median time to contact, outcomes."""
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=dt.UTC)

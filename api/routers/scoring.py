@@ -33,15 +33,24 @@ class ScoringModelPublic(BaseModel):
 
 
 def _public(row: ScoringModel) -> ScoringModelPublic:
-    return ScoringModelPublic(version=row.version, active=row.active,
-                              definition=ScoringDefinition.model_validate(row.definition),
-                              created_at=row.created_at, activated_at=row.activated_at)
+    return ScoringModelPublic(
+        version=row.version,
+        active=row.active,
+        definition=ScoringDefinition.model_validate(row.definition),
+        created_at=row.created_at,
+        activated_at=row.activated_at,
+    )
 
 
-@router.post("/api/scoring/models", status_code=status.HTTP_201_CREATED, response_model=ScoringModelPublic)
-def create_model(body: ScoringDefinition, session: SessionDep, _: WriteDep,
-                 activate: Annotated[bool, Query(description="make this version the active one")] = False
-                 ) -> ScoringModelPublic:
+@router.post(
+    "/api/scoring/models", status_code=status.HTTP_201_CREATED, response_model=ScoringModelPublic
+)
+def create_model(
+    body: ScoringDefinition,
+    session: SessionDep,
+    _: WriteDep,
+    activate: Annotated[bool, Query(description="make this version the active one")] = False,
+) -> ScoringModelPublic:
     """A new, immutable version of the scoring model."""
     row = scoring.create_model(session, definition=body, activate=activate)
     session.commit()
@@ -97,16 +106,23 @@ class StageChanged(BaseModel):
 
 
 @router.post("/api/profiles/{profile_id}/stage", response_model=StageChanged)
-def change_stage(profile_id: str, body: StageChange, session: SessionDep, _: StageWriteDep) -> StageChanged:
+def change_stage(
+    profile_id: str, body: StageChange, session: SessionDep, _: StageWriteDep
+) -> StageChanged:
     """An explicit lifecycle stage change (the only way backwards), recorded and published as a
     `Lifecycle Stage Changed` event."""
     from rejse.profiles.service import get_live_profile
 
     profile_id = get_live_profile(session, profile_id).id
-    previous, stage = scoring.set_stage(session, profile_id=profile_id, stage=body.stage, reason=body.reason)
+    previous, stage = scoring.set_stage(
+        session, profile_id=profile_id, stage=body.stage, reason=body.reason
+    )
     if previous != stage:
-        scoring.publish_stage_changes(session, [(scoring.STAGE_CHANGED, {"from": previous, "to": stage,
-                                                               "reason": "manual"})],
-                            profile_id=profile_id, key=f"manual:{uuid.uuid4().hex}")
+        scoring.publish_stage_changes(
+            session,
+            [(scoring.STAGE_CHANGED, {"from": previous, "to": stage, "reason": "manual"})],
+            profile_id=profile_id,
+            key=f"manual:{uuid.uuid4().hex}",
+        )
     session.commit()
     return StageChanged(profile_id=profile_id, previous=previous, stage=stage)

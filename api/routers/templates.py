@@ -28,7 +28,8 @@ class TemplateBase(BaseModel):
     channel: Channel = "email"
     description: str | None = Field(default=None, max_length=500)
     variants: dict[str, TemplateParts] = Field(
-        description="locale (da, sv, en) -> parts; Jinja2, see docs/messaging.md for the context")
+        description="locale (da, sv, en) -> parts; Jinja2, see docs/messaging.md for the context"
+    )
 
 
 class TemplateCreate(TemplateBase):
@@ -59,11 +60,17 @@ class TemplateSummary(BaseModel):
 
 class PreviewRequest(BaseModel):
     channel: Channel = "email"
-    profile_id: str | None = Field(default=None, description="render for this profile; else sample data")
+    profile_id: str | None = Field(
+        default=None, description="render for this profile; else sample data"
+    )
     locale: str | None = Field(default=None, max_length=10)
-    trigger: dict[str, Any] | None = Field(default=None, description="trigger event (event, properties)")
+    trigger: dict[str, Any] | None = Field(
+        default=None, description="trigger event (event, properties)"
+    )
     extra: dict[str, Any] | None = None
-    variants: dict[str, TemplateParts] | None = Field(default=None, description="preview an unsaved draft")
+    variants: dict[str, TemplateParts] | None = Field(
+        default=None, description="preview an unsaved draft"
+    )
 
 
 class PreviewPublic(BaseModel):
@@ -85,18 +92,33 @@ def _public(data: dict[str, Any]) -> TemplatePublic:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TemplatePublic)
-def create_template(body: TemplateCreate, session: SessionDep, runtime: RuntimeDep, _: WriteDep) -> TemplatePublic:
-    row = template_store.create_template(session, key=body.key, channel=body.channel,
-                                         variants=_variants(body.variants), description=body.description,
-                                         templates_dir=runtime.settings.templates_dir)
+def create_template(
+    body: TemplateCreate, session: SessionDep, runtime: RuntimeDep, _: WriteDep
+) -> TemplatePublic:
+    row = template_store.create_template(
+        session,
+        key=body.key,
+        channel=body.channel,
+        variants=_variants(body.variants),
+        description=body.description,
+        templates_dir=runtime.settings.templates_dir,
+    )
     session.commit()
     return _public({**row.model_dump(), "origin": "api"})
 
 
 @router.get("", response_model=list[TemplateSummary])
 def list_templates(session: SessionDep, runtime: RuntimeDep, _: ReadDep) -> list[TemplateSummary]:
-    out = [TemplateSummary(key=r.key, channel=r.channel, origin="api", version=r.version,  # type: ignore[arg-type]
-                           locales=sorted(r.variants)) for r in template_store.list_api_templates(session)]
+    out = [
+        TemplateSummary(
+            key=r.key,
+            channel=r.channel,
+            origin="api",
+            version=r.version,  # type: ignore[arg-type]
+            locales=sorted(r.variants),
+        )
+        for r in template_store.list_api_templates(session)
+    ]
     api_keys = {(t.key, t.channel) for t in out}
     for channel, key, locales in tpl.list_file_templates(runtime.settings.templates_dir):
         if (key, channel) not in api_keys:
@@ -104,17 +126,28 @@ def list_templates(session: SessionDep, runtime: RuntimeDep, _: ReadDep) -> list
     return sorted(out, key=lambda t: (t.key, t.channel))
 
 
-@router.post("/{key:path}/versions", status_code=status.HTTP_201_CREATED, response_model=TemplatePublic)
-def add_version(key: str, body: TemplateVersionCreate, session: SessionDep, runtime: RuntimeDep,
-                _: WriteDep) -> TemplatePublic:
-    row = template_store.add_version(session, key=key, channel=body.channel, variants=_variants(body.variants),
-                                     description=body.description, templates_dir=runtime.settings.templates_dir)
+@router.post(
+    "/{key:path}/versions", status_code=status.HTTP_201_CREATED, response_model=TemplatePublic
+)
+def add_version(
+    key: str, body: TemplateVersionCreate, session: SessionDep, runtime: RuntimeDep, _: WriteDep
+) -> TemplatePublic:
+    row = template_store.add_version(
+        session,
+        key=key,
+        channel=body.channel,
+        variants=_variants(body.variants),
+        description=body.description,
+        templates_dir=runtime.settings.templates_dir,
+    )
     session.commit()
     return _public({**row.model_dump(), "origin": "api"})
 
 
 @router.post("/{key:path}/preview", response_model=PreviewPublic)
-def preview(key: str, body: PreviewRequest, session: SessionDep, runtime: RuntimeDep, _: ReadDep) -> PreviewPublic:
+def preview(
+    key: str, body: PreviewRequest, session: SessionDep, runtime: RuntimeDep, _: ReadDep
+) -> PreviewPublic:
     from rejse.profiles.service import load_snapshot
 
     profile = None
@@ -123,15 +156,42 @@ def preview(key: str, body: PreviewRequest, session: SessionDep, runtime: Runtim
         if profile is None or profile.erased:
             raise NotFound(f"no profile {body.profile_id!r}", field="profile_id")
     resolved, rendered = template_store.preview(
-        session, key=key, channel=body.channel, profile=profile, locale=body.locale, trigger=body.trigger,
-        extra=body.extra, variants=_variants(body.variants) if body.variants is not None else None,
-        templates_dir=runtime.settings.templates_dir)
-    return PreviewPublic(key=key, channel=body.channel, locale=resolved.locale, version=resolved.version,
-                         subject=rendered.subject, html=rendered.html, text=rendered.text)
+        session,
+        key=key,
+        channel=body.channel,
+        profile=profile,
+        locale=body.locale,
+        trigger=body.trigger,
+        extra=body.extra,
+        variants=_variants(body.variants) if body.variants is not None else None,
+        templates_dir=runtime.settings.templates_dir,
+    )
+    return PreviewPublic(
+        key=key,
+        channel=body.channel,
+        locale=resolved.locale,
+        version=resolved.version,
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+    )
 
 
 @router.get("/{key:path}", response_model=TemplatePublic)
-def get_template(key: str, session: SessionDep, runtime: RuntimeDep, _: ReadDep,
-                 channel: Channel = "email", version: int | None = Query(default=None, ge=1)) -> TemplatePublic:
-    return _public(template_store.get_template(session, key=key, channel=channel, version=version,
-                                               templates_dir=runtime.settings.templates_dir))
+def get_template(
+    key: str,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    _: ReadDep,
+    channel: Channel = "email",
+    version: int | None = Query(default=None, ge=1),
+) -> TemplatePublic:
+    return _public(
+        template_store.get_template(
+            session,
+            key=key,
+            channel=channel,
+            version=version,
+            templates_dir=runtime.settings.templates_dir,
+        )
+    )

@@ -61,9 +61,11 @@ def unsubscribe_page(token: str, runtime: RuntimeDep, session: SessionDep) -> HT
     row = session.get(Message, message_id)
     if row is None:
         raise NotFound("unknown or expired link", field="token")
-    body = (f'<p>Stop receiving {html.escape(row.channel)} messages like this one?</p>'
-            f'<form method="post" action="/u/{html.escape(token)}"><button type="submit" '
-            'style="padding:10px 20px">Unsubscribe</button></form>')
+    body = (
+        f"<p>Stop receiving {html.escape(row.channel)} messages like this one?</p>"
+        f'<form method="post" action="/u/{html.escape(token)}"><button type="submit" '
+        'style="padding:10px 20px">Unsubscribe</button></form>'
+    )
     return HTMLResponse(PAGE.format(title="Unsubscribe", body=body), headers=NO_STORE)
 
 
@@ -74,6 +76,10 @@ def unsubscribe(token: str, runtime: RuntimeDep, session: SessionDep) -> HTMLRes
     if service.unsubscribe(session, message_id=message_id) is None:
         raise NotFound("unknown or expired link", field="token")
     session.commit()
-    return HTMLResponse(PAGE.format(title="You are unsubscribed",
-                                    body="<p>You will not receive these messages any more.</p>"),
-                        headers=NO_STORE)
+    return HTMLResponse(
+        PAGE.format(
+            title="You are unsubscribed",
+            body="<p>You will not receive these messages any more.</p>",
+        ),
+        headers=NO_STORE,
+    )

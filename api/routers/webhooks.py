@@ -39,8 +39,12 @@ def _secrets(runtime, kind: str, name: str | None) -> list[str]:
         return hooks.secrets_for(session, kind=kind, name=name)
 
 
-@public.post("/shopify", status_code=202, response_model=IngestAccepted,
-             responses={401: {"description": "bad or missing signature"}})
+@public.post(
+    "/shopify",
+    status_code=202,
+    response_model=IngestAccepted,
+    responses={401: {"description": "bad or missing signature"}},
+)
 async def shopify_webhook(request: Request, runtime: RuntimeDep):
     """Shopify webhooks: checkouts/create|update -> `Checkout Started`, orders/create ->
     `Order Completed`, customers/create|update -> identify. Other topics: 202, ignored."""
@@ -53,8 +57,10 @@ async def shopify_webhook(request: Request, runtime: RuntimeDep):
     if not hooks.verify_shopify(body, request.headers.get("x-shopify-hmac-sha256"), secrets):
         return _json(_UNAUTHORIZED, status.HTTP_401_UNAUTHORIZED)
     topic = request.headers.get("x-shopify-topic", "")
-    webhook_id = request.headers.get("x-shopify-webhook-id") or hashlib.sha256(
-        topic.encode() + b"\0" + body).hexdigest()
+    webhook_id = (
+        request.headers.get("x-shopify-webhook-id")
+        or hashlib.sha256(topic.encode() + b"\0" + body).hexdigest()
+    )
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -65,16 +71,21 @@ async def shopify_webhook(request: Request, runtime: RuntimeDep):
         check_json(payload)
     except ValueError as exc:
         return error_response(DomainError(str(exc), field="body", status_code=422))
-    mapped = hooks.map_shopify(topic, payload, message_id=f"shopify:{webhook_id[:200]}",
-                               shop=shop, received_at=utcnow())
+    mapped = hooks.map_shopify(
+        topic, payload, message_id=f"shopify:{webhook_id[:200]}", shop=shop, received_at=utcnow()
+    )
     if mapped is None:
         return _json({"accepted": 0, "duplicates": 0}, 202)
     row, bucket = mapped
     return await store(request, runtime, [row], [bucket], source="shopify")
 
 
-@public.post("/generic/{source}", status_code=202, response_model=IngestAccepted,
-             responses={401: {"description": "bad, missing or expired signature"}})
+@public.post(
+    "/generic/{source}",
+    status_code=202,
+    response_model=IngestAccepted,
+    responses={401: {"description": "bad, missing or expired signature"}},
+)
 async def generic_webhook(source: str, request: Request, runtime: RuntimeDep):
     """A signed Segment message (with `type`) or `{"batch": [...]}` from a registered source."""
     try:
@@ -82,7 +93,9 @@ async def generic_webhook(source: str, request: Request, runtime: RuntimeDep):
     except DomainError as exc:
         return error_response(exc)
     secrets = await run_in_threadpool(_secrets, runtime, "generic", source[:255])
-    if not secrets or not signatures.verify(body, request.headers.get("x-rejse-signature"), secrets):
+    if not secrets or not signatures.verify(
+        body, request.headers.get("x-rejse-signature"), secrets
+    ):
         return _json(_UNAUTHORIZED, status.HTTP_401_UNAUTHORIZED)
     try:
         try:
@@ -103,10 +116,18 @@ async def generic_webhook(source: str, request: Request, runtime: RuntimeDep):
 
 class SourceCreate(BaseModel):
     kind: Literal["shopify", "generic"]
-    name: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._*-]+$",
-                      description="shop domain (shopify; `*` = any shop) or source name (generic)")
-    secret: str | None = Field(default=None, min_length=16, max_length=255,
-                               description="the signing secret; generated when omitted")
+    name: str = Field(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9._*-]+$",
+        description="shop domain (shopify; `*` = any shop) or source name (generic)",
+    )
+    secret: str | None = Field(
+        default=None,
+        min_length=16,
+        max_length=255,
+        description="the signing secret; generated when omitted",
+    )
 
 
 class SourcePublic(BaseModel):

@@ -46,7 +46,7 @@ class CrmLead:
     score: float = 0.0
     stage: str = "aql"
     reason: str = ""
-    owner_id: str | None = None        # the rep's id in the CRM (HubSpot owner, Salesforce user)
+    owner_id: str | None = None  # the rep's id in the CRM (HubSpot owner, Salesforce user)
     due_at: dt.datetime | None = None
 
 
@@ -62,7 +62,9 @@ class CrmAdapter(Protocol):
         ...
 
 
-def parse_retry_after(value: str | None, *, default: float = 30.0, now: dt.datetime | None = None) -> float:
+def parse_retry_after(
+    value: str | None, *, default: float = 30.0, now: dt.datetime | None = None
+) -> float:
     """Retry-After as delay seconds or an HTTP date (RFC 9110); `default` when absent/garbled."""
     if not value:
         return default
@@ -88,8 +90,10 @@ def check(response: httpx.Response, *, what: str) -> httpx.Response:
     if 200 <= status < 300:
         return response
     if status == 429:
-        raise CrmRateLimited(f"{what}: 429 rate limited",
-                             retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        raise CrmRateLimited(
+            f"{what}: 429 rate limited",
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
     if status >= 500 or status == 408:
         raise CrmTransient(f"{what}: {status}")
     raise CrmRejected(f"{what}: {status}", detail=_short(response))

@@ -8,27 +8,55 @@ import httpx
 
 from rejse.crm.base import CrmLead, CrmRejected, send
 
-TASK_TO_CONTACT = 204   # HUBSPOT_DEFINED association type id: task -> contact
+TASK_TO_CONTACT = 204  # HUBSPOT_DEFINED association type id: task -> contact
 
 
 class HubSpotAdapter:
     name = "hubspot"
 
-    def __init__(self, *, base_url: str, token: str, timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        self.client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
-                                   headers={"Authorization": f"Bearer {token}"})
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token: str,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.client = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            transport=transport,
+            headers={"Authorization": f"Bearer {token}"},
+        )
 
     def upsert_contact(self, lead: CrmLead) -> str:
         if not lead.email:
             raise CrmRejected("hubspot: the profile has no email (contacts are upserted by email)")
-        props = {"email": lead.email, "firstname": lead.first_name, "lastname": lead.last_name,
-                 "phone": lead.phone, "company": lead.company, "country": lead.country,
-                 "hs_lead_status": "NEW"}
-        body = {"inputs": [{"id": lead.email, "idProperty": "email",
-                            "properties": {k: v for k, v in props.items() if v}}]}
-        response = send(self.client, "POST", "/crm/v3/objects/contacts/batch/upsert",
-                        what="hubspot contact upsert", json=body)
+        props = {
+            "email": lead.email,
+            "firstname": lead.first_name,
+            "lastname": lead.last_name,
+            "phone": lead.phone,
+            "company": lead.company,
+            "country": lead.country,
+            "hs_lead_status": "NEW",
+        }
+        body = {
+            "inputs": [
+                {
+                    "id": lead.email,
+                    "idProperty": "email",
+                    "properties": {k: v for k, v in props.items() if v},
+                }
+            ]
+        }
+        response = send(
+            self.client,
+            "POST",
+            "/crm/v3/objects/contacts/batch/upsert",
+            what="hubspot contact upsert",
+            json=body,
+        )
         results = response.json().get("results") or []
         if not results or not results[0].get("id"):
             raise CrmRejected("hubspot contact upsert: no contact id in the answer")
@@ -45,9 +73,21 @@ class HubSpotAdapter:
         }
         if lead.owner_id:
             props["hubspot_owner_id"] = lead.owner_id
-        body = {"properties": props,
-                "associations": [{"to": {"id": contact_ref},
-                                  "types": [{"associationCategory": "HUBSPOT_DEFINED",
-                                             "associationTypeId": TASK_TO_CONTACT}]}]}
-        response = send(self.client, "POST", "/crm/v3/objects/tasks", what="hubspot task", json=body)
+        body = {
+            "properties": props,
+            "associations": [
+                {
+                    "to": {"id": contact_ref},
+                    "types": [
+                        {
+                            "associationCategory": "HUBSPOT_DEFINED",
+                            "associationTypeId": TASK_TO_CONTACT,
+                        }
+                    ],
+                }
+            ],
+        }
+        response = send(
+            self.client, "POST", "/crm/v3/objects/tasks", what="hubspot task", json=body
+        )
         return str(response.json().get("id") or "") or None

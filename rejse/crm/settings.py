@@ -16,7 +16,7 @@ class CrmSettings(BaseSettings):
     hubspot_base_url: str = "https://api.hubapi.com"
     hubspot_token: str | None = None
 
-    salesforce_base_url: str | None = None            # the instance URL, https://xx.my.salesforce.com
+    salesforce_base_url: str | None = None  # the instance URL, https://xx.my.salesforce.com
     salesforce_token: str | None = None
     salesforce_api_version: str = "v60.0"
     salesforce_external_id_field: str = "Rejse_Profile_Id__c"

@@ -11,8 +11,9 @@ from rejse.events.store import OUTBOX, bucket_for
 from rejse.models.events import DeadLetter, Event
 
 
-def list_dead_letters(session: Session, *, include_retried: bool = False,
-                      limit: int = 100) -> list[DeadLetter]:
+def list_dead_letters(
+    session: Session, *, include_retried: bool = False, limit: int = 100
+) -> list[DeadLetter]:
     stmt = select(DeadLetter).order_by(sa.desc(DeadLetter.at)).limit(limit)
     if not include_retried:
         stmt = stmt.where(DeadLetter.retried_at.is_(None))  # type: ignore[union-attr]
@@ -30,10 +31,17 @@ def retry_dead_letter(session: Session, *, dead_letter_id: int) -> DeadLetter:
     if event is None:
         raise NotFound("the event no longer exists (erased)", field="dead_letter_id")
     key = event.profile_id if event.type == "internal" else (event.anonymous_id or event.user_id)
-    session.connection().execute(OUTBOX.insert().values(
-        event_id=event.id, bucket=bucket_for(key or event.id), attempts=0, available_at=utcnow(),
-        state="applied" if dead.processed else "pending", processed=dead.processed,
-        last_error=None))
+    session.connection().execute(
+        OUTBOX.insert().values(
+            event_id=event.id,
+            bucket=bucket_for(key or event.id),
+            attempts=0,
+            available_at=utcnow(),
+            state="applied" if dead.processed else "pending",
+            processed=dead.processed,
+            last_error=None,
+        )
+    )
     dead.retried_at = utcnow()
     session.add(dead)
     session.flush()

@@ -7,13 +7,14 @@ import os
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]   # 10 bits -> 2 characters
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # 10 bits -> 2 characters
 
 
 def ulid() -> str:
     # 128 bits, left-aligned in 130 (13 pairs of 5-bit characters): sortable, 26 characters.
     value = ((int(time.time() * 1000) & 0xFFFFFFFFFFFF) << 82) | (
-        int.from_bytes(os.urandom(10), "big") << 2)
+        int.from_bytes(os.urandom(10), "big") << 2
+    )
     return "".join([_PAIRS[(value >> shift) & 0x3FF] for shift in range(120, -1, -10)])
 
 

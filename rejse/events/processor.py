@@ -63,13 +63,13 @@ class Entry:
     state: str
     attempts: int
     processed: dict[str, Any] | None
-    row: dict[str, Any]           # the event row
+    row: dict[str, Any]  # the event row
 
 
 @dataclass
 class Claim:
     conn: Connection | None = None
-    buckets: list[int] | None = None   # None: every bucket
+    buckets: list[int] | None = None  # None: every bucket
 
     def release(self) -> None:
         if self.conn is not None:
@@ -154,11 +154,16 @@ class EventProcessor:
             self._ensure_buckets()
         conn = self.engine.connect()
         try:
-            has_work = sa.exists().where(OUTBOX.c.bucket == BUCKET.c.bucket,
-                                         OUTBOX.c.available_at <= utcnow())
+            has_work = sa.exists().where(
+                OUTBOX.c.bucket == BUCKET.c.bucket, OUTBOX.c.available_at <= utcnow()
+            )
             rows = conn.execute(
-                sa.select(BUCKET.c.bucket).where(has_work).order_by(sa.func.random())
-                .limit(self.buckets_per_claim).with_for_update(skip_locked=True, of=BUCKET))
+                sa.select(BUCKET.c.bucket)
+                .where(has_work)
+                .order_by(sa.func.random())
+                .limit(self.buckets_per_claim)
+                .with_for_update(skip_locked=True, of=BUCKET)
+            )
             return Claim(conn, [r[0] for r in rows])
         except BaseException:
             conn.close()
@@ -168,15 +173,19 @@ class EventProcessor:
         from rejse.events.store import insert_ignore
 
         with self.engine.begin() as conn:
-            conn.execute(insert_ignore(conn, BUCKET), [{"bucket": b} for b in range(OUTBOX_BUCKETS)])
+            conn.execute(
+                insert_ignore(conn, BUCKET), [{"bucket": b} for b in range(OUTBOX_BUCKETS)]
+            )
         self._buckets_ready = True
 
     def _load(self, buckets: list[int] | None) -> list[Entry]:
         with self.engine.connect() as conn:
-            return [Entry(outbox_id=oid, state=state, attempts=attempts, processed=processed,
-                          row=row)
-                    for oid, state, attempts, processed, row in load_outbox(
-                        conn, now=utcnow(), buckets=buckets, limit=self.batch_size)]
+            return [
+                Entry(outbox_id=oid, state=state, attempts=attempts, processed=processed, row=row)
+                for oid, state, attempts, processed, row in load_outbox(
+                    conn, now=utcnow(), buckets=buckets, limit=self.batch_size
+                )
+            ]
 
     # ------------------------------------------------------------------ apply
     def _apply_batch(self, entries: list[Entry]) -> list[tuple[Entry, ProcessedEvent]]:
@@ -204,9 +213,11 @@ class EventProcessor:
         with Session(self.engine, expire_on_commit=False) as session:
             conn = session.connection()
             ids = [e.outbox_id for e in entries]
-            guard = conn.execute(OUTBOX.update().where(OUTBOX.c.id.in_(ids),
-                                                       OUTBOX.c.state == "pending")
-                                 .values(state="applied"))
+            guard = conn.execute(
+                OUTBOX.update()
+                .where(OUTBOX.c.id.in_(ids), OUTBOX.c.state == "pending")
+                .values(state="applied")
+            )
             if guard.rowcount != len(ids):
                 session.rollback()
                 raise OutboxConflict()
@@ -219,11 +230,13 @@ class EventProcessor:
         now = utcnow()
         index = IdentityIndex(session, secret=self.secret)
         entries_by_id = {e.outbox_id: e for e in entries}
-        idents = {e.outbox_id: event_identifiers(e.row) for e in entries
-                  if e.row["type"] != "internal"}
+        idents = {
+            e.outbox_id: event_identifiers(e.row) for e in entries if e.row["type"] != "internal"
+        }
         index.preload(idents.values())
-        index.prefetch_traits(ids for oid, ids in idents.items()
-                              if entries_by_id[oid].row["type"] == "identify")
+        index.prefetch_traits(
+            ids for oid, ids in idents.items() if entries_by_id[oid].row["type"] == "identify"
+        )
         out: dict[int, ProcessedEvent] = {}
         event_updates: list[tuple[str, str, dt.datetime]] = []
         dropped: list[str] = []
@@ -237,7 +250,7 @@ class EventProcessor:
                 if profile is None or profile.erased_at is not None:
                     pid = None
             elif index.erased_before(idents[entry.outbox_id], row["timestamp"]):
-                pid = None     # an old event of an erased person: never brings data back
+                pid = None  # an old event of an erased person: never brings data back
             else:
                 pid, merged = index.resolve(row, event_id=row["id"], ids=idents[entry.outbox_id])
             if pid is None:
@@ -245,23 +258,31 @@ class EventProcessor:
                 continue
             index.fold(pid, row)
             changes = self._consent(session, pid, row)
-            event = processed_event({**row, "profile_id": pid},
-                                    {"merged_from": merged, "consent_changes": changes})
+            event = processed_event(
+                {**row, "profile_id": pid}, {"merged_from": merged, "consent_changes": changes}
+            )
             event_updates.append((row["id"], pid, now))
             subscribers = self._wanting(session, event)
             if subscribers:
-                index.flush()      # the subscriber reads the profile as of this event
+                index.flush()  # the subscriber reads the profile as of this event
                 session.flush()
                 self._run_subscribers(session, conn, event, subscribers)
             out[entry.outbox_id] = event
         index.flush()
         session.flush()
         mark_processed(conn, event_updates)
-        extras = [{"_id": oid, "processed": _extras(ev)} for oid, ev in out.items()
-                  if ev.merged_from or ev.consent_changes]
-        if extras:   # the rest of a ProcessedEvent is rebuilt from the event row if needed
-            conn.execute(OUTBOX.update().where(OUTBOX.c.id == sa.bindparam("_id"))
-                         .values(processed=sa.bindparam("processed")), extras)
+        extras = [
+            {"_id": oid, "processed": _extras(ev)}
+            for oid, ev in out.items()
+            if ev.merged_from or ev.consent_changes
+        ]
+        if extras:  # the rest of a ProcessedEvent is rebuilt from the event row if needed
+            conn.execute(
+                OUTBOX.update()
+                .where(OUTBOX.c.id == sa.bindparam("_id"))
+                .values(processed=sa.bindparam("processed")),
+                extras,
+            )
         if dropped:
             conn.execute(OUTBOX.delete().where(OUTBOX.c.event_id.in_(dropped)))
             conn.execute(EVENT.delete().where(EVENT.c.id.in_(dropped)))
@@ -276,13 +297,20 @@ class EventProcessor:
         for channel, value in consent.items():
             if channel == "source":
                 continue
-            status = ({True: "granted", False: "denied"}.get(value) if isinstance(value, bool)
-                      else value)
+            status = (
+                {True: "granted", False: "denied"}.get(value) if isinstance(value, bool) else value
+            )
             if status not in STATUSES or not isinstance(channel, str):
                 continue
             try:
-                change = set_consent(session, profile_id=pid, channel=channel, status=status,
-                                     source=source, at=row["timestamp"])
+                change = set_consent(
+                    session,
+                    profile_id=pid,
+                    channel=channel,
+                    status=status,
+                    source=source,
+                    at=row["timestamp"],
+                )
             except Exception:  # noqa: BLE001 - a malformed channel name is ignored
                 continue
             if change is not None:
@@ -291,21 +319,36 @@ class EventProcessor:
 
     def _wanting(self, session: Session, event: ProcessedEvent) -> list[InTransactionSubscriber]:
         """The subscribers that act on this event (see `InTransactionSubscriber.wants`)."""
-        return [s for s in self.subscribers or ()
-                if getattr(s, "wants", None) is None or s.wants(session, event)]  # type: ignore[attr-defined]
+        return [
+            s
+            for s in self.subscribers or ()
+            if getattr(s, "wants", None) is None or s.wants(session, event)
+        ]  # type: ignore[attr-defined]
 
-    def _run_subscribers(self, session: Session, conn: Connection, event: ProcessedEvent,
-                         subscribers: Sequence[InTransactionSubscriber]) -> None:
+    def _run_subscribers(
+        self,
+        session: Session,
+        conn: Connection,
+        event: ProcessedEvent,
+        subscribers: Sequence[InTransactionSubscriber],
+    ) -> None:
         for subscriber in subscribers:
             derived = subscriber.apply(session, event) or ()
             session.flush()
             rows, buckets = [], []
             for i, (name, properties) in enumerate(derived):
-                rows.append(event_row(
-                    type="internal", message_id=f"{event.event_id}:{subscriber.name}:{i}",
-                    timestamp=utcnow(), received_at=utcnow(), event=name,
-                    profile_id=event.profile_id, properties=dict(properties or {}),
-                    source=f"derived:{subscriber.name}"[:60]))
+                rows.append(
+                    event_row(
+                        type="internal",
+                        message_id=f"{event.event_id}:{subscriber.name}:{i}",
+                        timestamp=utcnow(),
+                        received_at=utcnow(),
+                        event=name,
+                        profile_id=event.profile_id,
+                        properties=dict(properties or {}),
+                        source=f"derived:{subscriber.name}"[:60],
+                    )
+                )
                 buckets.append(bucket_for(event.profile_id))
             if rows:
                 store_events(conn, rows, buckets)
@@ -337,39 +380,66 @@ class EventProcessor:
         EVENTS_PROCESSED.inc(len(done))
         self.stats["processed"] += len(done)
 
-    def _fail(self, entry: Entry, stage: str, exc: BaseException,
-              event: ProcessedEvent | None = None) -> None:
+    def _fail(
+        self, entry: Entry, stage: str, exc: BaseException, event: ProcessedEvent | None = None
+    ) -> None:
         attempts = entry.attempts + 1
         error = f"{type(exc).__name__}: {exc}"[:480]
         self.stats["failed"] += 1
-        log.warning("event_failed", event_id=entry.row["id"], stage=stage, attempts=attempts,
-                    error=type(exc).__name__)
+        log.warning(
+            "event_failed",
+            event_id=entry.row["id"],
+            stage=stage,
+            attempts=attempts,
+            error=type(exc).__name__,
+        )
         with self.engine.begin() as conn:
             if attempts >= self.max_attempts:
-                conn.execute(DEAD.insert().values(
-                    event_id=entry.row["id"], stage=stage, error=error, attempts=attempts,
-                    at=utcnow(), processed=event.model_dump(mode="json") if event else None))
+                conn.execute(
+                    DEAD.insert().values(
+                        event_id=entry.row["id"],
+                        stage=stage,
+                        error=error,
+                        attempts=attempts,
+                        at=utcnow(),
+                        processed=event.model_dump(mode="json") if event else None,
+                    )
+                )
                 conn.execute(OUTBOX.delete().where(OUTBOX.c.id == entry.outbox_id))
                 EVENTS_DEAD_LETTERED.inc()
                 return
             delay = min(self.backoff_max, self.backoff_base * 2 ** (attempts - 1))
-            conn.execute(OUTBOX.update().where(OUTBOX.c.id == entry.outbox_id).values(
-                attempts=attempts, last_error=error,
-                available_at=utcnow() + dt.timedelta(seconds=delay)))
+            conn.execute(
+                OUTBOX.update()
+                .where(OUTBOX.c.id == entry.outbox_id)
+                .values(
+                    attempts=attempts,
+                    last_error=error,
+                    available_at=utcnow() + dt.timedelta(seconds=delay),
+                )
+            )
             EVENTS_RETRIED.inc()
 
 
 def _extras(event: ProcessedEvent) -> dict[str, Any]:
-    return {"merged_from": event.merged_from,
-            "consent_changes": [c.model_dump() for c in event.consent_changes]}
+    return {
+        "merged_from": event.merged_from,
+        "consent_changes": [c.model_dump() for c in event.consent_changes],
+    }
 
 
 def processed_event(row: dict[str, Any], extras: dict[str, Any] | None) -> ProcessedEvent:
     """The published form of an applied event (its row + merge/consent facts)."""
     extras = extras or {}
     return ProcessedEvent(
-        event_id=row["id"], profile_id=row["profile_id"], type=row["type"], event=row["event"],
-        properties=row["properties"] or {}, traits=row["traits"] or {},
-        timestamp=row["timestamp"], received_at=row["received_at"],
+        event_id=row["id"],
+        profile_id=row["profile_id"],
+        type=row["type"],
+        event=row["event"],
+        properties=row["properties"] or {},
+        traits=row["traits"] or {},
+        timestamp=row["timestamp"],
+        received_at=row["received_at"],
         merged_from=extras.get("merged_from") or [],
-        consent_changes=extras.get("consent_changes") or [])
+        consent_changes=extras.get("consent_changes") or [],
+    )

@@ -7,7 +7,13 @@ import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator,
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
 )
 
 MAX_EVENT_BYTES = 32 * 1024
@@ -53,8 +59,9 @@ def needs_deep_check(body: bytes) -> bool:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
-Ident = Annotated[str, BeforeValidator(_id_to_str), Field(min_length=1, max_length=255),
-                  AfterValidator(_no_nul)]
+Ident = Annotated[
+    str, BeforeValidator(_id_to_str), Field(min_length=1, max_length=255), AfterValidator(_no_nul)
+]
 MessageType = Literal["track", "identify", "page", "alias"]
 
 
@@ -121,5 +128,8 @@ class IngestAccepted(BaseModel):
 
 
 SINGLE_SCHEMAS: dict[str, type[SegmentMessageBase]] = {
-    "track": TrackIn, "identify": IdentifyIn, "page": PageIn, "alias": AliasIn,
+    "track": TrackIn,
+    "identify": IdentifyIn,
+    "page": PageIn,
+    "alias": AliasIn,
 }

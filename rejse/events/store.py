@@ -46,7 +46,7 @@ _ROWS_PER_STATEMENT = 500
 def _json(value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
-    except TypeError:   # e.g. integers beyond 64 bits
+    except TypeError:  # e.g. integers beyond 64 bits
         return json.dumps(value)
 
 
@@ -60,8 +60,10 @@ def _sqlite_time(value: dt.datetime) -> str:
 
 # Per column: 0 = as is, 1 = JSON text, 2 = UTC datetime (text on SQLite). Precomputed: this
 # runs for every column of every ingested event.
-_KINDS = tuple((name, 1 if name in _JSON_COLUMNS else 2 if name in _TIME_COLUMNS else 0)
-               for name in EVENT_COLUMNS)
+_KINDS = tuple(
+    (name, 1 if name in _JSON_COLUMNS else 2 if name in _TIME_COLUMNS else 0)
+    for name in EVENT_COLUMNS
+)
 
 
 def _values(row: dict[str, Any], sqlite: bool, times: dict[dt.datetime, str]) -> list[Any]:
@@ -84,8 +86,9 @@ def store_events(conn: Connection, rows: Sequence[dict[str, Any]], buckets: Sequ
     return len(store_events_returning(conn, rows, buckets))
 
 
-def store_events_returning(conn: Connection, rows: Sequence[dict[str, Any]],
-                           buckets: Sequence[int]) -> set[str]:
+def store_events_returning(
+    conn: Connection, rows: Sequence[dict[str, Any]], buckets: Sequence[int]
+) -> set[str]:
     """Insert event rows (dicts with every `event` column) and one outbox row per newly stored
     event. Returns how many were new; the rest were duplicates of a known `message_id`.
 
@@ -99,23 +102,36 @@ def store_events_returning(conn: Connection, rows: Sequence[dict[str, Any]],
     one = "(" + ", ".join([mark] * len(EVENT_COLUMNS)) + ")"
     by_id = {row["id"]: (row, bucket) for row, bucket in zip(rows, buckets)}
     outbox: list[tuple[Any, ...]] = []
-    times: dict[dt.datetime, str] = {}    # a batch shares received_at (and often timestamps)
+    times: dict[dt.datetime, str] = {}  # a batch shares received_at (and often timestamps)
     for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        chunk = rows[start:start + _ROWS_PER_STATEMENT]
+        chunk = rows[start : start + _ROWS_PER_STATEMENT]
         params: list[Any] = []
         for row in chunk:
             params.extend(_values(row, sqlite, times))
-        sql = (f"INSERT INTO event ({', '.join(EVENT_COLUMNS)}) VALUES "
-               + ", ".join([one] * len(chunk)) + " ON CONFLICT DO NOTHING RETURNING id")
+        sql = (
+            f"INSERT INTO event ({', '.join(EVENT_COLUMNS)}) VALUES "
+            + ", ".join([one] * len(chunk))
+            + " ON CONFLICT DO NOTHING RETURNING id"
+        )
         for (event_id,) in conn.exec_driver_sql(sql, tuple(params)).all():
             row, bucket = by_id[event_id]
             at = row["received_at"]
-            outbox.append((event_id, bucket, "pending", 0, times.get(at) or _sqlite_time(at)
-                           if sqlite else at))
+            outbox.append(
+                (
+                    event_id,
+                    bucket,
+                    "pending",
+                    0,
+                    times.get(at) or _sqlite_time(at) if sqlite else at,
+                )
+            )
     if outbox:
         conn.exec_driver_sql(
             f"INSERT INTO event_outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES ("
-            + ", ".join([mark] * len(OUTBOX_COLUMNS)) + ")", outbox)
+            + ", ".join([mark] * len(OUTBOX_COLUMNS))
+            + ")",
+            outbox,
+        )
     return {o[0] for o in outbox}
 
 
@@ -133,17 +149,32 @@ def mark_processed(conn: Connection, updates: Sequence[tuple[str, str, dt.dateti
     if not updates:
         return
     m = driver_mark(conn)
-    conn.exec_driver_sql(f"UPDATE event SET profile_id = {m}, processed_at = {m} WHERE id = {m}",
-                         [(pid, driver_value(conn, at), event_id) for event_id, pid, at in updates])
+    conn.exec_driver_sql(
+        f"UPDATE event SET profile_id = {m}, processed_at = {m} WHERE id = {m}",
+        [(pid, driver_value(conn, at), event_id) for event_id, pid, at in updates],
+    )
 
 
-LOAD_EVENT_COLUMNS = ("id", "type", "event", "user_id", "anonymous_id", "previous_id",
-                      "profile_id", "properties", "traits", "context", "timestamp",
-                      "received_at", "source")
+LOAD_EVENT_COLUMNS = (
+    "id",
+    "type",
+    "event",
+    "user_id",
+    "anonymous_id",
+    "previous_id",
+    "profile_id",
+    "properties",
+    "traits",
+    "context",
+    "timestamp",
+    "received_at",
+    "source",
+)
 
 
-def load_outbox(conn: Connection, *, now: dt.datetime, buckets: Sequence[int] | None,
-                limit: int) -> list[tuple[int, str, int, Any, dict[str, Any]]]:
+def load_outbox(
+    conn: Connection, *, now: dt.datetime, buckets: Sequence[int] | None, limit: int
+) -> list[tuple[int, str, int, Any, dict[str, Any]]]:
     """Available outbox rows in id order with their events: (outbox id, state, attempts,
     processed, event row). Driver-level for speed; decodes like the column types would."""
     sqlite = conn.dialect.name == "sqlite"
@@ -156,8 +187,10 @@ def load_outbox(conn: Connection, *, now: dt.datetime, buckets: Sequence[int] | 
         where += f" AND o.bucket IN ({', '.join([m] * len(buckets))})"
         params.extend(buckets)
     cols = ", ".join(f"e.{c}" for c in LOAD_EVENT_COLUMNS)
-    sql = (f"SELECT o.id, o.state, o.attempts, o.processed, {cols} FROM event_outbox o "
-           f"JOIN event e ON e.id = o.event_id WHERE {where} ORDER BY o.id LIMIT {int(limit)}")
+    sql = (
+        f"SELECT o.id, o.state, o.attempts, o.processed, {cols} FROM event_outbox o "
+        f"JOIN event e ON e.id = o.event_id WHERE {where} ORDER BY o.id LIMIT {int(limit)}"
+    )
     out = []
     for r in conn.exec_driver_sql(sql, tuple(params)):
         row = dict(zip(LOAD_EVENT_COLUMNS, r[4:]))

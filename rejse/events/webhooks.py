@@ -36,21 +36,29 @@ class WebhookEnv(BaseSettings):
 # ----------------------------------------------------------------------------- sources
 
 
-def create_source(session: Session, *, kind: str, name: str, secret: str | None = None) -> WebhookSource:
+def create_source(
+    session: Session, *, kind: str, name: str, secret: str | None = None
+) -> WebhookSource:
     if kind not in KINDS:
         raise DomainError(f"kind must be one of {', '.join(KINDS)}", field="kind")
-    existing = session.exec(select(WebhookSource).where(WebhookSource.kind == kind,
-                                                        WebhookSource.name == name,
-                                                        WebhookSource.disabled_at.is_(None))).first()  # type: ignore[union-attr]
+    existing = session.exec(
+        select(WebhookSource).where(
+            WebhookSource.kind == kind,
+            WebhookSource.name == name,
+            WebhookSource.disabled_at.is_(None),
+        )
+    ).first()  # type: ignore[union-attr]
     if existing is not None:
         raise Conflict(f"an active {kind} source named {name!r} exists", field="name")
-    old = session.exec(select(WebhookSource).where(WebhookSource.kind == kind,
-                                                   WebhookSource.name == name)).first()
-    if old is not None:   # re-create a disabled one with a fresh secret
+    old = session.exec(
+        select(WebhookSource).where(WebhookSource.kind == kind, WebhookSource.name == name)
+    ).first()
+    if old is not None:  # re-create a disabled one with a fresh secret
         session.delete(old)
         session.flush()
-    row = WebhookSource(id=new_id("whs"), kind=kind, name=name,
-                        secret=secret or pysecrets.token_urlsafe(32))
+    row = WebhookSource(
+        id=new_id("whs"), kind=kind, name=name, secret=secret or pysecrets.token_urlsafe(32)
+    )
     session.add(row)
     session.flush()
     return row
@@ -78,8 +86,9 @@ def secrets_for(session: Session, *, kind: str, name: str | None) -> list[str]:
     env = WebhookEnv()
     out: list[str] = []
     names = [name, "*"] if name else ["*"]
-    for row in session.exec(select(WebhookSource).where(WebhookSource.kind == kind,
-                                                        WebhookSource.disabled_at.is_(None))):  # type: ignore[union-attr]
+    for row in session.exec(
+        select(WebhookSource).where(WebhookSource.kind == kind, WebhookSource.disabled_at.is_(None))
+    ):  # type: ignore[union-attr]
         if row.name in names:
             out.append(row.secret)
     for key in (f"{kind}:{name}" if name else None, f"{kind}:*"):
@@ -123,7 +132,11 @@ def _time(value: Any, default: dt.datetime) -> dt.datetime:
     if isinstance(value, str):
         try:
             parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+            return (
+                parsed.replace(tzinfo=dt.UTC)
+                if parsed.tzinfo is None
+                else parsed.astimezone(dt.UTC)
+            )
         except ValueError:
             pass
     return default
@@ -134,38 +147,70 @@ def _products(payload: dict[str, Any]) -> list[dict[str, Any]]:
     for item in payload.get("line_items") or []:
         if not isinstance(item, dict):
             continue
-        out.append({k: v for k, v in {
-            "product_id": str(item["product_id"]) if item.get("product_id") is not None else None,
-            "variant_id": str(item["variant_id"]) if item.get("variant_id") is not None else None,
-            "sku": item.get("sku"), "name": item.get("title"), "variant": item.get("variant_title"),
-            "price": _money(item.get("price")), "quantity": item.get("quantity"),
-        }.items() if v is not None})
+        out.append(
+            {
+                k: v
+                for k, v in {
+                    "product_id": str(item["product_id"])
+                    if item.get("product_id") is not None
+                    else None,
+                    "variant_id": str(item["variant_id"])
+                    if item.get("variant_id") is not None
+                    else None,
+                    "sku": item.get("sku"),
+                    "name": item.get("title"),
+                    "variant": item.get("variant_title"),
+                    "price": _money(item.get("price")),
+                    "quantity": item.get("quantity"),
+                }.items()
+                if v is not None
+            }
+        )
     return out
 
 
 def _identity(payload: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, str]]]:
     customer = payload.get("customer") if isinstance(payload.get("customer"), dict) else {}
-    traits = {k: v for k, v in {"email": payload.get("email") or customer.get("email"),
-                                "phone": payload.get("phone") or customer.get("phone")}.items() if v}
+    traits = {
+        k: v
+        for k, v in {
+            "email": payload.get("email") or customer.get("email"),
+            "phone": payload.get("phone") or customer.get("phone"),
+        }.items()
+        if v
+    }
     external = []
     if customer.get("id") is not None:
         external.append({"type": "shopify_customer_id", "id": str(customer["id"])})
     return traits, external
 
 
-SHOPIFY_TOPICS = {"checkouts/create": "Checkout Started", "checkouts/update": "Checkout Started",
-                  "orders/create": "Order Completed", "customers/create": None,
-                  "customers/update": None}
+SHOPIFY_TOPICS = {
+    "checkouts/create": "Checkout Started",
+    "checkouts/update": "Checkout Started",
+    "orders/create": "Order Completed",
+    "customers/create": None,
+    "customers/update": None,
+}
 
 
-def map_shopify(topic: str, payload: dict[str, Any], *, message_id: str, shop: str | None,
-                received_at: dt.datetime) -> tuple[dict[str, Any], int] | None:
+def map_shopify(
+    topic: str,
+    payload: dict[str, Any],
+    *,
+    message_id: str,
+    shop: str | None,
+    received_at: dt.datetime,
+) -> tuple[dict[str, Any], int] | None:
     """One event row for a Shopify delivery, or None for topics we do not use."""
     if topic not in SHOPIFY_TOPICS:
         return None
     traits, external = _identity(payload)
-    context: dict[str, Any] = {"traits": traits, "externalIds": external,
-                               "integration": {"name": "shopify", "shop": shop, "topic": topic}}
+    context: dict[str, Any] = {
+        "traits": traits,
+        "externalIds": external,
+        "integration": {"name": "shopify", "shop": shop, "topic": topic},
+    }
     anonymous = f"shopify-cart:{payload['cart_token']}" if payload.get("cart_token") else None
     if payload.get("customer_locale"):
         context["locale"] = payload["customer_locale"]
@@ -175,11 +220,15 @@ def map_shopify(topic: str, payload: dict[str, Any], *, message_id: str, shop: s
         if isinstance(accepts, bool):
             context["consent"] = {"email": accepts, "source": "shopify checkout"}
         properties = {
-            "checkout_id": token, "checkout_token": token, "cart_id": payload.get("cart_token"),
+            "checkout_id": token,
+            "checkout_token": token,
+            "cart_id": payload.get("cart_token"),
             "abandoned_checkout_url": payload.get("abandoned_checkout_url"),
-            "value": _money(payload.get("total_price")), "total": _money(payload.get("total_price")),
+            "value": _money(payload.get("total_price")),
+            "total": _money(payload.get("total_price")),
             "subtotal": _money(payload.get("subtotal_price")),
-            "discount": _money(payload.get("total_discounts")), "currency": payload.get("currency"),
+            "discount": _money(payload.get("total_discounts")),
+            "currency": payload.get("currency"),
             "products": _products(payload),
         }
         row_type, name = "track", "Checkout Started"
@@ -188,32 +237,49 @@ def map_shopify(topic: str, payload: dict[str, Any], *, message_id: str, shop: s
         properties = {
             "order_id": str(payload["id"]) if payload.get("id") is not None else None,
             "order_number": payload.get("order_number"),
-            "checkout_id": payload.get("checkout_token"), "checkout_token": payload.get("checkout_token"),
+            "checkout_id": payload.get("checkout_token"),
+            "checkout_token": payload.get("checkout_token"),
             "cart_id": payload.get("cart_token"),
-            "total": _money(payload.get("total_price")), "revenue": _money(payload.get("total_price")),
-            "value": _money(payload.get("total_price")), "currency": payload.get("currency"),
-            "financial_status": payload.get("financial_status"), "products": _products(payload),
+            "total": _money(payload.get("total_price")),
+            "revenue": _money(payload.get("total_price")),
+            "value": _money(payload.get("total_price")),
+            "currency": payload.get("currency"),
+            "financial_status": payload.get("financial_status"),
+            "products": _products(payload),
         }
         row_type, name = "track", "Order Completed"
         ts = _time(payload.get("processed_at") or payload.get("created_at"), received_at)
-    else:   # customers/create|update -> identify
-        traits, external = _identity({"customer": payload, "email": payload.get("email"),
-                                      "phone": payload.get("phone")})
+    else:  # customers/create|update -> identify
+        traits, external = _identity(
+            {"customer": payload, "email": payload.get("email"), "phone": payload.get("phone")}
+        )
         context.update({"traits": traits, "externalIds": external})
         accepts = payload.get("accepts_marketing")
         if isinstance(accepts, bool):
             context["consent"] = {"email": accepts, "source": "shopify customer"}
         properties = {}
         row_type, name = "identify", None
-        traits = {**traits, **{k: payload[k] for k in ("first_name", "last_name") if payload.get(k)}}
+        traits = {
+            **traits,
+            **{k: payload[k] for k in ("first_name", "last_name") if payload.get(k)},
+        }
         ts = _time(payload.get("updated_at") or payload.get("created_at"), received_at)
         anonymous = None
     if not traits and not external and not anonymous:
-        return None      # nobody to attach it to
-    row = event_row(type=row_type, message_id=message_id, timestamp=ts, received_at=received_at,
-                    event=name, anonymous_id=anonymous,
-                    properties={k: v for k, v in properties.items() if v is not None},
-                    traits=traits if row_type == "identify" else {}, context=context,
-                    source=f"shopify:{topic}"[:60])
-    key = (traits.get("email") or "").lower() or (external[0]["id"] if external else anonymous or "")
+        return None  # nobody to attach it to
+    row = event_row(
+        type=row_type,
+        message_id=message_id,
+        timestamp=ts,
+        received_at=received_at,
+        event=name,
+        anonymous_id=anonymous,
+        properties={k: v for k, v in properties.items() if v is not None},
+        traits=traits if row_type == "identify" else {},
+        context=context,
+        source=f"shopify:{topic}"[:60],
+    )
+    key = (traits.get("email") or "").lower() or (
+        external[0]["id"] if external else anonymous or ""
+    )
     return row, bucket_for(key)

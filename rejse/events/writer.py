@@ -30,10 +30,11 @@ class IngestWriter:
         # SQLite commits in-process in well under a millisecond (WAL): cheaper inline than a
         # hop to a thread; PostgreSQL round-trips go to a worker thread.
         self.inline = engine.dialect.name == "sqlite"
-        self.task: asyncio.Task[None] | None = None   # runs only while there is work
+        self.task: asyncio.Task[None] | None = None  # runs only while there is work
 
-    async def submit(self, rows: Sequence[dict[str, Any]], buckets: Sequence[int], *,
-                     source: str = "api") -> tuple[int, int]:
+    async def submit(
+        self, rows: Sequence[dict[str, Any]], buckets: Sequence[int], *, source: str = "api"
+    ) -> tuple[int, int]:
         """Store durably; returns (accepted, duplicates)."""
         future: asyncio.Future[tuple[int, int]] = self.loop.create_future()
         self.queue.put_nowait((rows, buckets, source, future))
@@ -42,7 +43,7 @@ class IngestWriter:
         return await future
 
     async def _run(self) -> None:
-        while not self.queue.empty():      # ends when idle: no task left behind
+        while not self.queue.empty():  # ends when idle: no task left behind
             group = [self.queue.get_nowait()]
             size = len(group[0][0])
             while not self.queue.empty() and size < MAX_GROUP_ROWS:
@@ -52,7 +53,7 @@ class IngestWriter:
             try:
                 if self.inline:
                     results = self._store_group(group)
-                    await asyncio.sleep(0)       # let the loop take the next requests in
+                    await asyncio.sleep(0)  # let the loop take the next requests in
                 else:
                     results = await asyncio.to_thread(self._store_group, group)
             except Exception:  # noqa: BLE001 - isolate the failing request

@@ -23,7 +23,9 @@ def install_examples(runtime, *, publish: bool = True) -> list[tuple[str, str]]:
     from rejse.journeys import service
     from rejse.models.journeys import Journey, JourneyVersion
 
-    names = {getattr(fn, "__temporal_activity_definition").name for fn in wiring.activities(runtime)}
+    names = {
+        getattr(fn, "__temporal_activity_definition").name for fn in wiring.activities(runtime)
+    }
     done = []
     for path in sorted(EXAMPLES.glob("*.json")):
         definition = json.loads(path.read_text())
@@ -42,19 +44,25 @@ def install_examples(runtime, *, publish: bool = True) -> list[tuple[str, str]]:
                     what = "new version"
             journey = session.get(Journey, definition["key"])
             assert journey is not None
-            if publish and journey.status in ("draft", "published") and (
-                    journey.published_version != journey.latest_version):
+            if (
+                publish
+                and journey.status in ("draft", "published")
+                and (journey.published_version != journey.latest_version)
+            ):
                 service.publish(session, key=journey.key, activity_names=names)
                 what += ", published"
             session.commit()
-            done.append((definition["key"], f"{what} (v{journey.latest_version}, {journey.status})"))
+            done.append(
+                (definition["key"], f"{what} (v{journey.latest_version}, {journey.status})")
+            )
     return done
 
 
 @app.command("install-examples")
 def install_examples_command(
-    publish: Annotated[bool, typer.Option("--publish/--draft",
-                                          help="publish them (default) or leave drafts")] = True,
+    publish: Annotated[
+        bool, typer.Option("--publish/--draft", help="publish them (default) or leave drafts")
+    ] = True,
 ) -> None:
     """Install the example journeys (abandoned cart) into the configured database."""
     from rejse.runtime import Runtime

@@ -31,7 +31,7 @@ class _Model(BaseModel):
 class EventTrigger(_Model):
     type: Literal["event"]
     event: str = Field(min_length=1, max_length=200)
-    match: dict[str, Any] = Field(default_factory=dict)   # dotted path of the event -> value
+    match: dict[str, Any] = Field(default_factory=dict)  # dotted path of the event -> value
 
 
 class ManualTrigger(_Model):
@@ -40,9 +40,9 @@ class ManualTrigger(_Model):
 
 class ScheduleTrigger(_Model):
     type: Literal["schedule"]
-    cron: str = Field(min_length=1)                   # crontab: "0 9 * * MON"
+    cron: str = Field(min_length=1)  # crontab: "0 9 * * MON"
     timezone: str = "UTC"
-    audience: str | None = None                       # None: every profile that is not erased
+    audience: str | None = None  # None: every profile that is not erased
 
 
 class AudienceTrigger(_Model):
@@ -50,8 +50,9 @@ class AudienceTrigger(_Model):
     audience: str = Field(min_length=1)
 
 
-Trigger = Annotated[EventTrigger | ManualTrigger | ScheduleTrigger | AudienceTrigger,
-                    Field(discriminator="type")]
+Trigger = Annotated[
+    EventTrigger | ManualTrigger | ScheduleTrigger | AudienceTrigger, Field(discriminator="type")
+]
 
 
 class Cooldown(_Model):
@@ -69,7 +70,7 @@ class ExitGoal(_Model):
 class WaitStep(_Model):
     type: Literal["wait"]
     for_: str | None = Field(default=None, alias="for")
-    until: str | None = None                          # "HH:MM" in the profile's time zone
+    until: str | None = None  # "HH:MM" in the profile's time zone
     next: str | None = None
 
 
@@ -101,7 +102,7 @@ class SplitVariant(_Model):
 
 class Holdout(_Model):
     weight: float = Field(gt=0)
-    window: str = "P7D"       # how long a held-out run waits for a goal event (for comparison)
+    window: str = "P7D"  # how long a held-out run waits for a goal event (for comparison)
 
 
 class SplitStep(_Model):
@@ -157,8 +158,16 @@ class ExitStep(_Model):
 
 
 Step = Annotated[
-    WaitStep | WaitForEventStep | BranchStep | SplitStep | SendStep | UpdateProfileStep
-    | ScoreStep | HandoffStep | WebhookStep | ExitStep,
+    WaitStep
+    | WaitForEventStep
+    | BranchStep
+    | SplitStep
+    | SendStep
+    | UpdateProfileStep
+    | ScoreStep
+    | HandoffStep
+    | WebhookStep
+    | ExitStep,
     Field(discriminator="type"),
 ]
 
@@ -214,8 +223,10 @@ def resolve_match(match: dict[str, Any], context: dict[str, Any]) -> dict[str, A
     """Replace `{{ path }}` values by what `path` holds in `context` (no Jinja: a dotted lookup)."""
     from rejse.conditions import resolve_path
 
-    return {path: (resolve_path(context, ref) if (ref := template_ref(v)) else v)
-            for path, v in match.items()}
+    return {
+        path: (resolve_path(context, ref) if (ref := template_ref(v)) else v)
+        for path, v in match.items()
+    }
 
 
 # --------------------------------------------------------------------------------- validation
@@ -224,17 +235,38 @@ def resolve_match(match: dict[str, Any], context: dict[str, Any]) -> dict[str, A
 def _loc_to_field(loc: tuple[Any, ...]) -> str:
     """pydantic's loc -> our dotted field, dropping union tags: ('steps','a','send','template')."""
     parts: list[str] = []
-    tags = {"event", "manual", "schedule", "audience_entered", "audience_left", "wait",
-            "wait_for_event", "branch", "split", "send", "update_profile", "score", "crm_handoff",
-            "notify_sales", "webhook", "exit", "Cooldown", "literal['never','after_exit']",
-            "str", "function-after[_not_blank(), str]"}
+    tags = {
+        "event",
+        "manual",
+        "schedule",
+        "audience_entered",
+        "audience_left",
+        "wait",
+        "wait_for_event",
+        "branch",
+        "split",
+        "send",
+        "update_profile",
+        "score",
+        "crm_handoff",
+        "notify_sales",
+        "webhook",
+        "exit",
+        "Cooldown",
+        "literal['never','after_exit']",
+        "str",
+        "function-after[_not_blank(), str]",
+    }
     for n, part in enumerate(loc):
         if isinstance(part, int):
             parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
             continue
         prev = loc[n - 1] if n else None
-        if part in tags and prev in ("trigger", "reentry") or (
-                part in tags and n >= 2 and loc[n - 2] == "steps"):
+        if (
+            part in tags
+            and prev in ("trigger", "reentry")
+            or (part in tags and n >= 2 and loc[n - 2] == "steps")
+        ):
             continue
         parts.append({"for_": "for", "if_": "if", "else_": "else"}.get(str(part), str(part)))
     return ".".join(parts) or "definition"
@@ -274,19 +306,25 @@ def _match_refs(match: dict[str, Any], field: str, issues: list[Issue]) -> None:
         if isinstance(value, str) and "{{" in value:
             ref = template_ref(value)
             if ref is None or not ref.startswith("trigger."):
-                issues.append(Issue(f"{field}.{path}", "a templated value must be exactly "
-                                    "'{{ trigger.<dotted path> }}'"))
+                issues.append(
+                    Issue(
+                        f"{field}.{path}",
+                        "a templated value must be exactly '{{ trigger.<dotted path> }}'",
+                    )
+                )
 
 
-def check_definition(defn: JourneyDefinition, *,
-                     template_exists: Callable[[str, str], bool] | None = None) -> list[Issue]:
+def check_definition(
+    defn: JourneyDefinition, *, template_exists: Callable[[str, str], bool] | None = None
+) -> list[Issue]:
     """Every semantic problem of a parsed definition (graph, durations, templates, splits...)."""
     issues: list[Issue] = []
     steps = defn.steps
     for step_id in steps:
         if not re.match(STEP_ID, step_id):
-            issues.append(Issue(f"steps.{step_id}", "step ids are letters, digits, '_' and '-' "
-                                "(at most 64)"))
+            issues.append(
+                Issue(f"steps.{step_id}", "step ids are letters, digits, '_' and '-' (at most 64)")
+            )
     if defn.start not in steps:
         issues.append(Issue("start", f"step {defn.start!r} does not exist"))
 
@@ -317,8 +355,12 @@ def check_definition(defn: JourneyDefinition, *,
                 issues.append(Issue(f"{at}.{field}", f"step {target!r} does not exist"))
         if isinstance(step, WaitStep):
             if (step.for_ is None) == (step.until is None):
-                issues.append(Issue(f"{at}.for", "give exactly one of 'for' (a duration) or "
-                                    "'until' (a time of day HH:MM)"))
+                issues.append(
+                    Issue(
+                        f"{at}.for",
+                        "give exactly one of 'for' (a duration) or 'until' (a time of day HH:MM)",
+                    )
+                )
             _duration(step.for_, f"{at}.for", issues)
             if step.until is not None and not TIME_OF_DAY.match(step.until):
                 issues.append(Issue(f"{at}.until", f"{step.until!r} is not a time of day HH:MM"))
@@ -334,17 +376,29 @@ def check_definition(defn: JourneyDefinition, *,
             if dupes:
                 issues.append(Issue(f"{at}.variants", f"variant key {dupes[0]!r} is used twice"))
             if "holdout" in keys:
-                issues.append(Issue(f"{at}.variants", "'holdout' is reserved; use 'holdout': "
-                                    "{'weight': ...} instead"))
+                issues.append(
+                    Issue(
+                        f"{at}.variants",
+                        "'holdout' is reserved; use 'holdout': {'weight': ...} instead",
+                    )
+                )
             if len(step.variants) + (1 if step.holdout else 0) < 2:
-                issues.append(Issue(f"{at}.variants", "a split needs at least two variants "
-                                    "(or one variant and a holdout)"))
+                issues.append(
+                    Issue(
+                        f"{at}.variants",
+                        "a split needs at least two variants (or one variant and a holdout)",
+                    )
+                )
             if step.holdout:
                 _duration(step.holdout.window, f"{at}.holdout.window", issues)
         elif isinstance(step, SendStep) and template_exists is not None:
             if not template_exists(step.template, step.channel):
-                issues.append(Issue(f"{at}.template", f"template {step.template!r} does not "
-                                    f"exist for channel {step.channel!r}"))
+                issues.append(
+                    Issue(
+                        f"{at}.template",
+                        f"template {step.template!r} does not exist for channel {step.channel!r}",
+                    )
+                )
         elif isinstance(step, UpdateProfileStep):
             for name in step.traits:
                 if not name or name.startswith("_"):
@@ -364,8 +418,11 @@ def _graph_issues(defn: JourneyDefinition) -> list[Issue]:
             if nxt not in reachable:
                 reachable.add(nxt)
                 todo.append(nxt)
-    issues = [Issue(f"steps.{sid}", f"unreachable: no path from start {defn.start!r} leads here")
-              for sid in steps if sid not in reachable]
+    issues = [
+        Issue(f"steps.{sid}", f"unreachable: no path from start {defn.start!r} leads here")
+        for sid in steps
+        if sid not in reachable
+    ]
     # a loop is a cycle among the steps that do not wait: it would spin without time passing
     busy = {sid for sid, s in steps.items() if getattr(s, "type", "") not in WAITING_STEPS}
     state: dict[str, int] = {}
@@ -377,11 +434,12 @@ def _graph_issues(defn: JourneyDefinition) -> list[Issue]:
             if nxt not in busy:
                 continue
             if state.get(nxt) == 1:
-                cycle = path[path.index(nxt):] + [nxt] if nxt in path else [sid, nxt]
+                cycle = path[path.index(nxt) :] + [nxt] if nxt in path else [sid, nxt]
                 if nxt not in reported:
                     reported.add(nxt)
-                    issues.append(Issue(f"steps.{sid}.next", "loop without a wait: "
-                                        + " -> ".join(cycle)))
+                    issues.append(
+                        Issue(f"steps.{sid}.next", "loop without a wait: " + " -> ".join(cycle))
+                    )
             elif state.get(nxt) is None:
                 visit(nxt, path + [nxt])
         state[sid] = 2
@@ -396,18 +454,32 @@ def publish_issues(defn: JourneyDefinition, *, activity_names: set[str]) -> list
     """What stops a valid definition from going live in this installation."""
     from rejse.contracts import ADD_SCORE, SEND_MESSAGE, START_HANDOFF
 
-    needs = {"send": SEND_MESSAGE, "score": ADD_SCORE, "crm_handoff": START_HANDOFF,
-             "notify_sales": START_HANDOFF}
+    needs = {
+        "send": SEND_MESSAGE,
+        "score": ADD_SCORE,
+        "crm_handoff": START_HANDOFF,
+        "notify_sales": START_HANDOFF,
+    }
     owner = {SEND_MESSAGE: "messaging", ADD_SCORE: "lead scoring", START_HANDOFF: "lead hand-off"}
     issues = []
     for step_id, step in defn.steps.items():
         name = needs.get(step.type)
         if name and name not in activity_names:
-            issues.append(Issue(f"steps.{step_id}.type", f"'{step.type}' steps cannot run yet: "
-                                f"the {owner[name]} activity {name!r} is not installed"))
+            issues.append(
+                Issue(
+                    f"steps.{step_id}.type",
+                    f"'{step.type}' steps cannot run yet: "
+                    f"the {owner[name]} activity {name!r} is not installed",
+                )
+            )
     if getattr(defn.trigger, "audience", None) is not None:
-        issues.append(Issue("trigger.audience", f"'{defn.trigger.type}' triggers with an audience "
-                            "need audiences, which this installation does not have yet"))
+        issues.append(
+            Issue(
+                "trigger.audience",
+                f"'{defn.trigger.type}' triggers with an audience "
+                "need audiences, which this installation does not have yet",
+            )
+        )
     return issues
 
 

@@ -51,10 +51,10 @@ def _edge_label(step, field: str) -> str:
     if isinstance(step, BranchStep):
         if field == "else":
             return "else"
-        n = int(field[3:field.index("]")])
+        n = int(field[3 : field.index("]")])
         return _text(json.dumps(step.if_[n].when, separators=(",", ":"))[:60])
     if isinstance(step, SplitStep):
-        n = int(field[9:field.index("]")])
+        n = int(field[9 : field.index("]")])
         return _text(f"{step.variants[n].key} ({step.variants[n].weight:g})")
     if field in ("on_event", "on_timeout"):
         return field.replace("_", " ")
@@ -64,8 +64,12 @@ def _edge_label(step, field: str) -> str:
 def mermaid(defn: JourneyDefinition) -> str:
     ids = {sid: f"s{n}" for n, sid in enumerate(defn.steps)}
     trigger = defn.trigger
-    what = getattr(trigger, "event", None) or getattr(trigger, "cron", None) \
-        or getattr(trigger, "audience", None) or ""
+    what = (
+        getattr(trigger, "event", None)
+        or getattr(trigger, "cron", None)
+        or getattr(trigger, "audience", None)
+        or ""
+    )
     lines = ["flowchart TD", f'  trigger(["{_text(f"{trigger.type}: {what}".rstrip(": "))}"])']
     for sid, step in defn.steps.items():
         shape = ('{{"', '"}}') if isinstance(step, (BranchStep, SplitStep)) else ('["', '"]')
@@ -79,7 +83,9 @@ def mermaid(defn: JourneyDefinition) -> str:
                 arrow = f"-->|{label}|" if label else "-->"
                 lines.append(f"  {ids[sid]} {arrow} {ids[target]}")
         if isinstance(step, SplitStep) and step.holdout:
-            lines.append(f'  {ids[sid]} -->|holdout ({step.holdout.weight:g})| {ids[sid]}_h(["holdout"])')
+            lines.append(
+                f'  {ids[sid]} -->|holdout ({step.holdout.weight:g})| {ids[sid]}_h(["holdout"])'
+            )
     for n, goal in enumerate(defn.exit_when):
         lines.append(f'  goal{n}(["goal: {_text(goal.event)} ends the run (converted)"])')
     return "\n".join(lines) + "\n"

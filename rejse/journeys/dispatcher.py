@@ -59,29 +59,38 @@ log = get_logger("rejse.journeys")
 @dataclass
 class _Plan:
     """What to tell Temporal for one profile, in order."""
-    actions: list[tuple[str, object]] = field(default_factory=list)   # ("start", Entry) | ("signal", (wid, ev))
+
+    actions: list[tuple[str, object]] = field(
+        default_factory=list
+    )  # ("start", Entry) | ("signal", (wid, ev))
 
 
 _SA_SUPPORT: dict[int, bool] = {}
 
 
-async def search_attributes(client: Client, *, journey_key: str,
-                            profile_id: str) -> TypedSearchAttributes | None:
+async def search_attributes(
+    client: Client, *, journey_key: str, profile_id: str
+) -> TypedSearchAttributes | None:
     """`RejseProfileId` and `RejseJourney` (opaque ids), where the server knows them: the
     time-skipping test server cannot register custom search attributes, so there are none."""
     supported = _SA_SUPPORT.get(id(client))
     if supported is None:
         try:
             found = await client.operator_service.list_search_attributes(
-                ListSearchAttributesRequest(namespace=client.namespace))
+                ListSearchAttributesRequest(namespace=client.namespace)
+            )
             supported = all(k.name in found.custom_attributes for k in (SA_PROFILE_ID, SA_JOURNEY))
         except RPCError:
             supported = False
         _SA_SUPPORT[id(client)] = supported
     if not supported:
         return None
-    return TypedSearchAttributes([SearchAttributePair(SA_PROFILE_ID, profile_id),
-                                  SearchAttributePair(SA_JOURNEY, journey_key)])
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(SA_PROFILE_ID, profile_id),
+            SearchAttributePair(SA_JOURNEY, journey_key),
+        ]
+    )
 
 
 class PreviousRunClosing(Exception):
@@ -98,11 +107,18 @@ async def start_entry(client: Client, runtime: Runtime, entry: Entry) -> bool:
     inp = entry.run_input
     try:
         await client.start_workflow(
-            rt.WORKFLOW_NAME, inp, id=entry.workflow_id, task_queue=runtime.settings.task_queue,
-            id_reuse_policy=(WorkflowIDReusePolicy.REJECT_DUPLICATE if inp.entry_no == 1
-                             else WorkflowIDReusePolicy.ALLOW_DUPLICATE),
-            search_attributes=await search_attributes(client, journey_key=inp.journey_key,
-                                                      profile_id=inp.profile_id),
+            rt.WORKFLOW_NAME,
+            inp,
+            id=entry.workflow_id,
+            task_queue=runtime.settings.task_queue,
+            id_reuse_policy=(
+                WorkflowIDReusePolicy.REJECT_DUPLICATE
+                if inp.entry_no == 1
+                else WorkflowIDReusePolicy.ALLOW_DUPLICATE
+            ),
+            search_attributes=await search_attributes(
+                client, journey_key=inp.journey_key, profile_id=inp.profile_id
+            ),
         )
         return True
     except WorkflowAlreadyStartedError:
@@ -129,7 +145,7 @@ class JourneyDispatcher:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._listens: dict[tuple[str, int], frozenset[str]] = {}   # versions are immutable
+        self._listens: dict[tuple[str, int], frozenset[str]] = {}  # versions are immutable
 
     def _listens_to(self, session: Session, key: str, version: int) -> frozenset[str]:
         """Event names a run of this version can react to (goals and wait_for_event steps):
@@ -141,7 +157,8 @@ class JourneyDispatcher:
             if row is not None:
                 defn = JourneyDefinition.model_validate(row.definition)
                 names = {g.event for g in defn.exit_when} | {
-                    s.event for s in defn.steps.values() if isinstance(s, WaitForEventStep)}
+                    s.event for s in defn.steps.values() if isinstance(s, WaitForEventStep)
+                }
             found = self._listens[(key, version)] = frozenset(names)
         return found
 
@@ -164,14 +181,23 @@ class JourneyDispatcher:
             profiles = {ev.profile_id for ev in events}
             active: dict[str, dict[str, frozenset[str]]] = defaultdict(dict)  # pid -> wid -> events
             for pid, wid, key, version in session.exec(
-                    select(JourneyRun.profile_id, JourneyRun.workflow_id, JourneyRun.journey_key,
-                           JourneyRun.version).where(
-                        col(JourneyRun.profile_id).in_(profiles),
-                        col(JourneyRun.status).in_(ACTIVE_RUN_STATUSES))):
+                select(
+                    JourneyRun.profile_id,
+                    JourneyRun.workflow_id,
+                    JourneyRun.journey_key,
+                    JourneyRun.version,
+                ).where(
+                    col(JourneyRun.profile_id).in_(profiles),
+                    col(JourneyRun.status).in_(ACTIVE_RUN_STATUSES),
+                )
+            ):
                 active[pid][wid] = self._listens_to(session, key, version)
-            candidates = [(ev, journey, defn, entry_workflow_id(journey, defn, ev))
-                          for ev in events for journey, defn in journeys
-                          if trigger_matches(defn, ev)]
+            candidates = [
+                (ev, journey, defn, entry_workflow_id(journey, defn, ev))
+                for ev in events
+                for journey, defn in journeys
+                if trigger_matches(defn, ev)
+            ]
             earlier = runs_by_workflow(session, {c[3] for c in candidates})
             by_event: dict[str, list] = defaultdict(list)
             for c in candidates:
@@ -182,12 +208,19 @@ class JourneyDispatcher:
                     if ev.event in listens:
                         plan.actions.append(("signal", (wid, ev)))
                 for _, journey, defn, wid in by_event.pop(ev.event_id, ()):
-                    entry = plan_entry(session, journey=journey, defn=defn, event=ev,
-                                       workflow_id=wid, earlier=earlier[wid])
+                    entry = plan_entry(
+                        session,
+                        journey=journey,
+                        defn=defn,
+                        event=ev,
+                        workflow_id=wid,
+                        earlier=earlier[wid],
+                    )
                     if entry is not None:
                         plan.actions.append(("start", entry))
                         active[ev.profile_id][entry.workflow_id] = self._listens_to(
-                            session, journey.key, entry.run_input.version)
+                            session, journey.key, entry.run_input.version
+                        )
             session.flush()
         return {pid: p for pid, p in plans.items() if p.actions}
 
@@ -195,8 +228,11 @@ class JourneyDispatcher:
     def _follow_merges(session: Session, merged: dict[str, str]) -> None:
         """Runs of a merged-away profile carry on as runs of the surviving profile."""
         for old, new in merged.items():
-            session.exec(update(JourneyRun).where(JourneyRun.profile_id == old)  # type: ignore[call-overload]
-                         .values(profile_id=new))
+            session.exec(
+                update(JourneyRun)
+                .where(JourneyRun.profile_id == old)  # type: ignore[call-overload]
+                .values(profile_id=new)
+            )
 
     async def _send(self, client: Client, plan: _Plan) -> None:
         for kind, item in plan.actions:
@@ -211,8 +247,14 @@ class JourneyDispatcher:
 # --------------------------------------------------------------------------------- control plane
 
 
-async def tell_runs(runtime: Runtime, workflow_ids: Sequence[str], *, paused: bool | None = None,
-                    cancel: bool = False, terminate: bool = False) -> int:
+async def tell_runs(
+    runtime: Runtime,
+    workflow_ids: Sequence[str],
+    *,
+    paused: bool | None = None,
+    cancel: bool = False,
+    terminate: bool = False,
+) -> int:
     """Pause/resume (signal), cancel (archive) or terminate (erase) runs; returns how many
     answered. Best effort: a run that misses the message learns it at its next step."""
     if not workflow_ids:
@@ -257,8 +299,9 @@ class JourneyEraser:
 
     def erase(self, session: Session, profile_id: str) -> None:
         runs = list(session.exec(select(JourneyRun).where(JourneyRun.profile_id == profile_id)))
-        self._pending[profile_id] = sorted({r.workflow_id for r in runs
-                                            if r.status in ACTIVE_RUN_STATUSES})
+        self._pending[profile_id] = sorted(
+            {r.workflow_id for r in runs if r.status in ACTIVE_RUN_STATUSES}
+        )
         run_ids = [r.id for r in runs]
         if run_ids:
             from sqlmodel import delete
@@ -268,7 +311,7 @@ class JourneyEraser:
 
     async def cancel_running(self, profile_id: str) -> None:
         wids = self._pending.pop(profile_id, None)
-        if wids is None:   # another process erased: find them by id prefix is impossible; rows gone
+        if wids is None:  # another process erased: find them by id prefix is impossible; rows gone
             return
         await tell_runs(self.runtime, [w for w in wids if f":{profile_id}" in w], terminate=True)
 

@@ -41,8 +41,11 @@ def event_data(ev: ProcessedEvent) -> dict[str, Any]:
 
 def trigger_matches(defn: JourneyDefinition, ev: ProcessedEvent) -> bool:
     trigger = defn.trigger
-    return (isinstance(trigger, EventTrigger) and ev.event == trigger.event
-            and matches(trigger.match, event_data(ev)))
+    return (
+        isinstance(trigger, EventTrigger)
+        and ev.event == trigger.event
+        and matches(trigger.match, event_data(ev))
+    )
 
 
 def entry_value_of(defn: JourneyDefinition, ev: ProcessedEvent) -> Any | None:
@@ -56,7 +59,7 @@ def entry_value_of(defn: JourneyDefinition, ev: ProcessedEvent) -> Any | None:
 class Entry:
     workflow_id: str
     run_input: RunInput
-    redelivery: bool          # the same trigger event again: start only if it never started
+    redelivery: bool  # the same trigger event again: start only if it never started
 
 
 def entry_workflow_id(journey: Journey, defn: JourneyDefinition, event: ProcessedEvent) -> str:
@@ -67,15 +70,24 @@ def runs_by_workflow(session: Session, workflow_ids: set[str]) -> dict[str, list
     """Earlier runs of these workflow ids, latest entry first (one query for a whole batch)."""
     out: dict[str, list[JourneyRun]] = {w: [] for w in workflow_ids}
     if workflow_ids:
-        for row in session.exec(select(JourneyRun).where(col(JourneyRun.workflow_id).in_(workflow_ids))
-                                .order_by(col(JourneyRun.entry_no).desc())):
+        for row in session.exec(
+            select(JourneyRun)
+            .where(col(JourneyRun.workflow_id).in_(workflow_ids))
+            .order_by(col(JourneyRun.entry_no).desc())
+        ):
             out[row.workflow_id].append(row)
     return out
 
 
-def plan_entry(session: Session, *, journey: Journey, defn: JourneyDefinition,
-               event: ProcessedEvent, workflow_id: str | None = None,
-               earlier: list[JourneyRun] | None = None) -> Entry | None:
+def plan_entry(
+    session: Session,
+    *,
+    journey: Journey,
+    defn: JourneyDefinition,
+    event: ProcessedEvent,
+    workflow_id: str | None = None,
+    earlier: list[JourneyRun] | None = None,
+) -> Entry | None:
     """Decide whether `event` starts a run; if so add its `journey_run` row to the session and
     return what to start. None: no new run (one is active, or re-entry forbids).
     `workflow_id` overrides the id made from the entry key (scheduled entries); `earlier` are
@@ -95,11 +107,18 @@ def plan_entry(session: Session, *, journey: Journey, defn: JourneyDefinition,
         return None
     if rows and not reentry_allowed(defn, last_entered=rows[0].entered_at, at=event.timestamp):
         return None
-    run = JourneyRun(id=uuid.uuid4().hex, workflow_id=wid, journey_key=journey.key,
-                     version=journey.published_version or 1, profile_id=event.profile_id,
-                     trigger_event_id=event.event_id, status="running",
-                     entry_no=rows[0].entry_no + 1 if rows else 1,
-                     entered_at=event.timestamp, step_since=event.timestamp)
+    run = JourneyRun(
+        id=uuid.uuid4().hex,
+        workflow_id=wid,
+        journey_key=journey.key,
+        version=journey.published_version or 1,
+        profile_id=event.profile_id,
+        trigger_event_id=event.event_id,
+        status="running",
+        entry_no=rows[0].entry_no + 1 if rows else 1,
+        entered_at=event.timestamp,
+        step_since=event.timestamp,
+    )
     session.add(run)
     entry = Entry(wid, _input(journey, defn.dump(), event, run), redelivery=False)
     if flush:
@@ -115,11 +134,18 @@ def reentry_allowed(defn: JourneyDefinition, *, last_entered: dt.datetime, at: d
         return False
     if isinstance(rule, Cooldown):
         return at >= last_entered + parse_duration(rule.cooldown)
-    return True   # after_exit
+    return True  # after_exit
 
 
-def _input(journey: Journey, definition: dict[str, Any], event: ProcessedEvent,
-           run: JourneyRun) -> RunInput:
-    return RunInput(run_id=run.id, journey_key=journey.key, version=run.version,
-                    definition=definition, profile_id=event.profile_id, trigger=event,
-                    entry_no=run.entry_no)
+def _input(
+    journey: Journey, definition: dict[str, Any], event: ProcessedEvent, run: JourneyRun
+) -> RunInput:
+    return RunInput(
+        run_id=run.id,
+        journey_key=journey.key,
+        version=run.version,
+        definition=definition,
+        profile_id=event.profile_id,
+        trigger=event,
+        entry_no=run.entry_no,
+    )

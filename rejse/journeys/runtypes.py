@@ -26,13 +26,13 @@ CALL_WEBHOOK = "journeys.call_webhook"
 
 
 class RunInput(BaseModel):
-    run_id: str                       # journey_run.id; stable across continue-as-new
+    run_id: str  # journey_run.id; stable across continue-as-new
     journey_key: str
     version: int
-    definition: dict[str, Any]        # the pinned version (JourneyDefinition.dump())
+    definition: dict[str, Any]  # the pinned version (JourneyDefinition.dump())
     profile_id: str
     trigger: ProcessedEvent
-    entry_no: int = 1                 # 2, 3... when the same workflow id is re-entered
+    entry_no: int = 1  # 2, 3... when the same workflow id is re-entered
     # carried over by continue-as-new
     resume_at: str | None = None
     seen_event_ids: list[str] = Field(default_factory=list)
@@ -45,7 +45,7 @@ class RunInput(BaseModel):
 class RunContext(BaseModel):
     timezone: str | None = None
     paused: bool = False
-    active: bool = True               # False: archived (or the run was cancelled meanwhile)
+    active: bool = True  # False: archived (or the run was cancelled meanwhile)
 
 
 class StepRecord(BaseModel):
@@ -55,13 +55,13 @@ class StepRecord(BaseModel):
     profile_id: str
     step_id: str
     step_type: str
-    at: dt.datetime                   # workflow time
+    at: dt.datetime  # workflow time
 
 
 class OutcomeRecord(BaseModel):
     run_id: str
     step_id: str
-    outcome: str                      # sent / skipped / failed / variant key
+    outcome: str  # sent / skipped / failed / variant key
     variant: str | None = None
 
 
@@ -69,7 +69,7 @@ class FinishRecord(BaseModel):
     run_id: str
     journey_key: str
     profile_id: str
-    status: str                       # completed / converted / exited
+    status: str  # completed / converted / exited
     step_id: str | None
     at: dt.datetime
 
@@ -77,7 +77,7 @@ class FinishRecord(BaseModel):
 class BranchInput(BaseModel):
     profile_id: str
     conditions: list[dict[str, Any]]
-    properties: dict[str, Any] = Field(default_factory=dict)   # the trigger's, for `property`
+    properties: dict[str, Any] = Field(default_factory=dict)  # the trigger's, for `property`
     at: dt.datetime
 
 

@@ -40,8 +40,14 @@ def due_fire_time(trigger: ScheduleTrigger, now: dt.datetime) -> dt.datetime | N
 def _live_profiles(session: Session, after: str, limit: int) -> list[str]:
     from rejse.models.profiles import Profile
 
-    return list(session.exec(select(Profile.id).where(
-        col(Profile.erased_at).is_(None), Profile.id > after).order_by(Profile.id).limit(limit)))
+    return list(
+        session.exec(
+            select(Profile.id)
+            .where(col(Profile.erased_at).is_(None), Profile.id > after)
+            .order_by(Profile.id)
+            .limit(limit)
+        )
+    )
 
 
 def plan_scheduled(runtime: Runtime, *, now: dt.datetime) -> list[Entry]:
@@ -58,11 +64,21 @@ def plan_scheduled(runtime: Runtime, *, now: dt.datetime) -> list[Entry]:
                 after = page[-1]
                 for pid in page:
                     trigger = ProcessedEvent(
-                        event_id=f"schedule:{journey.key}:{stamp}:{pid}", profile_id=pid,
-                        type="internal", event="Journey Scheduled",
-                        properties={"fired_at": fire.isoformat()}, timestamp=fire, received_at=now)
-                    entry = plan_entry(session, journey=journey, defn=defn, event=trigger,
-                                       workflow_id=f"journey:{journey.key}:{pid}:{stamp}")
+                        event_id=f"schedule:{journey.key}:{stamp}:{pid}",
+                        profile_id=pid,
+                        type="internal",
+                        event="Journey Scheduled",
+                        properties={"fired_at": fire.isoformat()},
+                        timestamp=fire,
+                        received_at=now,
+                    )
+                    entry = plan_entry(
+                        session,
+                        journey=journey,
+                        defn=defn,
+                        event=trigger,
+                        workflow_id=f"journey:{journey.key}:{pid}:{stamp}",
+                    )
                     if entry is not None:
                         entries.append(entry)
     return entries
@@ -79,7 +95,7 @@ async def fire_scheduled_journeys(runtime: Runtime, *, now: dt.datetime | None =
     client = await runtime.temporal.client()
     started = 0
     for n in range(0, len(entries), 50):
-        chunk = entries[n:n + 50]
+        chunk = entries[n : n + 50]
         results = await asyncio.gather(*(start_entry(client, runtime, e) for e in chunk))
         started += sum(1 for e, ok in zip(chunk, results) if ok and not e.redelivery)
     log.info("scheduled_journeys_started", runs=started)
@@ -92,5 +108,8 @@ def scheduler_jobs(runtime: Runtime) -> list:
     async def job(rt: Runtime) -> None:
         await fire_scheduled_journeys(rt)
 
-    return [ScheduledJob(id="journeys.schedule", trigger=dt.timedelta(minutes=1), func=job,
-                         run_on_start=True)]
+    return [
+        ScheduledJob(
+            id="journeys.schedule", trigger=dt.timedelta(minutes=1), func=job, run_on_start=True
+        )
+    ]

@@ -84,18 +84,26 @@ def list_journeys(session: Session, *, status: str | None = None) -> list[Journe
 
 
 def list_versions(session: Session, *, key: str) -> list[JourneyVersion]:
-    return list(session.exec(select(JourneyVersion).where(JourneyVersion.journey_key == key)
-                             .order_by(JourneyVersion.version)))
+    return list(
+        session.exec(
+            select(JourneyVersion)
+            .where(JourneyVersion.journey_key == key)
+            .order_by(JourneyVersion.version)
+        )
+    )
 
 
-def create_journey(session: Session, *, definition: Any,
-                   template_exists: TemplateCheck | None = None) -> JourneyVersion:
+def create_journey(
+    session: Session, *, definition: Any, template_exists: TemplateCheck | None = None
+) -> JourneyVersion:
     """A new journey with version 1 as a draft (flushed, not committed)."""
-    defn = validate_definition(definition, template_exists=template_exists
-                               or _template_check(session))
+    defn = validate_definition(
+        definition, template_exists=template_exists or _template_check(session)
+    )
     if session.get(Journey, defn.key) is not None:
-        raise Conflict(f"journey {defn.key!r} exists; PUT /api/journeys/{defn.key} adds a "
-                       "version", field="key")
+        raise Conflict(
+            f"journey {defn.key!r} exists; PUT /api/journeys/{defn.key} adds a version", field="key"
+        )
     session.add(Journey(key=defn.key, name=defn.name, latest_version=1))
     version = JourneyVersion(journey_key=defn.key, version=1, definition=defn.dump())
     session.add(version)
@@ -103,8 +111,9 @@ def create_journey(session: Session, *, definition: Any,
     return version
 
 
-def add_version(session: Session, *, key: str, definition: Any,
-                template_exists: TemplateCheck | None = None) -> JourneyVersion:
+def add_version(
+    session: Session, *, key: str, definition: Any, template_exists: TemplateCheck | None = None
+) -> JourneyVersion:
     """A new immutable draft version of an existing journey."""
     journey = get_journey(session, key=key)
     if journey.status == "archived":
@@ -113,27 +122,36 @@ def add_version(session: Session, *, key: str, definition: Any,
         raise Unprocessable(f"the definition's key must be {key!r}", field="key")
     if isinstance(definition, dict):
         definition = {**definition, "key": key}
-    defn = validate_definition(definition, template_exists=template_exists
-                               or _template_check(session))
+    defn = validate_definition(
+        definition, template_exists=template_exists or _template_check(session)
+    )
     journey.latest_version += 1
     journey.name = defn.name
     journey.updated_at = utcnow()
-    version = JourneyVersion(journey_key=key, version=journey.latest_version,
-                             definition=defn.dump())
+    version = JourneyVersion(
+        journey_key=key, version=journey.latest_version, definition=defn.dump()
+    )
     session.add_all([journey, version])
     session.flush()
     return version
 
 
-def publish(session: Session, *, key: str, version: int | None = None,
-            activity_names: set[str], template_exists: TemplateCheck | None = None) -> Journey:
+def publish(
+    session: Session,
+    *,
+    key: str,
+    version: int | None = None,
+    activity_names: set[str],
+    template_exists: TemplateCheck | None = None,
+) -> Journey:
     """Pin `version` (default: the latest) for new entries. A paused journey stays paused."""
     journey = get_journey(session, key=key)
     if journey.status == "archived":
         raise Conflict(f"journey {key!r} is archived", field="key")
     row = get_version(session, key=key, version=version or journey.latest_version)
-    defn = validate_definition(row.definition, template_exists=template_exists
-                               or _template_check(session))
+    defn = validate_definition(
+        row.definition, template_exists=template_exists or _template_check(session)
+    )
     issues = publish_issues(defn, activity_names=activity_names)
     if issues:
         raise DefinitionInvalid(issues)
@@ -151,8 +169,11 @@ def publish(session: Session, *, key: str, version: int | None = None,
 def set_status(session: Session, *, key: str, status: str) -> Journey:
     """pause / resume / archive (the caller tells running runs after commit)."""
     journey = get_journey(session, key=key)
-    allowed = {"paused": ("published",), "published": ("paused",),
-               "archived": ("draft", "published", "paused")}[status]
+    allowed = {
+        "paused": ("published",),
+        "published": ("paused",),
+        "archived": ("draft", "published", "paused"),
+    }[status]
     if journey.status == status and status != "published":
         return journey
     if journey.status not in allowed:
@@ -171,22 +192,42 @@ def set_status(session: Session, *, key: str, status: str) -> Journey:
 
 
 def active_runs(session: Session, *, key: str) -> list[JourneyRun]:
-    return list(session.exec(select(JourneyRun).where(
-        JourneyRun.journey_key == key, col(JourneyRun.status).in_(ACTIVE_RUN_STATUSES))))
+    return list(
+        session.exec(
+            select(JourneyRun).where(
+                JourneyRun.journey_key == key, col(JourneyRun.status).in_(ACTIVE_RUN_STATUSES)
+            )
+        )
+    )
 
 
 def workflow_ids_of(session: Session, *, key: str, statuses: tuple[str, ...]) -> list[str]:
-    return list(session.exec(select(JourneyRun.workflow_id).where(
-        JourneyRun.journey_key == key, col(JourneyRun.status).in_(statuses)).distinct()))
+    return list(
+        session.exec(
+            select(JourneyRun.workflow_id)
+            .where(JourneyRun.journey_key == key, col(JourneyRun.status).in_(statuses))
+            .distinct()
+        )
+    )
 
 
-def published_definitions(session: Session, *, trigger_types: tuple[str, ...] | None = None,
-                          ) -> list[tuple[Journey, JourneyDefinition]]:
+def published_definitions(
+    session: Session,
+    *,
+    trigger_types: tuple[str, ...] | None = None,
+) -> list[tuple[Journey, JourneyDefinition]]:
     """Journeys taking new entries, with their pinned definition."""
-    stmt = (select(Journey, JourneyVersion)
-            .join(JourneyVersion, sa.and_(JourneyVersion.journey_key == Journey.key,
-                                          JourneyVersion.version == Journey.published_version))
-            .where(Journey.status == "published"))
+    stmt = (
+        select(Journey, JourneyVersion)
+        .join(
+            JourneyVersion,
+            sa.and_(
+                JourneyVersion.journey_key == Journey.key,
+                JourneyVersion.version == Journey.published_version,
+            ),
+        )
+        .where(Journey.status == "published")
+    )
     out = []
     for journey, version in session.exec(stmt):
         defn = JourneyDefinition.model_validate(version.definition)
@@ -198,15 +239,24 @@ def published_definitions(session: Session, *, trigger_types: tuple[str, ...] | 
 # --------------------------------------------------------------------------------- visibility
 
 
-def list_runs(session: Session, *, key: str, status: str | None = None,
-              profile_id: str | None = None, limit: int = 100, offset: int = 0) -> list[JourneyRun]:
+def list_runs(
+    session: Session,
+    *,
+    key: str,
+    status: str | None = None,
+    profile_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[JourneyRun]:
     get_journey(session, key=key)
     stmt = select(JourneyRun).where(JourneyRun.journey_key == key)
     if status:
         stmt = stmt.where(JourneyRun.status == status)
     if profile_id:
         stmt = stmt.where(JourneyRun.profile_id == profile_id)
-    stmt = stmt.order_by(col(JourneyRun.entered_at).desc(), JourneyRun.id).offset(offset).limit(limit)
+    stmt = (
+        stmt.order_by(col(JourneyRun.entered_at).desc(), JourneyRun.id).offset(offset).limit(limit)
+    )
     return list(session.exec(stmt))
 
 
@@ -217,9 +267,10 @@ def stats(session: Session, *, key: str) -> dict[str, Any]:
     entered: Counter[str] = Counter()
     sent: Counter[str] = Counter()
     for step_id, outcome, n in session.exec(
-            select(JourneyStep.step_id, JourneyStep.outcome, sa.func.count())
-            .where(JourneyStep.journey_key == key)
-            .group_by(JourneyStep.step_id, JourneyStep.outcome)):
+        select(JourneyStep.step_id, JourneyStep.outcome, sa.func.count())
+        .where(JourneyStep.journey_key == key)
+        .group_by(JourneyStep.step_id, JourneyStep.outcome)
+    ):
         entered[step_id] += n
         if outcome == "sent":
             sent[step_id] += n
@@ -227,11 +278,18 @@ def stats(session: Session, *, key: str) -> dict[str, Any]:
     runs_by_status: Counter[str] = Counter()
     variants: dict[str, Counter[str]] = defaultdict(Counter)
     for step_id, status, variant, converted, n in session.exec(
-            select(JourneyRun.current_step, JourneyRun.status, JourneyRun.variant,
-                   JourneyRun.converted, sa.func.count())
-            .where(JourneyRun.journey_key == key)
-            .group_by(JourneyRun.current_step, JourneyRun.status, JourneyRun.variant,
-                      JourneyRun.converted)):
+        select(
+            JourneyRun.current_step,
+            JourneyRun.status,
+            JourneyRun.variant,
+            JourneyRun.converted,
+            sa.func.count(),
+        )
+        .where(JourneyRun.journey_key == key)
+        .group_by(
+            JourneyRun.current_step, JourneyRun.status, JourneyRun.variant, JourneyRun.converted
+        )
+    ):
         runs_by_status[status] += n
         at_step[step_id or ""][status] += n
         if variant:
@@ -241,26 +299,37 @@ def stats(session: Session, *, key: str) -> dict[str, Any]:
     steps = {}
     for sid in step_ids:
         c = at_step.get(sid, Counter())
-        steps[sid] = {"entered": entered[sid], "waiting": c["running"] + c["held"],
-                      "sent": sent[sid], "converted": c["converted"],
-                      "exited": c["completed"] + c["exited"] + c["cancelled"] + c["failed"]}
-    return {"journey": key, "runs": sum(runs_by_status.values()),
-            "by_status": dict(runs_by_status), "steps": steps,
-            "variants": _variant_stats(session, journey, variants)}
+        steps[sid] = {
+            "entered": entered[sid],
+            "waiting": c["running"] + c["held"],
+            "sent": sent[sid],
+            "converted": c["converted"],
+            "exited": c["completed"] + c["exited"] + c["cancelled"] + c["failed"],
+        }
+    return {
+        "journey": key,
+        "runs": sum(runs_by_status.values()),
+        "by_status": dict(runs_by_status),
+        "steps": steps,
+        "variants": _variant_stats(session, journey, variants),
+    }
 
 
 def _definition_steps(session: Session, journey: Journey) -> list[str]:
-    version = session.get(JourneyVersion, (journey.key, journey.published_version
-                                           or journey.latest_version))
+    version = session.get(
+        JourneyVersion, (journey.key, journey.published_version or journey.latest_version)
+    )
     return list(version.definition.get("steps", {})) if version else []
 
 
-def _variant_stats(session: Session, journey: Journey,
-                   variants: dict[str, Counter[str]]) -> dict[str, Any]:
+def _variant_stats(
+    session: Session, journey: Journey, variants: dict[str, Counter[str]]
+) -> dict[str, Any]:
     if not variants:
         return {}
-    version = session.get(JourneyVersion, (journey.key, journey.published_version
-                                           or journey.latest_version))
+    version = session.get(
+        JourneyVersion, (journey.key, journey.published_version or journey.latest_version)
+    )
     order: list[str] = []
     hypothesis = None
     if version:
@@ -275,11 +344,17 @@ def _variant_stats(session: Session, journey: Journey,
     c_runs, c_conv = variants[control]["runs"], variants[control]["converted"]
     for k in keys:
         runs, conv = variants[k]["runs"], variants[k]["converted"]
-        arm: dict[str, Any] = {"runs": runs, "converted": conv,
-                               "conversion_rate": round(conv / runs, 4) if runs else None}
+        arm: dict[str, Any] = {
+            "runs": runs,
+            "converted": conv,
+            "conversion_rate": round(conv / runs, 4) if runs else None,
+        }
         if k != control:
             test = two_proportion_z(c_conv, c_runs, conv, runs)
-            arm["vs_control"] = None if test is None else {
-                "z": test.z, "p_value": test.p_value, "significant": test.significant}
+            arm["vs_control"] = (
+                None
+                if test is None
+                else {"z": test.z, "p_value": test.p_value, "significant": test.significant}
+            )
         out["arms"][k] = arm
     return out

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class ZTest:
     z: float
-    p_value: float          # two-sided
-    significant: bool       # at `alpha`
+    p_value: float  # two-sided
+    significant: bool  # at `alpha`
 
 
-def two_proportion_z(conv_a: int, n_a: int, conv_b: int, n_b: int, *, alpha: float = 0.05) -> ZTest | None:
+def two_proportion_z(
+    conv_a: int, n_a: int, conv_b: int, n_b: int, *, alpha: float = 0.05
+) -> ZTest | None:
     """None when a test is meaningless (an empty arm, or a pooled rate of 0 or 1)."""
     if n_a <= 0 or n_b <= 0:
         return None

@@ -18,8 +18,13 @@ def in_territory(rep: SalesRep, value: Any) -> bool:
     return any(t.strip().casefold() == wanted for t in rep.territories)
 
 
-def choose_rep(reps: Sequence[SalesRep], *, mode: str, territory_value: Any = None,
-               exclude: Collection[str] = ()) -> SalesRep | None:
+def choose_rep(
+    reps: Sequence[SalesRep],
+    *,
+    mode: str,
+    territory_value: Any = None,
+    exclude: Collection[str] = (),
+) -> SalesRep | None:
     """Round robin = the active rep assigned longest ago (never-assigned first, oldest rep first).
     Territory mode picks among reps covering the value and falls back to everyone active."""
     pool = [r for r in reps if r.active and r.id not in exclude]

@@ -22,7 +22,9 @@ def push_text(kind: str, lead: Lead, *, link: str) -> str:
     return f"New lead for you (score {lead.score:.0f}): {lead.reason}. Contact by {due}. {link}"
 
 
-def email_context(kind: str, lead: Lead, rep: SalesRep, contact: Contact, *, link: str) -> dict[str, Any]:
+def email_context(
+    kind: str, lead: Lead, rep: SalesRep, contact: Contact, *, link: str
+) -> dict[str, Any]:
     """The messaging template context: what is ours sits under `extra`, the link under `links`."""
     return {
         "profile": {},
@@ -30,18 +32,25 @@ def email_context(kind: str, lead: Lead, rep: SalesRep, contact: Contact, *, lin
         "extra": {
             "kind": kind,
             "rep": {"name": rep.name},
-            "lead": {"id": lead.id, "score": lead.score, "reason": lead.reason,
-                     "due_at": lead.due_at.strftime("%Y-%m-%d %H:%M UTC") if lead.due_at else None},
+            "lead": {
+                "id": lead.id,
+                "score": lead.score,
+                "reason": lead.reason,
+                "due_at": lead.due_at.strftime("%Y-%m-%d %H:%M UTC") if lead.due_at else None,
+            },
             "contact": {"name": contact.name, "company": contact.company},
         },
     }
 
 
-def render_email(kind: str, lead: Lead, rep: SalesRep, contact: Contact, *, link: str,
-                 templates_dir=None) -> tuple[str, str, str]:
+def render_email(
+    kind: str, lead: Lead, rep: SalesRep, contact: Contact, *, link: str, templates_dir=None
+) -> tuple[str, str, str]:
     """(subject, text, html) in the rep's language."""
     from rejse.messaging.templates import render, resolve
 
-    resolved = resolve(key=EMAIL_TEMPLATE, channel="email", locale=rep.locale, templates_dir=templates_dir)
+    resolved = resolve(
+        key=EMAIL_TEMPLATE, channel="email", locale=rep.locale, templates_dir=templates_dir
+    )
     out = render(resolved, email_context(kind, lead, rep, contact, link=link))
     return out.subject or "", out.text or "", out.html or ""

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, EmailStr, Field, HttpUrl
 
 
 def _no_nul(value: str) -> str:
-    if "\x00" in value:           # PostgreSQL text cannot hold NUL characters
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL characters
         raise ValueError("must not contain NUL characters")
     return value
 
@@ -23,12 +23,20 @@ Outcome = Literal["contacted", "meeting", "won", "lost", "not_relevant"]
 class RepBase(BaseModel):
     name: Text = Field(min_length=1, max_length=200)
     email: EmailStr
-    territories: list[Annotated[Text, Field(max_length=100)]] = Field(default_factory=list, description="trait values, e.g. countries: DK, SE")
+    territories: list[Annotated[Text, Field(max_length=100)]] = Field(
+        default_factory=list, description="trait values, e.g. countries: DK, SE"
+    )
     active: bool = True
     manager_id: Text | None = Field(default=None, max_length=32)
-    webhook_url: HttpUrl | None = Field(default=None, description="Slack-compatible incoming webhook")
-    crm_owner_id: Text | None = Field(default=None, max_length=100, description="owner/user id in the CRM")
-    locale: Literal["da", "sv", "en"] = Field(default="en", description="language of the rep's emails")
+    webhook_url: HttpUrl | None = Field(
+        default=None, description="Slack-compatible incoming webhook"
+    )
+    crm_owner_id: Text | None = Field(
+        default=None, max_length=100, description="owner/user id in the CRM"
+    )
+    locale: Literal["da", "sv", "en"] = Field(
+        default="en", description="language of the rep's emails"
+    )
 
 
 class RepCreate(RepBase):
@@ -121,13 +129,13 @@ class HandoffInput(BaseModel):
     profile_id: str
     reason: str
     source: str
-    trigger_key: str                   # idempotency of the start (event id, journey step)
+    trigger_key: str  # idempotency of the start (event id, journey step)
     crm: bool = True
 
 
 class HandoffPlan(BaseModel):
     lead_id: str | None
-    skip: str | None = None            # why no hand-off happens (suppressed, duplicate, erased)
+    skip: str | None = None  # why no hand-off happens (suppressed, duplicate, erased)
     reminder_after_s: float = 4 * 3600
     escalate_after_s: float = 24 * 3600
     expire_after_s: float = 14 * 86400
@@ -138,7 +146,7 @@ class HandoffPlan(BaseModel):
 class LeadStep(BaseModel):
     lead_id: str
     step: int = 0
-    kind: str = ""                     # notify: new, reminder, reassigned; mark: reminded, expired, crm_failed
+    kind: str = ""  # notify: new, reminder, reassigned; mark: reminded, expired, crm_failed
     detail: str | None = None
 
 

@@ -100,21 +100,29 @@ def _log(lead: Lead, kind: str, at: dt.datetime, **data: Any) -> None:
     lead.history = [*lead.history, {"kind": kind, "at": at.isoformat(), **data}]
 
 
-def open_lead(session: Session, *, lead_id: str, workflow_id: str, request: HandoffInput,
-              now: dt.datetime | None = None) -> HandoffPlan:
+def open_lead(
+    session: Session,
+    *,
+    lead_id: str,
+    workflow_id: str,
+    request: HandoffInput,
+    now: dt.datetime | None = None,
+) -> HandoffPlan:
     """First step of a hand-off: create the lead (once per trigger key) and pin the SLA policy."""
     now = now or utcnow()
     policy = handoff_policy(session)
     plan = HandoffPlan(
-        lead_id=lead_id, crm=request.crm,
+        lead_id=lead_id,
+        crm=request.crm,
         reminder_after_s=parse_duration(policy.reminder_after).total_seconds(),
         escalate_after_s=parse_duration(policy.escalate_after).total_seconds(),
         expire_after_s=parse_duration(policy.expire_after).total_seconds(),
-        max_escalations=policy.max_escalations)
+        max_escalations=policy.max_escalations,
+    )
     existing = session.exec(select(Lead).where(Lead.trigger_key == request.trigger_key)).first()
     if existing is not None:
         if existing.id == lead_id:
-            return plan                          # a retried activity: same lead
+            return plan  # a retried activity: same lead
         return HandoffPlan(lead_id=existing.id, skip="duplicate")
     snapshot = load_snapshot(session, profile_id=request.profile_id)
     if snapshot is None or snapshot.erased:
@@ -122,25 +130,39 @@ def open_lead(session: Session, *, lead_id: str, workflow_id: str, request: Hand
     if scoring.is_suppressed(session, profile_id=snapshot.id, now=now):
         return HandoffPlan(lead_id=None, skip="suppressed")
     view = scoring.current_score(session, profile_id=snapshot.id, now=now)
-    lead = Lead(id=lead_id, profile_id=snapshot.id, trigger_key=request.trigger_key,
-                workflow_id=workflow_id, source=request.source[:200], reason=request.reason[:500],
-                score=view.score, crm_enabled=request.crm,
-                crm_status="pending" if request.crm else "skipped", created_at=now)
+    lead = Lead(
+        id=lead_id,
+        profile_id=snapshot.id,
+        trigger_key=request.trigger_key,
+        workflow_id=workflow_id,
+        source=request.source[:200],
+        reason=request.reason[:500],
+        score=view.score,
+        crm_enabled=request.crm,
+        crm_status="pending" if request.crm else "skipped",
+        created_at=now,
+    )
     _log(lead, "created", now, source=lead.source)
     session.add(lead)
-    timeline.add_entry(session, profile_id=snapshot.id, kind="lead", at=now,
-                       summary=f"hand-off to sales started ({lead.source})",
-                       data={"lead_id": lead_id, "reason": lead.reason})
+    timeline.add_entry(
+        session,
+        profile_id=snapshot.id,
+        kind="lead",
+        at=now,
+        summary=f"hand-off to sales started ({lead.source})",
+        data={"lead_id": lead_id, "reason": lead.reason},
+    )
     try:
         session.flush()
-    except IntegrityError:                       # a concurrent start with the same trigger key
+    except IntegrityError:  # a concurrent start with the same trigger key
         session.rollback()
         return HandoffPlan(lead_id=None, skip="duplicate")
     return plan
 
 
-def assign(session: Session, *, lead_id: str, step: int, escalate: bool,
-           now: dt.datetime | None = None) -> str | None:
+def assign(
+    session: Session, *, lead_id: str, step: int, escalate: bool, now: dt.datetime | None = None
+) -> str | None:
     """Assign (step 0) or, after a missed SLA, reassign / escalate to the manager. Idempotent
     per step: a retried call returns the rep chosen the first time."""
     now = now or utcnow()
@@ -156,7 +178,9 @@ def assign(session: Session, *, lead_id: str, step: int, escalate: bool,
     rep: SalesRep | None = None
     if escalate and policy.escalation == "manager" and previous:
         current = session.get(SalesRep, previous)
-        manager = session.get(SalesRep, current.manager_id) if current and current.manager_id else None
+        manager = (
+            session.get(SalesRep, current.manager_id) if current and current.manager_id else None
+        )
         rep = manager if manager and manager.active else None
     if rep is None:
         territory = None
@@ -166,28 +190,46 @@ def assign(session: Session, *, lead_id: str, step: int, escalate: bool,
         exclude = {previous} if escalate and previous else set()
         rep = choose_rep(reps, mode=policy.assignment, territory_value=territory, exclude=exclude)
         if rep is None and escalate and previous:
-            rep = session.get(SalesRep, previous)          # nobody else: keep the current rep
+            rep = session.get(SalesRep, previous)  # nobody else: keep the current rep
     lead.rep_id = rep.id if rep else None
     lead.status = "assigned" if rep else "open"
     lead.assigned_at = now
     lead.due_at = now + parse_duration(policy.escalate_after)
     if escalate:
         lead.reassignments += 1
-    _log(lead, "assigned", now, step=step, rep_id=lead.rep_id, previous=previous,
-         why="sla_missed" if escalate else "new")
+    _log(
+        lead,
+        "assigned",
+        now,
+        step=step,
+        rep_id=lead.rep_id,
+        previous=previous,
+        why="sla_missed" if escalate else "new",
+    )
     if rep is not None:
         rep.last_assigned_at = now
         session.add(rep)
     session.add(lead)
-    timeline.add_entry(session, profile_id=lead.profile_id, kind="lead", at=now,
-                       summary=("reassigned after missed SLA" if escalate else "assigned to a rep"),
-                       data={"lead_id": lead.id, "rep_id": lead.rep_id, "previous": previous})
+    timeline.add_entry(
+        session,
+        profile_id=lead.profile_id,
+        kind="lead",
+        at=now,
+        summary=("reassigned after missed SLA" if escalate else "assigned to a rep"),
+        data={"lead_id": lead.id, "rep_id": lead.rep_id, "previous": previous},
+    )
     session.flush()
     return lead.rep_id
 
 
-def mark(session: Session, *, lead_id: str, kind: str, detail: str | None = None,
-         now: dt.datetime | None = None) -> Lead:
+def mark(
+    session: Session,
+    *,
+    lead_id: str,
+    kind: str,
+    detail: str | None = None,
+    now: dt.datetime | None = None,
+) -> Lead:
     """Record an SLA or CRM fact on the lead: reminded, expired, crm_failed."""
     now = now or utcnow()
     lead = get_lead(session, lead_id=lead_id)
@@ -206,8 +248,14 @@ def mark(session: Session, *, lead_id: str, kind: str, detail: str | None = None
     return lead
 
 
-def record_crm(session: Session, *, lead_id: str, ref: str | None = None,
-               task_id: str | None = None, now: dt.datetime | None = None) -> Lead:
+def record_crm(
+    session: Session,
+    *,
+    lead_id: str,
+    ref: str | None = None,
+    task_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> Lead:
     now = now or utcnow()
     lead = get_lead(session, lead_id=lead_id)
     if ref is not None:
@@ -228,8 +276,14 @@ def record_notification(session: Session, *, lead_id: str, key: str) -> None:
     session.flush()
 
 
-def record_outcome(session: Session, *, lead_id: str, outcome: str, note: str | None = None,
-                   now: dt.datetime | None = None) -> tuple[Lead, bool]:
+def record_outcome(
+    session: Session,
+    *,
+    lead_id: str,
+    outcome: str,
+    note: str | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[Lead, bool]:
     """Record a rep's outcome; returns (lead, changed). The same outcome twice acts once.
     `won` moves the profile to `customer`; `not_relevant` suppresses new hand-offs."""
     if outcome not in CONTACT_OUTCOMES:
@@ -246,15 +300,29 @@ def record_outcome(session: Session, *, lead_id: str, outcome: str, note: str | 
         lead.first_contact_at = now
     _log(lead, "outcome", now, outcome=outcome, previous=previous, note=bool(note))
     session.add(lead)
-    timeline.add_entry(session, profile_id=lead.profile_id, kind="lead", at=now,
-                       summary=f"sales outcome: {outcome}", data={"lead_id": lead.id, "outcome": outcome})
+    timeline.add_entry(
+        session,
+        profile_id=lead.profile_id,
+        kind="lead",
+        at=now,
+        summary=f"sales outcome: {outcome}",
+        data={"lead_id": lead.id, "outcome": outcome},
+    )
     if outcome == "won":
-        previous, _ = scoring.set_stage(session, profile_id=lead.profile_id, stage="customer",
-                                        reason=f"lead {lead.id} won", at=now)
+        previous, _ = scoring.set_stage(
+            session,
+            profile_id=lead.profile_id,
+            stage="customer",
+            reason=f"lead {lead.id} won",
+            at=now,
+        )
         if previous != "customer":
             scoring.publish_stage_changes(
-                session, [(scoring.STAGE_CHANGED, {"from": previous, "to": "customer", "reason": "won"})],
-                profile_id=lead.profile_id, key=f"lead:{lead.id}")
+                session,
+                [(scoring.STAGE_CHANGED, {"from": previous, "to": "customer", "reason": "won"})],
+                profile_id=lead.profile_id,
+                key=f"lead:{lead.id}",
+            )
     if outcome == "not_relevant":
         until = now + parse_duration(handoff_policy(session).suppress_for)
         scoring.suppress(session, profile_id=lead.profile_id, until=until)
@@ -266,8 +334,11 @@ def record_outcome(session: Session, *, lead_id: str, outcome: str, note: str | 
 
 
 def _contact(traits: dict[str, Any], email: str | None, phone: str | None) -> Contact:
-    name = traits.get("name") or " ".join(
-        str(traits[k]) for k in ("first_name", "last_name") if traits.get(k)) or None
+    name = (
+        traits.get("name")
+        or " ".join(str(traits[k]) for k in ("first_name", "last_name") if traits.get(k))
+        or None
+    )
     company = traits.get("company")
     if isinstance(company, dict):
         company = company.get("name")
@@ -281,8 +352,9 @@ def contact_of(session: Session, *, profile_id: str) -> Contact:
     return _contact(snapshot.traits, snapshot.email, snapshot.phone)
 
 
-def next_to_contact(session: Session, *, rep_id: str | None = None, limit: int = 20,
-                    now: dt.datetime | None = None) -> list[NextItem]:
+def next_to_contact(
+    session: Session, *, rep_id: str | None = None, limit: int = 20, now: dt.datetime | None = None
+) -> list[NextItem]:
     """Open leads, highest priority first: score now + recent high-intent behaviour + SLA due."""
     now = now or utcnow()
     stmt = select(Lead).where(col(Lead.status).in_(OPEN_STATUSES))
@@ -298,8 +370,12 @@ def next_to_contact(session: Session, *, rep_id: str | None = None, limit: int =
         view = scoring.current_score(session, profile_id=snapshot.id, now=now)
         reasons = [f"score {view.score:.0f} ({view.stage})"]
         priority = view.score
-        recent = [r for r in view.recent if r.get("high_intent")
-                  and now - dt.datetime.fromisoformat(r["at"]) <= HIGH_INTENT_WINDOW]
+        recent = [
+            r
+            for r in view.recent
+            if r.get("high_intent")
+            and now - dt.datetime.fromisoformat(r["at"]) <= HIGH_INTENT_WINDOW
+        ]
         if recent:
             priority += 25
             hours = (now - dt.datetime.fromisoformat(recent[0]["at"])).total_seconds() / 3600
@@ -314,42 +390,72 @@ def next_to_contact(session: Session, *, rep_id: str | None = None, limit: int =
                 priority += 20 if left <= 4 else 0
                 reasons.append(f"SLA due in {left:.0f}h")
         reasons.append(lead.reason)
-        items.append(NextItem(lead_id=lead.id, profile_id=lead.profile_id, rep_id=lead.rep_id,
-                              priority=round(priority, 2), score=view.score, reason="; ".join(reasons),
-                              due_at=lead.due_at, overdue=overdue,
-                              contact=_contact(snapshot.traits, snapshot.email, snapshot.phone)))
+        items.append(
+            NextItem(
+                lead_id=lead.id,
+                profile_id=lead.profile_id,
+                rep_id=lead.rep_id,
+                priority=round(priority, 2),
+                score=view.score,
+                reason="; ".join(reasons),
+                due_at=lead.due_at,
+                overdue=overdue,
+                contact=_contact(snapshot.traits, snapshot.email, snapshot.phone),
+            )
+        )
     items.sort(key=lambda i: (-i.priority, i.due_at or now))
     return items[:limit]
 
 
-def metrics(session: Session, *, since: dt.datetime | None = None, now: dt.datetime | None = None) -> Metrics:
+def metrics(
+    session: Session, *, since: dt.datetime | None = None, now: dt.datetime | None = None
+) -> Metrics:
     now = now or utcnow()
     stmt = select(Lead)
     if since is not None:
         stmt = stmt.where(col(Lead.created_at) >= since)
     leads = list(session.exec(stmt))
     contacted = [lead for lead in leads if lead.first_contact_at is not None]
-    within = [lead for lead in contacted
-              if lead.reassignments == 0 and lead.due_at and lead.first_contact_at <= lead.due_at]
-    waits = [(lead.first_contact_at - (lead.assigned_at or lead.created_at)).total_seconds()
-             for lead in contacted if lead.history]
+    within = [
+        lead
+        for lead in contacted
+        if lead.reassignments == 0 and lead.due_at and lead.first_contact_at <= lead.due_at
+    ]
+    waits = [
+        (lead.first_contact_at - (lead.assigned_at or lead.created_at)).total_seconds()
+        for lead in contacted
+        if lead.history
+    ]
     by_outcome = {o: 0 for o in CONTACT_OUTCOMES}
     for lead in leads:
         if lead.outcome:
             by_outcome[lead.outcome] += 1
     total = len(leads)
     # The SLA share counts leads whose SLA is decided: contacted, or past their due time.
-    decided = [lead for lead in leads if lead.first_contact_at is not None
-               or (lead.due_at is not None and lead.due_at <= now) or lead.status == "expired"]
+    decided = [
+        lead
+        for lead in leads
+        if lead.first_contact_at is not None
+        or (lead.due_at is not None and lead.due_at <= now)
+        or lead.status == "expired"
+    ]
     return Metrics(
-        since=since, aqls_created=total,
+        since=since,
+        aqls_created=total,
         open=sum(1 for lead in leads if lead.status in OPEN_STATUSES),
-        overdue=sum(1 for lead in leads if lead.status in OPEN_STATUSES and lead.due_at and lead.due_at <= now),
-        contacted=len(contacted), contacted_within_sla=len(within),
+        overdue=sum(
+            1
+            for lead in leads
+            if lead.status in OPEN_STATUSES and lead.due_at and lead.due_at <= now
+        ),
+        contacted=len(contacted),
+        contacted_within_sla=len(within),
         share_contacted_within_sla=round(len(within) / len(decided), 4) if decided else None,
         median_time_to_contact_seconds=statistics.median(waits) if waits else None,
         by_outcome=by_outcome,
-        conversion_by_outcome={o: round(n / total, 4) for o, n in by_outcome.items()} if total else {},
+        conversion_by_outcome={o: round(n / total, 4) for o, n in by_outcome.items()}
+        if total
+        else {},
     )
 
 
@@ -366,8 +472,15 @@ def erase_leads(session: Session, *, profile_id: str) -> list[str]:
     return ids
 
 
-def digest_text(session: Session, *, rep_id: str, day: dt.date, public_url: str,
-                now: dt.datetime | None = None, top: int = 10) -> str | None:
+def digest_text(
+    session: Session,
+    *,
+    rep_id: str,
+    day: dt.date,
+    public_url: str,
+    now: dt.datetime | None = None,
+    top: int = 10,
+) -> str | None:
     """The rep's daily digest (lead ids, scores, reasons: no contact data in a chat push);
     None when the rep has nothing open."""
     items = next_to_contact(session, rep_id=rep_id, limit=top, now=now)
@@ -375,6 +488,8 @@ def digest_text(session: Session, *, rep_id: str, day: dt.date, public_url: str,
         return None
     overdue = sum(1 for i in items if i.overdue)
     lines = [f"Your leads for {day.isoformat()}: {len(items)} open, {overdue} overdue."]
-    lines += [f"{n}. {public_url}/api/sales/leads/{i.lead_id} — priority {i.priority:.0f}: {i.reason}"
-              for n, i in enumerate(items, 1)]
+    lines += [
+        f"{n}. {public_url}/api/sales/leads/{i.lead_id} — priority {i.priority:.0f}: {i.reason}"
+        for n, i in enumerate(items, 1)
+    ]
     return "\n".join(lines)

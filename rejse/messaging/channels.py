@@ -47,7 +47,7 @@ class Outgoing:
     text: str | None
     html: str | None
     headers: dict[str, str]
-    payload: dict | None = None      # webhook body
+    payload: dict | None = None  # webhook body
 
 
 class Channel(Protocol):
@@ -76,10 +76,14 @@ class SmtpConfig:
         query = parse_qs(parts.query)
         start_tls = query.get("starttls", ["false"])[0].lower() in ("1", "true", "yes")
         use_tls = parts.scheme == "smtps"
-        return cls(host=parts.hostname or "localhost", port=parts.port or (465 if use_tls else 25),
-                   username=unquote(parts.username) if parts.username else None,
-                   password=unquote(parts.password) if parts.password else None,
-                   use_tls=use_tls, start_tls=start_tls and not use_tls)
+        return cls(
+            host=parts.hostname or "localhost",
+            port=parts.port or (465 if use_tls else 25),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            use_tls=use_tls,
+            start_tls=start_tls and not use_tls,
+        )
 
 
 def message_id_header(message_id: str, email_from: str) -> str:
@@ -136,9 +140,16 @@ class SmtpEmail:
 
     async def send_async(self, msg: EmailMessage) -> None:
         c = self.config
-        await aiosmtplib.send(msg, hostname=c.host, port=c.port, username=c.username,
-                              password=c.password, use_tls=c.use_tls, start_tls=c.start_tls,
-                              timeout=self.timeout)
+        await aiosmtplib.send(
+            msg,
+            hostname=c.host,
+            port=c.port,
+            username=c.username,
+            password=c.password,
+            use_tls=c.use_tls,
+            start_tls=c.start_tls,
+            timeout=self.timeout,
+        )
 
     def deliver(self, out: Outgoing) -> str:
         msg = build_email(out, email_from=self.email_from)
@@ -151,7 +162,9 @@ class SmtpEmail:
             raise
         except aiosmtplib.SMTPResponseException as exc:
             if 500 <= exc.code < 600:
-                raise PermanentFailure(f"smtp {exc.code}", bounced=exc.code in (550, 551, 553)) from None
+                raise PermanentFailure(
+                    f"smtp {exc.code}", bounced=exc.code in (550, 551, 553)
+                ) from None
             raise
         return str(msg["Message-ID"])
 
@@ -177,20 +190,30 @@ class TwilioSms:
 
     def __init__(self, settings: Settings, *, timeout: float = 15.0) -> None:
         assert settings.sms_api_url
-        self.url = (f"{settings.sms_api_url.rstrip('/')}/2010-04-01/Accounts/"
-                    f"{settings.sms_account_sid}/Messages.json")
+        self.url = (
+            f"{settings.sms_api_url.rstrip('/')}/2010-04-01/Accounts/"
+            f"{settings.sms_account_sid}/Messages.json"
+        )
         self.auth = (settings.sms_account_sid or "", settings.sms_auth_token or "")
         self.sender = settings.sms_from or ""
         self.timeout = timeout
 
     def deliver(self, out: Outgoing) -> str:
-        response = httpx.post(self.url, data={"To": out.to or "", "From": self.sender, "Body": out.text or ""},
-                              auth=self.auth, timeout=self.timeout)
+        response = httpx.post(
+            self.url,
+            data={"To": out.to or "", "From": self.sender, "Body": out.text or ""},
+            auth=self.auth,
+            timeout=self.timeout,
+        )
         if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
             detail = ""
             try:
                 body = response.json()
-                detail = f" code {body.get('code')}" if isinstance(body, dict) and body.get("code") else ""
+                detail = (
+                    f" code {body.get('code')}"
+                    if isinstance(body, dict) and body.get("code")
+                    else ""
+                )
             except ValueError:
                 pass
             raise PermanentFailure(f"sms provider rejected ({response.status_code}{detail})")
@@ -217,9 +240,16 @@ class SignedWebhook:
         if not url:
             raise PermanentFailure("no webhook url (REJSE_MESSAGE_WEBHOOK_URL or extra.url)")
         body = json.dumps(out.payload or {}, separators=(",", ":"), default=str).encode()
-        response = httpx.post(url, content=body, timeout=self.timeout, headers={
-            "Content-Type": "application/json", signatures.HEADER: signatures.sign(self.secret, body),
-            "Idempotency-Key": out.message_id})
+        response = httpx.post(
+            url,
+            content=body,
+            timeout=self.timeout,
+            headers={
+                "Content-Type": "application/json",
+                signatures.HEADER: signatures.sign(self.secret, body),
+                "Idempotency-Key": out.message_id,
+            },
+        )
         if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
             raise PermanentFailure(f"webhook rejected ({response.status_code})")
         response.raise_for_status()

@@ -58,6 +58,7 @@ def date(value: Any, locale: str, fmt: str = "long", tz: str | None = None) -> s
         return "" if value is None else str(value)
     if isinstance(parsed, dt.datetime) and tz:
         from zoneinfo import ZoneInfo
+
         parsed = parsed.astimezone(ZoneInfo(tz))
     day = parsed.date() if isinstance(parsed, dt.datetime) else parsed
     return format_date(day, format=fmt, locale=locale)

@@ -69,8 +69,9 @@ def quiet_until(now: dt.datetime, quiet: QuietHours | None, tz: ZoneInfo) -> dt.
     return end_local.astimezone(dt.UTC)
 
 
-def over_frequency_cap(sent_at: Iterable[dt.datetime], *, now: dt.datetime, cap: int,
-                       window: dt.timedelta) -> bool:
+def over_frequency_cap(
+    sent_at: Iterable[dt.datetime], *, now: dt.datetime, cap: int, window: dt.timedelta
+) -> bool:
     """True when `cap` marketing messages were already sent within `window` before `now`."""
     if cap <= 0:
         return False

@@ -54,15 +54,24 @@ def result_of(row: Message) -> SendResult:
     if status == "bounced":
         return SendResult(status="failed", message_id=row.id, reason=row.reason)
     if status == "deferred":
-        return SendResult(status="deferred", message_id=row.id, reason=row.reason, retry_at=row.retry_at)
+        return SendResult(
+            status="deferred", message_id=row.id, reason=row.reason, retry_at=row.retry_at
+        )
     return SendResult(status=status, message_id=row.id, reason=row.reason)  # type: ignore[arg-type]
 
 
 def profile_context(snap: ProfileSnapshot) -> dict[str, Any]:
-    return {"id": snap.id, "traits": dict(snap.traits), "email": snap.email, "phone": snap.phone,
-            "locale": snap.locale, "timezone": snap.timezone,
-            "user_id": (snap.identifiers.get("user_id") or [None])[0],
-            "lifecycle_stage": snap.lifecycle_stage, "lead_score": snap.lead_score}
+    return {
+        "id": snap.id,
+        "traits": dict(snap.traits),
+        "email": snap.email,
+        "phone": snap.phone,
+        "locale": snap.locale,
+        "timezone": snap.timezone,
+        "user_id": (snap.identifiers.get("user_id") or [None])[0],
+        "lifecycle_stage": snap.lifecycle_stage,
+        "lead_score": snap.lead_score,
+    }
 
 
 def tracking_links(settings: Settings, message_id: str) -> dict[str, str]:
@@ -86,8 +95,10 @@ def track_html(html: str, *, settings: Settings, message_id: str) -> tuple[str, 
         return f'href="{base}/t/c/{token}"'
 
     html = _HREF.sub(swap, html)
-    pixel = (f'<img src="{base}/t/o/{tokens.sign(settings.secret_key, "o", message_id)}" '
-             'width="1" height="1" alt="" style="display:none">')
+    pixel = (
+        f'<img src="{base}/t/o/{tokens.sign(settings.secret_key, "o", message_id)}" '
+        'width="1" height="1" alt="" style="display:none">'
+    )
     if "</body>" in html:
         html = html.replace("</body>", pixel + "</body>", 1)
     else:
@@ -124,19 +135,29 @@ def _quiet_hours(settings: Settings, channel: str) -> guards.QuietHours | None:
 
 def _load_profile(session: Session, profile_id: str) -> ProfileSnapshot | None:
     from rejse.profiles.service import load_snapshot
+
     return load_snapshot(session, profile_id=profile_id)
 
 
 def _new_row(req: SendRequest, profile_id: str, now: dt.datetime) -> Message:
-    return Message(id=message_id_for(req.idempotency_key), idempotency_key=req.idempotency_key,
-                   profile_id=profile_id, channel=req.channel, template=req.template,
-                   transactional=req.transactional, journey_key=req.journey_key,
-                   journey_version=req.journey_version, step_id=req.step_id, status="queued",
-                   created_at=now)
+    return Message(
+        id=message_id_for(req.idempotency_key),
+        idempotency_key=req.idempotency_key,
+        profile_id=profile_id,
+        channel=req.channel,
+        template=req.template,
+        transactional=req.transactional,
+        journey_key=req.journey_key,
+        journey_version=req.journey_version,
+        step_id=req.step_id,
+        status="queued",
+        created_at=now,
+    )
 
 
-def _prepare(session: Session, settings: Settings, req: SendRequest, now: dt.datetime
-             ) -> tuple[Message, SendResult | None, Outgoing | None]:
+def _prepare(
+    session: Session, settings: Settings, req: SendRequest, now: dt.datetime
+) -> tuple[Message, SendResult | None, Outgoing | None]:
     """Guards and rendering inside one transaction. Returns the row and either a final result
     (skipped, deferred, failed, or a replayed one) or what to deliver."""
     row = get_by_key(session, req.idempotency_key)
@@ -148,7 +169,7 @@ def _prepare(session: Session, settings: Settings, req: SendRequest, now: dt.dat
         session.add(row)
         try:
             session.flush()
-        except IntegrityError:       # a concurrent attempt created it: use theirs
+        except IntegrityError:  # a concurrent attempt created it: use theirs
             session.rollback()
             row = get_by_key(session, req.idempotency_key)
             assert row is not None
@@ -175,7 +196,9 @@ def _prepare(session: Session, settings: Settings, req: SendRequest, now: dt.dat
     except PermanentFailure as exc:
         return fail(exc.reason)
     if not req.transactional:
-        reason = guards.consent_reason(snap.consents, req.channel, require_opt_in=settings.message_require_opt_in)
+        reason = guards.consent_reason(
+            snap.consents, req.channel, require_opt_in=settings.message_require_opt_in
+        )
         if reason:
             return skip(reason)
         tz = guards.zone(snap.timezone, settings.message_default_timezone)
@@ -190,20 +213,35 @@ def _prepare(session: Session, settings: Settings, req: SendRequest, now: dt.dat
         if settings.message_frequency_cap > 0:
             window = parse_duration(settings.message_frequency_window)
             lock_profile_sends(session, profile_id=row.profile_id)
-            sent = recent_marketing_sends(session, profile_id=row.profile_id, since=now - window,
-                                          now=now, exclude_id=row.id)
-            if guards.over_frequency_cap(sent, now=now, cap=settings.message_frequency_cap, window=window):
-                return skip(f"frequency_cap ({settings.message_frequency_cap} per "
-                            f"{settings.message_frequency_window})")
+            sent = recent_marketing_sends(
+                session, profile_id=row.profile_id, since=now - window, now=now, exclude_id=row.id
+            )
+            if guards.over_frequency_cap(
+                sent, now=now, cap=settings.message_frequency_cap, window=window
+            ):
+                return skip(
+                    f"frequency_cap ({settings.message_frequency_cap} per "
+                    f"{settings.message_frequency_window})"
+                )
 
     try:
-        resolved = templates.resolve(key=req.template, channel=req.channel, locale=snap.locale,
-                                     session=session, templates_dir=settings.templates_dir)
+        resolved = templates.resolve(
+            key=req.template,
+            channel=req.channel,
+            locale=snap.locale,
+            session=session,
+            templates_dir=settings.templates_dir,
+        )
         links = tracking_links(settings, row.id) if req.channel == "email" else {}
         context = templates.build_context(
-            profile=profile_context(snap), trigger=req.trigger,
+            profile=profile_context(snap),
+            trigger=req.trigger,
             journey={"key": req.journey_key, "version": req.journey_version, "step": req.step_id},
-            links=links, message={"id": row.id}, extra=req.extra, now=now)
+            links=links,
+            message={"id": row.id},
+            extra=req.extra,
+            now=now,
+        )
         rendered = templates.render(resolved, context)
     except DomainError as exc:
         return fail(f"template_error: {exc.message}"[:500])
@@ -222,22 +260,46 @@ def _prepare(session: Session, settings: Settings, req: SendRequest, now: dt.dat
             body: Any = json.loads(rendered.text or "null")
         except ValueError:
             body = rendered.text
-        payload = {"message_id": row.id, "profile_id": row.profile_id, "template": req.template,
-                   "journey": req.journey_key, "step": req.step_id, "body": body}
+        payload = {
+            "message_id": row.id,
+            "profile_id": row.profile_id,
+            "template": req.template,
+            "journey": req.journey_key,
+            "step": req.step_id,
+            "body": body,
+        }
     row.status, row.reason, row.retry_at = "sending", None, None
     row.locale, row.template_version = resolved.locale, resolved.version
     row.to_address = address if req.channel != "in_app" else None
     row.inbox_user = address if req.channel == "in_app" else None
-    row.subject, row.body_text, row.body_html, row.links = rendered.subject, rendered.text, html, tracked
+    row.subject, row.body_text, row.body_html, row.links = (
+        rendered.subject,
+        rendered.text,
+        html,
+        tracked,
+    )
     row.attempts += 1
     session.add(row)
-    out = Outgoing(message_id=row.id, to=address, subject=rendered.subject, text=rendered.text,
-                   html=html, headers=headers, payload=payload)
+    out = Outgoing(
+        message_id=row.id,
+        to=address,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=html,
+        headers=headers,
+        payload=payload,
+    )
     return row, None, out
 
 
-def send_message(settings: Settings, engine: Engine, req: SendRequest, *, now: dt.datetime,
-                 after_handoff: Callable[[str], None] | None = None) -> SendResult:
+def send_message(
+    settings: Settings,
+    engine: Engine,
+    req: SendRequest,
+    *,
+    now: dt.datetime,
+    after_handoff: Callable[[str], None] | None = None,
+) -> SendResult:
     with Session(engine, expire_on_commit=False) as session:
         row, result, out = _prepare(session, settings, req, now)
         session.commit()
@@ -252,7 +314,13 @@ def send_message(settings: Settings, engine: Engine, req: SendRequest, *, now: d
         with Session(engine, expire_on_commit=False) as session:
             row = session.get(Message, row.id)
             assert row is not None
-            record_status(session, row, status="bounced" if exc.bounced else "failed", reason=exc.reason, at=now)
+            record_status(
+                session,
+                row,
+                status="bounced" if exc.bounced else "failed",
+                reason=exc.reason,
+                at=now,
+            )
             session.commit()
         log.warning("message_failed", message_id=row.id, reason=exc.reason)
         return result_of(row)

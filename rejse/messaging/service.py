@@ -36,9 +36,16 @@ def get_message(session: Session, message_id: str) -> Message:
     return row
 
 
-def list_messages(session: Session, *, profile_id: str | None = None, journey: str | None = None,
-                  channel: str | None = None, status: str | None = None,
-                  limit: int = 100, offset: int = 0) -> list[Message]:
+def list_messages(
+    session: Session,
+    *,
+    profile_id: str | None = None,
+    journey: str | None = None,
+    channel: str | None = None,
+    status: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Message]:
     stmt = select(Message)
     if profile_id:
         stmt = stmt.where(Message.profile_id == profile_id)
@@ -48,7 +55,9 @@ def list_messages(session: Session, *, profile_id: str | None = None, journey: s
         stmt = stmt.where(Message.channel == channel)
     if status:
         stmt = stmt.where(Message.status == status)
-    stmt = stmt.order_by(col(Message.created_at).desc(), col(Message.id)).offset(offset).limit(limit)
+    stmt = (
+        stmt.order_by(col(Message.created_at).desc(), col(Message.id)).offset(offset).limit(limit)
+    )
     return list(session.exec(stmt))
 
 
@@ -56,36 +65,68 @@ def lock_profile_sends(session: Session, *, profile_id: str) -> None:
     """Serialise the frequency-cap check of one profile's concurrent sends (PostgreSQL advisory
     lock until the transaction ends; SQLite serialises writers itself)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
-                        {"k": f"rejse.messaging:{profile_id}"})
+        session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+            {"k": f"rejse.messaging:{profile_id}"},
+        )
 
 
-def recent_marketing_sends(session: Session, *, profile_id: str, since: dt.datetime, now: dt.datetime,
-                           exclude_id: str | None = None) -> list[dt.datetime]:
+def recent_marketing_sends(
+    session: Session,
+    *,
+    profile_id: str,
+    since: dt.datetime,
+    now: dt.datetime,
+    exclude_id: str | None = None,
+) -> list[dt.datetime]:
     """Send times of a profile's marketing messages delivered since `since`, plus those in
     flight (`sending`, counted at `now`), for the frequency cap."""
     stmt = select(Message.status, Message.sent_at).where(
-        Message.profile_id == profile_id, Message.transactional == False,
-        sa.or_(sa.and_(col(Message.status).in_(DELIVERED), col(Message.sent_at) > since),
-               Message.status == "sending"))
+        Message.profile_id == profile_id,
+        Message.transactional == False,
+        sa.or_(
+            sa.and_(col(Message.status).in_(DELIVERED), col(Message.sent_at) > since),
+            Message.status == "sending",
+        ),
+    )
     if exclude_id:
         stmt = stmt.where(Message.id != exclude_id)
     return [now if status == "sending" or at is None else at for status, at in session.exec(stmt)]
 
 
-def _timeline(session: Session, row: Message, what: str, at: dt.datetime | None = None,
-              **data: Any) -> None:
+def _timeline(
+    session: Session, row: Message, what: str, at: dt.datetime | None = None, **data: Any
+) -> None:
     summary = f"{row.channel} {row.template} {what}"
     if row.journey_key:
         summary += f" (journey {row.journey_key}, step {row.step_id})"
-    add_entry(session, profile_id=row.profile_id, kind="message", summary=summary[:500], at=at,
-              data={"message_id": row.id, "channel": row.channel, "template": row.template,
-                    "status": row.status, "journey": row.journey_key, "step": row.step_id,
-                    "reason": row.reason, **data})
+    add_entry(
+        session,
+        profile_id=row.profile_id,
+        kind="message",
+        summary=summary[:500],
+        at=at,
+        data={
+            "message_id": row.id,
+            "channel": row.channel,
+            "template": row.template,
+            "status": row.status,
+            "journey": row.journey_key,
+            "step": row.step_id,
+            "reason": row.reason,
+            **data,
+        },
+    )
 
 
-def record_status(session: Session, row: Message, *, status: str, reason: str | None = None,
-                  at: dt.datetime | None = None) -> None:
+def record_status(
+    session: Session,
+    row: Message,
+    *,
+    status: str,
+    reason: str | None = None,
+    at: dt.datetime | None = None,
+) -> None:
     row.status = status
     row.reason = reason
     session.add(row)
@@ -93,11 +134,19 @@ def record_status(session: Session, row: Message, *, status: str, reason: str | 
 
 
 def _event_properties(row: Message) -> dict[str, Any]:
-    return {"message_id": row.id, "channel": row.channel, "template": row.template,
-            "journey": row.journey_key, "journey_version": row.journey_version, "step": row.step_id}
+    return {
+        "message_id": row.id,
+        "channel": row.channel,
+        "template": row.template,
+        "journey": row.journey_key,
+        "journey_version": row.journey_version,
+        "step": row.step_id,
+    }
 
 
-def record_open(session: Session, *, message_id: str, at: dt.datetime | None = None) -> Message | None:
+def record_open(
+    session: Session, *, message_id: str, at: dt.datetime | None = None
+) -> Message | None:
     """An open pixel was fetched: count it; the first open becomes an `Email Opened` event."""
     from rejse.events.service import record_internal_event
 
@@ -111,14 +160,21 @@ def record_open(session: Session, *, message_id: str, at: dt.datetime | None = N
         if row.status == "sent":
             row.status = "opened"
         _timeline(session, row, "opened", at=at)
-        record_internal_event(session, profile_id=row.profile_id, event="Email Opened",
-                              properties=_event_properties(row), message_id=f"{row.id}:opened", at=at)
+        record_internal_event(
+            session,
+            profile_id=row.profile_id,
+            event="Email Opened",
+            properties=_event_properties(row),
+            message_id=f"{row.id}:opened",
+            at=at,
+        )
     session.add(row)
     return row
 
 
-def record_click(session: Session, *, message_id: str, index: int,
-                 at: dt.datetime | None = None) -> str | None:
+def record_click(
+    session: Session, *, message_id: str, index: int, at: dt.datetime | None = None
+) -> str | None:
     """A tracked link was followed: returns its target; the first click on each link becomes an
     `Email Clicked` event (with `url` and `link` index, so a journey can match on them)."""
     from rejse.events.service import record_internal_event
@@ -132,18 +188,25 @@ def record_click(session: Session, *, message_id: str, index: int,
     if row.clicked_at is None:
         row.clicked_at = at
         _timeline(session, row, "clicked", at=at, link=index)
-    if row.opened_at is None:       # a click proves the open (images may be blocked)
+    if row.opened_at is None:  # a click proves the open (images may be blocked)
         row.opened_at = at
     if row.status in ("sent", "opened"):
         row.status = "clicked"
     session.add(row)
-    record_internal_event(session, profile_id=row.profile_id, event="Email Clicked",
-                          properties={**_event_properties(row), "url": url, "link": index},
-                          message_id=f"{row.id}:clicked:{index}", at=at)
+    record_internal_event(
+        session,
+        profile_id=row.profile_id,
+        event="Email Clicked",
+        properties={**_event_properties(row), "url": url, "link": index},
+        message_id=f"{row.id}:clicked:{index}",
+        at=at,
+    )
     return url
 
 
-def unsubscribe(session: Session, *, message_id: str, at: dt.datetime | None = None) -> Message | None:
+def unsubscribe(
+    session: Session, *, message_id: str, at: dt.datetime | None = None
+) -> Message | None:
     """One-click unsubscribe: revoke the message channel's consent at once."""
     from rejse.profiles.consent import set_consent
     from rejse.profiles.service import resolve_profile_id
@@ -152,20 +215,33 @@ def unsubscribe(session: Session, *, message_id: str, at: dt.datetime | None = N
     if row is None:
         return None
     profile_id = resolve_profile_id(session, row.profile_id) or row.profile_id
-    set_consent(session, profile_id=profile_id, channel=row.channel, status="revoked",
-                source=f"unsubscribe:{row.id}", at=at)
+    set_consent(
+        session,
+        profile_id=profile_id,
+        channel=row.channel,
+        status="revoked",
+        source=f"unsubscribe:{row.id}",
+        at=at,
+    )
     return row
 
 
-def inbox(session: Session, *, user_id: str, unread_only: bool = False, limit: int = 50) -> list[Message]:
-    stmt = select(Message).where(Message.inbox_user == user_id, Message.channel == "in_app",
-                                 col(Message.status).in_(DELIVERED))
+def inbox(
+    session: Session, *, user_id: str, unread_only: bool = False, limit: int = 50
+) -> list[Message]:
+    stmt = select(Message).where(
+        Message.inbox_user == user_id,
+        Message.channel == "in_app",
+        col(Message.status).in_(DELIVERED),
+    )
     if unread_only:
         stmt = stmt.where(col(Message.read_at).is_(None))
     return list(session.exec(stmt.order_by(col(Message.sent_at).desc()).limit(limit)))
 
 
-def mark_read(session: Session, *, user_id: str, message_id: str, at: dt.datetime | None = None) -> Message:
+def mark_read(
+    session: Session, *, user_id: str, message_id: str, at: dt.datetime | None = None
+) -> Message:
     row = session.get(Message, message_id)
     if row is None or row.inbox_user != user_id or row.channel != "in_app":
         raise NotFound(f"no inbox message {message_id!r} for this user", field="message_id")
@@ -184,8 +260,11 @@ def mark_read(session: Session, *, user_id: str, message_id: str, at: dt.datetim
 def journey_message_stats(session: Session, *, journey_key: str) -> dict[str, dict[str, int]]:
     """Per step: how many messages ended in each status (sent/opened/clicked/skipped/...), plus
     `delivered` (sent + opened + clicked), `opened` and `clicked` totals for rates."""
-    stmt = (select(Message.step_id, Message.status, func.count())
-            .where(Message.journey_key == journey_key).group_by(Message.step_id, Message.status))
+    stmt = (
+        select(Message.step_id, Message.status, func.count())
+        .where(Message.journey_key == journey_key)
+        .group_by(Message.step_id, Message.status)
+    )
     out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for step, status, n in session.exec(stmt):
         bucket = out[step or ""]
@@ -193,14 +272,16 @@ def journey_message_stats(session: Session, *, journey_key: str) -> dict[str, di
         if status in DELIVERED:
             bucket["delivered"] += n
     for step, status, n in session.exec(
-            select(Message.step_id, Message.status, func.count())
-            .where(Message.journey_key == journey_key, col(Message.opened_at).is_not(None))
-            .group_by(Message.step_id, Message.status)):
+        select(Message.step_id, Message.status, func.count())
+        .where(Message.journey_key == journey_key, col(Message.opened_at).is_not(None))
+        .group_by(Message.step_id, Message.status)
+    ):
         out[step or ""]["opened_total"] += n
     for step, _status, n in session.exec(
-            select(Message.step_id, Message.status, func.count())
-            .where(Message.journey_key == journey_key, col(Message.clicked_at).is_not(None))
-            .group_by(Message.step_id, Message.status)):
+        select(Message.step_id, Message.status, func.count())
+        .where(Message.journey_key == journey_key, col(Message.clicked_at).is_not(None))
+        .group_by(Message.step_id, Message.status)
+    ):
         out[step or ""]["clicked_total"] += n
     return {step: dict(counts) for step, counts in out.items()}
 

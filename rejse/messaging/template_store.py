@@ -13,62 +13,119 @@ from rejse.messaging import templates as tpl
 from rejse.models.messaging import MessageTemplate
 
 
-def _save(session: Session, *, key: str, channel: str, variants: dict[str, dict[str, str]],
-          description: str | None, version: int, templates_dir) -> MessageTemplate:
+def _save(
+    session: Session,
+    *,
+    key: str,
+    channel: str,
+    variants: dict[str, dict[str, str]],
+    description: str | None,
+    version: int,
+    templates_dir,
+) -> MessageTemplate:
     tpl.check_key(key)
     tpl.check_channel(channel)
-    clean = {loc: {p: s for p, s in parts.items() if s is not None} for loc, parts in variants.items()}
+    clean = {
+        loc: {p: s for p, s in parts.items() if s is not None} for loc, parts in variants.items()
+    }
     tpl.validate_variants(channel, clean, templates_dir=templates_dir)
-    row = MessageTemplate(key=key, channel=channel, version=version, description=description, variants=clean)
+    row = MessageTemplate(
+        key=key, channel=channel, version=version, description=description, variants=clean
+    )
     session.add(row)
     try:
         session.flush()
     except IntegrityError:
         session.rollback()
-        raise Conflict(f"template {key!r} ({channel}) version {version} already exists", field="key") from None
+        raise Conflict(
+            f"template {key!r} ({channel}) version {version} already exists", field="key"
+        ) from None
     return row
 
 
-def create_template(session: Session, *, key: str, channel: str, variants: dict[str, dict[str, str]],
-                    description: str | None = None, templates_dir=None) -> MessageTemplate:
+def create_template(
+    session: Session,
+    *,
+    key: str,
+    channel: str,
+    variants: dict[str, dict[str, str]],
+    description: str | None = None,
+    templates_dir=None,
+) -> MessageTemplate:
     """Version 1 of an API template. It may override a file template of the same key."""
     if tpl.latest_api_template(session, key=key, channel=channel) is not None:
         raise Conflict(f"template {key!r} ({channel}) exists; add a version instead", field="key")
-    return _save(session, key=key, channel=channel, variants=variants, description=description,
-                 version=1, templates_dir=templates_dir)
+    return _save(
+        session,
+        key=key,
+        channel=channel,
+        variants=variants,
+        description=description,
+        version=1,
+        templates_dir=templates_dir,
+    )
 
 
-def add_version(session: Session, *, key: str, channel: str, variants: dict[str, dict[str, str]],
-                description: str | None = None, templates_dir=None) -> MessageTemplate:
+def add_version(
+    session: Session,
+    *,
+    key: str,
+    channel: str,
+    variants: dict[str, dict[str, str]],
+    description: str | None = None,
+    templates_dir=None,
+) -> MessageTemplate:
     latest = tpl.latest_api_template(session, key=key, channel=channel)
     version = 1 if latest is None else latest.version + 1
     if latest is not None and description is None:
         description = latest.description
-    return _save(session, key=key, channel=channel, variants=variants, description=description,
-                 version=version, templates_dir=templates_dir)
+    return _save(
+        session,
+        key=key,
+        channel=channel,
+        variants=variants,
+        description=description,
+        version=version,
+        templates_dir=templates_dir,
+    )
 
 
 def list_api_templates(session: Session) -> list[MessageTemplate]:
-    rows = session.exec(select(MessageTemplate).order_by(MessageTemplate.key, MessageTemplate.channel,
-                                                         col(MessageTemplate.version).desc()))
+    rows = session.exec(
+        select(MessageTemplate).order_by(
+            MessageTemplate.key, MessageTemplate.channel, col(MessageTemplate.version).desc()
+        )
+    )
     latest: dict[tuple[str, str], MessageTemplate] = {}
     for row in rows:
         latest.setdefault((row.key, row.channel), row)
     return list(latest.values())
 
 
-def get_template(session: Session, *, key: str, channel: str, version: int | None = None,
-                 templates_dir=None) -> dict[str, Any]:
+def get_template(
+    session: Session, *, key: str, channel: str, version: int | None = None, templates_dir=None
+) -> dict[str, Any]:
     """The template as stored: API version (latest or given) or the file template sources."""
     if version is not None:
-        row = session.exec(select(MessageTemplate).where(
-            MessageTemplate.key == key, MessageTemplate.channel == channel,
-            MessageTemplate.version == version)).first()
+        row = session.exec(
+            select(MessageTemplate).where(
+                MessageTemplate.key == key,
+                MessageTemplate.channel == channel,
+                MessageTemplate.version == version,
+            )
+        ).first()
     else:
         row = tpl.latest_api_template(session, key=key, channel=channel)
     if row is not None:
-        return {"key": row.key, "channel": row.channel, "version": row.version, "origin": "api",
-                "description": row.description, "variants": row.variants, "created_at": row.created_at}
+        return {
+            "key": row.key,
+            "channel": row.channel,
+            "version": row.version,
+            "origin": "api",
+            "description": row.description,
+            "variants": row.variants,
+            "created_at": row.created_at,
+        }
     if version is None:
         locales = tpl.file_locales(key=key, channel=channel, templates_dir=templates_dir)
         if locales:
@@ -81,15 +138,32 @@ def get_template(session: Session, *, key: str, channel: str, version: int | Non
                     if path.is_file():
                         parts[part] = path.read_text(encoding="utf-8")
                 variants[loc] = parts
-            return {"key": key, "channel": channel, "version": None, "origin": "file",
-                    "description": None, "variants": variants, "created_at": None}
-    raise NotFound(f"no {channel} template {key!r}" + (f" version {version}" if version else ""), field="key")
+            return {
+                "key": key,
+                "channel": channel,
+                "version": None,
+                "origin": "file",
+                "description": None,
+                "variants": variants,
+                "created_at": None,
+            }
+    raise NotFound(
+        f"no {channel} template {key!r}" + (f" version {version}" if version else ""), field="key"
+    )
 
 
-def preview(session: Session, *, key: str, channel: str, profile: ProfileSnapshot | None = None,
-            locale: str | None = None, trigger: dict[str, Any] | None = None,
-            extra: dict[str, Any] | None = None, variants: dict[str, dict[str, str]] | None = None,
-            templates_dir=None) -> tuple[tpl.ResolvedTemplate, tpl.Rendered]:
+def preview(
+    session: Session,
+    *,
+    key: str,
+    channel: str,
+    profile: ProfileSnapshot | None = None,
+    locale: str | None = None,
+    trigger: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    variants: dict[str, dict[str, str]] | None = None,
+    templates_dir=None,
+) -> tuple[tpl.ResolvedTemplate, tpl.Rendered]:
     """Render with a real profile or the sample data; `variants` previews an unsaved draft."""
     from rejse.messaging.sender import profile_context
 
@@ -98,19 +172,36 @@ def preview(session: Session, *, key: str, channel: str, profile: ProfileSnapsho
         wanted = tpl.formatting.language(locale or (profile.locale if profile else None))
         loc = wanted if wanted in variants else min(variants)
         eng = tpl.engines(templates_dir)
-        resolved = tpl.ResolvedTemplate(key, channel, loc, None,
-                                        {p: tpl._compile(eng, p, s) for p, s in variants[loc].items() if s})
+        resolved = tpl.ResolvedTemplate(
+            key,
+            channel,
+            loc,
+            None,
+            {p: tpl._compile(eng, p, s) for p, s in variants[loc].items() if s},
+        )
     else:
-        resolved = tpl.resolve(key=key, channel=channel, locale=locale or (profile.locale if profile else None),
-                               session=session, templates_dir=templates_dir)
+        resolved = tpl.resolve(
+            key=key,
+            channel=channel,
+            locale=locale or (profile.locale if profile else None),
+            session=session,
+            templates_dir=templates_dir,
+        )
     sample = tpl.sample_context(locale=resolved.locale)
     context = dict(sample)
     if profile is not None:
         context["profile"] = profile_context(profile)
     if trigger is not None:
-        context.update(tpl.build_context(profile=context["profile"], trigger=trigger,
-                                         journey=sample["journey"], links=sample["links"],
-                                         message=sample["message"], extra=extra))
+        context.update(
+            tpl.build_context(
+                profile=context["profile"],
+                trigger=trigger,
+                journey=sample["journey"],
+                links=sample["links"],
+                message=sample["message"],
+                extra=extra,
+            )
+        )
     elif extra is not None:
         context["extra"] = extra
     if not isinstance(context.get("profile"), dict):

@@ -84,7 +84,11 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             raise SecurityError("exponent too large in template")
         if operator == "*":
             for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_REPEAT:
+                if (
+                    isinstance(seq, (str, list, tuple))
+                    and isinstance(n, int)
+                    and len(seq) * n > MAX_REPEAT
+                ):
                     raise SecurityError("repetition too large in template")
         return super().call_binop(context, operator, left, right)
 
@@ -174,7 +178,7 @@ class ResolvedTemplate:
     key: str
     channel: str
     locale: str
-    version: int | None            # None: file template
+    version: int | None  # None: file template
     parts: dict[str, Template] = field(hash=False)
 
 
@@ -188,7 +192,9 @@ def check_key(key: str, *, field_name: str = "key") -> None:
 
 def check_channel(channel: str, *, field_name: str = "channel") -> None:
     if channel not in CHANNELS:
-        raise Unprocessable(f"unknown channel {channel!r} (one of: {', '.join(CHANNELS)})", field=field_name)
+        raise Unprocessable(
+            f"unknown channel {channel!r} (one of: {', '.join(CHANNELS)})", field=field_name
+        )
 
 
 def _file_dir(eng: Engines, channel: str, key: str, locale: str) -> Path:
@@ -210,7 +216,9 @@ def file_locales(*, key: str, channel: str, templates_dir: str | Path | None = N
     return out
 
 
-def list_file_templates(templates_dir: str | Path | None = None) -> list[tuple[str, str, list[str]]]:
+def list_file_templates(
+    templates_dir: str | Path | None = None,
+) -> list[tuple[str, str, list[str]]]:
     """(channel, key, locales) of every file template."""
     eng = engines(templates_dir)
     out = []
@@ -232,13 +240,22 @@ def list_file_templates(templates_dir: str | Path | None = None) -> list[tuple[s
 
 
 def latest_api_template(session: Session, *, key: str, channel: str) -> MessageTemplate | None:
-    stmt = (select(MessageTemplate).where(MessageTemplate.key == key, MessageTemplate.channel == channel)
-            .order_by(col(MessageTemplate.version).desc()).limit(1))
+    stmt = (
+        select(MessageTemplate)
+        .where(MessageTemplate.key == key, MessageTemplate.channel == channel)
+        .order_by(col(MessageTemplate.version).desc())
+        .limit(1)
+    )
     return session.exec(stmt).first()
 
 
-def template_exists(*, key: str, channel: str, session: Session | None = None,
-                    templates_dir: str | Path | None = None) -> bool:
+def template_exists(
+    *,
+    key: str,
+    channel: str,
+    session: Session | None = None,
+    templates_dir: str | Path | None = None,
+) -> bool:
     """True if a file template exists for (key, channel), or, given a session, an API one."""
     if file_locales(key=key, channel=channel, templates_dir=templates_dir):
         return True
@@ -252,8 +269,14 @@ def _locale_order(wanted: str | None) -> list[str]:
     return [first] if first == formatting.DEFAULT_LOCALE else [first, formatting.DEFAULT_LOCALE]
 
 
-def resolve(*, key: str, channel: str, locale: str | None, session: Session | None = None,
-            templates_dir: str | Path | None = None) -> ResolvedTemplate:
+def resolve(
+    *,
+    key: str,
+    channel: str,
+    locale: str | None,
+    session: Session | None = None,
+    templates_dir: str | Path | None = None,
+) -> ResolvedTemplate:
     """Pick the template for a profile's locale (`da-DK` -> `da`, fallback `en`, then any).
     An API template of the same key overrides the file template locale by locale."""
     eng = engines(templates_dir)
@@ -263,15 +286,20 @@ def resolve(*, key: str, channel: str, locale: str | None, session: Session | No
     order = _locale_order(locale) + sorted(set(api_locales) | set(files))
     for loc in order:
         if api is not None and loc in api.variants:
-            parts = {p: _compile(eng, p, src) for p, src in api.variants[loc].items()
-                     if p in CHANNEL_PARTS[channel] and src}
+            parts = {
+                p: _compile(eng, p, src)
+                for p, src in api.variants[loc].items()
+                if p in CHANNEL_PARTS[channel] and src
+            }
             return ResolvedTemplate(key, channel, loc, api.version, parts)
         if loc in files:
             parts = {}
             for p in CHANNEL_PARTS[channel]:
                 path = _file_dir(eng, channel, key, loc) / PART_FILES[p]
                 if path.is_file():
-                    parts[p] = eng.for_part(p).get_template(f"{channel}/{key}/{loc}/{PART_FILES[p]}")
+                    parts[p] = eng.for_part(p).get_template(
+                        f"{channel}/{key}/{loc}/{PART_FILES[p]}"
+                    )
             return ResolvedTemplate(key, channel, loc, None, parts)
     raise NotFound(f"no {channel} template {key!r}", field="template")
 
@@ -312,15 +340,22 @@ def render_part(template: Template, context: dict[str, Any], *, part: str) -> st
     except (TemplateError, ArithmeticError, TypeError, ValueError, RecursionError) as exc:
         line = _template_line(exc)
         where = f"line {line}: " if line else ""
-        raise TemplateProblem(f"{part}: {where}{_describe(exc)}", field=f"template.{part}") from None
+        raise TemplateProblem(
+            f"{part}: {where}{_describe(exc)}", field=f"template.{part}"
+        ) from None
 
 
 def render(resolved: ResolvedTemplate, context: dict[str, Any]) -> Rendered:
     ctx = {**context, "locale": resolved.locale}
     out = Rendered()
     for part, template in resolved.parts.items():
-        setattr(out, part, render_part(template, ctx, part=part).strip() if part != "html"
-                else render_part(template, ctx, part=part))
+        setattr(
+            out,
+            part,
+            render_part(template, ctx, part=part).strip()
+            if part != "html"
+            else render_part(template, ctx, part=part),
+        )
     if resolved.channel == "email" and not out.text and out.html:
         out.text = html_to_text(out.html)
     if out.subject:
@@ -333,6 +368,7 @@ _TAG = re.compile(r"<[^>]+>")
 
 def html_to_text(html: str) -> str:
     import html as html_lib
+
     text = re.sub(r"(?is)<(script|style).*?</\1>", "", html)
     text = re.sub(r"(?i)<br\s*/?>|</p>|</tr>|</h\d>|</li>", "\n", text)
     text = html_lib.unescape(_TAG.sub("", text))
@@ -381,7 +417,11 @@ def _unsafe_nodes(ast: nodes.Template) -> list[tuple[int, str]]:
         name = None
         if isinstance(node, nodes.Getattr):
             name = node.attr
-        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        elif (
+            isinstance(node, nodes.Getitem)
+            and isinstance(node.arg, nodes.Const)
+            and isinstance(node.arg.value, str)
+        ):
             name = node.arg.value
         elif isinstance(node, nodes.Name):
             name = node.name if node.name.startswith("_") or node.name == "self" else None
@@ -397,9 +437,14 @@ def _first_use(ast: nodes.Template, name: str) -> int | None:
     return None
 
 
-def validate_source(source: str, *, part: str, field_name: str,
-                    templates_dir: str | Path | None = None,
-                    sample: dict[str, Any] | None = None) -> None:
+def validate_source(
+    source: str,
+    *,
+    part: str,
+    field_name: str,
+    templates_dir: str | Path | None = None,
+    sample: dict[str, Any] | None = None,
+) -> None:
     """Refuse a template part with its line number: syntax errors, unsafe attribute access,
     variables outside the documented context, and sandbox violations in a trial render."""
     eng = engines(templates_dir)
@@ -407,65 +452,92 @@ def validate_source(source: str, *, part: str, field_name: str,
     try:
         ast = env.parse(source)
     except TemplateSyntaxError as exc:
-        raise TemplateProblem(f"line {exc.lineno}: syntax error: {exc.message}", field=field_name) from None
+        raise TemplateProblem(
+            f"line {exc.lineno}: syntax error: {exc.message}", field=field_name
+        ) from None
     unsafe = _unsafe_nodes(ast)
     if unsafe:
         line, name = unsafe[0]
         raise TemplateProblem(
             f"line {line}: access to {name!r} is refused by the template sandbox "
-            "(names starting with '_' and 'self' are not available)", field=field_name)
+            "(names starting with '_' and 'self' are not available)",
+            field=field_name,
+        )
     unknown = sorted(meta.find_undeclared_variables(ast) - CONTEXT_NAMES - set(env.globals))
     if unknown:
         name = unknown[0]
         line = _first_use(ast, name)
         raise TemplateProblem(
             f"line {line}: unknown variable {name!r} (available: {', '.join(sorted(CONTEXT_NAMES))})",
-            field=field_name)
+            field=field_name,
+        )
     for ref in meta.find_referenced_templates(ast):
         if ref is None:
             raise TemplateProblem("dynamic extends/include is not allowed", field=field_name)
         try:
             env.get_template(ref)
         except TemplateNotFound:
-            raise TemplateProblem(f"included template {ref!r} does not exist", field=field_name) from None
+            raise TemplateProblem(
+                f"included template {ref!r} does not exist", field=field_name
+            ) from None
     try:
         with step_budget():
             env.from_string(source).render(sample if sample is not None else sample_context())
     except TooMuchWork:
-        raise TemplateProblem(f"the template does too much work (over {TRIAL_STEPS:,} steps with the "
-                              "sample data); simplify its loops", field=field_name) from None
+        raise TemplateProblem(
+            f"the template does too much work (over {TRIAL_STEPS:,} steps with the "
+            "sample data); simplify its loops",
+            field=field_name,
+        ) from None
     except SecurityError as exc:
         line = _template_line(exc)
-        raise TemplateProblem(f"line {line}: refused by the template sandbox: {exc}", field=field_name) from None
+        raise TemplateProblem(
+            f"line {line}: refused by the template sandbox: {exc}", field=field_name
+        ) from None
     except UndefinedError as exc:
         if "unsafe" in str(exc):
             line = _template_line(exc)
-            raise TemplateProblem(f"line {line}: refused by the template sandbox: {exc}", field=field_name) from None
+            raise TemplateProblem(
+                f"line {line}: refused by the template sandbox: {exc}", field=field_name
+            ) from None
         # A trait the sample profile lacks is fine at save; the real render reports it.
     except Exception:  # noqa: BLE001, S110 - data-dependent errors surface at render time
         pass
 
 
-def validate_variants(channel: str, variants: dict[str, dict[str, str]], *,
-                      templates_dir: str | Path | None = None) -> None:
+def validate_variants(
+    channel: str, variants: dict[str, dict[str, str]], *, templates_dir: str | Path | None = None
+) -> None:
     check_channel(channel)
     if not variants:
         raise Unprocessable("at least one locale variant is required", field="variants")
     for loc, parts in variants.items():
         if loc not in formatting.SUPPORTED_LOCALES:
-            raise Unprocessable(f"unsupported locale {loc!r} (one of: {', '.join(formatting.SUPPORTED_LOCALES)})",
-                                field=f"variants.{loc}")
+            raise Unprocessable(
+                f"unsupported locale {loc!r} (one of: {', '.join(formatting.SUPPORTED_LOCALES)})",
+                field=f"variants.{loc}",
+            )
         for part in parts:
             if part not in CHANNEL_PARTS[channel]:
-                raise Unprocessable(f"{channel} templates have no part {part!r} "
-                                    f"(parts: {', '.join(CHANNEL_PARTS[channel])})", field=f"variants.{loc}.{part}")
+                raise Unprocessable(
+                    f"{channel} templates have no part {part!r} "
+                    f"(parts: {', '.join(CHANNEL_PARTS[channel])})",
+                    field=f"variants.{loc}.{part}",
+                )
         for part in REQUIRED_PARTS[channel]:
             if not (parts.get(part) or "").strip():
-                raise Unprocessable(f"part {part!r} is required for {channel}", field=f"variants.{loc}.{part}")
+                raise Unprocessable(
+                    f"part {part!r} is required for {channel}", field=f"variants.{loc}.{part}"
+                )
         for part, source in parts.items():
             if source:
-                validate_source(source, part=part, field_name=f"variants.{loc}.{part}",
-                                templates_dir=templates_dir, sample=sample_context(locale=loc))
+                validate_source(
+                    source,
+                    part=part,
+                    field_name=f"variants.{loc}.{part}",
+                    templates_dir=templates_dir,
+                    sample=sample_context(locale=loc),
+                )
 
 
 # ----------------------------------------------------------------------------- context
@@ -494,16 +566,18 @@ def cart_from_properties(properties: dict[str, Any]) -> dict[str, Any]:
             continue
         qty = formatting.to_decimal(_first(item, "quantity")) or 1
         price = formatting.to_decimal(_first(item, "price"))
-        lines.append({
-            "title": _first(item, "title", "name", "sku", "product_id") or "",
-            "variant": _first(item, "variant_title", "variant") or "",
-            "sku": item.get("sku"),
-            "quantity": int(qty),
-            "price": price,
-            "total": price * qty if price is not None else None,
-            "url": _first(item, "url"),
-            "image_url": _first(item, "image_url", "image"),
-        })
+        lines.append(
+            {
+                "title": _first(item, "title", "name", "sku", "product_id") or "",
+                "variant": _first(item, "variant_title", "variant") or "",
+                "sku": item.get("sku"),
+                "quantity": int(qty),
+                "price": price,
+                "total": price * qty if price is not None else None,
+                "url": _first(item, "url"),
+                "image_url": _first(item, "image_url", "image"),
+            }
+        )
     total = formatting.to_decimal(_first(props, "total", "value", "total_price", "revenue"))
     if total is None and lines and all(line["total"] is not None for line in lines):
         total = sum(line["total"] for line in lines)
@@ -516,10 +590,16 @@ def cart_from_properties(properties: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_context(*, profile: dict[str, Any], trigger: dict[str, Any] | None = None,
-                  journey: dict[str, Any] | None = None, links: dict[str, str] | None = None,
-                  message: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
-                  now: Any = None) -> dict[str, Any]:
+def build_context(
+    *,
+    profile: dict[str, Any],
+    trigger: dict[str, Any] | None = None,
+    journey: dict[str, Any] | None = None,
+    links: dict[str, str] | None = None,
+    message: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    now: Any = None,
+) -> dict[str, Any]:
     trigger = trigger if isinstance(trigger, dict) else {}
     return {
         "profile": profile,
@@ -538,22 +618,50 @@ def sample_context(*, locale: str = "en") -> dict[str, Any]:
     trigger = {
         "event": "Checkout Started",
         "properties": {
-            "checkout_id": "7c1b2d0f9a4e4f6b8c3d2e1f0a9b8c7d", "currency": "DKK", "value": 1249.0,
+            "checkout_id": "7c1b2d0f9a4e4f6b8c3d2e1f0a9b8c7d",
+            "currency": "DKK",
+            "value": 1249.0,
             "abandoned_checkout_url": "https://shop.example.com/checkouts/7c1b/recover",
             "products": [
-                {"title": "Regnjakke Aarhus", "variant_title": "M / Navy", "sku": "RJ-AAR-M-NV",
-                 "price": 899.0, "quantity": 1},
-                {"title": "Uldsokker 3-pak", "variant_title": "39-42", "sku": "US-3P-3942",
-                 "price": 175.0, "quantity": 2},
+                {
+                    "title": "Regnjakke Aarhus",
+                    "variant_title": "M / Navy",
+                    "sku": "RJ-AAR-M-NV",
+                    "price": 899.0,
+                    "quantity": 1,
+                },
+                {
+                    "title": "Uldsokker 3-pak",
+                    "variant_title": "39-42",
+                    "sku": "US-3P-3942",
+                    "price": 175.0,
+                    "quantity": 2,
+                },
             ],
         },
         "timestamp": "2026-11-20T08:14:03+00:00",
     }
-    profile = {"id": "prof_sample", "traits": {"first_name": "Mette", "country": "DK"},
-               "email": "mette@example.com", "phone": "+4520123456", "locale": locale,
-               "timezone": "Europe/Copenhagen", "user_id": "cust-1"}
-    links = {"unsubscribe": "https://rejse.example/u/sample", "preferences": "https://rejse.example/u/sample"}
-    return {**build_context(profile=profile, trigger=trigger,
-                            journey={"key": "abandoned-cart", "version": 1, "step": "reminder_1"},
-                            links=links, message={"id": "msg_sample"}, extra={}),
-            "locale": locale}
+    profile = {
+        "id": "prof_sample",
+        "traits": {"first_name": "Mette", "country": "DK"},
+        "email": "mette@example.com",
+        "phone": "+4520123456",
+        "locale": locale,
+        "timezone": "Europe/Copenhagen",
+        "user_id": "cust-1",
+    }
+    links = {
+        "unsubscribe": "https://rejse.example/u/sample",
+        "preferences": "https://rejse.example/u/sample",
+    }
+    return {
+        **build_context(
+            profile=profile,
+            trigger=trigger,
+            journey={"key": "abandoned-cart", "version": 1, "step": "reminder_1"},
+            links=links,
+            message={"id": "msg_sample"},
+            extra={},
+        ),
+        "locale": locale,
+    }

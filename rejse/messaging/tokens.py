@@ -11,7 +11,7 @@ import base64
 import hashlib
 import hmac
 
-KINDS = ("o", "c", "u")   # open, click, unsubscribe
+KINDS = ("o", "c", "u")  # open, click, unsubscribe
 
 
 class InvalidToken(ValueError):

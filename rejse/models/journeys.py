@@ -57,7 +57,9 @@ class JourneyRun(SQLModel, table=True):
     version: int
     profile_id: str = Field(max_length=64)
     trigger_event_id: str = Field(max_length=255)
-    entry_no: int = Field(default=1, sa_column_kwargs={"server_default": "1"})  # 1, 2... per workflow id
+    entry_no: int = Field(
+        default=1, sa_column_kwargs={"server_default": "1"}
+    )  # 1, 2... per workflow id
     status: str = Field(default="running", max_length=20)
     current_step: str | None = Field(default=None, max_length=64)
     step_since: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -71,8 +73,10 @@ class JourneyStep(SQLModel, table=True):
     """Each step a run entered, with the outcome of sends (for per-step stats)."""
 
     __tablename__ = "journey_step"
-    __table_args__ = (sa.Index("ix_journey_step_journey", "journey_key", "step_id"),
-                      sa.Index("ix_journey_step_run", "run_id"))
+    __table_args__ = (
+        sa.Index("ix_journey_step_journey", "journey_key", "step_id"),
+        sa.Index("ix_journey_step_run", "run_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(max_length=32)

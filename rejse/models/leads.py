@@ -36,7 +36,9 @@ class ProfileScore(SQLModel, table=True):
     fit_breakdown: dict[str, float] = Field(default_factory=dict, sa_type=sa.JSON)
     decayed_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     stage: str = Field(default="subscriber", max_length=20)
-    recent: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)  # last few scored events
+    recent: list[dict[str, Any]] = Field(
+        default_factory=list, sa_type=sa.JSON
+    )  # last few scored events
     suppressed_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -74,7 +76,7 @@ class SalesRep(SQLModel, table=True):
     manager_id: str | None = Field(default=None, max_length=32)
     webhook_url: str | None = Field(default=None, max_length=1000)
     crm_owner_id: str | None = Field(default=None, max_length=100)
-    locale: str = Field(default="en", max_length=10)      # of the rep's emails: da, sv, en
+    locale: str = Field(default="en", max_length=10)  # of the rep's emails: da, sv, en
     last_assigned_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -87,12 +89,14 @@ class Lead(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=32)
     profile_id: str = Field(max_length=64, index=True)
-    trigger_key: str = Field(max_length=200, unique=True)   # idempotency of the start
+    trigger_key: str = Field(max_length=200, unique=True)  # idempotency of the start
     workflow_id: str = Field(max_length=200)
     source: str = Field(max_length=200)
     reason: str = Field(max_length=500)
     score: float = 0.0
-    status: str = Field(default="open", max_length=20)  # open, assigned, contacted, meeting, won, lost, not_relevant, expired
+    status: str = Field(
+        default="open", max_length=20
+    )  # open, assigned, contacted, meeting, won, lost, not_relevant, expired
     rep_id: str | None = Field(default=None, max_length=32)
     assigned_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     due_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)

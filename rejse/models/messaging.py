@@ -15,7 +15,9 @@ class MessageTemplate(SQLModel, table=True):
     overrides the file template of the same key and locale."""
 
     __tablename__ = "message_template"
-    __table_args__ = (sa.UniqueConstraint("key", "channel", "version", name="uq_message_template_version"),)
+    __table_args__ = (
+        sa.UniqueConstraint("key", "channel", "version", name="uq_message_template_version"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=200, index=True)
@@ -44,7 +46,7 @@ class Message(SQLModel, table=True):
     profile_id: str = Field(max_length=64, index=True)
     channel: str = Field(max_length=20)
     template: str = Field(max_length=200)
-    template_version: int | None = None    # None: file template
+    template_version: int | None = None  # None: file template
     locale: str | None = Field(default=None, max_length=10)
     transactional: bool = False
     journey_key: str | None = Field(default=None, max_length=200)
@@ -52,8 +54,8 @@ class Message(SQLModel, table=True):
     step_id: str | None = Field(default=None, max_length=200)
     status: str = Field(default="queued", max_length=20)
     reason: str | None = Field(default=None, max_length=500)
-    to_address: str | None = Field(default=None, max_length=320)   # PII: erased on GDPR delete
-    inbox_user: str | None = Field(default=None, max_length=200)   # in_app: the user id it is for
+    to_address: str | None = Field(default=None, max_length=320)  # PII: erased on GDPR delete
+    inbox_user: str | None = Field(default=None, max_length=200)  # in_app: the user id it is for
     subject: str | None = None
     body_text: str | None = Field(default=None, sa_type=sa.Text)
     body_html: str | None = Field(default=None, sa_type=sa.Text)

@@ -16,12 +16,12 @@ from rejse.db import UTCDateTime, utcnow
 class Profile(SQLModel, table=True):
     __tablename__ = "profile"
 
-    id: str = Field(primary_key=True, max_length=32)          # prf_<26 chars>, opaque
+    id: str = Field(primary_key=True, max_length=32)  # prf_<26 chars>, opaque
     traits: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     locale: str | None = Field(default=None, max_length=35)
     timezone: str | None = Field(default=None, max_length=64)
-    lifecycle_stage: str | None = Field(default=None, max_length=32)   # written by leads
-    lead_score: float = Field(default=0.0)                              # written by leads
+    lifecycle_stage: str | None = Field(default=None, max_length=32)  # written by leads
+    lead_score: float = Field(default=0.0)  # written by leads
     event_count: int = Field(default=0)
     first_seen_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_seen_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -38,7 +38,7 @@ class ProfileIdentifier(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     profile_id: str = Field(max_length=32, index=True)
-    type: str = Field(max_length=32)        # user_id, anonymous_id, email, phone, device_id, ...
+    type: str = Field(max_length=32)  # user_id, anonymous_id, email, phone, device_id, ...
     value: str = Field(max_length=255)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -50,7 +50,7 @@ class Consent(SQLModel, table=True):
 
     profile_id: str = Field(primary_key=True, max_length=32)
     channel: str = Field(primary_key=True, max_length=32)
-    status: str = Field(max_length=16)      # granted / denied / revoked
+    status: str = Field(max_length=16)  # granted / denied / revoked
     source: str = Field(max_length=100)
     at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -74,8 +74,8 @@ class ProfileMerge(SQLModel, table=True):
 
     from_profile_id: str = Field(primary_key=True, max_length=32)
     into_profile_id: str = Field(max_length=32, index=True)
-    event_id: str | None = Field(default=None, max_length=64)   # the event that caused it
-    reason: str = Field(max_length=200)                          # identifier types, no values
+    event_id: str | None = Field(default=None, max_length=64)  # the event that caused it
+    reason: str = Field(max_length=200)  # identifier types, no values
     at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -96,6 +96,6 @@ class ProfileErasure(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     profile_id: str = Field(max_length=32, index=True)
-    requested_by: str | None = Field(default=None, max_length=64)   # API key id
+    requested_by: str | None = Field(default=None, max_length=64)  # API key id
     at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     summary: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)  # counts per domain

@@ -17,6 +17,6 @@ class TimelineEntry(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     profile_id: str = Field(max_length=64)
     at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    kind: str = Field(max_length=40)       # message, journey_step, score, merge, consent, stage, ...
-    summary: str = Field(max_length=500)   # human-readable, no PII
+    kind: str = Field(max_length=40)  # message, journey_step, score, merge, consent, stage, ...
+    summary: str = Field(max_length=500)  # human-readable, no PII
     data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)

@@ -18,16 +18,24 @@ CHANNEL_MAX = 32
 
 def validate(channel: str, status: str, source: str) -> None:
     if not channel or len(channel) > CHANNEL_MAX or not channel.replace("_", "").isalnum():
-        raise DomainError("channel must be a short name like email, sms, push, in_app",
-                          field="channel")
+        raise DomainError(
+            "channel must be a short name like email, sms, push, in_app", field="channel"
+        )
     if status not in STATUSES:
         raise DomainError(f"status must be one of {', '.join(STATUSES)}", field="status")
     if not source or len(source) > 100:
         raise DomainError("source is required (at most 100 characters)", field="source")
 
 
-def set_consent(session: Session, *, profile_id: str, channel: str, status: str, source: str,
-                at: dt.datetime | None = None) -> ConsentChange | None:
+def set_consent(
+    session: Session,
+    *,
+    profile_id: str,
+    channel: str,
+    status: str,
+    source: str,
+    at: dt.datetime | None = None,
+) -> ConsentChange | None:
     """Record a consent decision. Returns the change, or None when it changes nothing (same
     status) or is older than the current decision (late-arriving events do not win)."""
     validate(channel, status, source)
@@ -36,13 +44,23 @@ def set_consent(session: Session, *, profile_id: str, channel: str, status: str,
     if current is not None and (current.status == status or current.at > at):
         return None
     if current is None:
-        current = Consent(profile_id=profile_id, channel=channel, status=status, source=source, at=at)
+        current = Consent(
+            profile_id=profile_id, channel=channel, status=status, source=source, at=at
+        )
     else:
         current.status, current.source, current.at = status, source, at
     session.add(current)
-    session.add(ConsentChangeRecord(profile_id=profile_id, channel=channel, status=status,
-                                    source=source, at=at))
-    add_entry(session, profile_id=profile_id, kind="consent", at=at,
-              summary=f"{channel} consent {status} (source: {source})"[:500],
-              data={"channel": channel, "status": status, "source": source})
+    session.add(
+        ConsentChangeRecord(
+            profile_id=profile_id, channel=channel, status=status, source=source, at=at
+        )
+    )
+    add_entry(
+        session,
+        profile_id=profile_id,
+        kind="consent",
+        at=at,
+        summary=f"{channel} consent {status} (source: {source})"[:500],
+        data={"channel": channel, "status": status, "source": source},
+    )
     return ConsentChange(channel=channel, status=status, source=source)  # type: ignore[arg-type]

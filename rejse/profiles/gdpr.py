@@ -29,9 +29,13 @@ from rejse.timeline import erase_entries
 
 
 def merged_ids(session: Session, profile_id: str) -> list[str]:
-    return list(session.exec(select(ProfileMerge.from_profile_id)
-                             .where(ProfileMerge.into_profile_id == profile_id)
-                             .order_by(ProfileMerge.at)))
+    return list(
+        session.exec(
+            select(ProfileMerge.from_profile_id)
+            .where(ProfileMerge.into_profile_id == profile_id)
+            .order_by(ProfileMerge.at)
+        )
+    )
 
 
 def export_profile(session: Session, *, profile_id: str) -> dict[str, Any]:
@@ -43,20 +47,41 @@ def export_profile(session: Session, *, profile_id: str) -> dict[str, Any]:
         "format": "rejse.profile-export.v1",
         "exported_at": utcnow().isoformat(),
         "profile": profile.model_dump(mode="json"),
-        "identifiers": dump(session.exec(select(ProfileIdentifier).where(ProfileIdentifier.profile_id == pid))),
+        "identifiers": dump(
+            session.exec(select(ProfileIdentifier).where(ProfileIdentifier.profile_id == pid))
+        ),
         "consents": dump(session.exec(select(Consent).where(Consent.profile_id == pid))),
-        "consent_history": dump(session.exec(select(ConsentChangeRecord)
-                                             .where(ConsentChangeRecord.profile_id == pid)
-                                             .order_by(ConsentChangeRecord.at))),
-        "merged_profiles": dump(session.exec(select(ProfileMerge).where(ProfileMerge.into_profile_id == pid))),
-        "events": dump(session.exec(select(Event).where(Event.profile_id == pid).order_by(Event.timestamp))),
-        "timeline": dump(session.exec(select(TimelineEntry).where(TimelineEntry.profile_id == pid)
-                                      .order_by(TimelineEntry.at))),
+        "consent_history": dump(
+            session.exec(
+                select(ConsentChangeRecord)
+                .where(ConsentChangeRecord.profile_id == pid)
+                .order_by(ConsentChangeRecord.at)
+            )
+        ),
+        "merged_profiles": dump(
+            session.exec(select(ProfileMerge).where(ProfileMerge.into_profile_id == pid))
+        ),
+        "events": dump(
+            session.exec(select(Event).where(Event.profile_id == pid).order_by(Event.timestamp))
+        ),
+        "timeline": dump(
+            session.exec(
+                select(TimelineEntry)
+                .where(TimelineEntry.profile_id == pid)
+                .order_by(TimelineEntry.at)
+            )
+        ),
     }
 
 
-def erase_profile(session: Session, *, profile_id: str, secret: str,
-                  erasers: Sequence[ProfileEraser], requested_by: str | None = None) -> ProfileErasure:
+def erase_profile(
+    session: Session,
+    *,
+    profile_id: str,
+    secret: str,
+    erasers: Sequence[ProfileEraser],
+    requested_by: str | None = None,
+) -> ProfileErasure:
     """Erase in the session's transaction (the caller commits, then awaits
     `cancel_running` of every eraser: see `cancel_after_erase`)."""
     profile = get_live_profile(session, profile_id)
@@ -65,7 +90,9 @@ def erase_profile(session: Session, *, profile_id: str, secret: str,
     pid = profile.id
     now = utcnow()
     conn = session.connection()
-    idents = list(session.exec(select(ProfileIdentifier).where(ProfileIdentifier.profile_id == pid)))
+    idents = list(
+        session.exec(select(ProfileIdentifier).where(ProfileIdentifier.profile_id == pid))
+    )
     for row in idents:
         digest = ident.tombstone(secret, row.type, row.value)
         existing = session.get(ErasedIdentifier, digest)
@@ -77,7 +104,7 @@ def erase_profile(session: Session, *, profile_id: str, secret: str,
         session.delete(row)
     event_ids = list(session.exec(select(Event.id).where(Event.profile_id == pid)))
     for i in range(0, len(event_ids), 500):
-        chunk = event_ids[i:i + 500]
+        chunk = event_ids[i : i + 500]
         conn.execute(OUTBOX.delete().where(OUTBOX.c.event_id.in_(chunk)))
         conn.execute(sa.delete(DeadLetter).where(DeadLetter.event_id.in_(chunk)))  # type: ignore[attr-defined]
     conn.execute(EVENT.delete().where(EVENT.c.profile_id == pid))
@@ -85,8 +112,12 @@ def erase_profile(session: Session, *, profile_id: str, secret: str,
     conn.execute(sa.delete(ConsentChangeRecord).where(ConsentChangeRecord.profile_id == pid))
     erase_entries(session, profile_id=pid)
     old_ids = merged_ids(session, pid)
-    summary: dict[str, Any] = {"identifiers": len(idents), "events": len(event_ids),
-                               "merged_profile_ids": old_ids, "domains": []}
+    summary: dict[str, Any] = {
+        "identifiers": len(idents),
+        "events": len(event_ids),
+        "merged_profile_ids": old_ids,
+        "domains": [],
+    }
     for eraser in erasers:
         for target in [pid, *old_ids]:
             eraser.erase(session, target)

@@ -10,11 +10,28 @@ KNOWN_TYPES = ("user_id", "anonymous_id", "email", "phone", "device_id", "loyalt
 PRIORITY = {"user_id": 0, "email": 1}
 MAX_VALUE_LEN = 255
 # Values that identify nobody (Segment Unify "blocked values"); compared case-insensitively.
-BLOCKED_VALUES = frozenset({
-    "", "null", "none", "nil", "undefined", "anonymous", "unknown", "n/a", "na", "-1", "0",
-    "false", "true", "nan", "[object object]", "{}", "[]",
-})
-TRAIT_IDENTIFIERS = ("email", "phone", "loyalty_id")   # traits that are also identifiers
+BLOCKED_VALUES = frozenset(
+    {
+        "",
+        "null",
+        "none",
+        "nil",
+        "undefined",
+        "anonymous",
+        "unknown",
+        "n/a",
+        "na",
+        "-1",
+        "0",
+        "false",
+        "true",
+        "nan",
+        "[object object]",
+        "{}",
+        "[]",
+    }
+)
+TRAIT_IDENTIFIERS = ("email", "phone", "loyalty_id")  # traits that are also identifiers
 
 
 def normalise(type_: str, value: object) -> str | None:

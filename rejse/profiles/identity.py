@@ -81,16 +81,20 @@ class IdentityIndex:
         self.session = session
         self.conn = session.connection()
         self.secret = secret
-        self.owner: dict[tuple[str, str], str | None] = {}   # None: known to be unowned
+        self.owner: dict[tuple[str, str], str | None] = {}  # None: known to be unowned
         self.user_id: dict[str, str | None] = {}
         self.created: dict[str, dt.datetime] = {}
         self.traits: dict[str, dict[str, Any]] = {}
         self.traits_dirty: set[str] = set()
-        self.pending: dict[str, dict[str, Any]] = {}          # profile -> counter changes
+        self.pending: dict[str, dict[str, Any]] = {}  # profile -> counter changes
         self.new_profiles: list[dict[str, Any]] = []
         self.new_identifiers: list[dict[str, Any]] = []
-        self.tombstones_exist = self.conn.execute(
-            sa.select(sa.literal(1)).select_from(ErasedIdentifier).limit(1)).first() is not None
+        self.tombstones_exist = (
+            self.conn.execute(
+                sa.select(sa.literal(1)).select_from(ErasedIdentifier).limit(1)
+            ).first()
+            is not None
+        )
 
     # ---------------------------------------------------------------- loading
     def preload(self, idents: Iterable[list[tuple[str, str]]]) -> None:
@@ -98,12 +102,14 @@ class IdentityIndex:
         wanted = list({tv for ids in idents for tv in ids} - set(self.owner))
         owners: set[str] = set()
         for i in range(0, len(wanted), 500):
-            chunk = wanted[i:i + 500]
+            chunk = wanted[i : i + 500]
             for tv in chunk:
                 self.owner[tv] = None
             for type_, value, pid in self.conn.execute(
-                    sa.select(IDENT.c.type, IDENT.c.value, IDENT.c.profile_id)
-                    .where(sa.tuple_(IDENT.c.type, IDENT.c.value).in_(chunk))):
+                sa.select(IDENT.c.type, IDENT.c.value, IDENT.c.profile_id).where(
+                    sa.tuple_(IDENT.c.type, IDENT.c.value).in_(chunk)
+                )
+            ):
                 self.owner[(type_, value)] = pid
                 owners.add(pid)
         self.load_user_ids(owners)
@@ -111,18 +117,21 @@ class IdentityIndex:
     def load_user_ids(self, ids: set[str]) -> None:
         missing = [pid for pid in ids if pid not in self.user_id]
         for i in range(0, len(missing), 500):
-            chunk = missing[i:i + 500]
+            chunk = missing[i : i + 500]
             for pid in chunk:
                 self.user_id[pid] = None
             for pid, value in self.conn.execute(
-                    sa.select(IDENT.c.profile_id, IDENT.c.value)
-                    .where(IDENT.c.type == "user_id", IDENT.c.profile_id.in_(chunk))):
+                sa.select(IDENT.c.profile_id, IDENT.c.value).where(
+                    IDENT.c.type == "user_id", IDENT.c.profile_id.in_(chunk)
+                )
+            ):
                 self.user_id[pid] = value
 
     def lookup(self, tv: tuple[str, str]) -> str | None:
         if tv not in self.owner:
-            found = self.conn.execute(sa.select(IDENT.c.profile_id).where(
-                IDENT.c.type == tv[0], IDENT.c.value == tv[1])).scalar()
+            found = self.conn.execute(
+                sa.select(IDENT.c.profile_id).where(IDENT.c.type == tv[0], IDENT.c.value == tv[1])
+            ).scalar()
             self.owner[tv] = found
             if found is not None:
                 self.load_user_ids({found})
@@ -132,24 +141,34 @@ class IdentityIndex:
         missing = [pid for pid in pids if pid not in self.created]
         if missing:
             for pid, created in self.conn.execute(
-                    sa.select(PROFILE.c.id, PROFILE.c.created_at).where(PROFILE.c.id.in_(missing))):
+                sa.select(PROFILE.c.id, PROFILE.c.created_at).where(PROFILE.c.id.in_(missing))
+            ):
                 self.created[pid] = created
         return self.created
 
     def prefetch_traits(self, idents: Iterable[list[tuple[str, str]]]) -> None:
         """Read in one query the traits of the profiles owning these identifiers (those an
         identify in this batch will change)."""
-        pids = list({pid for ids in idents for tv in ids
-                     if (pid := self.owner.get(tv)) is not None and pid not in self.traits})
+        pids = list(
+            {
+                pid
+                for ids in idents
+                for tv in ids
+                if (pid := self.owner.get(tv)) is not None and pid not in self.traits
+            }
+        )
         for i in range(0, len(pids), 500):
             for pid, traits in self.conn.execute(
-                    sa.select(PROFILE.c.id, PROFILE.c.traits).where(PROFILE.c.id.in_(pids[i:i + 500]))):
+                sa.select(PROFILE.c.id, PROFILE.c.traits).where(PROFILE.c.id.in_(pids[i : i + 500]))
+            ):
                 self.traits[pid] = dict(traits or {})
 
     def traits_of(self, pid: str) -> dict[str, Any]:
         if pid not in self.traits:
-            self.traits[pid] = dict(self.conn.execute(
-                sa.select(PROFILE.c.traits).where(PROFILE.c.id == pid)).scalar() or {})
+            self.traits[pid] = dict(
+                self.conn.execute(sa.select(PROFILE.c.traits).where(PROFILE.c.id == pid)).scalar()
+                or {}
+            )
         return self.traits[pid]
 
     # ---------------------------------------------------------------- folding an event
@@ -158,8 +177,13 @@ class IdentityIndex:
         ts: dt.datetime = row["timestamp"]
         p = self.pending.get(pid)
         if p is None:
-            p = self.pending[pid] = {"n": 0, "first": ts, "last": ts, "locale": None,
-                                     "timezone": None}
+            p = self.pending[pid] = {
+                "n": 0,
+                "first": ts,
+                "last": ts,
+                "locale": None,
+                "timezone": None,
+            }
         p["n"] += 1
         p["first"] = min(p["first"], ts)
         p["last"] = max(p["last"], ts)
@@ -189,42 +213,60 @@ class IdentityIndex:
         if self.pending:
             # Counters and seen-times as SQL expressions: no profile row is read.
             m, now = driver_mark(self.conn), driver_value(self.conn, utcnow())
-            sql = (f"UPDATE profile SET event_count = event_count + {m}, "
-                   f"first_seen_at = CASE WHEN first_seen_at IS NULL OR first_seen_at > {m} "
-                   f"THEN {m} ELSE first_seen_at END, "
-                   f"last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < {m} "
-                   f"THEN {m} ELSE last_seen_at END, "
-                   f"locale = COALESCE({m}, locale), timezone = COALESCE({m}, timezone), "
-                   f"updated_at = {m} WHERE id = {m}")
+            sql = (
+                f"UPDATE profile SET event_count = event_count + {m}, "
+                f"first_seen_at = CASE WHEN first_seen_at IS NULL OR first_seen_at > {m} "
+                f"THEN {m} ELSE first_seen_at END, "
+                f"last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < {m} "
+                f"THEN {m} ELSE last_seen_at END, "
+                f"locale = COALESCE({m}, locale), timezone = COALESCE({m}, timezone), "
+                f"updated_at = {m} WHERE id = {m}"
+            )
             params = []
             for pid, p in sorted(self.pending.items()):
                 first = driver_value(self.conn, p["first"])
                 last = driver_value(self.conn, p["last"])
-                params.append((p["n"], first, first, last, last, p["locale"], p["timezone"],
-                               now, pid))
+                params.append(
+                    (p["n"], first, first, last, last, p["locale"], p["timezone"], now, pid)
+                )
             self.conn.exec_driver_sql(sql, params)
             self.pending.clear()
         if self.traits_dirty:
-            self.conn.execute(PROFILE.update().where(PROFILE.c.id == sa.bindparam("_id"))
-                              .values(traits=sa.bindparam("traits", type_=PROFILE.c.traits.type)),
-                              [{"_id": pid, "traits": self.traits[pid]}
-                               for pid in sorted(self.traits_dirty)])
+            self.conn.execute(
+                PROFILE.update()
+                .where(PROFILE.c.id == sa.bindparam("_id"))
+                .values(traits=sa.bindparam("traits", type_=PROFILE.c.traits.type)),
+                [{"_id": pid, "traits": self.traits[pid]} for pid in sorted(self.traits_dirty)],
+            )
             self.traits_dirty.clear()
 
     def create_profile(self, at: dt.datetime) -> str:
         pid = new_id("prf")
-        self.new_profiles.append({
-            "id": pid, "traits": {}, "locale": None, "timezone": None, "lifecycle_stage": None,
-            "lead_score": 0.0, "event_count": 0, "first_seen_at": None, "last_seen_at": None,
-            "created_at": at, "updated_at": at, "erased_at": None})
+        self.new_profiles.append(
+            {
+                "id": pid,
+                "traits": {},
+                "locale": None,
+                "timezone": None,
+                "lifecycle_stage": None,
+                "lead_score": 0.0,
+                "event_count": 0,
+                "first_seen_at": None,
+                "last_seen_at": None,
+                "created_at": at,
+                "updated_at": at,
+                "erased_at": None,
+            }
+        )
         self.user_id[pid] = None
         self.created[pid] = at
         self.traits[pid] = {}
         return pid
 
     def attach(self, pid: str, tv: tuple[str, str], at: dt.datetime) -> None:
-        self.new_identifiers.append({"profile_id": pid, "type": tv[0], "value": tv[1],
-                                     "created_at": at})
+        self.new_identifiers.append(
+            {"profile_id": pid, "type": tv[0], "value": tv[1], "created_at": at}
+        )
         self.owner[tv] = pid
         if tv[0] == "user_id":
             self.user_id[pid] = tv[1]
@@ -235,13 +277,15 @@ class IdentityIndex:
         if not self.tombstones_exist or not ids:
             return False
         digests = [ident.tombstone(self.secret, t, v) for t, v in ids]
-        rows = self.conn.execute(sa.select(ErasedIdentifier.erased_at)  # type: ignore[call-overload]
-                                 .where(ErasedIdentifier.digest.in_(digests))).all()  # type: ignore[attr-defined]
+        rows = self.conn.execute(
+            sa.select(ErasedIdentifier.erased_at).where(ErasedIdentifier.digest.in_(digests))  # type: ignore[call-overload]
+        ).all()  # type: ignore[attr-defined]
         return any(_aware(r[0]) >= timestamp for r in rows)
 
     # ---------------------------------------------------------------- resolution
-    def resolve(self, row: dict[str, Any], *, event_id: str,
-                ids: list[tuple[str, str]] | None = None) -> tuple[str, list[str]]:
+    def resolve(
+        self, row: dict[str, Any], *, event_id: str, ids: list[tuple[str, str]] | None = None
+    ) -> tuple[str, list[str]]:
         """The profile this event belongs to (created if needed) and the ids merged into it."""
         at = utcnow()
         ids = list(event_identifiers(row) if ids is None else ids)
@@ -261,7 +305,7 @@ class IdentityIndex:
                 continue
             owner_uid = self.user_id.get(owner)
             if owner_uid and group_uid and owner_uid != group_uid:
-                continue   # one user_id per profile: leave that profile alone
+                continue  # one user_id per profile: leave that profile alone
             group.append(owner)
             group_uid = group_uid or owner_uid
         if not group:
@@ -274,8 +318,12 @@ class IdentityIndex:
             merged = [pid for pid in group if pid != survivor]
             self.flush()
             for pid in merged:
-                self.merge(into=survivor, from_=pid, event_id=event_id,
-                           reason=", ".join(sorted({t for t, _ in ids})))
+                self.merge(
+                    into=survivor,
+                    from_=pid,
+                    event_id=event_id,
+                    reason=", ".join(sorted({t for t, _ in ids})),
+                )
         for tv in pending:
             if tv[0] == "user_id" and self.user_id.get(survivor) not in (None, tv[1]):
                 continue
@@ -298,14 +346,16 @@ class IdentityIndex:
         self.user_id[into] = self.user_id.get(into) or self.user_id.get(from_)
         for cache in (self.user_id, self.created, self.traits):
             cache.pop(from_, None)
-        self.traits.pop(into, None)       # combined traits: read again when needed
+        self.traits.pop(into, None)  # combined traits: read again when needed
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
-def combine_traits(survivor: dict[str, Any], other: dict[str, Any], *, other_newer: bool) -> dict[str, Any]:
+def combine_traits(
+    survivor: dict[str, Any], other: dict[str, Any], *, other_newer: bool
+) -> dict[str, Any]:
     """Key by key: a value only one side has is kept; on conflict the newer profile wins;
     None never overwrites a value."""
     out = dict(survivor)
@@ -317,24 +367,32 @@ def combine_traits(survivor: dict[str, Any], other: dict[str, Any], *, other_new
     return out
 
 
-def merge_profiles(session: Session, *, into: str, from_: str, event_id: str | None,
-                   reason: str) -> None:
+def merge_profiles(
+    session: Session, *, into: str, from_: str, event_id: str | None, reason: str
+) -> None:
     """Fold profile `from_` into `into` in the session's transaction and record it."""
     survivor = session.get(Profile, into, populate_existing=True)
     other = session.get(Profile, from_, populate_existing=True)
     if survivor is None or other is None or into == from_:
         return
     conn = session.connection()
-    other_newer = (other.updated_at or other.created_at) > (survivor.updated_at or survivor.created_at)
-    survivor.traits = combine_traits(dict(survivor.traits or {}), dict(other.traits or {}),
-                                     other_newer=other_newer)
+    other_newer = (other.updated_at or other.created_at) > (
+        survivor.updated_at or survivor.created_at
+    )
+    survivor.traits = combine_traits(
+        dict(survivor.traits or {}), dict(other.traits or {}), other_newer=other_newer
+    )
     survivor.locale = (other.locale if other_newer else None) or survivor.locale or other.locale
-    survivor.timezone = (other.timezone if other_newer else None) or survivor.timezone or other.timezone
+    survivor.timezone = (
+        (other.timezone if other_newer else None) or survivor.timezone or other.timezone
+    )
     survivor.event_count = (survivor.event_count or 0) + (other.event_count or 0)
-    survivor.first_seen_at = min((t for t in (survivor.first_seen_at, other.first_seen_at) if t),
-                                 default=None)
-    survivor.last_seen_at = max((t for t in (survivor.last_seen_at, other.last_seen_at) if t),
-                                default=None)
+    survivor.first_seen_at = min(
+        (t for t in (survivor.first_seen_at, other.first_seen_at) if t), default=None
+    )
+    survivor.last_seen_at = max(
+        (t for t in (survivor.last_seen_at, other.last_seen_at) if t), default=None
+    )
     survivor.lead_score = max(survivor.lead_score or 0.0, other.lead_score or 0.0)
     stages = [s for s in (survivor.lifecycle_stage, other.lifecycle_stage) if s]
     if stages:
@@ -351,20 +409,40 @@ def merge_profiles(session: Session, *, into: str, from_: str, event_id: str | N
                 mine.status, mine.source, mine.at = row.status, row.source, row.at
                 session.add(mine)
             else:
-                session.add(Consent(profile_id=into, channel=row.channel, status=row.status,
-                                    source=row.source, at=row.at))
+                session.add(
+                    Consent(
+                        profile_id=into,
+                        channel=row.channel,
+                        status=row.status,
+                        source=row.source,
+                        at=row.at,
+                    )
+                )
         session.delete(row)
-    conn.execute(sa.update(ConsentChangeRecord).where(ConsentChangeRecord.profile_id == from_)
-                 .values(profile_id=into))
+    conn.execute(
+        sa.update(ConsentChangeRecord)
+        .where(ConsentChangeRecord.profile_id == from_)
+        .values(profile_id=into)
+    )
     move_entries(session, from_profile=from_, to_profile=into)
     session.flush()
-    conn.execute(sa.update(ProfileMerge).where(ProfileMerge.into_profile_id == from_)
-                 .values(into_profile_id=into))
+    conn.execute(
+        sa.update(ProfileMerge)
+        .where(ProfileMerge.into_profile_id == from_)
+        .values(into_profile_id=into)
+    )
     session.delete(other)
-    session.add(ProfileMerge(from_profile_id=from_, into_profile_id=into, event_id=event_id,
-                             reason=reason[:200]))
+    session.add(
+        ProfileMerge(
+            from_profile_id=from_, into_profile_id=into, event_id=event_id, reason=reason[:200]
+        )
+    )
     PROFILE_MERGES.inc()
-    add_entry(session, profile_id=into, kind="merge",
-              summary=f"merged profile {from_} (shared identifiers: {reason})"[:500],
-              data={"from_profile_id": from_, "event_id": event_id, "identifier_types": reason})
+    add_entry(
+        session,
+        profile_id=into,
+        kind="merge",
+        summary=f"merged profile {from_} (shared identifiers: {reason})"[:500],
+        data={"from_profile_id": from_, "event_id": event_id, "identifier_types": reason},
+    )
     session.flush()

@@ -39,15 +39,21 @@ def find_by_identifier(session: Session, *, type: str, value: str) -> str | None
     norm = ident.normalise(type, value)
     if norm is None:
         return None
-    row = session.exec(select(ProfileIdentifier.profile_id).where(
-        ProfileIdentifier.type == type, ProfileIdentifier.value == norm)).first()
+    row = session.exec(
+        select(ProfileIdentifier.profile_id).where(
+            ProfileIdentifier.type == type, ProfileIdentifier.value == norm
+        )
+    ).first()
     return row
 
 
 def identifiers_of(session: Session, profile_id: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    rows = session.exec(select(ProfileIdentifier).where(ProfileIdentifier.profile_id == profile_id)
-                        .order_by(ProfileIdentifier.id))
+    rows = session.exec(
+        select(ProfileIdentifier)
+        .where(ProfileIdentifier.profile_id == profile_id)
+        .order_by(ProfileIdentifier.id)
+    )
     for row in rows:
         out.setdefault(row.type, []).append(row.value)
     return out
@@ -70,10 +76,16 @@ def load_snapshot(session: Session, *, profile_id: str) -> ProfileSnapshot | Non
     email = (ids.get("email") or [None])[0] or _str_or_none(traits.get("email"))
     phone = (ids.get("phone") or [None])[0] or _str_or_none(traits.get("phone"))
     return ProfileSnapshot(
-        id=profile.id, traits=traits, identifiers=ids, email=email, phone=phone,
-        locale=profile.locale, timezone=profile.timezone,
+        id=profile.id,
+        traits=traits,
+        identifiers=ids,
+        email=email,
+        phone=phone,
+        locale=profile.locale,
+        timezone=profile.timezone,
         consents={c: row.status for c, row in consents_of(session, live).items()},
-        lifecycle_stage=profile.lifecycle_stage, lead_score=profile.lead_score or 0.0,
+        lifecycle_stage=profile.lifecycle_stage,
+        lead_score=profile.lead_score or 0.0,
         erased=profile.erased_at is not None,
     )
 
@@ -88,21 +100,30 @@ def add_identifier(session: Session, *, profile_id: str, type: str, value: Any) 
     norm = ident.normalise(type, value)
     if norm is None:
         return False
-    owner = session.exec(select(ProfileIdentifier.profile_id).where(
-        ProfileIdentifier.type == type, ProfileIdentifier.value == norm)).first()
+    owner = session.exec(
+        select(ProfileIdentifier.profile_id).where(
+            ProfileIdentifier.type == type, ProfileIdentifier.value == norm
+        )
+    ).first()
     if owner == profile_id:
         return True
     if owner is not None:
-        raise DomainError(f"identifier {type} already belongs to another profile",
-                          field=f"identifiers.{type}", status_code=409)
+        raise DomainError(
+            f"identifier {type} already belongs to another profile",
+            field=f"identifiers.{type}",
+            status_code=409,
+        )
     session.add(ProfileIdentifier(profile_id=profile_id, type=type, value=norm))
     return True
 
 
 def create_profile(
-    session: Session, *, traits: Mapping[str, Any] | None = None,
+    session: Session,
+    *,
+    traits: Mapping[str, Any] | None = None,
     identifiers: Mapping[str, str | Iterable[str]] | None = None,
-    locale: str | None = None, timezone: str | None = None,
+    locale: str | None = None,
+    timezone: str | None = None,
     consents: Mapping[str, str] | None = None,
 ) -> str:
     """A new profile (flushed, not committed); returns its id. Also the test helper of every
@@ -111,14 +132,18 @@ def create_profile(
 
     now = utcnow()
     traits = dict(traits or {})
-    profile = Profile(id=new_id(PROFILE_PREFIX), traits=traits,
-                      locale=locale or _str_or_none(traits.get("locale")),
-                      timezone=timezone or _str_or_none(traits.get("timezone")),
-                      created_at=now, updated_at=now)
+    profile = Profile(
+        id=new_id(PROFILE_PREFIX),
+        traits=traits,
+        locale=locale or _str_or_none(traits.get("locale")),
+        timezone=timezone or _str_or_none(traits.get("timezone")),
+        created_at=now,
+        updated_at=now,
+    )
     session.add(profile)
     session.flush()
     for type_, values in (identifiers or {}).items():
-        for value in ([values] if isinstance(values, str) else values):
+        for value in [values] if isinstance(values, str) else values:
             add_identifier(session, profile_id=profile.id, type=type_, value=value)
     for trait in ident.TRAIT_IDENTIFIERS:
         if trait in traits and not (identifiers and trait in identifiers):
@@ -137,8 +162,9 @@ def get_live_profile(session: Session, profile_id: str) -> Profile:
     return profile
 
 
-def patch_traits(session: Session, *, profile_id: str, traits: Mapping[str, Any],
-                 at: dt.datetime | None = None) -> Profile:
+def patch_traits(
+    session: Session, *, profile_id: str, traits: Mapping[str, Any], at: dt.datetime | None = None
+) -> Profile:
     """Set traits (a None value removes the trait); locale/timezone traits update the columns."""
     from rejse.timeline import add_entry
 
@@ -161,16 +187,26 @@ def patch_traits(session: Session, *, profile_id: str, traits: Mapping[str, Any]
             add_identifier(session, profile_id=profile.id, type=trait, value=traits[trait])
     profile.updated_at = at or utcnow()
     session.add(profile)
-    add_entry(session, profile_id=profile.id, kind="traits",
-              summary=f"traits updated: {', '.join(sorted(traits))}"[:500],
-              data={"keys": sorted(traits)})
+    add_entry(
+        session,
+        profile_id=profile.id,
+        kind="traits",
+        summary=f"traits updated: {', '.join(sorted(traits))}"[:500],
+        data={"keys": sorted(traits)},
+    )
     session.flush()
     return profile
 
 
 def list_profile_ids(session: Session, *, limit: int = 100) -> list[str]:
-    return list(session.exec(select(Profile.id).where(Profile.erased_at.is_(None))  # type: ignore[union-attr]
-                             .order_by(sa.desc(Profile.created_at)).limit(limit)))
+    return list(
+        session.exec(
+            select(Profile.id)
+            .where(Profile.erased_at.is_(None))  # type: ignore[union-attr]
+            .order_by(sa.desc(Profile.created_at))
+            .limit(limit)
+        )
+    )
 
 
 def timeline(session: Session, *, profile_id: str, limit: int = 200) -> list[dict[str, Any]]:
@@ -181,15 +217,32 @@ def timeline(session: Session, *, profile_id: str, limit: int = 200) -> list[dic
 
     pid = get_live_profile(session, profile_id).id
     items: list[dict[str, Any]] = []
-    for e in session.exec(select(Event).where(Event.profile_id == pid)
-                          .order_by(sa.desc(Event.timestamp)).limit(limit)):
-        label = e.event or e.properties.get("name") if e.type in ("track", "internal", "page") else None
-        items.append({"at": e.timestamp, "kind": "event",
-                      "summary": f"{e.type}: {label}" if label else e.type,
-                      "data": {"event_id": e.id, "type": e.type, "event": e.event,
-                               "properties": e.properties, "source": e.source}})
-    for t in session.exec(select(TimelineEntry).where(TimelineEntry.profile_id == pid)
-                          .order_by(sa.desc(TimelineEntry.at)).limit(limit)):
+    for e in session.exec(
+        select(Event).where(Event.profile_id == pid).order_by(sa.desc(Event.timestamp)).limit(limit)
+    ):
+        label = (
+            e.event or e.properties.get("name") if e.type in ("track", "internal", "page") else None
+        )
+        items.append(
+            {
+                "at": e.timestamp,
+                "kind": "event",
+                "summary": f"{e.type}: {label}" if label else e.type,
+                "data": {
+                    "event_id": e.id,
+                    "type": e.type,
+                    "event": e.event,
+                    "properties": e.properties,
+                    "source": e.source,
+                },
+            }
+        )
+    for t in session.exec(
+        select(TimelineEntry)
+        .where(TimelineEntry.profile_id == pid)
+        .order_by(sa.desc(TimelineEntry.at))
+        .limit(limit)
+    ):
         items.append({"at": t.at, "kind": t.kind, "summary": t.summary, "data": t.data})
     items.sort(key=lambda item: item["at"], reverse=True)
     return items[:limit]

@@ -15,7 +15,7 @@ from rejse.errors import DomainError
 
 STAGES = ("subscriber", "lead", "aql", "sql", "opportunity", "customer")
 STAGE_RANK = {s: i for i, s in enumerate(STAGES)}
-SCORE_STAGES = ("lead", "aql", "sql")   # stages a threshold may move a profile into
+SCORE_STAGES = ("lead", "aql", "sql")  # stages a threshold may move a profile into
 RULE_ID = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 
 
@@ -31,7 +31,8 @@ class EventRule(BaseModel):
     id: str = Field(pattern=RULE_ID)
     event: str = Field(min_length=1, max_length=200)
     condition: dict[str, Any] | None = Field(
-        default=None, description="on the event's properties: `property` leaves, all/any/not")
+        default=None, description="on the event's properties: `property` leaves, all/any/not"
+    )
     points: Points
     cap: Cap | None = None
     high_intent: bool = Field(default=False, description="shown as a reason in the sales list")
@@ -57,9 +58,12 @@ class HandoffPolicy(BaseModel):
 class ScoringDefinition(BaseModel):
     event_rules: list[EventRule] = Field(default_factory=list)
     fit_rules: list[FitRule] = Field(default_factory=list)
-    half_life: str | None = Field(default="P30D", description="decay of behaviour points; null: none")
+    half_life: str | None = Field(
+        default="P30D", description="decay of behaviour points; null: none"
+    )
     thresholds: dict[Literal["lead", "aql", "sql"], Points] = Field(
-        default_factory=lambda: {"lead": 10.0, "aql": 50.0})
+        default_factory=lambda: {"lead": 10.0, "aql": 50.0}
+    )
     handoff: HandoffPolicy = Field(default_factory=HandoffPolicy)
 
 
@@ -74,7 +78,9 @@ def _leaf_kinds(cond: Any) -> Iterator[str]:
     if "not" in cond:
         yield from _leaf_kinds(cond["not"])
         return
-    yield from (k for k in ("trait", "property", "event", "score", "audience", "consent") if k in cond)
+    yield from (
+        k for k in ("trait", "property", "event", "score", "audience", "consent") if k in cond
+    )
 
 
 def _check_duration(value: str, field: str) -> None:
@@ -113,8 +119,11 @@ def validate_definition(d: ScoringDefinition) -> None:
             if issues:
                 raise DomainError(issues[0].message, field=issues[0].field)
             if set(_leaf_kinds(rule.condition)) - {"property"}:
-                raise DomainError("event rule conditions may only test the event's properties "
-                                  "(`property` leaves)", field=f"event_rules.{i}.condition")
+                raise DomainError(
+                    "event rule conditions may only test the event's properties "
+                    "(`property` leaves)",
+                    field=f"event_rules.{i}.condition",
+                )
         if rule.cap is not None:
             _check_duration(rule.cap.per, f"event_rules.{i}.cap.per")
     for i, fit in enumerate(d.fit_rules):
@@ -125,18 +134,22 @@ def validate_definition(d: ScoringDefinition) -> None:
         if issues:
             raise DomainError(issues[0].message, field=issues[0].field)
         if set(_leaf_kinds(fit.condition)) - {"trait"}:
-            raise DomainError("fit rule conditions may only test traits (`trait` leaves)",
-                              field=f"fit_rules.{i}.condition")
+            raise DomainError(
+                "fit rule conditions may only test traits (`trait` leaves)",
+                field=f"fit_rules.{i}.condition",
+            )
     if d.half_life is not None:
         _check_duration(d.half_life, "half_life")
     ordered = [(s, d.thresholds[s]) for s in SCORE_STAGES if s in d.thresholds]
     for (s1, v1), (s2, v2) in itertools.pairwise(ordered):
         if v2 <= v1:
-            raise DomainError(f"threshold of {s2!r} must be higher than that of {s1!r}",
-                              field=f"thresholds.{s2}")
+            raise DomainError(
+                f"threshold of {s2!r} must be higher than that of {s1!r}", field=f"thresholds.{s2}"
+            )
     h = d.handoff
     for name in ("reminder_after", "escalate_after", "expire_after", "suppress_for"):
         _check_duration(getattr(h, name), f"handoff.{name}")
     if parse_duration(h.reminder_after) >= parse_duration(h.escalate_after):
-        raise DomainError("reminder_after must be shorter than escalate_after",
-                          field="handoff.reminder_after")
+        raise DomainError(
+            "reminder_after must be shorter than escalate_after", field="handoff.reminder_after"
+        )

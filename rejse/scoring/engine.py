@@ -39,8 +39,11 @@ def period_start(at: dt.datetime, period: dt.timedelta) -> dt.datetime:
 def stages_crossed(current: str, total: float, thresholds: Mapping[str, float]) -> list[str]:
     """Stages above `current` whose threshold `total` reaches, in order. Never downwards."""
     rank = STAGE_RANK.get(current, 0)
-    return [s for s in SCORE_STAGES
-            if s in thresholds and STAGE_RANK[s] > rank and total >= thresholds[s]]
+    return [
+        s
+        for s in SCORE_STAGES
+        if s in thresholds and STAGE_RANK[s] > rank and total >= thresholds[s]
+    ]
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,9 @@ class CompiledModel:
         half_life = parse_duration(definition.half_life) if definition.half_life else None
         return cls(version, definition, half_life, dict(by_event), periods)
 
-    def matching_rules(self, event: str | None, properties: Mapping[str, Any],
-                       *, now: dt.datetime) -> list[EventRule]:
+    def matching_rules(
+        self, event: str | None, properties: Mapping[str, Any], *, now: dt.datetime
+    ) -> list[EventRule]:
         rules = self.rules_by_event.get(event or "", [])
         if not rules:
             return []
@@ -72,8 +76,11 @@ class CompiledModel:
 
     def fit(self, traits: Mapping[str, Any], *, now: dt.datetime) -> dict[str, float]:
         facts = StaticFacts(traits=traits)
-        return {r.id: r.points for r in self.definition.fit_rules
-                if evaluate(r.condition, facts, now=now)}
+        return {
+            r.id: r.points
+            for r in self.definition.fit_rules
+            if evaluate(r.condition, facts, now=now)
+        }
 
     @property
     def fit_rules(self) -> list[FitRule]:

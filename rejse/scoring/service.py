@@ -34,10 +34,12 @@ Derived = list[tuple[str, dict[str, Any]]]
 
 # --------------------------------------------------------------------------- model versions
 
-_generation = 0   # bumped on activation in this process; other processes see it within the TTL
+_generation = 0  # bumped on activation in this process; other processes see it within the TTL
 
 
-def create_model(session: Session, *, definition: ScoringDefinition, activate: bool = False) -> ScoringModel:
+def create_model(
+    session: Session, *, definition: ScoringDefinition, activate: bool = False
+) -> ScoringModel:
     validate_definition(definition)
     latest = session.exec(select(sa.func.max(ScoringModel.version))).one()
     row = ScoringModel(version=(latest or 0) + 1, definition=definition.model_dump(mode="json"))
@@ -53,8 +55,11 @@ def activate_model(session: Session, *, version: int) -> ScoringModel:
     row = session.get(ScoringModel, version)
     if row is None:
         raise NotFound(f"no scoring model version {version}", field="version")
-    session.exec(sa.update(ScoringModel).where(col(ScoringModel.version) != version)  # type: ignore[call-overload]
-                 .values(active=False))
+    session.exec(
+        sa.update(ScoringModel)
+        .where(col(ScoringModel.version) != version)  # type: ignore[call-overload]
+        .values(active=False)
+    )
     row.active = True
     row.activated_at = utcnow()
     session.add(row)
@@ -88,7 +93,9 @@ class ModelCache:
         row = active_row(session)
         value = None
         if row is not None:
-            value = CompiledModel.build(row.version, ScoringDefinition.model_validate(row.definition))
+            value = CompiledModel.build(
+                row.version, ScoringDefinition.model_validate(row.definition)
+            )
         with self._lock:
             self._value, self._key = value, (time.monotonic(), _generation)
         return value
@@ -96,7 +103,11 @@ class ModelCache:
 
 def compiled_active(session: Session) -> CompiledModel | None:
     row = active_row(session)
-    return CompiledModel.build(row.version, ScoringDefinition.model_validate(row.definition)) if row else None
+    return (
+        CompiledModel.build(row.version, ScoringDefinition.model_validate(row.definition))
+        if row
+        else None
+    )
 
 
 # --------------------------------------------------------------------------- score state
@@ -107,8 +118,17 @@ def compiled_active(session: Session) -> CompiledModel | None:
 _PS = ProfileScore.__table__  # type: ignore[attr-defined]
 _COUNTER = ScoreCounter.__table__  # type: ignore[attr-defined]
 _TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
-_STATE_FIELDS = ("behaviour", "fit", "breakdown", "fit_breakdown", "decayed_at", "stage", "recent",
-                 "suppressed_until", "updated_at")
+_STATE_FIELDS = (
+    "behaviour",
+    "fit",
+    "breakdown",
+    "fit_breakdown",
+    "decayed_at",
+    "stage",
+    "recent",
+    "suppressed_until",
+    "updated_at",
+)
 
 
 @dataclass
@@ -129,13 +149,21 @@ class ScoreState:
 # Statements built once; executed with parameters (statement construction dominates otherwise).
 _READ = sa.select(_PS).where(_PS.c.profile_id == sa.bindparam("_pid"))
 _INSERT = _PS.insert()
-_UPDATE = _PS.update().where(_PS.c.profile_id == sa.bindparam("_pid")).values(
-    {f: sa.bindparam(f) for f in _STATE_FIELDS})
+_UPDATE = (
+    _PS.update()
+    .where(_PS.c.profile_id == sa.bindparam("_pid"))
+    .values({f: sa.bindparam(f) for f in _STATE_FIELDS})
+)
 _ADD_TIMELINE = _TIMELINE.insert()
-_COUNTER_KEY = (_COUNTER.c.profile_id == sa.bindparam("_pid")) & (_COUNTER.c.rule_id == sa.bindparam("_rule"))
+_COUNTER_KEY = (_COUNTER.c.profile_id == sa.bindparam("_pid")) & (
+    _COUNTER.c.rule_id == sa.bindparam("_rule")
+)
 _COUNTER_READ = sa.select(_COUNTER.c.period_start, _COUNTER.c.points).where(_COUNTER_KEY)
-_COUNTER_UPDATE = _COUNTER.update().where(_COUNTER_KEY).values(
-    period_start=sa.bindparam("period_start"), points=sa.bindparam("points"))
+_COUNTER_UPDATE = (
+    _COUNTER.update()
+    .where(_COUNTER_KEY)
+    .values(period_start=sa.bindparam("period_start"), points=sa.bindparam("points"))
+)
 
 
 def read_state(session: Session, profile_id: str) -> ScoreState | None:
@@ -149,7 +177,9 @@ def _load_state(session: Session, profile_id: str, at: dt.datetime) -> tuple[Sco
         return state, False
     stage = _profile_column(session, profile_id, "lifecycle_stage")
     stage = stage if stage in STAGE_RANK else "subscriber"
-    return ScoreState(profile_id=profile_id, stage=stage, decayed_at=at, updated_at=at, new=True), True
+    return ScoreState(
+        profile_id=profile_id, stage=stage, decayed_at=at, updated_at=at, new=True
+    ), True
 
 
 def _save(session: Session, state: ScoreState) -> None:
@@ -162,11 +192,20 @@ def _save(session: Session, state: ScoreState) -> None:
         conn.execute(_UPDATE, {"_pid": state.profile_id, **values})
 
 
-def _timeline(session: Session, *, profile_id: str, kind: str, summary: str, data: dict[str, Any],
-              at: dt.datetime) -> None:
+def _timeline(
+    session: Session,
+    *,
+    profile_id: str,
+    kind: str,
+    summary: str,
+    data: dict[str, Any],
+    at: dt.datetime,
+) -> None:
     """A timeline line (as `rejse.timeline.add_entry`, in core SQL for the hot path)."""
-    session.connection().execute(_ADD_TIMELINE, {"profile_id": profile_id, "kind": kind,
-                                                  "summary": summary[:500], "data": data, "at": at})
+    session.connection().execute(
+        _ADD_TIMELINE,
+        {"profile_id": profile_id, "kind": kind, "summary": summary[:500], "data": data, "at": at},
+    )
 
 
 def _decay_to(state: ScoreState, model: CompiledModel | None, at: dt.datetime) -> None:
@@ -187,20 +226,32 @@ def total(state: ScoreState) -> float:
 _PROFILE = Profile.__table__  # type: ignore[attr-defined]
 
 
-_MIRROR = _PROFILE.update().where(_PROFILE.c.id == sa.bindparam("_pid")).values(
-    lead_score=sa.bindparam("lead_score"), lifecycle_stage=sa.bindparam("lifecycle_stage"))
+_MIRROR = (
+    _PROFILE.update()
+    .where(_PROFILE.c.id == sa.bindparam("_pid"))
+    .values(lead_score=sa.bindparam("lead_score"), lifecycle_stage=sa.bindparam("lifecycle_stage"))
+)
 
 
 def _mirror(session: Session, state: ScoreState) -> None:
     """Copy score and stage onto the profile row (core SQL: no ORM identity-map work)."""
-    session.connection().execute(_MIRROR, {"_pid": state.profile_id, "lifecycle_stage": state.stage,
-                                           "lead_score": round(total(state), 4)})
+    session.connection().execute(
+        _MIRROR,
+        {
+            "_pid": state.profile_id,
+            "lifecycle_stage": state.stage,
+            "lead_score": round(total(state), 4),
+        },
+    )
 
 
 def _profile_column(session: Session, profile_id: str, column: str):
     """One column of the profile row, read fresh (the processor writes profiles with core SQL)."""
-    return session.connection().execute(
-        sa.select(_PROFILE.c[column]).where(_PROFILE.c.id == profile_id)).scalar()
+    return (
+        session.connection()
+        .execute(sa.select(_PROFILE.c[column]).where(_PROFILE.c.id == profile_id))
+        .scalar()
+    )
 
 
 def _grant(state: ScoreState, key: str, points: float) -> None:
@@ -210,19 +261,34 @@ def _grant(state: ScoreState, key: str, points: float) -> None:
     state.breakdown = breakdown
 
 
-def _advance_stage(session: Session, state: ScoreState, model: CompiledModel | None,
-                   at: dt.datetime) -> Derived:
+def _advance_stage(
+    session: Session, state: ScoreState, model: CompiledModel | None, at: dt.datetime
+) -> Derived:
     if model is None:
         return []
     derived: Derived = []
     score = total(state)
     for stage in stages_crossed(state.stage, score, model.definition.thresholds):
         previous, state.stage = state.stage, stage
-        _timeline(session, profile_id=state.profile_id, kind="stage", at=at,
-                           summary=f"stage {previous} -> {stage} (score {score:.1f})",
-                           data={"from": previous, "to": stage, "score": score, "reason": "score_threshold"})
-        derived.append((STAGE_CHANGED, {"from": previous, "to": stage, "score": round(score, 4),
-                                        "reason": "score_threshold"}))
+        _timeline(
+            session,
+            profile_id=state.profile_id,
+            kind="stage",
+            at=at,
+            summary=f"stage {previous} -> {stage} (score {score:.1f})",
+            data={"from": previous, "to": stage, "score": score, "reason": "score_threshold"},
+        )
+        derived.append(
+            (
+                STAGE_CHANGED,
+                {
+                    "from": previous,
+                    "to": stage,
+                    "score": round(score, 4),
+                    "reason": "score_threshold",
+                },
+            )
+        )
     return derived
 
 
@@ -232,8 +298,9 @@ def score_event(session: Session, *, model: CompiledModel | None, event: Process
     at = event.timestamp
     for old in event.merged_from:
         merge_scores(session, into=event.profile_id, from_profile=old, model=model, at=at)
-    is_rule_event = model is not None and event.event is not None \
-        and event.event in model.rules_by_event
+    is_rule_event = (
+        model is not None and event.event is not None and event.event in model.rules_by_event
+    )
     if model is None or not (is_rule_event or event.traits or event.merged_from):
         return derived
     state, new = _load_state(session, event.profile_id, at)
@@ -246,26 +313,56 @@ def score_event(session: Session, *, model: CompiledModel | None, event: Process
         if fit != state.fit_breakdown:
             before = state.fit
             state.fit_breakdown, state.fit = fit, sum(fit.values())
-            _timeline(session, profile_id=event.profile_id, kind="score", at=at,
-                      summary=f"fit {before:+.1f} -> {state.fit:+.1f}",
-                               data={"fit": fit, "event_id": event.event_id})
+            _timeline(
+                session,
+                profile_id=event.profile_id,
+                kind="score",
+                at=at,
+                summary=f"fit {before:+.1f} -> {state.fit:+.1f}",
+                data={"fit": fit, "event_id": event.event_id},
+            )
             changed = True
     if is_rule_event:
         for rule in model.matching_rules(event.event, event.properties, now=at):
             points = rule.points
             if rule.cap is not None:
-                points = _apply_cap(session, event.profile_id, rule.id, rule.cap.points,
-                                    model.cap_periods[rule.id], points, at)
+                points = _apply_cap(
+                    session,
+                    event.profile_id,
+                    rule.id,
+                    rule.cap.points,
+                    model.cap_periods[rule.id],
+                    points,
+                    at,
+                )
             if points == 0:
                 continue
             _grant(state, rule.id, points)
-            state.recent = ([{"event": rule.event, "rule": rule.id, "points": points,
-                              "high_intent": rule.high_intent, "at": at.isoformat()}]
-                            + list(state.recent))[:RECENT_KEEP]
-            _timeline(session, profile_id=event.profile_id, kind="score", at=at,
-                      summary=f"{points:+.1f} points: rule {rule.id} ({rule.event})",
-                               data={"rule": rule.id, "points": points, "event_id": event.event_id,
-                                     "score": round(total(state), 4)})
+            state.recent = (
+                [
+                    {
+                        "event": rule.event,
+                        "rule": rule.id,
+                        "points": points,
+                        "high_intent": rule.high_intent,
+                        "at": at.isoformat(),
+                    }
+                ]
+                + list(state.recent)
+            )[:RECENT_KEEP]
+            _timeline(
+                session,
+                profile_id=event.profile_id,
+                kind="score",
+                at=at,
+                summary=f"{points:+.1f} points: rule {rule.id} ({rule.event})",
+                data={
+                    "rule": rule.id,
+                    "points": points,
+                    "event_id": event.event_id,
+                    "score": round(total(state), 4),
+                },
+            )
             changed = True
     derived += _advance_stage(session, state, model, at)
     if changed or derived or new:
@@ -275,8 +372,15 @@ def score_event(session: Session, *, model: CompiledModel | None, event: Process
     return derived
 
 
-def _apply_cap(session: Session, profile_id: str, rule_id: str, cap: float,
-               period: dt.timedelta, points: float, at: dt.datetime) -> float:
+def _apply_cap(
+    session: Session,
+    profile_id: str,
+    rule_id: str,
+    cap: float,
+    period: dt.timedelta,
+    points: float,
+    at: dt.datetime,
+) -> float:
     start = period_start(at, period)
     conn = session.connection()
     key = {"_pid": profile_id, "_rule": rule_id}
@@ -284,19 +388,33 @@ def _apply_cap(session: Session, profile_id: str, rule_id: str, cap: float,
     so_far = 0.0
     if row is not None and row.period_start == start:
         so_far = row.points
-    elif row is not None and start < row.period_start:   # a late event of an earlier period
+    elif row is not None and start < row.period_start:  # a late event of an earlier period
         return capped_points(points, cap, 0.0)
     granted = capped_points(points, cap, so_far)
     if row is None:
-        conn.execute(_COUNTER.insert(), {"profile_id": profile_id, "rule_id": rule_id,
-                                         "period_start": start, "points": granted})
+        conn.execute(
+            _COUNTER.insert(),
+            {
+                "profile_id": profile_id,
+                "rule_id": rule_id,
+                "period_start": start,
+                "points": granted,
+            },
+        )
     else:
         conn.execute(_COUNTER_UPDATE, {**key, "period_start": start, "points": so_far + granted})
     return granted
 
 
-def add_points(session: Session, *, profile_id: str, points: float, reason: str,
-               idempotency_key: str, at: dt.datetime | None = None) -> Derived:
+def add_points(
+    session: Session,
+    *,
+    profile_id: str,
+    points: float,
+    reason: str,
+    idempotency_key: str,
+    at: dt.datetime | None = None,
+) -> Derived:
     """Points from a journey's `score` step (once per idempotency key)."""
     if session.get(ScoreGrant, idempotency_key) is not None:
         return []
@@ -305,10 +423,17 @@ def add_points(session: Session, *, profile_id: str, points: float, reason: str,
     state, _ = _load_state(session, profile_id, at)
     _decay_to(state, model, max(at, state.decayed_at))
     _grant(state, f"manual:{reason[:60]}", points)
-    session.add(ScoreGrant(idempotency_key=idempotency_key, profile_id=profile_id, points=points, at=at))
-    _timeline(session, profile_id=profile_id, kind="score", at=at,
-              summary=f"{points:+.1f} points: {reason[:200]}",
-              data={"reason": reason[:200], "points": points, "score": round(total(state), 4)})
+    session.add(
+        ScoreGrant(idempotency_key=idempotency_key, profile_id=profile_id, points=points, at=at)
+    )
+    _timeline(
+        session,
+        profile_id=profile_id,
+        kind="score",
+        at=at,
+        summary=f"{points:+.1f} points: {reason[:200]}",
+        data={"reason": reason[:200], "points": points, "score": round(total(state), 4)},
+    )
     derived = _advance_stage(session, state, model, at)
     state.updated_at = utcnow()
     _save(session, state)
@@ -327,13 +452,15 @@ class ScoreView(BaseModel):
     stage: str
     model_version: int | None
     as_of: dt.datetime
-    breakdown: dict[str, float]          # rule id -> points now (decay applied)
+    breakdown: dict[str, float]  # rule id -> points now (decay applied)
     fit_breakdown: dict[str, float]
     recent: list[dict[str, Any]]
     suppressed_until: dt.datetime | None = None
 
 
-def current_score(session: Session, *, profile_id: str, now: dt.datetime | None = None) -> ScoreView:
+def current_score(
+    session: Session, *, profile_id: str, now: dt.datetime | None = None
+) -> ScoreView:
     """The score now, decay applied (read only: nothing is written)."""
     now = now or utcnow()
     model = compiled_active(session)
@@ -343,21 +470,38 @@ def current_score(session: Session, *, profile_id: str, now: dt.datetime | None 
         if profile is None or profile.erased_at is not None:
             raise NotFound(f"no profile {profile_id!r}", field="profile_id")
         stage = profile.lifecycle_stage if profile.lifecycle_stage in STAGE_RANK else "subscriber"
-        return ScoreView(profile_id=profile_id, score=0.0, behaviour=0.0, fit=0.0, stage=stage,
-                         model_version=model.version if model else None, as_of=now,
-                         breakdown={}, fit_breakdown={}, recent=[])
+        return ScoreView(
+            profile_id=profile_id,
+            score=0.0,
+            behaviour=0.0,
+            fit=0.0,
+            stage=stage,
+            model_version=model.version if model else None,
+            as_of=now,
+            breakdown={},
+            fit_breakdown={},
+            recent=[],
+        )
     factor = decay_factor(model.half_life if model else None, now - state.decayed_at)
     behaviour = state.behaviour * factor
     return ScoreView(
-        profile_id=profile_id, score=round(behaviour + state.fit, 4), behaviour=round(behaviour, 4),
-        fit=state.fit, stage=state.stage, model_version=model.version if model else None, as_of=now,
+        profile_id=profile_id,
+        score=round(behaviour + state.fit, 4),
+        behaviour=round(behaviour, 4),
+        fit=state.fit,
+        stage=state.stage,
+        model_version=model.version if model else None,
+        as_of=now,
         breakdown={k: round(v * factor, 4) for k, v in state.breakdown.items()},
-        fit_breakdown=dict(state.fit_breakdown), recent=list(state.recent),
-        suppressed_until=state.suppressed_until)
+        fit_breakdown=dict(state.fit_breakdown),
+        recent=list(state.recent),
+        suppressed_until=state.suppressed_until,
+    )
 
 
-def set_stage(session: Session, *, profile_id: str, stage: str, reason: str,
-              at: dt.datetime | None = None) -> tuple[str, str]:
+def set_stage(
+    session: Session, *, profile_id: str, stage: str, reason: str, at: dt.datetime | None = None
+) -> tuple[str, str]:
     """An explicit stage change (either direction), recorded on the timeline."""
     if stage not in STAGE_RANK:
         raise DomainError(f"unknown stage {stage!r}; one of {', '.join(STAGES)}", field="stage")
@@ -368,9 +512,14 @@ def set_stage(session: Session, *, profile_id: str, stage: str, reason: str,
         state.stage = stage
         state.updated_at = utcnow()
         _save(session, state)
-        _timeline(session, profile_id=profile_id, kind="stage", at=at,
-                  summary=f"stage {previous} -> {stage} ({reason[:200]})",
-                  data={"from": previous, "to": stage, "reason": reason[:200]})
+        _timeline(
+            session,
+            profile_id=profile_id,
+            kind="stage",
+            at=at,
+            summary=f"stage {previous} -> {stage} ({reason[:200]})",
+            data={"from": previous, "to": stage, "reason": reason[:200]},
+        )
         _mirror(session, state)
     return previous, stage
 
@@ -386,8 +535,9 @@ def is_suppressed(session: Session, *, profile_id: str, now: dt.datetime) -> boo
     return bool(state and state.suppressed_until and state.suppressed_until > now)
 
 
-def merge_scores(session: Session, *, into: str, from_profile: str, model: CompiledModel | None,
-                 at: dt.datetime) -> None:
+def merge_scores(
+    session: Session, *, into: str, from_profile: str, model: CompiledModel | None, at: dt.datetime
+) -> None:
     """Fold a merged-away profile's score into the survivor (decay both to `at`, add)."""
     old = read_state(session, from_profile)
     if old is None:
@@ -400,9 +550,13 @@ def merge_scores(session: Session, *, into: str, from_profile: str, model: Compi
         _grant(state, key, value)
     if STAGE_RANK[old.stage] > STAGE_RANK[state.stage]:
         state.stage = old.stage
-    if old.suppressed_until and (state.suppressed_until is None or old.suppressed_until > state.suppressed_until):
+    if old.suppressed_until and (
+        state.suppressed_until is None or old.suppressed_until > state.suppressed_until
+    ):
         state.suppressed_until = old.suppressed_until
-    state.recent = sorted(list(state.recent) + list(old.recent), key=lambda r: r["at"], reverse=True)[:RECENT_KEEP]
+    state.recent = sorted(
+        list(state.recent) + list(old.recent), key=lambda r: r["at"], reverse=True
+    )[:RECENT_KEEP]
     _save(session, state)
     conn = session.connection()
     conn.execute(_PS.delete().where(_PS.c.profile_id == from_profile))
@@ -414,13 +568,17 @@ def erase_scores(session: Session, *, profile_id: str) -> None:
         session.exec(delete(table).where(col(table.profile_id) == profile_id))  # type: ignore[call-overload]
 
 
-
-
 def publish_stage_changes(session: Session, derived: Derived, *, profile_id: str, key: str) -> None:
     """Stage changes made outside the processor (journey points, API, sales outcome) become
     `Lifecycle Stage Changed` events too, once per `key` (journeys, the hand-off dispatcher)."""
     from rejse.events.service import record_internal_event
 
     for name, props in derived:
-        record_internal_event(session, profile_id=profile_id, event=name, properties=props,
-                              message_id=f"stage:{key}:{props.get('to')}", source="scoring")
+        record_internal_event(
+            session,
+            profile_id=profile_id,
+            event=name,
+            properties=props,
+            message_id=f"stage:{key}:{props.get('to')}",
+            source="scoring",
+        )

@@ -24,9 +24,12 @@ class ScoringSubscriber:
         """Only events `score_event` acts on: merges, trait changes, events with rules."""
         model = self.cache.get(session)
         return model is not None and bool(
-            event.merged_from or event.traits or event.event in model.rules_by_event)
+            event.merged_from or event.traits or event.event in model.rules_by_event
+        )
 
-    def apply(self, session: Session, event: ProcessedEvent) -> Sequence[tuple[str, dict[str, Any]]]:
+    def apply(
+        self, session: Session, event: ProcessedEvent
+    ) -> Sequence[tuple[str, dict[str, Any]]]:
         model = self.cache.get(session)
         if model is None:
             return []

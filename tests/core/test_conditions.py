@@ -25,14 +25,16 @@ def facts(**kw):
     return StaticFacts(**base)
 
 
-SPEC_EXAMPLE = {"all": [
-    {"trait": "country", "op": "eq", "value": "DK"},
-    {"event": "Order Completed", "within": "P90D", "count": {"gte": 1}},
-    {"not": {"event": "Order Refunded", "within": "P90D"}},
-    {"score": {"gte": 50}},
-    {"audience": "vip"},
-    {"consent": "email"},
-]}
+SPEC_EXAMPLE = {
+    "all": [
+        {"trait": "country", "op": "eq", "value": "DK"},
+        {"event": "Order Completed", "within": "P90D", "count": {"gte": 1}},
+        {"not": {"event": "Order Refunded", "within": "P90D"}},
+        {"score": {"gte": 50}},
+        {"audience": "vip"},
+        {"consent": "email"},
+    ]
+}
 
 
 def test_spec_example_holds_and_each_part_can_fail():
@@ -47,47 +49,59 @@ def test_spec_example_holds_and_each_part_can_fail():
     assert not evaluate(SPEC_EXAMPLE, facts(events=refunded), now=NOW)
 
 
-@pytest.mark.parametrize("cond,expected", [
-    ({"trait": "age", "op": "gt", "value": 40}, True),
-    ({"trait": "age", "op": "lte", "value": 40}, False),
-    ({"trait": "age", "op": "eq", "value": 41.0}, True),
-    ({"trait": "age", "op": "eq", "value": "41"}, False),      # no type coercion
-    ({"trait": "age", "op": "gt", "value": "1"}, False),       # mixed types never raise
-    ({"trait": "country", "op": "in", "value": ["DK", "SE"]}, True),
-    ({"trait": "country", "op": "ne", "value": "SE"}, True),
-    ({"trait": "tags", "op": "contains", "value": "vip"}, True),
-    ({"trait": "country", "op": "contains", "value": "D"}, True),
-    ({"trait": "address.city", "op": "eq", "value": "Aarhus"}, True),
-    ({"trait": "missing", "op": "exists"}, False),
-    ({"trait": "missing", "op": "exists", "value": False}, True),
-    ({"trait": "missing", "op": "eq", "value": 1}, False),
-    ({"trait": "missing", "op": "ne", "value": 1}, True),
-    ({"property": "total", "op": "gte", "value": 1000}, True),
-    ({"event": "Order Completed", "count": {"eq": 2}}, True),
-    ({"event": "Order Completed", "where": {"properties.currency": "SEK"}, "within": "P90D"}, False),
-    ({"event": "Order Completed", "where": {"properties.currency": "DKK"}, "within": "P90D"}, True),
-    ({"score": {"gte": 50, "lt": 60}}, True),
-    ({"consent": "sms"}, False),
-    ({"any": [{"audience": "nope"}, {"consent": "email"}]}, True),
-])
+@pytest.mark.parametrize(
+    "cond,expected",
+    [
+        ({"trait": "age", "op": "gt", "value": 40}, True),
+        ({"trait": "age", "op": "lte", "value": 40}, False),
+        ({"trait": "age", "op": "eq", "value": 41.0}, True),
+        ({"trait": "age", "op": "eq", "value": "41"}, False),  # no type coercion
+        ({"trait": "age", "op": "gt", "value": "1"}, False),  # mixed types never raise
+        ({"trait": "country", "op": "in", "value": ["DK", "SE"]}, True),
+        ({"trait": "country", "op": "ne", "value": "SE"}, True),
+        ({"trait": "tags", "op": "contains", "value": "vip"}, True),
+        ({"trait": "country", "op": "contains", "value": "D"}, True),
+        ({"trait": "address.city", "op": "eq", "value": "Aarhus"}, True),
+        ({"trait": "missing", "op": "exists"}, False),
+        ({"trait": "missing", "op": "exists", "value": False}, True),
+        ({"trait": "missing", "op": "eq", "value": 1}, False),
+        ({"trait": "missing", "op": "ne", "value": 1}, True),
+        ({"property": "total", "op": "gte", "value": 1000}, True),
+        ({"event": "Order Completed", "count": {"eq": 2}}, True),
+        (
+            {"event": "Order Completed", "where": {"properties.currency": "SEK"}, "within": "P90D"},
+            False,
+        ),
+        (
+            {"event": "Order Completed", "where": {"properties.currency": "DKK"}, "within": "P90D"},
+            True,
+        ),
+        ({"score": {"gte": 50, "lt": 60}}, True),
+        ({"consent": "sms"}, False),
+        ({"any": [{"audience": "nope"}, {"consent": "email"}]}, True),
+    ],
+)
 def test_operators(cond, expected):
     assert validate_condition(cond) == []
     assert evaluate(cond, facts(), now=NOW) is expected
 
 
-@pytest.mark.parametrize("cond,field", [
-    ({}, "condition"),
-    ({"trait": "x", "op": "between", "value": 1}, "condition.op"),
-    ({"trait": "x", "op": "eq"}, "condition.value"),
-    ({"trait": "x", "op": "in", "value": "DK"}, "condition.value"),
-    ({"all": []}, "condition.all"),
-    ({"all": [{"score": {"gte": "high"}}]}, "condition.all[0].score.gte"),
-    ({"event": "X", "within": "90 days"}, "condition.within"),
-    ({"event": "X", "count": {"most": 1}}, "condition.count.most"),
-    ({"audience": "vip", "consent": "email"}, "condition"),
-    ({"consent": "email", "value": 1}, "condition.value"),
-    ({"not": {"trait": ""}}, "condition.not.trait"),
-])
+@pytest.mark.parametrize(
+    "cond,field",
+    [
+        ({}, "condition"),
+        ({"trait": "x", "op": "between", "value": 1}, "condition.op"),
+        ({"trait": "x", "op": "eq"}, "condition.value"),
+        ({"trait": "x", "op": "in", "value": "DK"}, "condition.value"),
+        ({"all": []}, "condition.all"),
+        ({"all": [{"score": {"gte": "high"}}]}, "condition.all[0].score.gte"),
+        ({"event": "X", "within": "90 days"}, "condition.within"),
+        ({"event": "X", "count": {"most": 1}}, "condition.count.most"),
+        ({"audience": "vip", "consent": "email"}, "condition"),
+        ({"consent": "email", "value": 1}, "condition.value"),
+        ({"not": {"trait": ""}}, "condition.not.trait"),
+    ],
+)
 def test_invalid_conditions_name_the_field(cond, field):
     issues = validate_condition(cond)
     assert issues and issues[0].field == field, issues

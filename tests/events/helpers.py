@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-EXAMPLES = Path(__file__).resolve().parent / "examples"   # copies of /work/shared/examples
+EXAMPLES = Path(__file__).resolve().parent / "examples"  # copies of /work/shared/examples
 
 
 def example(name: str) -> Any:

@@ -66,12 +66,32 @@ async def test_killed_api_loses_nothing_and_processes_once(tmp_path, sqlite_temp
         _, key = create_key(s, name="shop", role=Role.ingest)
         s.commit()
     port = free_port()
-    env = {**os.environ, "REJSE_DATABASE_URL": url, "REJSE_ENVIRONMENT": "test",
-           "REJSE_SECRET_KEY": "crash-test-secret-" + "x" * 20, "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "REJSE_DATABASE_URL": url,
+        "REJSE_ENVIRONMENT": "test",
+        "REJSE_SECRET_KEY": "crash-test-secret-" + "x" * 20,
+        "PYTHONPATH": str(ROOT),
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tests.events.crash_app:app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "tests.events.crash_app:app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     accepted = 0
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
@@ -82,20 +102,38 @@ async def test_killed_api_loses_nothing_and_processes_once(tmp_path, sqlite_temp
                         break
                 except httpx.TransportError:
                     pass
-                assert time.monotonic() < deadline, proc.stderr.read1().decode() if proc.poll() else "no start"
+                assert time.monotonic() < deadline, (
+                    proc.stderr.read1().decode() if proc.poll() else "no start"
+                )
                 await asyncio.sleep(0.1)
             for i in range(40):
-                r = await c.post("/v1/track", headers=auth(key), json={
-                    "userId": f"u-{i % 7}", "event": "Product Viewed", "messageId": f"crash-{i}"})
+                r = await c.post(
+                    "/v1/track",
+                    headers=auth(key),
+                    json={
+                        "userId": f"u-{i % 7}",
+                        "event": "Product Viewed",
+                        "messageId": f"crash-{i}",
+                    },
+                )
                 assert r.status_code == 202
                 accepted += r.json()["accepted"]
-            batch = {"batch": [{"type": "track", "anonymousId": f"a-{i % 5}", "event": "Cart Viewed",
-                                "messageId": f"crash-b-{i}"} for i in range(60)]}
+            batch = {
+                "batch": [
+                    {
+                        "type": "track",
+                        "anonymousId": f"a-{i % 5}",
+                        "event": "Cart Viewed",
+                        "messageId": f"crash-b-{i}",
+                    }
+                    for i in range(60)
+                ]
+            }
             r = await c.post("/v1/batch", headers=auth(key), json=batch)
             assert r.status_code == 202
             accepted += r.json()["accepted"]
     finally:
-        proc.send_signal(signal.SIGKILL)      # right after the last 202, nothing processed yet
+        proc.send_signal(signal.SIGKILL)  # right after the last 202, nothing processed yet
         proc.wait(timeout=10)
     assert proc.returncode == -signal.SIGKILL
     assert accepted == 100 and outbox_count(engine) == 100
@@ -113,26 +151,36 @@ async def test_killed_api_loses_nothing_and_processes_once(tmp_path, sqlite_temp
 
 
 async def test_crash_between_apply_and_dispatch_applies_once(runtime, session, engine):
-    rows = [event_row(type="track", message_id=f"m-{i}", timestamp=runtime_now(), received_at=runtime_now(),
-                      event="E", user_id="u-1") for i in range(5)]
+    rows = [
+        event_row(
+            type="track",
+            message_id=f"m-{i}",
+            timestamp=runtime_now(),
+            received_at=runtime_now(),
+            event="E",
+            user_id="u-1",
+        )
+        for i in range(5)
+    ]
     accept(engine, rows, [bucket_for("u-1")] * 5)
     rec = Recorder()
     first = EventProcessor(runtime, subscribers=[rec], dispatchers=[rec])
     claim = first._claim()
     entries = first._load(claim.buckets)
-    first._apply_batch(entries)          # committed ... then the process "dies"
+    first._apply_batch(entries)  # committed ... then the process "dies"
     claim.release()
     assert len(rec.applied) == 5 and rec.dispatched == []
     second = EventProcessor(runtime, subscribers=[rec], dispatchers=[rec])
     assert await second.drain() == 5
-    assert len(rec.applied) == 5                       # not applied again
-    assert [e.event_id for e in rec.dispatched] == [r["id"] for r in rows]   # dispatched, in order
+    assert len(rec.applied) == 5  # not applied again
+    assert [e.event_id for e in rec.dispatched] == [r["id"] for r in rows]  # dispatched, in order
     assert session.exec(select(Profile)).one().event_count == 5
     assert outbox_count(engine) == 0
 
 
 def runtime_now():
     from rejse.db import utcnow
+
     return utcnow()
 
 
@@ -144,12 +192,20 @@ async def test_two_processors_share_the_outbox_on_postgresql(db_url, engine, set
     for seq in range(per_profile):
         for p in range(profiles):
             uid = f"user-{p}"
-            rows.append(event_row(type="track", message_id=f"{uid}-{seq}", timestamp=now,
-                                  received_at=now, event="Step", user_id=uid,
-                                  properties={"seq": seq}))
+            rows.append(
+                event_row(
+                    type="track",
+                    message_id=f"{uid}-{seq}",
+                    timestamp=now,
+                    received_at=now,
+                    event="Step",
+                    user_id=uid,
+                    properties={"seq": seq},
+                )
+            )
             buckets.append(bucket_for(uid))
     for i in range(0, len(rows), 1000):
-        accept(engine, rows[i:i + 1000], buckets[i:i + 1000])
+        accept(engine, rows[i : i + 1000], buckets[i : i + 1000])
     assert outbox_count(engine) == 10_000
 
     order: list[tuple[str, int, str]] = []
@@ -165,8 +221,9 @@ async def test_two_processors_share_the_outbox_on_postgresql(db_url, engine, set
 
     async def run(who: str) -> int:
         runtime = Runtime.create(settings, engine=make_engine(db_url))
-        proc = EventProcessor(runtime, subscribers=[OrderRecorder(who)], dispatchers=[],
-                              batch_size=200)
+        proc = EventProcessor(
+            runtime, subscribers=[OrderRecorder(who)], dispatchers=[], batch_size=200
+        )
         total = 0
         while outbox_count(runtime.engine) > 0:
             total += await proc.run_once()
@@ -174,15 +231,19 @@ async def test_two_processors_share_the_outbox_on_postgresql(db_url, engine, set
         return total
 
     done = await asyncio.gather(run("A"), run("B"))
-    assert sum(done) == 10_000 and min(done) > 0, done        # both worked
+    assert sum(done) == 10_000 and min(done) > 0, done  # both worked
     assert len(order) == 10_000
     seen: dict[str, list[int]] = {}
     for pid, seq, _ in order:
         seen.setdefault(pid, []).append(seq)
     assert len(seen) == profiles
-    assert all(seqs == list(range(per_profile)) for seqs in seen.values())   # once each, in order
+    assert all(seqs == list(range(per_profile)) for seqs in seen.values())  # once each, in order
     with engine.connect() as conn:
         counts = conn.execute(sa.select(Profile.event_count)).scalars().all()
         assert counts == [per_profile] * profiles
-        assert conn.scalar(sa.select(sa.func.count()).select_from(Event)
-                           .where(Event.processed_at.is_(None))) == 0
+        assert (
+            conn.scalar(
+                sa.select(sa.func.count()).select_from(Event).where(Event.processed_at.is_(None))
+            )
+            == 0
+        )

@@ -19,14 +19,22 @@ def count(session, model) -> int:
 
 
 async def test_track_stores_event_and_outbox(client, keys, session):
-    body = {"userId": "u-1", "event": "Product Viewed", "properties": {"sku": "A"},
-            "messageId": "m-1"}
+    body = {
+        "userId": "u-1",
+        "event": "Product Viewed",
+        "properties": {"sku": "A"},
+        "messageId": "m-1",
+    }
     r = await client.post("/v1/track", json=body, headers=auth(keys[Role.ingest]))
     assert r.status_code == 202, r.text
     assert r.json() == {"accepted": 1, "duplicates": 0}
     event = session.exec(select(Event)).one()
     assert (event.type, event.event, event.user_id, event.properties) == (
-        "track", "Product Viewed", "u-1", {"sku": "A"})
+        "track",
+        "Product Viewed",
+        "u-1",
+        {"sku": "A"},
+    )
     assert count(session, OutboxEntry) == 1
 
 
@@ -51,8 +59,9 @@ async def test_batch_counts_duplicates(client, keys, session):
 
 async def test_server_generates_message_id(client, keys, session):
     for _ in range(2):
-        await client.post("/v1/page", json={"anonymousId": "a", "name": "Home"},
-                          headers=auth(keys[Role.ingest]))
+        await client.post(
+            "/v1/page", json={"anonymousId": "a", "name": "Home"}, headers=auth(keys[Role.ingest])
+        )
     events = session.exec(select(Event)).all()
     assert len({e.message_id for e in events}) == 2
     assert events[0].properties == {"name": "Home"}
@@ -61,8 +70,12 @@ async def test_server_generates_message_id(client, keys, session):
 async def test_timestamp_correction_with_sent_at(client, keys, session):
     # The device clock is 1 hour fast: sentAt and timestamp both carry the skew.
     now = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
-    body = {"userId": "u", "event": "E", "timestamp": (now - dt.timedelta(minutes=10)).isoformat(),
-            "sentAt": now.isoformat()}
+    body = {
+        "userId": "u",
+        "event": "E",
+        "timestamp": (now - dt.timedelta(minutes=10)).isoformat(),
+        "sentAt": now.isoformat(),
+    }
     await client.post("/v1/track", json=body, headers=auth(keys[Role.ingest]))
     event = session.exec(select(Event)).one()
     expected = event.received_at - dt.timedelta(minutes=10)
@@ -70,30 +83,45 @@ async def test_timestamp_correction_with_sent_at(client, keys, session):
 
 
 async def test_timestamp_without_sent_at_is_kept(client, keys, session):
-    await client.post("/v1/track", json={"userId": "u", "event": "E",
-                                         "timestamp": "2026-11-20T09:10:00+01:00"},
-                      headers=auth(keys[Role.ingest]))
-    assert session.exec(select(Event)).one().timestamp == dt.datetime(2026, 11, 20, 8, 10, tzinfo=dt.UTC)
+    await client.post(
+        "/v1/track",
+        json={"userId": "u", "event": "E", "timestamp": "2026-11-20T09:10:00+01:00"},
+        headers=auth(keys[Role.ingest]),
+    )
+    assert session.exec(select(Event)).one().timestamp == dt.datetime(
+        2026, 11, 20, 8, 10, tzinfo=dt.UTC
+    )
 
 
-@pytest.mark.parametrize("path,body,status,field", [
-    ("/v1/track", b"{not json", 400, "body"),
-    ("/v1/track", b"[1, 2]", 400, "body"),
-    ("/v1/track", b'{"event": "E"}', 422, "userId"),
-    ("/v1/track", b'{"userId": "u"}', 422, "event"),
-    ("/v1/track", b'{"userId": "u", "event": "E", "properties": "x"}', 422, "properties"),
-    ("/v1/track", b'{"userId": "u", "event": "E", "timestamp": "yesterday"}', 422, "timestamp"),
-    ("/v1/track", b'{"userId": {"a": 1}, "event": "E"}', 422, "userId"),
-    ("/v1/alias", b'{"userId": "u"}', 422, "previousId"),
-    ("/v1/identify", b'{"traits": {}}', 422, "userId"),
-    ("/v1/batch", b'{"batch": []}', 422, "batch"),
-    ("/v1/batch", (b'{"batch": [{"type": "track", "userId": "u", "event": "E"}, {"type": "track", '
-                   b'"event": "E"}]}'), 422, "batch.1.userId"),
-    ("/v1/batch", b'{"batch": [{"type": "screen", "userId": "u"}]}', 422, "batch.0.type"),
-])
+@pytest.mark.parametrize(
+    "path,body,status,field",
+    [
+        ("/v1/track", b"{not json", 400, "body"),
+        ("/v1/track", b"[1, 2]", 400, "body"),
+        ("/v1/track", b'{"event": "E"}', 422, "userId"),
+        ("/v1/track", b'{"userId": "u"}', 422, "event"),
+        ("/v1/track", b'{"userId": "u", "event": "E", "properties": "x"}', 422, "properties"),
+        ("/v1/track", b'{"userId": "u", "event": "E", "timestamp": "yesterday"}', 422, "timestamp"),
+        ("/v1/track", b'{"userId": {"a": 1}, "event": "E"}', 422, "userId"),
+        ("/v1/alias", b'{"userId": "u"}', 422, "previousId"),
+        ("/v1/identify", b'{"traits": {}}', 422, "userId"),
+        ("/v1/batch", b'{"batch": []}', 422, "batch"),
+        (
+            "/v1/batch",
+            (
+                b'{"batch": [{"type": "track", "userId": "u", "event": "E"}, {"type": "track", '
+                b'"event": "E"}]}'
+            ),
+            422,
+            "batch.1.userId",
+        ),
+        ("/v1/batch", b'{"batch": [{"type": "screen", "userId": "u"}]}', 422, "batch.0.type"),
+    ],
+)
 async def test_bad_input_names_the_field(client, keys, session, path, body, status, field):
-    r = await client.post(path, content=body, headers={**auth(keys[Role.ingest]),
-                                                       "content-type": "application/json"})
+    r = await client.post(
+        path, content=body, headers={**auth(keys[Role.ingest]), "content-type": "application/json"}
+    )
     assert r.status_code == status, r.text
     assert field in [e["field"] for e in r.json()["errors"]], r.json()
     assert count(session, Event) == 0
@@ -104,8 +132,9 @@ async def test_size_limits(client, keys, session):
     r = await client.post("/v1/track", json=big, headers=auth(keys[Role.ingest]))
     assert r.status_code == 413 and r.json()["errors"][0]["field"] == "body"
     ok = {"type": "track", "userId": "u", "event": "E"}
-    r = await client.post("/v1/batch", json={"batch": [ok, {**big, "type": "track"}]},
-                          headers=auth(keys[Role.ingest]))
+    r = await client.post(
+        "/v1/batch", json={"batch": [ok, {**big, "type": "track"}]}, headers=auth(keys[Role.ingest])
+    )
     assert r.status_code == 413 and r.json()["errors"][0]["field"] == "batch.1"
     many = {"batch": [{**ok, "properties": {"blob": "x" * 20_000}} for _ in range(30)]}
     r = await client.post("/v1/batch", json=many, headers=auth(keys[Role.ingest]))
@@ -122,20 +151,26 @@ async def test_ingest_needs_ingest_role(client, keys):
     assert r.status_code == 202
 
 
-@pytest.mark.parametrize("body", [
-    b'{"userId": "a\\u0000b", "event": "E"}',
-    b'{"userId": "u", "event": "E\\u0000"}',
-    b'{"userId": "u", "event": "E", "properties": {"x": Infinity}}',
-    b'{"userId": "u", "event": "E", "properties": {"x": NaN}}',
-    b'{"userId": "u", "event": "E", "properties": {"k\\u0000": "v\\u0000"}}',
-    b'{"userId": "u", "event": "E", "timestamp": "0001-01-01T00:00:00Z", "sentAt": "9999-12-31T23:59:59Z"}',
-    b'{"userId": "u", "event": "E", "timestamp": "9999-12-31T23:59:59Z", "sentAt": "0001-01-01T00:00:00Z"}',
-    b'{"userId": "u", "event": "E", "properties": {"n": 123456789012345678901234567890}}',
-    b'{"userId": 1e400, "event": "E"}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"userId": "a\\u0000b", "event": "E"}',
+        b'{"userId": "u", "event": "E\\u0000"}',
+        b'{"userId": "u", "event": "E", "properties": {"x": Infinity}}',
+        b'{"userId": "u", "event": "E", "properties": {"x": NaN}}',
+        b'{"userId": "u", "event": "E", "properties": {"k\\u0000": "v\\u0000"}}',
+        b'{"userId": "u", "event": "E", "timestamp": "0001-01-01T00:00:00Z", "sentAt": "9999-12-31T23:59:59Z"}',
+        b'{"userId": "u", "event": "E", "timestamp": "9999-12-31T23:59:59Z", "sentAt": "0001-01-01T00:00:00Z"}',
+        b'{"userId": "u", "event": "E", "properties": {"n": 123456789012345678901234567890}}',
+        b'{"userId": 1e400, "event": "E"}',
+    ],
+)
 async def test_awkward_values_never_5xx(client, keys, session, body):
-    r = await client.post("/v1/track", content=body, headers={**auth(keys[Role.ingest]),
-                                                              "content-type": "application/json"})
+    r = await client.post(
+        "/v1/track",
+        content=body,
+        headers={**auth(keys[Role.ingest]), "content-type": "application/json"},
+    )
     assert r.status_code in (202, 400, 422), r.text
     if r.status_code != 202:
         assert count(session, Event) == 0

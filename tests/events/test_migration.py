@@ -5,16 +5,27 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-MY_TABLES = {"event", "event_outbox", "event_outbox_bucket", "event_dead_letter", "webhook_source",
-             "profile", "profile_identifier", "consent", "consent_change", "profile_merge",
-             "erased_identifier", "profile_erasure"}
+MY_TABLES = {
+    "event",
+    "event_outbox",
+    "event_outbox_bucket",
+    "event_dead_letter",
+    "webhook_source",
+    "profile",
+    "profile_identifier",
+    "consent",
+    "consent_change",
+    "profile_merge",
+    "erased_identifier",
+    "profile_erasure",
+}
 
 
 def _tables(diff) -> set[str]:
     """Names of our tables touched by an alembic diff (entries are tuples or lists of them)."""
     names = set()
     for item in diff:
-        for part in (item if isinstance(item, list) else [item]):
+        for part in item if isinstance(item, list) else [item]:
             for obj in part[1:]:
                 if isinstance(obj, str):
                     name = obj

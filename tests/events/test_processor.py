@@ -44,8 +44,9 @@ def count(session, model) -> int:
 
 
 async def test_segment_batch_ends_as_one_profile(client, keys, runtime, session):
-    r = await client.post("/v1/batch", json=example("segment_batch.json"),
-                          headers=auth(keys[Role.ingest]))
+    r = await client.post(
+        "/v1/batch", json=example("segment_batch.json"), headers=auth(keys[Role.ingest])
+    )
     assert r.status_code == 202
     proc, rec = processor(runtime)
     assert await proc.drain() == 4
@@ -53,16 +54,22 @@ async def test_segment_batch_ends_as_one_profile(client, keys, runtime, session)
     pid = find_by_identifier(session, type="user_id", value="cust-7012345678901")
     assert pid and find_by_identifier(session, type="anonymous_id", value="anon-5f1c2a") == pid
     snap = load_snapshot(session, profile_id=pid)
-    assert snap.identifiers == {"anonymous_id": ["anon-5f1c2a"], "user_id": ["cust-7012345678901"],
-                                "email": ["mette.hansen@example.dk"]}
+    assert snap.identifiers == {
+        "anonymous_id": ["anon-5f1c2a"],
+        "user_id": ["cust-7012345678901"],
+        "email": ["mette.hansen@example.dk"],
+    }
     assert snap.locale == "da-DK" and snap.traits["country"] == "DK"
     events = session.exec(select(Event).where(Event.profile_id == pid)).all()
     assert sorted(e.message_id for e in events) == ["m-0001", "m-0002", "m-0003", "m-0004"]
     assert [e.event_id for e in rec.dispatched] == [e.event_id for e in rec.applied]
     assert len(rec.dispatched) == 4 and {e.profile_id for e in rec.dispatched} == {pid}
     # Later, only the anonymous cookie: same profile.
-    await client.post("/v1/track", json={"anonymousId": "anon-5f1c2a", "event": "Product Viewed"},
-                      headers=auth(keys[Role.ingest]))
+    await client.post(
+        "/v1/track",
+        json={"anonymousId": "anon-5f1c2a", "event": "Product Viewed"},
+        headers=auth(keys[Role.ingest]),
+    )
     await proc.drain()
     assert count(session, Profile) == 1
     assert rec.dispatched[-1].profile_id == pid
@@ -71,45 +78,59 @@ async def test_segment_batch_ends_as_one_profile(client, keys, runtime, session)
 
 async def test_identify_merges_two_profiles(client, keys, runtime, session):
     h = auth(keys[Role.ingest])
-    await client.post("/v1/track", json={"anonymousId": "anon-1", "event": "Product Viewed"}, headers=h)
+    await client.post(
+        "/v1/track", json={"anonymousId": "anon-1", "event": "Product Viewed"}, headers=h
+    )
     await client.post("/v1/track", json={"userId": "u-1", "event": "Order Completed"}, headers=h)
     proc, rec = processor(runtime)
     await proc.drain()
     assert count(session, Profile) == 2
     older = rec.applied[0].profile_id
-    await client.post("/v1/identify", json={"anonymousId": "anon-1", "userId": "u-1",
-                                            "traits": {"email": "a@example.dk"}}, headers=h)
+    await client.post(
+        "/v1/identify",
+        json={"anonymousId": "anon-1", "userId": "u-1", "traits": {"email": "a@example.dk"}},
+        headers=h,
+    )
     await proc.drain()
     assert count(session, Profile) == 1
     last = rec.applied[-1]
     assert last.profile_id == older and len(last.merged_from) == 1
     gone = last.merged_from[0]
-    assert load_snapshot(session, profile_id=gone).id == older      # merged id stays resolvable
+    assert load_snapshot(session, profile_id=gone).id == older  # merged id stays resolvable
     assert session.get(ProfileMerge, gone).into_profile_id == older
-    assert session.get(Profile, older).event_count == 3             # counters summed
+    assert session.get(Profile, older).event_count == 3  # counters summed
     assert {e.profile_id for e in session.exec(select(Event)).all()} == {older}
 
 
 async def test_conflicting_user_ids_do_not_merge(client, keys, runtime, session):
     h = auth(keys[Role.ingest])
-    await client.post("/v1/identify", json={"anonymousId": "shared-device", "userId": "u-1"}, headers=h)
-    await client.post("/v1/identify", json={"anonymousId": "shared-device", "userId": "u-2"}, headers=h)
+    await client.post(
+        "/v1/identify", json={"anonymousId": "shared-device", "userId": "u-1"}, headers=h
+    )
+    await client.post(
+        "/v1/identify", json={"anonymousId": "shared-device", "userId": "u-2"}, headers=h
+    )
     proc, _ = processor(runtime)
     await proc.drain()
     assert count(session, Profile) == 2
-    assert (find_by_identifier(session, type="anonymous_id", value="shared-device")
-            == find_by_identifier(session, type="user_id", value="u-1"))
+    assert find_by_identifier(
+        session, type="anonymous_id", value="shared-device"
+    ) == find_by_identifier(session, type="user_id", value="u-1")
 
 
 async def test_blocked_values_are_not_identifiers(client, keys, runtime, session):
     h = auth(keys[Role.ingest])
     for uid in ("null", "anonymous", "-1", "0", "undefined"):
-        await client.post("/v1/track", json={"anonymousId": f"a-{uid}", "userId": uid, "event": "E"},
-                          headers=h)
+        await client.post(
+            "/v1/track", json={"anonymousId": f"a-{uid}", "userId": uid, "event": "E"}, headers=h
+        )
     proc, _ = processor(runtime)
     await proc.drain()
     assert count(session, Profile) == 5
-    assert session.exec(select(ProfileIdentifier).where(ProfileIdentifier.type == "user_id")).all() == []
+    assert (
+        session.exec(select(ProfileIdentifier).where(ProfileIdentifier.type == "user_id")).all()
+        == []
+    )
 
 
 async def test_poison_event_goes_to_dead_letter_and_does_not_block(client, keys, runtime, session):
@@ -131,48 +152,69 @@ async def test_derived_events_are_processed_later(client, keys, runtime, session
             super().apply(session, event)
             return [("Lifecycle Stage Changed", {"to": "lead"})] if event.type == "track" else []
 
-    await client.post("/v1/track", json={"userId": "u-1", "event": "Signed Up"},
-                      headers=auth(keys[Role.ingest]))
+    await client.post(
+        "/v1/track", json={"userId": "u-1", "event": "Signed Up"}, headers=auth(keys[Role.ingest])
+    )
     proc, rec = processor(runtime, Deriver())
     await proc.drain()
     assert [(e.type, e.event) for e in rec.dispatched] == [
-        ("track", "Signed Up"), ("internal", "Lifecycle Stage Changed")]
+        ("track", "Signed Up"),
+        ("internal", "Lifecycle Stage Changed"),
+    ]
     assert rec.dispatched[1].profile_id == rec.dispatched[0].profile_id
 
 
 async def test_consent_from_event_context(client, keys, runtime, session):
-    await client.post("/v1/identify", json={"userId": "u-1", "context": {
-        "consent": {"email": True, "sms": "denied", "source": "signup form"}}},
-        headers=auth(keys[Role.ingest]))
+    await client.post(
+        "/v1/identify",
+        json={
+            "userId": "u-1",
+            "context": {"consent": {"email": True, "sms": "denied", "source": "signup form"}},
+        },
+        headers=auth(keys[Role.ingest]),
+    )
     proc, rec = processor(runtime)
     await proc.drain()
     ev = rec.dispatched[0]
-    assert {(c.channel, c.status) for c in ev.consent_changes} == {("email", "granted"), ("sms", "denied")}
-    assert load_snapshot(session, profile_id=ev.profile_id).consents == {"email": "granted", "sms": "denied"}
+    assert {(c.channel, c.status) for c in ev.consent_changes} == {
+        ("email", "granted"),
+        ("sms", "denied"),
+    }
+    assert load_snapshot(session, profile_id=ev.profile_id).consents == {
+        "email": "granted",
+        "sms": "denied",
+    }
 
 
 async def test_dead_letters_api_lists_and_retries(client, keys, runtime, session):
-    await client.post("/v1/track", json={"userId": "u-1", "event": "Poison"},
-                      headers=auth(keys[Role.ingest]))
+    await client.post(
+        "/v1/track", json={"userId": "u-1", "event": "Poison"}, headers=auth(keys[Role.ingest])
+    )
     rec = Recorder(fail_on={"Poison"})
     proc, _ = processor(runtime, rec, max_attempts=1, backoff_base=0)
     await proc.drain()
     h = auth(keys[Role.admin])
     listed = (await client.get("/api/dead-letters", headers=h)).json()
     assert len(listed) == 1 and listed[0]["stage"] == "apply"
-    assert (await client.get("/api/dead-letters", headers=auth(keys[Role.marketer]))).status_code == 403
-    rec.fail_on.clear()                       # the bug is fixed; retry it
+    assert (
+        await client.get("/api/dead-letters", headers=auth(keys[Role.marketer]))
+    ).status_code == 403
+    rec.fail_on.clear()  # the bug is fixed; retry it
     r = await client.post(f"/api/dead-letters/{listed[0]['id']}/retry", headers=h)
     assert r.status_code == 200 and r.json()["retried_at"]
-    assert (await client.post(f"/api/dead-letters/{listed[0]['id']}/retry", headers=h)).status_code == 409
+    assert (
+        await client.post(f"/api/dead-letters/{listed[0]['id']}/retry", headers=h)
+    ).status_code == 409
     await proc.drain()
     assert [e.event for e in rec.dispatched] == ["Poison"]
     assert (await client.get("/api/dead-letters", headers=h)).json() == []
 
 
 async def test_subscriber_runs_only_on_events_it_wants_and_reads_the_profile_as_of_each(
-        client, keys, runtime, session):
+    client, keys, runtime, session
+):
     """`wants` False skips `apply`; an event it wants sees the profile flushed up to itself."""
+
     class Picky(Recorder):
         def __init__(self):
             super().__init__()
@@ -186,13 +228,19 @@ async def test_subscriber_runs_only_on_events_it_wants_and_reads_the_profile_as_
             return super().apply(session, event)
 
     h = auth(keys[Role.ingest])
-    await client.post("/v1/batch", json={"batch": [
-        {"type": "track", "userId": "u-1", "event": "Page Seen"},
-        {"type": "identify", "userId": "u-1", "traits": {"plan": "basic"}},
-        {"type": "track", "userId": "u-1", "event": "Scored"},
-        {"type": "identify", "userId": "u-1", "traits": {"plan": "pro"}},
-        {"type": "track", "userId": "u-1", "event": "Scored"},
-    ]}, headers=h)
+    await client.post(
+        "/v1/batch",
+        json={
+            "batch": [
+                {"type": "track", "userId": "u-1", "event": "Page Seen"},
+                {"type": "identify", "userId": "u-1", "traits": {"plan": "basic"}},
+                {"type": "track", "userId": "u-1", "event": "Scored"},
+                {"type": "identify", "userId": "u-1", "traits": {"plan": "pro"}},
+                {"type": "track", "userId": "u-1", "event": "Scored"},
+            ]
+        },
+        headers=h,
+    )
     proc, rec = processor(runtime, Picky())
     assert await proc.drain() == 5
     assert [e.event for e in rec.applied] == ["Scored", "Scored"]

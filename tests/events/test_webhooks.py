@@ -26,32 +26,45 @@ def count(session) -> int:
 
 @pytest.fixture
 async def shop(client, keys):
-    r = await client.post("/api/webhook-sources", json={"kind": "shopify", "name": "butik.myshopify.com",
-                                                        "secret": SECRET}, headers=auth(keys[Role.admin]))
+    r = await client.post(
+        "/api/webhook-sources",
+        json={"kind": "shopify", "name": "butik.myshopify.com", "secret": SECRET},
+        headers=auth(keys[Role.admin]),
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
 
 def shopify_headers(body: bytes, topic: str, webhook_id: str, secret: str = SECRET) -> dict:
-    return {"X-Shopify-Hmac-Sha256": sign_shopify(body, secret), "X-Shopify-Topic": topic,
-            "X-Shopify-Webhook-Id": webhook_id, "X-Shopify-Shop-Domain": "butik.myshopify.com",
-            "Content-Type": "application/json"}
+    return {
+        "X-Shopify-Hmac-Sha256": sign_shopify(body, secret),
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Webhook-Id": webhook_id,
+        "X-Shopify-Shop-Domain": "butik.myshopify.com",
+        "Content-Type": "application/json",
+    }
 
 
 async def test_signed_shopify_payloads_are_accepted_and_mapped(client, shop, runtime, session):
     checkout = (EXAMPLES / "shopify_checkouts_create.json").read_bytes()
     order = (EXAMPLES / "shopify_orders_create.json").read_bytes()
-    r = await client.post("/webhooks/shopify", content=checkout,
-                          headers=shopify_headers(checkout, "checkouts/create", "wh-1"))
+    r = await client.post(
+        "/webhooks/shopify",
+        content=checkout,
+        headers=shopify_headers(checkout, "checkouts/create", "wh-1"),
+    )
     assert r.status_code == 202 and r.json() == {"accepted": 1, "duplicates": 0}
-    r = await client.post("/webhooks/shopify", content=order,
-                          headers=shopify_headers(order, "orders/create", "wh-2"))
+    r = await client.post(
+        "/webhooks/shopify", content=order, headers=shopify_headers(order, "orders/create", "wh-2")
+    )
     assert r.status_code == 202 and r.json()["accepted"] == 1
     started, completed = session.exec(select(Event).order_by(Event.received_at)).all()
     assert started.event == "Checkout Started" and completed.event == "Order Completed"
     token = "7c1b2d0f9a4e4f6b8c3d2e1f0a9b8c7d"
     assert started.properties["checkout_id"] == token == completed.properties["checkout_id"]
-    assert started.properties["abandoned_checkout_url"].startswith("https://butik.example.dk/checkouts/")
+    assert started.properties["abandoned_checkout_url"].startswith(
+        "https://butik.example.dk/checkouts/"
+    )
     assert started.properties["value"] == 1249.0 and started.properties["currency"] == "DKK"
     assert [p["sku"] for p in started.properties["products"]] == ["RJ-AAR-M-NV", "US-3P-3942"]
     await EventProcessor(runtime, subscribers=[], dispatchers=[]).drain()
@@ -64,8 +77,9 @@ async def test_signed_shopify_payloads_are_accepted_and_mapped(client, shop, run
 @pytest.mark.parametrize("case", ["tampered", "wrong_secret", "missing_header"])
 async def test_bad_shopify_signature_is_401_and_stores_nothing(client, shop, session, case):
     body = (EXAMPLES / "shopify_checkouts_create.json").read_bytes()
-    headers = shopify_headers(body, "checkouts/create", "wh-1",
-                              secret="wrong" if case == "wrong_secret" else SECRET)
+    headers = shopify_headers(
+        body, "checkouts/create", "wh-1", secret="wrong" if case == "wrong_secret" else SECRET
+    )
     if case == "tampered":
         body = body.replace(b"1249.00", b"1.00")
     if case == "missing_header":
@@ -79,8 +93,11 @@ async def test_same_webhook_id_three_times_is_stored_once(client, shop, session)
     body = (EXAMPLES / "shopify_checkouts_create.json").read_bytes()
     answers = []
     for _ in range(3):
-        r = await client.post("/webhooks/shopify", content=body,
-                              headers=shopify_headers(body, "checkouts/update", "wh-same"))
+        r = await client.post(
+            "/webhooks/shopify",
+            content=body,
+            headers=shopify_headers(body, "checkouts/update", "wh-same"),
+        )
         answers.append(r.json())
     assert answers == [{"accepted": 1, "duplicates": 0}] + [{"accepted": 0, "duplicates": 1}] * 2
     assert count(session) == 1
@@ -89,15 +106,21 @@ async def test_same_webhook_id_three_times_is_stored_once(client, shop, session)
 async def test_secret_from_environment(client, session, monkeypatch):
     monkeypatch.setenv("REJSE_SHOPIFY_SECRET", "env-secret-abcdefghijklmnop")
     body = (EXAMPLES / "shopify_orders_create.json").read_bytes()
-    r = await client.post("/webhooks/shopify", content=body, headers=shopify_headers(
-        body, "orders/create", "wh-env", secret="env-secret-abcdefghijklmnop"))
+    r = await client.post(
+        "/webhooks/shopify",
+        content=body,
+        headers=shopify_headers(
+            body, "orders/create", "wh-env", secret="env-secret-abcdefghijklmnop"
+        ),
+    )
     assert r.status_code == 202 and count(session) == 1
 
 
 async def test_unknown_topic_is_acknowledged_and_ignored(client, shop, session):
     body = b'{"id": 1}'
-    r = await client.post("/webhooks/shopify", content=body,
-                          headers=shopify_headers(body, "products/update", "wh-x"))
+    r = await client.post(
+        "/webhooks/shopify", content=body, headers=shopify_headers(body, "products/update", "wh-x")
+    )
     assert r.status_code == 202 and count(session) == 0
 
 
@@ -105,36 +128,51 @@ async def test_sources_secret_is_shown_once(client, keys, shop):
     assert shop["secret"] == SECRET
     listed = (await client.get("/api/webhook-sources", headers=auth(keys[Role.admin]))).json()
     assert SECRET not in json.dumps(listed)
-    r = await client.post("/api/webhook-sources", json={"kind": "generic", "name": "crm"},
-                          headers=auth(keys[Role.admin]))
+    r = await client.post(
+        "/api/webhook-sources",
+        json={"kind": "generic", "name": "crm"},
+        headers=auth(keys[Role.admin]),
+    )
     assert len(r.json()["secret"]) >= 32
     r = await client.delete(f"/api/webhook-sources/{shop['id']}", headers=auth(keys[Role.admin]))
     assert r.json()["disabled_at"] is not None
 
 
 async def test_generic_webhook_signature_rotation_and_tolerance(client, keys, session):
-    r = await client.post("/api/webhook-sources", json={"kind": "generic", "name": "pos"},
-                          headers=auth(keys[Role.admin]))
+    r = await client.post(
+        "/api/webhook-sources",
+        json={"kind": "generic", "name": "pos"},
+        headers=auth(keys[Role.admin]),
+    )
     secret = r.json()["secret"]
-    body = json.dumps({"type": "track", "userId": "u-1", "event": "Store Visit",
-                       "messageId": "pos-1"}).encode()
+    body = json.dumps(
+        {"type": "track", "userId": "u-1", "event": "Store Visit", "messageId": "pos-1"}
+    ).encode()
     old = sign("old-secret-rotated-away-123", body)
     new_v1 = sign(secret, body).split(",")[1]
-    r = await client.post("/webhooks/generic/pos", content=body,
-                          headers={"X-Rejse-Signature": f"{old},{new_v1}"})
+    r = await client.post(
+        "/webhooks/generic/pos", content=body, headers={"X-Rejse-Signature": f"{old},{new_v1}"}
+    )
     assert r.status_code == 202 and r.json() == {"accepted": 1, "duplicates": 0}
     stale = sign(secret, body, timestamp=int(time.time()) - 301)
-    r = await client.post("/webhooks/generic/pos", content=body, headers={"X-Rejse-Signature": stale})
+    r = await client.post(
+        "/webhooks/generic/pos", content=body, headers={"X-Rejse-Signature": stale}
+    )
     assert r.status_code == 401
-    r = await client.post("/webhooks/generic/pos", content=body + b" ",
-                          headers={"X-Rejse-Signature": sign(secret, body)})
+    r = await client.post(
+        "/webhooks/generic/pos",
+        content=body + b" ",
+        headers={"X-Rejse-Signature": sign(secret, body)},
+    )
     assert r.status_code == 401
-    r = await client.post("/webhooks/generic/unknown", content=body,
-                          headers={"X-Rejse-Signature": sign(secret, body)})
+    r = await client.post(
+        "/webhooks/generic/unknown", content=body, headers={"X-Rejse-Signature": sign(secret, body)}
+    )
     assert r.status_code == 401
     batch = json.dumps({"batch": [{"type": "identify", "userId": "u-2"}]}).encode()
-    r = await client.post("/webhooks/generic/pos", content=batch,
-                          headers={"X-Rejse-Signature": sign(secret, batch)})
+    r = await client.post(
+        "/webhooks/generic/pos", content=batch, headers={"X-Rejse-Signature": sign(secret, batch)}
+    )
     assert r.status_code == 202 and count(session) == 2
 
 
@@ -146,6 +184,9 @@ def test_verify_rejects_garbage():
 
 async def test_signed_but_unstorable_payload_is_422(client, shop, session):
     body = b'{"token": "a\\u0000b", "email": "x@example.dk", "cart_token": "c\\u0000"}'
-    r = await client.post("/webhooks/shopify", content=body,
-                          headers=shopify_headers(body, "checkouts/create", "wh-nul"))
+    r = await client.post(
+        "/webhooks/shopify",
+        content=body,
+        headers=shopify_headers(body, "checkouts/create", "wh-nul"),
+    )
     assert r.status_code == 422 and count(session) == 0

@@ -34,8 +34,14 @@ def rejse_command(*args: str) -> list[str]:
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(rejse_command(*args), cwd=cwd, env=clean_env(**env), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        rejse_command(*args),
+        cwd=cwd,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def children(pid: int) -> list[int]:
@@ -89,11 +95,21 @@ class RejseUp:
         self.started_at = time.monotonic()
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                rejse_command("up", "--data-dir", str(self.data_dir),
-                              "--port", str(self.api_port),
-                              "--temporal-port", str(self.temporal_port),
-                              "--temporal-ui-port", str(self.ui_port)),
-                cwd=self.workdir, env=clean_env(**env), stdout=out, stderr=err,
+                rejse_command(
+                    "up",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--port",
+                    str(self.api_port),
+                    "--temporal-port",
+                    str(self.temporal_port),
+                    "--temporal-ui-port",
+                    str(self.ui_port),
+                ),
+                cwd=self.workdir,
+                env=clean_env(**env),
+                stdout=out,
+                stderr=err,
             )
 
     def wait_ready(self, timeout: float = 20.0) -> float:
@@ -102,7 +118,9 @@ class RejseUp:
         deadline = self.started_at + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"rejse up exited with {self.proc.returncode}: {self.output()}")
+                raise AssertionError(
+                    f"rejse up exited with {self.proc.returncode}: {self.output()}"
+                )
             try:
                 if httpx.get(f"{self.api}/readyz", timeout=1).status_code == 200:
                     return time.monotonic() - self.started_at

@@ -14,8 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _pg_ready() -> bool:
-    return shutil.which("pg_isready") is not None and subprocess.run(
-        ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"]).returncode == 0
+    return (
+        shutil.which("pg_isready") is not None
+        and subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"]).returncode == 0
+    )
 
 
 pytestmark = pytest.mark.skipif(not _pg_ready(), reason="needs PostgreSQL at 127.0.0.1:5432")
@@ -25,16 +27,24 @@ def run_ci_with(tmp_path: Path, command: str) -> subprocess.CompletedProcess:
     (tmp_path / ".ci").mkdir()
     shutil.copy(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
     (tmp_path / "README.md").write_text(
-        f"# x\n\n<!-- quickstart-test -->\n```\n{command}\n```\n<!-- /quickstart-test -->\n")
+        f"# x\n\n<!-- quickstart-test -->\n```\n{command}\n```\n<!-- /quickstart-test -->\n"
+    )
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    return subprocess.run(["bash", str(tmp_path / ".ci" / "run")], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        ["bash", str(tmp_path / ".ci" / "run")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_runs_the_readme_command_with_ci_settings(tmp_path):
-    check = ("test -f README.md && python -c 'import os, sys; "
-             "sys.exit(os.environ[\"CI\"] != \"true\" or os.environ[\"REJSE_TEST_DATABASE_URL\"] "
-             "!= \"postgresql+psycopg://postgres@127.0.0.1:5432/test\")'")
+    check = (
+        "test -f README.md && python -c 'import os, sys; "
+        'sys.exit(os.environ["CI"] != "true" or os.environ["REJSE_TEST_DATABASE_URL"] '
+        '!= "postgresql+psycopg://postgres@127.0.0.1:5432/test")\''
+    )
     result = run_ci_with(tmp_path, check)
     assert result.returncode == 0, result.stderr
 

@@ -17,8 +17,15 @@ def up_args(**ports: int) -> list[str]:
     def port(name: str) -> str:
         return str(ports.get(name) or free_port())
 
-    return ["up", "--port", port("api"), "--temporal-port", port("temporal"),
-            "--temporal-ui-port", port("ui")]
+    return [
+        "up",
+        "--port",
+        port("api"),
+        "--temporal-port",
+        port("temporal"),
+        "--temporal-ui-port",
+        port("ui"),
+    ]
 
 
 def _busy_socket() -> socket.socket:
@@ -31,28 +38,52 @@ def _busy_socket() -> socket.socket:
 # case id -> (arguments, environment, what the one line must say)
 def cases(busy: dict[str, int]) -> dict[str, tuple[list[str], dict[str, str], list[str]]]:
     return {
-        "unreachable-db": (up_args(), {"REJSE_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/nope"},
-                           ["database: cannot connect", "127.0.0.1"]),
-        "malformed-url": (up_args(), {"REJSE_DATABASE_URL": "::not a url::"},
-                          ["database: malformed URL", "REJSE_DATABASE_URL"]),
-        "unsupported-backend": (up_args(), {"REJSE_DATABASE_URL": "mysql://x@localhost/db"},
-                                ["unsupported backend"]),
-        "production-default-secret": (up_args(), {"REJSE_ENVIRONMENT": "production",
-                                                  "REJSE_DATABASE_URL": "postgresql://x@h/db"},
-                                      ["REJSE_SECRET_KEY", "production"]),
+        "unreachable-db": (
+            up_args(),
+            {"REJSE_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/nope"},
+            ["database: cannot connect", "127.0.0.1"],
+        ),
+        "malformed-url": (
+            up_args(),
+            {"REJSE_DATABASE_URL": "::not a url::"},
+            ["database: malformed URL", "REJSE_DATABASE_URL"],
+        ),
+        "unsupported-backend": (
+            up_args(),
+            {"REJSE_DATABASE_URL": "mysql://x@localhost/db"},
+            ["unsupported backend"],
+        ),
+        "production-default-secret": (
+            up_args(),
+            {"REJSE_ENVIRONMENT": "production", "REJSE_DATABASE_URL": "postgresql://x@h/db"},
+            ["REJSE_SECRET_KEY", "production"],
+        ),
         "port-not-a-number": (["up"], {"REJSE_API_PORT": "eighty"}, ["REJSE_API_PORT"]),
-        "api-port-in-use": (up_args(api=busy["api"]), {},
-                            [f"port {busy['api']}", "already in use", "(API;", "--port"]),
-        "temporal-port-in-use": (up_args(temporal=busy["temporal"]), {},
-                                 [f"port {busy['temporal']}", "already in use", "(Temporal;",
-                                  "--temporal-port"]),
-        "ui-port-in-use": (up_args(ui=busy["ui"]), {},
-                           [f"port {busy['ui']}", "already in use", "(Temporal Web UI;",
-                            "--temporal-ui-port"]),
-        "data-dir-in-use": (up_args() + ["--data-dir", busy["data_dir"]], {},
-                            ["is in use by another `rejse up`", "--data-dir"]),
-        "split-worker-without-temporal": (["worker"], {"REJSE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"},
-                                          ["temporal: cannot connect", "REJSE_TEMPORAL_ADDRESS"]),
+        "api-port-in-use": (
+            up_args(api=busy["api"]),
+            {},
+            [f"port {busy['api']}", "already in use", "(API;", "--port"],
+        ),
+        "temporal-port-in-use": (
+            up_args(temporal=busy["temporal"]),
+            {},
+            [f"port {busy['temporal']}", "already in use", "(Temporal;", "--temporal-port"],
+        ),
+        "ui-port-in-use": (
+            up_args(ui=busy["ui"]),
+            {},
+            [f"port {busy['ui']}", "already in use", "(Temporal Web UI;", "--temporal-ui-port"],
+        ),
+        "data-dir-in-use": (
+            up_args() + ["--data-dir", busy["data_dir"]],
+            {},
+            ["is in use by another `rejse up`", "--data-dir"],
+        ),
+        "split-worker-without-temporal": (
+            ["worker"],
+            {"REJSE_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"},
+            ["temporal: cannot connect", "REJSE_TEMPORAL_ADDRESS"],
+        ),
     }
 
 
@@ -72,13 +103,23 @@ def results(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Pa
         running = {}
         for case, (args, env, needles) in cases(busy).items():
             cwd = tmp_path_factory.mktemp(case)
-            proc = subprocess.Popen(rejse_command(*args), cwd=cwd, env=clean_env(**env),
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(
+                rejse_command(*args),
+                cwd=cwd,
+                env=clean_env(**env),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             running[case] = (proc, cwd, needles, args)
         out = {}
         for case, (proc, cwd, needles, args) in running.items():
             stdout, stderr = proc.communicate(timeout=90)
-            out[case] = (subprocess.CompletedProcess(args, proc.returncode, stdout, stderr), cwd, needles)
+            out[case] = (
+                subprocess.CompletedProcess(args, proc.returncode, stdout, stderr),
+                cwd,
+                needles,
+            )
         return out
     finally:
         for sock in sockets.values():

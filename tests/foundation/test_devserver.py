@@ -12,8 +12,9 @@ def test_search_attribute_names_agree_with_the_temporal_module():
 
 
 def test_command_persists_under_the_data_dir_on_the_configured_ports(tmp_path: Path):
-    settings = Settings(data_dir=tmp_path, temporal_port=7301, temporal_ui_port=8301,
-                        temporal_namespace="shop")
+    settings = Settings(
+        data_dir=tmp_path, temporal_port=7301, temporal_ui_port=8301, temporal_namespace="shop"
+    )
     cmd = devserver.command(settings)
     assert Path(cmd[0]).name == "temporal" and cmd[1:3] == ["server", "start-dev"]
     pairs = dict(zip(cmd[3::], cmd[4::]))
@@ -21,4 +22,6 @@ def test_command_persists_under_the_data_dir_on_the_configured_ports(tmp_path: P
     assert pairs["--port"] == "7301" and pairs["--ui-port"] == "8301"
     assert pairs["--ip"] == "127.0.0.1" and pairs["--namespace"] == "shop"
     assert [v for k, v in zip(cmd, cmd[1:]) if k == "--search-attribute"] == [
-        "RejseProfileId=Keyword", "RejseJourney=Keyword"]
+        "RejseProfileId=Keyword",
+        "RejseJourney=Keyword",
+    ]

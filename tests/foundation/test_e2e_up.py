@@ -48,8 +48,10 @@ async def test_up_serves_api_docs_and_temporal_ui_and_stops_on_sigterm(up, capsy
         r = await http.get(f"{up.api}/api/keys", headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 200 and [k["role"] for k in r.json()] == ["admin"]
         # Logged requests carry their request id and never the query string (PII).
-        r = await http.get(f"{up.api}/api/keys?email=alice%40example.com&name=Alice",
-                           headers={"X-Request-ID": "e2e-req-1"})
+        r = await http.get(
+            f"{up.api}/api/keys?email=alice%40example.com&name=Alice",
+            headers={"X-Request-ID": "e2e-req-1"},
+        )
         assert r.status_code == 401
     assert_stopped_cleanly(up, signal.SIGTERM)
     logs = up.stderr_path.read_text()

@@ -21,8 +21,9 @@ async def test_lean_route_answers_401_403_and_passes_the_principal(runtime, keys
     app = FastAPI()
     app.state.runtime = runtime
     app.router.add_api_route("/lean", _endpoint, methods=["POST"], route_class_override=LeanRoute)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://testserver") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as c:
         assert (await c.post("/lean")).status_code == 401
         assert (await c.post("/lean", headers={"Authorization": "Bearer nope"})).status_code == 401
         assert (await c.post("/lean", headers=auth(keys[Role.marketer]))).status_code == 403
@@ -34,7 +35,9 @@ async def _no_auth(request: Request) -> Response:
     return Response("open")
 
 
-async def _extra_dependency(request: Request, principal: IngestDep, session: SessionDep) -> Response:
+async def _extra_dependency(
+    request: Request, principal: IngestDep, session: SessionDep
+) -> Response:
     return Response("never")
 
 
@@ -42,4 +45,6 @@ async def _extra_dependency(request: Request, principal: IngestDep, session: Ses
 def test_lean_route_refuses_a_route_it_could_not_authorise(endpoint):
     app = FastAPI()
     with pytest.raises(TypeError, match="exactly one require"):
-        app.router.add_api_route("/lean", endpoint, methods=["POST"], route_class_override=LeanRoute)
+        app.router.add_api_route(
+            "/lean", endpoint, methods=["POST"], route_class_override=LeanRoute
+        )

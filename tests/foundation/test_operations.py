@@ -14,8 +14,9 @@ from tests.foundation.procs import free_port
 
 
 def _client(runtime: Runtime) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime)),
-                             base_url="http://testserver")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(runtime)), base_url="http://testserver"
+    )
 
 
 async def test_healthz(client):
@@ -24,7 +25,9 @@ async def test_healthz(client):
 
 
 async def test_readyz_is_200_when_database_and_temporal_answer(settings, engine, time_env):
-    async with _client(Runtime.create(settings, engine=engine, temporal_client=time_env.client)) as c:
+    async with _client(
+        Runtime.create(settings, engine=engine, temporal_client=time_env.client)
+    ) as c:
         r = await c.get("/readyz")
     assert r.status_code == 200, r.text
     assert r.json()["checks"] == {"database": "ok", "temporal": "ok"}
@@ -40,14 +43,18 @@ async def test_readyz_is_503_when_temporal_is_down(settings, engine):
 
 async def test_readyz_is_503_when_the_database_is_down(settings, time_env):
     engine = make_engine(f"postgresql://postgres@127.0.0.1:{free_port()}/nope")
-    async with _client(Runtime.create(settings, engine=engine, temporal_client=time_env.client)) as c:
+    async with _client(
+        Runtime.create(settings, engine=engine, temporal_client=time_env.client)
+    ) as c:
         r = await c.get("/readyz")
     assert r.status_code == 503
     assert r.json()["checks"] == {"database": "unreachable", "temporal": "ok"}
 
 
-@pytest.mark.parametrize("role, status", [(Role.admin, 200), (Role.analyst, 200),
-                                          (Role.marketer, 403), (Role.ingest, 403), (None, 401)])
+@pytest.mark.parametrize(
+    "role, status",
+    [(Role.admin, 200), (Role.analyst, 200), (Role.marketer, 403), (Role.ingest, 403), (None, 401)],
+)
 async def test_metrics(client, keys, role, status):
     await client.get("/healthz")
     r = await client.get("/metrics", headers=auth(keys[role]) if role else {})
@@ -69,6 +76,8 @@ async def test_database_errors_never_carry_values(engine):
     import sqlalchemy as sa
 
     with pytest.raises(sa.exc.DBAPIError) as caught, engine.connect() as conn:
-        conn.execute(sa.text("SELECT * FROM no_such_table WHERE email = :e"), {"e": "alice@example.com"})
+        conn.execute(
+            sa.text("SELECT * FROM no_such_table WHERE email = :e"), {"e": "alice@example.com"}
+        )
     assert "alice@example.com" not in str(caught.value)
     assert "parameters hidden" in str(caught.value)

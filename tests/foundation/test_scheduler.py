@@ -15,8 +15,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from rejse import wiring
 from rejse.db import make_engine
 from rejse.runtime import Runtime
-from rejse.scheduler import (ScheduledJob, build_scheduler, make_trigger, run_scheduler,
-                             start_workflow_once)
+from rejse.scheduler import (
+    ScheduledJob,
+    build_scheduler,
+    make_trigger,
+    run_scheduler,
+    start_workflow_once,
+)
 
 
 async def _until(predicate, timeout: float = 5.0) -> None:
@@ -42,8 +47,10 @@ async def test_jobs_fire_and_a_failing_job_does_not_stop_the_others():
         raise RuntimeError("job failed")
 
     stop = asyncio.Event()
-    jobs = [ScheduledJob("boom", dt.timedelta(milliseconds=20), boom),
-            ScheduledJob("ok", dt.timedelta(milliseconds=20), ok)]
+    jobs = [
+        ScheduledJob("boom", dt.timedelta(milliseconds=20), boom),
+        ScheduledJob("ok", dt.timedelta(milliseconds=20), ok),
+    ]
     task = asyncio.create_task(run_scheduler(runtime, stop, jobs=jobs))  # type: ignore[arg-type]
     await _until(lambda: len(seen) >= 3)
     stop.set()
@@ -76,8 +83,13 @@ def test_triggers_and_ids_are_checked():
     async def job(rt) -> None: ...
 
     with pytest.raises(ValueError, match="duplicate"):
-        build_scheduler(object(), [ScheduledJob("a", "0 0 * * *", job),  # type: ignore[arg-type]
-                                   ScheduledJob("a", dt.timedelta(minutes=1), job)])
+        build_scheduler(
+            object(),
+            [
+                ScheduledJob("a", "0 0 * * *", job),  # type: ignore[arg-type]
+                ScheduledJob("a", dt.timedelta(minutes=1), job),
+            ],
+        )
 
 
 def test_the_registered_jobs_build(runtime):
@@ -111,11 +123,13 @@ async def test_only_one_scheduler_runs_jobs_and_a_standby_takes_over(runtime):
         return ScheduledJob("tick", dt.timedelta(milliseconds=20), job)
 
     first_stop, second_stop = asyncio.Event(), asyncio.Event()
-    first = asyncio.create_task(run_scheduler(runtime, first_stop, jobs=[job_of("first")],
-                                              poll_seconds=0.05))
+    first = asyncio.create_task(
+        run_scheduler(runtime, first_stop, jobs=[job_of("first")], poll_seconds=0.05)
+    )
     await _until(lambda: "first" in fired)
-    second = asyncio.create_task(run_scheduler(runtime, second_stop, jobs=[job_of("second")],
-                                               poll_seconds=0.05))
+    second = asyncio.create_task(
+        run_scheduler(runtime, second_stop, jobs=[job_of("second")], poll_seconds=0.05)
+    )
     await _until(lambda: fired.count("first") >= 5)
     assert "second" not in fired
     first_stop.set()

@@ -15,12 +15,23 @@ from tests.foundation.procs import free_port
 
 async def test_split_parts_serve_and_stop(settings, dev_env):
     target = dev_env.client.service_client.config.target_host
-    settings = settings.model_copy(update={"temporal_address": target, "api_port": free_port(),
-                                           "bootstrap_admin_key": "split-mode-bootstrap-key-123456"})
+    settings = settings.model_copy(
+        update={
+            "temporal_address": target,
+            "api_port": free_port(),
+            "bootstrap_admin_key": "split-mode-bootstrap-key-123456",
+        }
+    )
     started = asyncio.Event()
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, Parts(api=True, worker=True, scheduler=True),
-                                     on_started=lambda _: started.set(), stop=stop))
+    task = asyncio.create_task(
+        serve(
+            settings,
+            Parts(api=True, worker=True, scheduler=True),
+            on_started=lambda _: started.set(),
+            stop=stop,
+        )
+    )
     waiter = asyncio.create_task(started.wait())
     await asyncio.wait({waiter, task}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
     if task.done():
@@ -28,10 +39,13 @@ async def test_split_parts_serve_and_stop(settings, dev_env):
     assert started.is_set()
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.api_port}") as http:
         assert (await http.get("/readyz")).status_code == 200
-        r = await http.get("/api/keys", headers={"Authorization": f"Bearer {settings.bootstrap_admin_key}"})
+        r = await http.get(
+            "/api/keys", headers={"Authorization": f"Bearer {settings.bootstrap_admin_key}"}
+        )
         assert r.status_code == 200
     attrs = await dev_env.client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=dev_env.client.namespace))
+        ListSearchAttributesRequest(namespace=dev_env.client.namespace)
+    )
     assert {"RejseProfileId", "RejseJourney"} <= set(attrs.custom_attributes)
     stop.set()
     assert await asyncio.wait_for(task, 30) == 0

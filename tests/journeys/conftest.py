@@ -51,17 +51,28 @@ def publish(runtime: Runtime, definition: dict[str, Any], *, new_version: bool =
 def new_profile(runtime: Runtime, **kw: Any) -> str:
     with Session(runtime.engine) as s:
         email = f"{uuid.uuid4().hex[:8]}@example.com"
-        pid = create_profile(s, traits={"email": email, "first_name": "Ida", **kw.pop("traits", {})},
-                             locale=kw.pop("locale", "da-DK"),
-                             timezone=kw.pop("timezone", "Europe/Copenhagen"),
-                             consents={"email": "granted"}, **kw)
+        pid = create_profile(
+            s,
+            traits={"email": email, "first_name": "Ida", **kw.pop("traits", {})},
+            locale=kw.pop("locale", "da-DK"),
+            timezone=kw.pop("timezone", "Europe/Copenhagen"),
+            consents={"email": "granted"},
+            **kw,
+        )
         s.commit()
     return pid
 
 
 def event(profile_id: str, name: str, at: dt.datetime, **properties: Any) -> ProcessedEvent:
-    return ProcessedEvent(event_id=f"evt_{uuid.uuid4().hex}", profile_id=profile_id, type="track",
-                          event=name, properties=properties, timestamp=at, received_at=at)
+    return ProcessedEvent(
+        event_id=f"evt_{uuid.uuid4().hex}",
+        profile_id=profile_id,
+        type="track",
+        event=name,
+        properties=properties,
+        timestamp=at,
+        received_at=at,
+    )
 
 
 def runs(runtime: Runtime, **where: Any) -> list[JourneyRun]:
@@ -74,8 +85,11 @@ def runs(runtime: Runtime, **where: Any) -> list[JourneyRun]:
 
 def messages(runtime: Runtime, profile_id: str) -> list[Message]:
     with Session(runtime.engine) as s:
-        return list(s.exec(select(Message).where(Message.profile_id == profile_id)
-                           .order_by(Message.sent_at)))
+        return list(
+            s.exec(
+                select(Message).where(Message.profile_id == profile_id).order_by(Message.sent_at)
+            )
+        )
 
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
@@ -98,8 +112,10 @@ async def save_histories(client, runtime: Runtime, name: str) -> None:
     wids = sorted({r.workflow_id for r in runs(runtime)})
     for n, wid in enumerate(wids):
         handle = client.get_workflow_handle(wid)
-        if (await handle.describe()).status in (WorkflowExecutionStatus.RUNNING,
-                                                 WorkflowExecutionStatus.TERMINATED):
+        if (await handle.describe()).status in (
+            WorkflowExecutionStatus.RUNNING,
+            WorkflowExecutionStatus.TERMINATED,
+        ):
             continue
         history = await handle.fetch_history()
         (HISTORIES / f"{name.removeprefix('test_')}-{n}.json").write_text(history.to_json())
@@ -117,7 +133,7 @@ async def worker(jruntime: Runtime, time_env) -> AsyncIterator[Any]:
 
         for run in runs(jruntime):
             if run.status in ("running", "held"):
-                try:   # (idle in a timer: terminating mid-task can stall the test server)
+                try:  # (idle in a timer: terminating mid-task can stall the test server)
                     await time_env.client.get_workflow_handle(run.workflow_id).terminate()
                 except RPCError:
                     pass

@@ -29,8 +29,17 @@ async def test_no_purchase_sends_two_emails_at_day_1_and_3(jruntime, worker, dis
     publish(jruntime, abandoned_cart())
     pid = new_profile(jruntime)
     t0 = await time_env.get_current_time()
-    await dispatcher.dispatch([event(pid, "Checkout Started", t0, checkout_id="c1",
-                                     abandoned_checkout_url="https://shop.example/c1")])
+    await dispatcher.dispatch(
+        [
+            event(
+                pid,
+                "Checkout Started",
+                t0,
+                checkout_id="c1",
+                abandoned_checkout_url="https://shop.example/c1",
+            )
+        ]
+    )
     [run] = runs(jruntime, profile_id=pid)
     assert await result(time_env, run.workflow_id) == "completed"
 
@@ -72,18 +81,20 @@ async def test_two_checkouts_two_runs_same_checkout_one_run(jruntime, worker, di
     t0 = await time_env.get_current_time()
     first = event(pid, "Checkout Started", t0, checkout_id="c1")
     await dispatcher.dispatch([first, event(pid, "Checkout Started", t0, checkout_id="c2")])
-    await dispatcher.dispatch([event(pid, "Checkout Started", t0 + dt.timedelta(minutes=1),
-                                     checkout_id="c1")])
-    await dispatcher.dispatch([first])                      # a re-delivered event acts once
+    await dispatcher.dispatch(
+        [event(pid, "Checkout Started", t0 + dt.timedelta(minutes=1), checkout_id="c1")]
+    )
+    await dispatcher.dispatch([first])  # a re-delivered event acts once
     both = runs(jruntime, profile_id=pid)
     assert len(both) == 2 and len({r.workflow_id for r in both}) == 2
     for r in both:
         assert await result(time_env, r.workflow_id) == "completed"
-    assert len(messages(jruntime, pid)) == 4                # 2 per checkout, no duplicates
+    assert len(messages(jruntime, pid)) == 4  # 2 per checkout, no duplicates
 
 
-async def test_cooldown_blocks_reentry_inside_p7d_and_allows_after(jruntime, worker, dispatcher,
-                                                                   time_env):
+async def test_cooldown_blocks_reentry_inside_p7d_and_allows_after(
+    jruntime, worker, dispatcher, time_env
+):
     publish(jruntime, abandoned_cart())
     pid = new_profile(jruntime)
     t0 = await time_env.get_current_time()
@@ -98,11 +109,12 @@ async def test_cooldown_blocks_reentry_inside_p7d_and_allows_after(jruntime, wor
     again = runs(jruntime, profile_id=pid)
     assert len(again) == 2 and again[1].workflow_id == run.workflow_id
     assert await result(time_env, run.workflow_id) == "completed"
-    assert len(messages(jruntime, pid)) == 4                # the second entry sends again
+    assert len(messages(jruntime, pid)) == 4  # the second entry sends again
 
 
 async def test_reentry_while_the_previous_run_is_closing_is_retried_not_lost(
-        jruntime, worker, dispatcher, time_env):
+    jruntime, worker, dispatcher, time_env
+):
     """The previous run has recorded its end in `journey_run` but its workflow has not closed
     yet: the re-entry's start fails, the dispatch raises (the processor retries the event), and
     the retried delivery starts the new run once the id is free."""
@@ -121,18 +133,18 @@ async def test_reentry_while_the_previous_run_is_closing_is_retried_not_lost(
     [first] = runs(jruntime, profile_id=pid)
     handle = time_env.client.get_workflow_handle(first.workflow_id)
     await at_step(handle, "wait_1d")
-    with Session(jruntime.engine) as s:        # as FINISH_RUN leaves it, a moment before close
+    with Session(jruntime.engine) as s:  # as FINISH_RUN leaves it, a moment before close
         s.get(JourneyRun, first.id).status = "completed"
         s.commit()
     again = event(pid, "Checkout Started", t0, checkout_id="c1")
     with pytest.raises(PreviousRunClosing):
         await dispatcher.dispatch([again])
-    await handle.terminate()                   # the previous run closes
-    await dispatcher.dispatch([again])         # the processor's retry of the same event
+    await handle.terminate()  # the previous run closes
+    await dispatcher.dispatch([again])  # the processor's retry of the same event
     rows = runs(jruntime, profile_id=pid)
     assert sorted((r.entry_no, r.trigger_event_id) for r in rows)[1] == (2, again.event_id)
     latest = time_env.client.get_workflow_handle(first.workflow_id)
-    await at_step(latest, "wait_1d")           # the new run of the same workflow id
+    await at_step(latest, "wait_1d")  # the new run of the same workflow id
     assert (await latest.describe()).status == WorkflowExecutionStatus.RUNNING
 
 
@@ -154,9 +166,13 @@ async def test_new_version_applies_to_new_entries_only(jruntime, worker, dispatc
     for r in (r_old, r_new):
         assert await result(time_env, r.workflow_id) == "completed"
     assert [(m.template, m.journey_version) for m in messages(jruntime, old)] == [
-        ("abandoned_cart/reminder", 1), ("abandoned_cart/free_shipping", 1)]
+        ("abandoned_cart/reminder", 1),
+        ("abandoned_cart/free_shipping", 1),
+    ]
     assert [(m.template, m.journey_version) for m in messages(jruntime, new)] == [
-        ("abandoned_cart/reminder", 2), ("abandoned_cart/reminder", 2)]
+        ("abandoned_cart/reminder", 2),
+        ("abandoned_cart/reminder", 2),
+    ]
 
 
 async def test_only_events_a_run_listens_to_are_signalled(jruntime, worker, dispatcher, time_env):
@@ -166,15 +182,22 @@ async def test_only_events_a_run_listens_to_are_signalled(jruntime, worker, disp
     pid = new_profile(jruntime)
     now = await time_env.get_current_time()
     await dispatcher.dispatch([event(pid, "Checkout Started", now, checkout_id="c1")])
-    await dispatcher.dispatch([event(pid, "Product Viewed", now, sku="x"),
-                               event(pid, "Order Completed", now, checkout_id="zz")])
+    await dispatcher.dispatch(
+        [
+            event(pid, "Product Viewed", now, sku="x"),
+            event(pid, "Order Completed", now, checkout_id="zz"),
+        ]
+    )
     [run] = runs(jruntime, profile_id=pid)
     handle = time_env.client.get_workflow_handle(run.workflow_id)
     await at_step(handle, "wait_1d")
     history = await handle.fetch_history()
-    signals = [e for e in history.events
-               if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
-    assert len(signals) == 1          # the order; not the product view (the trigger is the input)
+    signals = [
+        e
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    ]
+    assert len(signals) == 1  # the order; not the product view (the trigger is the input)
 
 
 async def test_runs_follow_a_merged_profile(jruntime, worker, dispatcher, time_env):
@@ -183,7 +206,7 @@ async def test_runs_follow_a_merged_profile(jruntime, worker, dispatcher, time_e
     now = await time_env.get_current_time()
     await dispatcher.dispatch([event(anon, "Checkout Started", now, checkout_id="c1")])
     merged = event(known, "Order Completed", now, checkout_id="c1")
-    merged.merged_from = [anon]                          # anon logged in as `known`
+    merged.merged_from = [anon]  # anon logged in as `known`
     await dispatcher.dispatch([merged])
     [run] = runs(jruntime, profile_id=known)
     assert await result(time_env, run.workflow_id) == "converted"

@@ -21,7 +21,7 @@ async def test_versions_publish_and_read(client, keys):
     v2["steps"]["wait_1d"]["for"] = "PT12H"
     r = await client.put("/api/journeys/abandoned-cart", json=v2, headers=m)
     assert r.status_code == 200 and r.json()["version"] == 2
-    assert r.json()["published_version"] == 1                   # a new version is a draft
+    assert r.json()["published_version"] == 1  # a new version is a draft
     wrong = {**v2, "key": "other"}
     r = await client.put("/api/journeys/abandoned-cart", json=wrong, headers=m)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "key"
@@ -31,7 +31,9 @@ async def test_versions_publish_and_read(client, keys):
     assert [v["version"] for v in r.json()["versions"]] == [1, 2]
     r = await client.get("/api/journeys/abandoned-cart", headers=a)
     assert r.json()["definition"]["steps"]["wait_1d"]["for"] == "PT12H"
-    assert (await client.get("/api/journeys/abandoned-cart?version=9", headers=a)).status_code == 404
+    assert (
+        await client.get("/api/journeys/abandoned-cart?version=9", headers=a)
+    ).status_code == 404
     r = await client.post("/api/journeys/abandoned-cart/publish", json={"version": 2}, headers=m)
     assert r.json()["published_version"] == 2
     r = await client.get("/api/journeys?status=published", headers=a)
@@ -49,10 +51,11 @@ async def test_lifecycle_rules_and_bad_input(client, keys):
     m = auth(keys[Role.marketer])
     await client.post("/api/journeys", json=abandoned_cart(), headers=m)
     r = await client.post("/api/journeys/abandoned-cart/pause", headers=m)
-    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "status"   # a draft
-    r = await client.post("/api/journeys/abandoned-cart/enter", headers=m,
-                          json={"profile_id": "prf_nobody"})
-    assert r.status_code == 409                                  # not published
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "status"  # a draft
+    r = await client.post(
+        "/api/journeys/abandoned-cart/enter", headers=m, json={"profile_id": "prf_nobody"}
+    )
+    assert r.status_code == 409  # not published
     assert (await client.post("/api/journeys/nope/publish", headers=m)).status_code == 404
     r = await client.get("/api/journeys/abandoned-cart/runs?status=sleeping", headers=m)
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "status"
@@ -64,8 +67,9 @@ async def test_manual_entry_runs_and_stats(jruntime, worker, client, keys, time_
     m, a = auth(keys[Role.marketer]), auth(keys[Role.analyst])
     await client.post("/api/journeys", json=abandoned_cart(), headers=m)
     await client.post("/api/journeys/abandoned-cart/publish", headers=m)
-    r = await client.post("/api/journeys/abandoned-cart/enter", headers=m,
-                          json={"profile_id": "prf_unknown"})
+    r = await client.post(
+        "/api/journeys/abandoned-cart/enter", headers=m, json={"profile_id": "prf_unknown"}
+    )
     assert r.status_code == 404 and r.json()["errors"][0]["field"] == "profile_id"
 
     pid = new_profile(jruntime)
@@ -83,18 +87,24 @@ async def test_manual_entry_runs_and_stats(jruntime, worker, client, keys, time_
     r = await client.get("/api/journeys/abandoned-cart/stats", headers=a)
     steps = r.json()["steps"]
     assert list(steps) == ["wait_1d", "reminder_1", "wait_2d", "reminder_2"]
-    assert steps["reminder_1"] == {"entered": 1, "waiting": 0, "sent": 1, "converted": 0, "exited": 0}
+    assert steps["reminder_1"] == {
+        "entered": 1,
+        "waiting": 0,
+        "sent": 1,
+        "converted": 0,
+        "exited": 0,
+    }
     assert steps["reminder_2"]["exited"] == 1 and steps["reminder_2"]["sent"] == 1
 
     r = await client.get(f"/api/profiles/{pid}/timeline", headers=a)
-    if r.status_code == 200:                       # the profiles API shows our step entries
+    if r.status_code == 200:  # the profiles API shows our step entries
         assert "journey_step" in r.text
 
 
 async def test_manual_entry_without_temporal_is_503_and_retry_safe(runtime, client, keys):
     from rejse.temporal import TemporalConnector
 
-    runtime.settings.temporal_address = "127.0.0.1:1"            # nothing listens there
+    runtime.settings.temporal_address = "127.0.0.1:1"  # nothing listens there
     runtime.temporal = TemporalConnector(runtime.settings)
     m = auth(keys[Role.marketer])
     await client.post("/api/journeys", json=abandoned_cart(), headers=m)
@@ -104,4 +114,4 @@ async def test_manual_entry_without_temporal_is_503_and_retry_safe(runtime, clie
     r = await client.post("/api/journeys/abandoned-cart/enter", headers=m, json=body)
     assert r.status_code == 503 and r.json()["errors"][0]["field"] == "idempotency_key"
     r = await client.post("/api/journeys/abandoned-cart/pause", headers=m)
-    assert r.status_code == 200 and r.json()["runs_told"] == 0   # paused; runs learn later
+    assert r.status_code == 200 and r.json()["runs_told"] == 0  # paused; runs learn later

@@ -41,22 +41,38 @@ async def test_worker_killed_mid_wait_each_email_once(dev_env, runtime, db_url):
     publish(runtime, definition)
     pid = new_profile(runtime)
 
-    env = {**os.environ, "REJSE_DATABASE_URL": db_url, "REJSE_TASK_QUEUE": queue,
-           "REJSE_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-           "REJSE_SECRET_KEY": runtime.settings.secret_key, "REJSE_MESSAGE_QUIET_HOURS": "{}",
-           "REJSE_ENVIRONMENT": "test", "REJSE_PUBLIC_URL": "http://testserver",
-           "REJSE_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "REJSE_DATABASE_URL": db_url,
+        "REJSE_TASK_QUEUE": queue,
+        "REJSE_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "REJSE_SECRET_KEY": runtime.settings.secret_key,
+        "REJSE_MESSAGE_QUIET_HOURS": "{}",
+        "REJSE_ENVIRONMENT": "test",
+        "REJSE_PUBLIC_URL": "http://testserver",
+        "REJSE_LOG_LEVEL": "WARNING",
+    }
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once, read in a thread
-        [sys.executable, "-m", "tests.journeys.worker_proc"], cwd=REPO_ROOT,
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        [sys.executable, "-m", "tests.journeys.worker_proc"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         ready = await asyncio.to_thread(proc.stdout.readline)
         assert "worker ready" in ready
         now = await asyncio.to_thread(lambda: __import__("rejse.db").db.utcnow())
         await JourneyDispatcher(runtime).dispatch(
-            [event(pid, "Checkout Started", now, checkout_id="c-e2e")])
-        await poll(lambda: len(messages(runtime, pid)) == 1      # first reminder out,
-                   and runs(runtime, profile_id=pid)[0].current_step == "wait_2d")  # waiting
+            [event(pid, "Checkout Started", now, checkout_id="c-e2e")]
+        )
+        await poll(
+            lambda: (
+                len(messages(runtime, pid)) == 1  # first reminder out,
+                and runs(runtime, profile_id=pid)[0].current_step == "wait_2d"
+            )
+        )  # waiting
         await asyncio.sleep(0.3)
         proc.send_signal(signal.SIGKILL)
         await asyncio.to_thread(proc.wait, 10)
@@ -74,7 +90,9 @@ async def test_worker_killed_mid_wait_each_email_once(dev_env, runtime, db_url):
 
     sent = messages(runtime, pid)
     assert [(m.template, m.status) for m in sent] == [
-        ("abandoned_cart/reminder", "sent"), ("abandoned_cart/free_shipping", "sent")]
+        ("abandoned_cart/reminder", "sent"),
+        ("abandoned_cart/free_shipping", "sent"),
+    ]
     assert len({m.idempotency_key for m in sent}) == 2
     assert sent[0].idempotency_key == f"{run.workflow_id}:reminder_1"
     attrs = (await handle.describe()).typed_search_attributes

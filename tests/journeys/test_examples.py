@@ -18,8 +18,15 @@ from tests.journeys.conftest import EXAMPLE
 
 def cli(db_url: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "REJSE_DATABASE_URL": db_url, "REJSE_LOG_LEVEL": "WARNING"}
-    return subprocess.run([sys.executable, "-c", "from rejse.cli import app; app()", *args],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", "from rejse.cli import app; app()", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_install_examples_publishes_the_abandoned_cart(db_url, engine):
@@ -27,7 +34,7 @@ def test_install_examples_publishes_the_abandoned_cart(db_url, engine):
     assert first.returncode == 0, first.stderr
     assert "abandoned-cart: created, published (v1, published)" in first.stdout
     again = cli(db_url, "journeys", "install-examples")
-    assert "abandoned-cart: unchanged" in again.stdout       # idempotent
+    assert "abandoned-cart: unchanged" in again.stdout  # idempotent
     with Session(engine) as s:
         journey = service.get_journey(s, key="abandoned-cart")
         version = service.get_version(s, key="abandoned-cart", version=1)
@@ -41,6 +48,6 @@ def test_example_matches_the_shared_spec_and_its_templates_exist_in_da_and_en():
         assert json.loads(EXAMPLE.read_text()) == json.loads(shared.read_text())
     for key in ("abandoned_cart/reminder", "abandoned_cart/free_shipping"):
         assert {"da", "en"} <= set(file_locales(key=key, channel="email")), key
-    free = (REPO_ROOT / "templates/email/abandoned_cart/free_shipping")
+    free = REPO_ROOT / "templates/email/abandoned_cart/free_shipping"
     assert "fri fragt" in (free / "da/body.txt").read_text().lower()
     assert "free shipping" in (free / "en/body.txt").read_text().lower()

@@ -31,6 +31,7 @@ def _fresh_database(backend: str, tmp_path) -> tuple[str, object]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
     return base.set(database=name).render_as_string(hide_password=False), drop
 
 
@@ -43,15 +44,22 @@ def test_entry_numbers_are_backfilled_in_entry_order(backend, tmp_path):
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "0004_journeys")
-        rows = [("r-b", "wf-1", T0 + dt.timedelta(days=9)), ("r-a", "wf-1", T0),
-                ("r-c", "wf-2", T0), ("r-z", "wf-1", T0)]          # r-a and r-z tie on time
+        rows = [
+            ("r-b", "wf-1", T0 + dt.timedelta(days=9)),
+            ("r-a", "wf-1", T0),
+            ("r-c", "wf-2", T0),
+            ("r-z", "wf-1", T0),
+        ]  # r-a and r-z tie on time
         with engine.begin() as conn:
             for run_id, wid, at in rows:
-                conn.execute(sa.text(
-                    "INSERT INTO journey_run (id, workflow_id, journey_key, version, profile_id, "
-                    "trigger_event_id, status, step_since, entered_at, converted) VALUES "
-                    "(:id, :wid, 'j', 1, 'p', :id, 'completed', :at, :at, false)"),
-                    {"id": run_id, "wid": wid, "at": at})
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO journey_run (id, workflow_id, journey_key, version, profile_id, "
+                        "trigger_event_id, status, step_since, entered_at, converted) VALUES "
+                        "(:id, :wid, 'j', 1, 'p', :id, 'completed', :at, :at, false)"
+                    ),
+                    {"id": run_id, "wid": wid, "at": at},
+                )
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "heads")

@@ -15,13 +15,29 @@ from tests.journeys.conftest import abandoned_cart, messages, publish, result, r
 async def test_tracked_checkout_enters_and_order_converts(jruntime, worker, client, keys, time_env):
     publish(jruntime, abandoned_cart())
     ingest = auth(keys[Role.ingest])
-    r = await client.post("/v1/identify", headers=ingest, json={
-        "userId": "u-42", "traits": {"email": "mette@example.dk", "first_name": "Mette"},
-        "messageId": "id-1"})
+    r = await client.post(
+        "/v1/identify",
+        headers=ingest,
+        json={
+            "userId": "u-42",
+            "traits": {"email": "mette@example.dk", "first_name": "Mette"},
+            "messageId": "id-1",
+        },
+    )
     assert r.status_code == 202, r.text
-    r = await client.post("/v1/track", headers=ingest, json={
-        "userId": "u-42", "event": "Checkout Started", "messageId": "co-1",
-        "properties": {"checkout_id": "chk-1", "abandoned_checkout_url": "https://shop.example/r/1"}})
+    r = await client.post(
+        "/v1/track",
+        headers=ingest,
+        json={
+            "userId": "u-42",
+            "event": "Checkout Started",
+            "messageId": "co-1",
+            "properties": {
+                "checkout_id": "chk-1",
+                "abandoned_checkout_url": "https://shop.example/r/1",
+            },
+        },
+    )
     assert r.status_code == 202, r.text
     processor = EventProcessor(jruntime)
     await processor.drain()
@@ -31,10 +47,17 @@ async def test_tracked_checkout_enters_and_order_converts(jruntime, worker, clie
     await time_env.sleep(dt.timedelta(days=1, hours=1))
     assert [m.template for m in messages(jruntime, run.profile_id)] == ["abandoned_cart/reminder"]
 
-    for mid in ("ord-1", "ord-1"):                       # a duplicated delivery acts once
-        r = await client.post("/v1/track", headers=ingest, json={
-            "userId": "u-42", "event": "Order Completed", "messageId": mid,
-            "properties": {"checkout_id": "chk-1", "total": 499.0}})
+    for mid in ("ord-1", "ord-1"):  # a duplicated delivery acts once
+        r = await client.post(
+            "/v1/track",
+            headers=ingest,
+            json={
+                "userId": "u-42",
+                "event": "Order Completed",
+                "messageId": mid,
+                "properties": {"checkout_id": "chk-1", "total": 499.0},
+            },
+        )
         assert r.status_code == 202
     await processor.drain()
     assert await result(time_env, run.workflow_id) == "converted"

@@ -27,17 +27,21 @@ HISTORIES = sorted(ROOT.rglob("*.json"))
 
 
 def test_histories_are_kept():
-    names = {p.name.rsplit("-", 1)[0] for p in HISTORIES if p.parent == ROOT}   # the latest
+    names = {p.name.rsplit("-", 1)[0] for p in HISTORIES if p.parent == ROOT}  # the latest
     # the abandoned cart both ways, events, branches, splits, waits, pause/resume
-    assert {"no_purchase_sends_two_emails_at_day_1_and_3",
-            "matching_order_after_first_reminder_converts",
-            "wait_for_event_takes_on_event_for_the_matching_event",
-            "branch_on_trait_and_exit", "split_is_deterministic_and_stats_compare_variants",
-            "pause_holds_runs_and_new_entries_resume_continues"} <= names, names
+    assert {
+        "no_purchase_sends_two_emails_at_day_1_and_3",
+        "matching_order_after_first_reminder_converts",
+        "wait_for_event_takes_on_event_for_the_matching_event",
+        "branch_on_trait_and_exit",
+        "split_is_deterministic_and_stats_compare_variants",
+        "pause_holds_runs_and_new_entries_resume_continues",
+    } <= names, names
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[str(p.relative_to(ROOT).with_suffix(""))
-                                                  for p in HISTORIES])
+@pytest.mark.parametrize(
+    "path", HISTORIES, ids=[str(p.relative_to(ROOT).with_suffix("")) for p in HISTORIES]
+)
 async def test_history_replays(path: Path):
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     replayer = Replayer(workflows=[JourneyWorkflow], data_converter=DATA_CONVERTER)

@@ -28,11 +28,16 @@ def test_the_job_is_registered_with_the_scheduler(runtime):
 
 
 async def test_a_fire_enters_each_profile_once(jruntime, worker, time_env):
-    publish(jruntime, {"key": "monday-mail", "name": "Weekly",
-                       "trigger": {"type": "schedule", "cron": "0 9 * * *",
-                                   "timezone": "Europe/Copenhagen"},
-                       "start": "mark", "steps": {"mark": {"type": "update_profile",
-                                                           "traits": {"weekly": True}}}})
+    publish(
+        jruntime,
+        {
+            "key": "monday-mail",
+            "name": "Weekly",
+            "trigger": {"type": "schedule", "cron": "0 9 * * *", "timezone": "Europe/Copenhagen"},
+            "start": "mark",
+            "steps": {"mark": {"type": "update_profile", "traits": {"weekly": True}}},
+        },
+    )
     a, b = new_profile(jruntime), new_profile(jruntime)
     now = dt.datetime(2026, 11, 23, 9, 0, 30, tzinfo=CPH)
     assert await fire_scheduled_journeys(jruntime, now=now) == 2

@@ -19,9 +19,12 @@ weights = st.floats(min_value=0.1, max_value=100, allow_nan=False)
 def splits(draw):
     names = draw(st.lists(keys, min_size=2, max_size=4, unique=True))
     holdout = draw(st.none() | weights)
-    return SplitStep(type="split", hypothesis="h1 beats h0",
-                     variants=[SplitVariant(key=k, weight=draw(weights)) for k in names],
-                     holdout=Holdout(weight=holdout) if holdout else None)
+    return SplitStep(
+        type="split",
+        hypothesis="h1 beats h0",
+        variants=[SplitVariant(key=k, weight=draw(weights)) for k in names],
+        holdout=Holdout(weight=holdout) if holdout else None,
+    )
 
 
 @given(splits(), st.text(min_size=1, max_size=40), keys)
@@ -35,14 +38,16 @@ def test_assignment_is_deterministic_and_a_known_arm(step, profile_id, journey):
 @given(splits())
 def test_assignment_follows_the_weights(step):
     n = 4000
-    seen = Counter(assign(step, journey_key="j", step_id="s", profile_id=f"prf_{i}")
-                   for i in range(n))
+    seen = Counter(
+        assign(step, journey_key="j", step_id="s", profile_id=f"prf_{i}") for i in range(n)
+    )
     arms = [(v.key, v.weight) for v in step.variants] + (
-        [(HOLDOUT, step.holdout.weight)] if step.holdout else [])
+        [(HOLDOUT, step.holdout.weight)] if step.holdout else []
+    )
     total = sum(w for _, w in arms)
     for key, weight in arms:
         expected = n * weight / total
-        assert abs(seen[key] - expected) <= 5 * (expected ** 0.5) + 10, (key, seen, expected)
+        assert abs(seen[key] - expected) <= 5 * (expected**0.5) + 10, (key, seen, expected)
 
 
 @given(st.integers(1, 5000), st.integers(1, 5000), st.data())

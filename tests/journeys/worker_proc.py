@@ -17,9 +17,14 @@ from rejse.temporal import connect
 
 
 def make_worker(client, runtime: Runtime, pool: ThreadPoolExecutor) -> Worker:
-    return Worker(client, task_queue=runtime.settings.task_queue, workflows=wiring.workflows(),
-                  activities=wiring.activities(runtime), activity_executor=pool,
-                  sticky_queue_schedule_to_start_timeout=dt.timedelta(seconds=1))
+    return Worker(
+        client,
+        task_queue=runtime.settings.task_queue,
+        workflows=wiring.workflows(),
+        activities=wiring.activities(runtime),
+        activity_executor=pool,
+        sticky_queue_schedule_to_start_timeout=dt.timedelta(seconds=1),
+    )
 
 
 async def main() -> None:

@@ -28,13 +28,19 @@ T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
 
 MODEL = {
     "event_rules": [
-        {"id": "pricing", "event": "Page Viewed", "points": 5,
-         "condition": {"property": "path", "op": "eq", "value": "/pricing"},
-         "cap": {"points": 10, "per": "P1D"}},
+        {
+            "id": "pricing",
+            "event": "Page Viewed",
+            "points": 5,
+            "condition": {"property": "path", "op": "eq", "value": "/pricing"},
+            "cap": {"points": 10, "per": "P1D"},
+        },
         {"id": "demo", "event": "Demo Requested", "points": 40, "high_intent": True},
         {"id": "checkout", "event": "Checkout Started", "points": 20, "high_intent": True},
     ],
-    "fit_rules": [{"id": "dk", "condition": {"trait": "country", "op": "eq", "value": "DK"}, "points": 10}],
+    "fit_rules": [
+        {"id": "dk", "condition": {"trait": "country", "op": "eq", "value": "DK"}, "points": 10}
+    ],
     "half_life": "P7D",
     "thresholds": {"lead": 10, "aql": 50},
     "handoff": {"reminder_after": "PT4H", "escalate_after": "PT24H", "max_escalations": 1},
@@ -42,8 +48,9 @@ MODEL = {
 
 
 def activate(session: Session, definition: dict | None = None) -> int:
-    row = scoring.create_model(session, definition=ScoringDefinition.model_validate(definition or MODEL),
-                               activate=True)
+    row = scoring.create_model(
+        session, definition=ScoringDefinition.model_validate(definition or MODEL), activate=True
+    )
     session.commit()
     return row.version
 
@@ -54,15 +61,20 @@ def model(session: Session) -> int:
 
 
 def new_profile(session: Session, **traits) -> str:
-    pid = create_profile(session, traits={"first_name": "Ida", "last_name": "Holm", **traits},
-                         identifiers={"email": f"ida{len(traits)}@example.dk"})
+    pid = create_profile(
+        session,
+        traits={"first_name": "Ida", "last_name": "Holm", **traits},
+        identifiers={"email": f"ida{len(traits)}@example.dk"},
+    )
     session.commit()
     return pid
 
 
 def new_rep(session: Session, name: str, webhook: str | None = None, **kw) -> str:
-    rep = leads.create_rep(session, rep=RepCreate(name=name, email=f"{name.lower()}@shop.dk",
-                                                  webhook_url=webhook, **kw))
+    rep = leads.create_rep(
+        session,
+        rep=RepCreate(name=name, email=f"{name.lower()}@shop.dk", webhook_url=webhook, **kw),
+    )
     session.commit()
     return rep.id
 
@@ -89,10 +101,17 @@ def trt(runtime: Runtime, time_env) -> Runtime:
 @asynccontextmanager
 async def handoff_worker(runtime: Runtime, client, *, crm_adapter=None):
     with ThreadPoolExecutor(max_workers=8) as pool:
-        acts = LeadActivities(runtime, search_attributes=False).all() \
+        acts = (
+            LeadActivities(runtime, search_attributes=False).all()
             + CrmActivities(runtime, adapter=crm_adapter).all()
-        async with Worker(client, task_queue=runtime.settings.task_queue, workflows=[LeadHandoffWorkflow, SalesDigestWorkflow],
-                          activities=acts, activity_executor=pool):
+        )
+        async with Worker(
+            client,
+            task_queue=runtime.settings.task_queue,
+            workflows=[LeadHandoffWorkflow, SalesDigestWorkflow],
+            activities=acts,
+            activity_executor=pool,
+        ):
             yield
 
 

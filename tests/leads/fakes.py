@@ -46,8 +46,9 @@ class FakeServer:
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         app = Starlette(routes=[Route(p, self._wrap(h), methods=m) for p, m, h in self.routes()])
         self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._server.serve(sockets=[self._sock])),
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._server.serve(sockets=[self._sock])), daemon=True
+        )
 
     def routes(self) -> list[tuple[str, list[str], Any]]:
         raise NotImplementedError
@@ -58,12 +59,21 @@ class FakeServer:
     def _wrap(self, handler):
         async def endpoint(request: Request) -> Response:
             body = await request.body()
-            self.received.append(Received(request.method, request.url.path, dict(request.headers), body))
+            self.received.append(
+                Received(request.method, request.url.path, dict(request.headers), body)
+            )
             if self.scripted:
                 status, headers = self.scripted.popleft()
-                return JSONResponse({"message": f"scripted {status}", "category": "VALIDATION_ERROR"
-                                     if status == 400 else "ERROR"}, status_code=status, headers=headers)
+                return JSONResponse(
+                    {
+                        "message": f"scripted {status}",
+                        "category": "VALIDATION_ERROR" if status == 400 else "ERROR",
+                    },
+                    status_code=status,
+                    headers=headers,
+                )
             return await handler(request, body)
+
         return endpoint
 
     def __enter__(self) -> Self:
@@ -84,7 +94,9 @@ class FakeServer:
 
 
 def _bad(message: str) -> JSONResponse:
-    return JSONResponse({"status": "error", "message": message, "category": "VALIDATION_ERROR"}, status_code=400)
+    return JSONResponse(
+        {"status": "error", "message": message, "category": "VALIDATION_ERROR"}, status_code=400
+    )
 
 
 class FakeHubSpot(FakeServer):
@@ -96,8 +108,10 @@ class FakeHubSpot(FakeServer):
         super().__init__()
 
     def routes(self):
-        return [("/crm/v3/objects/contacts/batch/upsert", ["POST"], self.upsert),
-                ("/crm/v3/objects/tasks", ["POST"], self.task)]
+        return [
+            ("/crm/v3/objects/contacts/batch/upsert", ["POST"], self.upsert),
+            ("/crm/v3/objects/tasks", ["POST"], self.task),
+        ]
 
     @staticmethod
     def _auth(request: Request) -> Response | None:
@@ -109,7 +123,11 @@ class FakeHubSpot(FakeServer):
         if (denied := self._auth(request)) is not None:
             return denied
         data = json.loads(body)
-        if set(data) != {"inputs"} or not isinstance(data["inputs"], list) or len(data["inputs"]) != 1:
+        if (
+            set(data) != {"inputs"}
+            or not isinstance(data["inputs"], list)
+            or len(data["inputs"]) != 1
+        ):
             return _bad("body must be {inputs: [one input]}")
         item = data["inputs"][0]
         if set(item) != {"id", "idProperty", "properties"} or item["idProperty"] != "email":
@@ -121,21 +139,37 @@ class FakeHubSpot(FakeServer):
         new = item["id"] not in self.contacts
         contact = self.contacts.setdefault(item["id"], {"id": str(1000 + len(self.contacts))})
         contact.update(item["properties"])
-        return JSONResponse({"status": "COMPLETE", "results": [
-            {"id": contact["id"], "new": new, "properties": item["properties"]}]})
+        return JSONResponse(
+            {
+                "status": "COMPLETE",
+                "results": [{"id": contact["id"], "new": new, "properties": item["properties"]}],
+            }
+        )
 
     async def task(self, request: Request, body: bytes) -> Response:
         if (denied := self._auth(request)) is not None:
             return denied
         data = json.loads(body)
         props = data.get("properties") or {}
-        required = {"hs_timestamp", "hs_task_subject", "hs_task_body", "hs_task_status", "hs_task_priority"}
+        required = {
+            "hs_timestamp",
+            "hs_task_subject",
+            "hs_task_body",
+            "hs_task_status",
+            "hs_task_priority",
+        }
         if set(data) != {"properties", "associations"} or not required <= set(props):
-            return _bad("task needs properties (" + ", ".join(sorted(required)) + ") and associations")
+            return _bad(
+                "task needs properties (" + ", ".join(sorted(required)) + ") and associations"
+            )
         assoc = data["associations"]
         ids = {c["id"] for c in self.contacts.values()}
-        if (len(assoc) != 1 or assoc[0]["to"]["id"] not in ids
-                or assoc[0]["types"] != [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 204}]):
+        if (
+            len(assoc) != 1
+            or assoc[0]["to"]["id"] not in ids
+            or assoc[0]["types"]
+            != [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 204}]
+        ):
             return _bad("task must be associated with a known contact (HUBSPOT_DEFINED 204)")
         if not props["hs_timestamp"].endswith("Z"):
             return _bad("hs_timestamp must be UTC ISO-8601")
@@ -150,7 +184,13 @@ class FakeSalesforce(FakeServer):
         super().__init__()
 
     def routes(self):
-        return [("/services/data/v60.0/sobjects/Lead/Rejse_Profile_Id__c/{value}", ["PATCH"], self.upsert)]
+        return [
+            (
+                "/services/data/v60.0/sobjects/Lead/Rejse_Profile_Id__c/{value}",
+                ["PATCH"],
+                self.upsert,
+            )
+        ]
 
     async def upsert(self, request: Request, body: bytes) -> Response:
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
@@ -162,8 +202,10 @@ class FakeSalesforce(FakeServer):
         created = value not in self.leads
         self.leads.setdefault(value, {}).update(data)
         if created:
-            return JSONResponse({"id": "00Q" + value[-12:], "success": True, "errors": [], "created": True},
-                                status_code=201)
+            return JSONResponse(
+                {"id": "00Q" + value[-12:], "success": True, "errors": [], "created": True},
+                status_code=201,
+            )
         return Response(status_code=204)
 
 

@@ -16,7 +16,7 @@ from sqlmodel import Session
 from rejse.runtime import Runtime
 from rejse.settings import Settings
 
-NOON = dt.datetime(2026, 11, 23, 11, 0, tzinfo=dt.UTC)   # 12:00 in Copenhagen: outside quiet hours
+NOON = dt.datetime(2026, 11, 23, 11, 0, tzinfo=dt.UTC)  # 12:00 in Copenhagen: outside quiet hours
 
 
 def free_port() -> int:
@@ -86,9 +86,12 @@ def make_profile(runtime: Runtime, **kwargs) -> str:
 
 
 def mette(runtime: Runtime, **overrides) -> str:
-    args = {"traits": {"first_name": "Mette", "country": "DK"},
-            "identifiers": {"email": "mette.hansen@example.dk", "user_id": "cust-7012345678901"},
-            "locale": "da-DK", "timezone": "Europe/Copenhagen"}
+    args = {
+        "traits": {"first_name": "Mette", "country": "DK"},
+        "identifiers": {"email": "mette.hansen@example.dk", "user_id": "cust-7012345678901"},
+        "locale": "da-DK",
+        "timezone": "Europe/Copenhagen",
+    }
     args.update(overrides)
     return make_profile(runtime, **args)
 
@@ -96,11 +99,25 @@ def mette(runtime: Runtime, **overrides) -> str:
 CHECKOUT = {
     "event": "Checkout Started",
     "properties": {
-        "checkout_id": "7c1b2d0f9a4e4f6b8c3d2e1f0a9b8c7d", "currency": "DKK", "total_price": "1249.00",
+        "checkout_id": "7c1b2d0f9a4e4f6b8c3d2e1f0a9b8c7d",
+        "currency": "DKK",
+        "total_price": "1249.00",
         "abandoned_checkout_url": "https://butik.example.dk/checkouts/7c1b2d0f9a4e4f6b8c3d2e1f0a9b8c7d/recover?key=3f2a",
         "line_items": [
-            {"title": "Regnjakke Aarhus", "variant_title": "M / Navy", "sku": "RJ-AAR-M-NV", "quantity": 1, "price": "899.00"},
-            {"title": "Uldsokker 3-pak", "variant_title": "39-42", "sku": "US-3P-3942", "quantity": 2, "price": "175.00"},
+            {
+                "title": "Regnjakke Aarhus",
+                "variant_title": "M / Navy",
+                "sku": "RJ-AAR-M-NV",
+                "quantity": 1,
+                "price": "899.00",
+            },
+            {
+                "title": "Uldsokker 3-pak",
+                "variant_title": "39-42",
+                "sku": "US-3P-3942",
+                "quantity": 2,
+                "price": "175.00",
+            },
         ],
     },
 }

@@ -33,7 +33,9 @@ class FakeProvider:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                outer.requests.append(
+                    {"path": self.path, "headers": dict(self.headers), "body": body}
+                )
                 status, payload = outer.replies.pop(0) if outer.replies else (201, {"sid": "SM123"})
                 data = json.dumps(payload).encode()
                 self.send_response(status)
@@ -65,9 +67,16 @@ def provider():
 
 
 def req(pid: str, channel: str, step: str = "s1", **kw) -> SendRequest:
-    return SendRequest(idempotency_key=f"test:{pid}:{channel}:{step}", profile_id=pid, channel=channel,
-                       template="abandoned_cart/reminder", journey_key="abandoned-cart", step_id=step,
-                       trigger=CHECKOUT, **kw)
+    return SendRequest(
+        idempotency_key=f"test:{pid}:{channel}:{step}",
+        profile_id=pid,
+        channel=channel,
+        template="abandoned_cart/reminder",
+        journey_key="abandoned-cart",
+        step_id=step,
+        trigger=CHECKOUT,
+        **kw,
+    )
 
 
 async def test_email_outbox_without_smtp_readable_through_api(runtime, client, keys):
@@ -75,22 +84,31 @@ async def test_email_outbox_without_smtp_readable_through_api(runtime, client, k
     result = send_message(runtime.settings, runtime.engine, req(pid, "email"), now=NOON)
     assert result.status == "sent"
     again = send_message(runtime.settings, runtime.engine, req(pid, "email"), now=NOON)
-    assert again == result                                      # idempotent replay
-    r = await client.get(f"/api/messages?profile_id={pid}&journey=abandoned-cart&channel=email",
-                         headers=auth(keys[Role.analyst]))
+    assert again == result  # idempotent replay
+    r = await client.get(
+        f"/api/messages?profile_id={pid}&journey=abandoned-cart&channel=email",
+        headers=auth(keys[Role.analyst]),
+    )
     [msg] = r.json()
     assert msg["status"] == "sent" and msg["subject"] == "Mette, din kurv venter stadig på dig"
     assert "Regnjakke Aarhus" in msg["body_text"] and msg["to_address"] == "mette.hansen@example.dk"
-    assert (await client.get("/api/messages?channel=sms", headers=auth(keys[Role.analyst]))).json() == []
+    assert (
+        await client.get("/api/messages?channel=sms", headers=auth(keys[Role.analyst]))
+    ).json() == []
     assert (await client.get("/api/messages", headers=auth(keys[Role.ingest]))).status_code == 403
 
 
 async def test_sms_through_twilio_compatible_api(runtime, provider):
-    rt = with_settings(runtime, sms_api_url=provider.url, sms_account_sid="AC1", sms_auth_token="tok",
-                       sms_from="+4570000000")
+    rt = with_settings(
+        runtime,
+        sms_api_url=provider.url,
+        sms_account_sid="AC1",
+        sms_auth_token="tok",
+        sms_from="+4570000000",
+    )
     pid = mette(rt, identifiers={"phone": "+4520123456", "email": "m@example.dk"})
     provider.replies = [(503, {"message": "busy"})]
-    with pytest.raises(httpx.HTTPStatusError):                  # transient: raise, Temporal retries
+    with pytest.raises(httpx.HTTPStatusError):  # transient: raise, Temporal retries
         send_message(rt.settings, rt.engine, req(pid, "sms"), now=NOON)
     result = send_message(rt.settings, rt.engine, req(pid, "sms"), now=NOON)
     assert result.status == "sent"
@@ -116,7 +134,9 @@ async def test_invalid_address_fails_permanently_without_delivery(mail_runtime, 
     assert (result.status, result.reason) == ("failed", "invalid_address (email)")
     assert box.messages == []
     nobody = mette(mail_runtime, identifiers={"user_id": "u-1"})
-    result = send_message(mail_runtime.settings, mail_runtime.engine, req(nobody, "email"), now=NOON)
+    result = send_message(
+        mail_runtime.settings, mail_runtime.engine, req(nobody, "email"), now=NOON
+    )
     assert (result.status, result.reason) == ("skipped", "no_address (email)")
 
 
@@ -127,12 +147,22 @@ async def test_in_app_inbox_and_mark_read(runtime, client, keys):
     ingest = auth(keys[Role.ingest])
     r = await client.get("/v1/inbox/cust-7012345678901", headers=ingest)
     [item] = r.json()
-    assert item["subject"] == "Din kurv venter" and "1.249,00" in item["text"] and item["read_at"] is None
+    assert (
+        item["subject"] == "Din kurv venter"
+        and "1.249,00" in item["text"]
+        and item["read_at"] is None
+    )
     r = await client.post(f"/v1/inbox/cust-7012345678901/{item['id']}/read", headers=ingest)
     assert r.status_code == 200 and r.json()["read_at"]
-    assert (await client.get("/v1/inbox/cust-7012345678901?unread=true", headers=ingest)).json() == []
-    assert (await client.post(f"/v1/inbox/someone-else/{item['id']}/read", headers=ingest)).status_code == 404
-    assert (await client.get("/v1/inbox/cust-7012345678901", headers=auth(keys[Role.analyst]))).status_code == 403
+    assert (
+        await client.get("/v1/inbox/cust-7012345678901?unread=true", headers=ingest)
+    ).json() == []
+    assert (
+        await client.post(f"/v1/inbox/someone-else/{item['id']}/read", headers=ingest)
+    ).status_code == 404
+    assert (
+        await client.get("/v1/inbox/cust-7012345678901", headers=auth(keys[Role.analyst]))
+    ).status_code == 403
 
 
 async def test_webhook_channel_posts_signed_json(runtime, provider):
@@ -142,8 +172,9 @@ async def test_webhook_channel_posts_signed_json(runtime, provider):
     assert result.status == "sent"
     hit = provider.requests[-1]
     sig = dict(part.split("=", 1) for part in hit["headers"]["X-Rejse-Signature"].split(","))
-    expected = hmac.new(rt.settings.secret_key.encode(), f"{sig['t']}.".encode() + hit["body"],
-                        hashlib.sha256).hexdigest()
+    expected = hmac.new(
+        rt.settings.secret_key.encode(), f"{sig['t']}.".encode() + hit["body"], hashlib.sha256
+    ).hexdigest()
     assert hmac.compare_digest(sig["v1"], expected)
     body = json.loads(hit["body"])
     assert body["body"]["type"] == "abandoned_cart.reminder" and body["body"]["total"] == "1249.00"
@@ -169,19 +200,41 @@ async def test_api_template_version_is_used_and_logged_and_missing_template_fail
 
     pid = mette(runtime)
     with Session(runtime.engine) as s:
-        create_template(s, key="abandoned_cart/reminder", channel="email",
-                        variants={"da": {"subject": "v1", "html": "<p>{{ cart.url }}</p>"}})
-        add_version(s, key="abandoned_cart/reminder", channel="email",
-                    variants={"da": {"subject": "v2 {{ profile.traits.first_name }}", "html": "<p>{{ cart.url }}</p>"}})
+        create_template(
+            s,
+            key="abandoned_cart/reminder",
+            channel="email",
+            variants={"da": {"subject": "v1", "html": "<p>{{ cart.url }}</p>"}},
+        )
+        add_version(
+            s,
+            key="abandoned_cart/reminder",
+            channel="email",
+            variants={
+                "da": {
+                    "subject": "v2 {{ profile.traits.first_name }}",
+                    "html": "<p>{{ cart.url }}</p>",
+                }
+            },
+        )
         s.commit()
     sent = send_message(runtime.settings, runtime.engine, req(pid, "email"), now=NOON)
-    missing = send_message(runtime.settings, runtime.engine,
-                           req(pid, "email", "s2").model_copy(update={"template": "no/such"}), now=NOON)
-    assert missing.status == "failed" and missing.reason.startswith("template_error: no email template")
+    missing = send_message(
+        runtime.settings,
+        runtime.engine,
+        req(pid, "email", "s2").model_copy(update={"template": "no/such"}),
+        now=NOON,
+    )
+    assert missing.status == "failed" and missing.reason.startswith(
+        "template_error: no email template"
+    )
     with Session(runtime.engine) as s:
         row = {m.id: m for m in list_messages(s, profile_id=pid)}[sent.message_id]
     assert (row.subject, row.template_version, row.locale) == ("v2 Mette", 2, "da")
-    assert row.body_text == "https://butik.example.dk/checkouts/7c1b2d0f9a4e4f6b8c3d2e1f0a9b8c7d/recover?key=3f2a"
+    assert (
+        row.body_text
+        == "https://butik.example.dk/checkouts/7c1b2d0f9a4e4f6b8c3d2e1f0a9b8c7d/recover?key=3f2a"
+    )
 
 
 async def test_gdpr_delete_through_the_api_erases_the_message_log(runtime, client, keys):
@@ -197,7 +250,13 @@ def test_smtp_url_forms():
     from rejse.messaging.channels import SmtpConfig
 
     plain = SmtpConfig.parse("smtp://mail.example.com")
-    assert (plain.host, plain.port, plain.use_tls, plain.start_tls, plain.username) == ("mail.example.com", 25, False, False, None)
+    assert (plain.host, plain.port, plain.use_tls, plain.start_tls, plain.username) == (
+        "mail.example.com",
+        25,
+        False,
+        False,
+        None,
+    )
     tls = SmtpConfig.parse("smtps://u%40x:p%2Fw@mail.example.com")
     assert (tls.port, tls.use_tls, tls.username, tls.password) == (465, True, "u@x", "p/w")
     start = SmtpConfig.parse("smtp://u:p@mail.example.com:587?starttls=true")

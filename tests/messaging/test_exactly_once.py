@@ -42,15 +42,25 @@ async def test_failing_after_smtp_handoff_delivers_once(time_env, mail_runtime, 
     t0 = await time_env.get_current_time()
     acts = FailsAfterHandoff(rt)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        async with Worker(time_env.client, task_queue=rt.settings.task_queue, workflows=[SendPlanWorkflow],
-                          activities=[acts.send], activity_executor=pool):
+        async with Worker(
+            time_env.client,
+            task_queue=rt.settings.task_queue,
+            workflows=[SendPlanWorkflow],
+            activities=[acts.send],
+            activity_executor=pool,
+        ):
             outcomes = await time_env.client.execute_workflow(
-                SendPlanWorkflow.run, [PlannedSend(at=t0, request=req(pid, "reminder_1")),
-                                       PlannedSend(at=t0, request=req(pid, "reminder_2"))],
-                id=f"test-handoff-{uuid.uuid4().hex[:8]}", task_queue=rt.settings.task_queue)
-    assert FailsAfterHandoff.failed == 1                   # the first attempt did fail
+                SendPlanWorkflow.run,
+                [
+                    PlannedSend(at=t0, request=req(pid, "reminder_1")),
+                    PlannedSend(at=t0, request=req(pid, "reminder_2")),
+                ],
+                id=f"test-handoff-{uuid.uuid4().hex[:8]}",
+                task_queue=rt.settings.task_queue,
+            )
+    assert FailsAfterHandoff.failed == 1  # the first attempt did fail
     assert [o.status for o in outcomes] == ["sent", "sent"]
-    assert sorted(box.by_message_id().values()) == [1, 1]   # one delivery per step
+    assert sorted(box.by_message_id().values()) == [1, 1]  # one delivery per step
     with Session(rt.engine) as s:
         rows = {m.step_id: m for m in list_messages(s, profile_id=pid)}
     assert rows["reminder_1"].attempts == 1 and rows["reminder_1"].status == "sent"
@@ -73,11 +83,14 @@ async def test_transient_smtp_error_is_retried_and_permanent_is_not(time_env, ma
 
     box.rcpt_hook = rcpt
     t0 = await time_env.get_current_time()
-    outcomes = await run_plan(time_env, rt, [PlannedSend(at=t0, request=req(ok, "a")),
-                                             PlannedSend(at=t0, request=req(gone, "a"))])
+    outcomes = await run_plan(
+        time_env,
+        rt,
+        [PlannedSend(at=t0, request=req(ok, "a")), PlannedSend(at=t0, request=req(gone, "a"))],
+    )
     assert outcomes[0].status == "sent"
     assert outcomes[1].status == "failed" and outcomes[1].reason == "recipient refused (550)"
-    assert calls["gone@example.dk"] == 1                    # permanent: no retry
+    assert calls["gone@example.dk"] == 1  # permanent: no retry
     assert len(box.messages) == 1
     with Session(rt.engine) as s:
         bounced = list_messages(s, profile_id=gone)[0]
@@ -94,23 +107,37 @@ async def test_killed_worker_during_send_delivers_once(dev_env, mail_runtime, sm
     async def slow_first_rcpt(address: str):
         if not in_send.is_set():
             in_send.set()
-            await asyncio.sleep(3)          # the worker dies while the server is thinking
+            await asyncio.sleep(3)  # the worker dies while the server is thinking
 
     box.rcpt_hook = slow_first_rcpt
     queue = f"kill-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "REJSE_DATABASE_URL": db_url, "REJSE_SMTP_URL": smtp_url, "REJSE_TASK_QUEUE": queue,
-           "REJSE_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-           "REJSE_SECRET_KEY": rt.settings.secret_key, "REJSE_MESSAGE_QUIET_HOURS": "{}",
-           "REJSE_ENVIRONMENT": "test", "REJSE_PUBLIC_URL": "http://testserver"}
+    env = {
+        **os.environ,
+        "REJSE_DATABASE_URL": db_url,
+        "REJSE_SMTP_URL": smtp_url,
+        "REJSE_TASK_QUEUE": queue,
+        "REJSE_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "REJSE_SECRET_KEY": rt.settings.secret_key,
+        "REJSE_MESSAGE_QUIET_HOURS": "{}",
+        "REJSE_ENVIRONMENT": "test",
+        "REJSE_PUBLIC_URL": "http://testserver",
+    }
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once; the test waits on it in a thread
-        [sys.executable, "-m", "tests.messaging.worker_proc"], cwd=REPO_ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [sys.executable, "-m", "tests.messaging.worker_proc"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         now = dt.datetime.now(dt.UTC)
-        plan = [PlannedSend(at=now, request=req(pid, "reminder_1"), timeout_seconds=3),
-                PlannedSend(at=now, request=req(pid, "reminder_2"), timeout_seconds=3)]
-        handle = await dev_env.client.start_workflow(SendPlanWorkflow.run, plan, id=f"test-kill-{queue}",
-                                                     task_queue=queue)
+        plan = [
+            PlannedSend(at=now, request=req(pid, "reminder_1"), timeout_seconds=3),
+            PlannedSend(at=now, request=req(pid, "reminder_2"), timeout_seconds=3),
+        ]
+        handle = await dev_env.client.start_workflow(
+            SendPlanWorkflow.run, plan, id=f"test-kill-{queue}", task_queue=queue
+        )
         assert await asyncio.to_thread(in_send.wait, 60), "the worker never started sending"
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -118,8 +145,13 @@ async def test_killed_worker_during_send_delivers_once(dev_env, mail_runtime, sm
             assert list_messages(s, profile_id=pid)[0].status == "sending"
         rt_queue = with_settings(rt, task_queue=queue)
         with ThreadPoolExecutor(max_workers=2) as pool:
-            async with Worker(dev_env.client, task_queue=queue, workflows=[SendPlanWorkflow],
-                              activities=[MessagingActivities(rt_queue).send], activity_executor=pool):
+            async with Worker(
+                dev_env.client,
+                task_queue=queue,
+                workflows=[SendPlanWorkflow],
+                activities=[MessagingActivities(rt_queue).send],
+                activity_executor=pool,
+            ):
                 outcomes = await asyncio.wait_for(handle.result(), 60)
     finally:
         if proc.poll() is None:

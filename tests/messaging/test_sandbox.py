@@ -29,11 +29,14 @@ def test_escape_refused_at_save(source):
     assert err.value.field == "variants.en.text"
 
 
-@pytest.mark.parametrize("source", [
-    "{{ ''|attr('__class__') }}",                     # filter route: no static attribute node
-    "{{ profile.items.__self__ }}",
-    "{{ 'a'.format.__globals__ }}",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ''|attr('__class__') }}",  # filter route: no static attribute node
+        "{{ profile.items.__self__ }}",
+        "{{ 'a'.format.__globals__ }}",
+    ],
+)
 def test_escape_refused_at_render(source):
     env = tpl.engines().text
     with pytest.raises(Unprocessable) as err:
@@ -43,16 +46,22 @@ def test_escape_refused_at_render(source):
 
 def test_mutation_and_resource_limits_refused():
     env = tpl.engines().text
-    for source in ["{{ profile.traits.update({'x': 1}) }}", "{{ 'a' * 10000000 }}", "{{ 2 ** 100000 }}",
-                   "{% for i in range(10000000) %}{% endfor %}",
-                   "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}"]:
+    for source in [
+        "{{ profile.traits.update({'x': 1}) }}",
+        "{{ 'a' * 10000000 }}",
+        "{{ 2 ** 100000 }}",
+        "{% for i in range(10000000) %}{% endfor %}",
+        "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}",
+    ]:
         with pytest.raises(Unprocessable):
             tpl.render_part(env.from_string(source), tpl.sample_context(), part="text")
 
 
 def test_broken_template_rejected_with_line():
     with pytest.raises(Unprocessable) as err:
-        tpl.validate_source("Hi\n{% if cart.total %}\n{{ cart.total }\n", part="html", field_name="variants.da.html")
+        tpl.validate_source(
+            "Hi\n{% if cart.total %}\n{{ cart.total }\n", part="html", field_name="variants.da.html"
+        )
     assert err.value.message.startswith("line 3: syntax error")
     with pytest.raises(Unprocessable) as err:
         tpl.validate_source("Hi\n\n{{ customer.name }}", part="text", field_name="variants.da.text")
@@ -62,30 +71,47 @@ def test_broken_template_rejected_with_line():
 def test_html_is_autoescaped_and_text_is_not():
     ctx = {**tpl.sample_context(), "profile": {"traits": {"first_name": "<script>x</script>"}}}
     eng = tpl.engines()
-    assert "&lt;script&gt;" in tpl.render_part(eng.html.from_string("{{ profile.traits.first_name }}"), ctx, part="html")
-    assert "<script>" in tpl.render_part(eng.text.from_string("{{ profile.traits.first_name }}"), ctx, part="text")
+    assert "&lt;script&gt;" in tpl.render_part(
+        eng.html.from_string("{{ profile.traits.first_name }}"), ctx, part="html"
+    )
+    assert "<script>" in tpl.render_part(
+        eng.text.from_string("{{ profile.traits.first_name }}"), ctx, part="text"
+    )
 
 
 def test_missing_variable_is_an_error_not_blank():
     with pytest.raises(Unprocessable) as err:
-        tpl.render_part(tpl.engines().text.from_string("\n{{ profile.traits.shoe_size }}"), tpl.sample_context(), part="text")
+        tpl.render_part(
+            tpl.engines().text.from_string("\n{{ profile.traits.shoe_size }}"),
+            tpl.sample_context(),
+            part="text",
+        )
     assert "line 2" in err.value.message and "shoe_size" in err.value.message
 
 
 def test_money_and_dates_follow_locale():
     env = tpl.engines().text
     t = env.from_string("{{ cart.total | money }} / {{ '2026-11-20T09:14:03+00:00' | date }}")
-    da = tpl.render_part(t, {**tpl.sample_context(), "locale": "da"}, part="text").replace("\xa0", " ")
-    en = tpl.render_part(t, {**tpl.sample_context(), "locale": "en"}, part="text").replace("\xa0", " ")
+    da = tpl.render_part(t, {**tpl.sample_context(), "locale": "da"}, part="text").replace(
+        "\xa0", " "
+    )
+    en = tpl.render_part(t, {**tpl.sample_context(), "locale": "en"}, part="text").replace(
+        "\xa0", " "
+    )
     assert da == "1.249,00 kr. / 20. november 2026"
     assert en == "DKK1,249.00 / November 20, 2026"
 
 
 def test_runaway_loops_rejected_at_save():
     with pytest.raises(Unprocessable) as err:
-        tpl.validate_source("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
-                            part="text", field_name="variants.en.text")
+        tpl.validate_source(
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            part="text",
+            field_name="variants.en.text",
+        )
     assert "too much work" in err.value.message
     # the shipped templates are far below the budget
-    source = (tpl.engines().templates_dir / "email/abandoned_cart/reminder/da/body.html").read_text()
+    source = (
+        tpl.engines().templates_dir / "email/abandoned_cart/reminder/da/body.html"
+    ).read_text()
     tpl.validate_source(source, part="html", field_name="variants.da.html")

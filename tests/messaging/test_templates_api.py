@@ -7,10 +7,14 @@ from tests.conftest import auth
 from tests.messaging.conftest import CHECKOUT, mette
 
 DRAFT = {
-    "key": "winback/come_back", "channel": "email", "description": "Win-back",
+    "key": "winback/come_back",
+    "channel": "email",
+    "description": "Win-back",
     "variants": {
-        "da": {"subject": "Vi savner dig, {{ profile.traits.first_name | default('ven') }}",
-               "html": "<p>Hej {{ profile.traits.first_name | default('') }}</p><p>{{ cart.total | money }}</p>"},
+        "da": {
+            "subject": "Vi savner dig, {{ profile.traits.first_name | default('ven') }}",
+            "html": "<p>Hej {{ profile.traits.first_name | default('') }}</p><p>{{ cart.total | money }}</p>",
+        },
         "en": {"subject": "We miss you", "html": "<p>Hi</p>", "text": "Hi"},
     },
 }
@@ -42,55 +46,83 @@ async def test_create_version_get_list_preview(client, keys, runtime):
     assert r.json()["origin"] == "file" and "{% extends" in r.json()["variants"]["da"]["html"]
 
     pid = mette(runtime)
-    r = await client.post("/api/templates/abandoned_cart/reminder/preview",
-                          json={"profile_id": pid, "trigger": CHECKOUT}, headers=analyst)
+    r = await client.post(
+        "/api/templates/abandoned_cart/reminder/preview",
+        json={"profile_id": pid, "trigger": CHECKOUT},
+        headers=analyst,
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["locale"] == "da" and body["subject"] == "Mette, din kurv venter stadig på dig"
     assert "Regnjakke Aarhus" in body["text"] and "butik.example.dk" in body["text"]
-    r = await client.post("/api/templates/abandoned_cart/reminder/preview", json={"locale": "sv"}, headers=analyst)
+    r = await client.post(
+        "/api/templates/abandoned_cart/reminder/preview", json={"locale": "sv"}, headers=analyst
+    )
     assert r.json()["locale"] == "sv" and "varukorg" in r.json()["subject"]
-    r = await client.post("/api/templates/x/preview", json={"variants": DRAFT["variants"], "locale": "da"},
-                          headers=analyst)
+    r = await client.post(
+        "/api/templates/x/preview",
+        json={"variants": DRAFT["variants"], "locale": "da"},
+        headers=analyst,
+    )
     assert r.status_code == 200 and r.json()["subject"] == "Vi savner dig, Mette"
 
 
 async def test_api_template_overrides_file_template(client, keys):
     marketer = auth(keys[Role.marketer])
-    body = {"key": "abandoned_cart/reminder", "channel": "email",
-            "variants": {"da": {"subject": "Overstyret", "html": "<p>{{ cart.url }}</p>"}}}
+    body = {
+        "key": "abandoned_cart/reminder",
+        "channel": "email",
+        "variants": {"da": {"subject": "Overstyret", "html": "<p>{{ cart.url }}</p>"}},
+    }
     assert (await client.post("/api/templates", json=body, headers=marketer)).status_code == 201
-    r = await client.post("/api/templates/abandoned_cart/reminder/preview", json={"locale": "da"}, headers=marketer)
+    r = await client.post(
+        "/api/templates/abandoned_cart/reminder/preview", json={"locale": "da"}, headers=marketer
+    )
     assert r.json()["subject"] == "Overstyret" and r.json()["version"] == 1
-    r = await client.post("/api/templates/abandoned_cart/reminder/preview", json={"locale": "sv"}, headers=marketer)
-    assert r.json()["version"] is None and "varukorg" in r.json()["subject"]   # sv still from files
+    r = await client.post(
+        "/api/templates/abandoned_cart/reminder/preview", json={"locale": "sv"}, headers=marketer
+    )
+    assert r.json()["version"] is None and "varukorg" in r.json()["subject"]  # sv still from files
 
 
 async def test_broken_and_unsafe_templates_rejected_with_field_and_line(client, keys):
     marketer = auth(keys[Role.marketer])
-    broken = {"key": "broken/one", "channel": "email",
-              "variants": {"da": {"subject": "ok", "html": "<p>\n{% for line in cart.lines %}\n{{ line.title }\n"}}}
+    broken = {
+        "key": "broken/one",
+        "channel": "email",
+        "variants": {
+            "da": {"subject": "ok", "html": "<p>\n{% for line in cart.lines %}\n{{ line.title }\n"}
+        },
+    }
     r = await client.post("/api/templates", json=broken, headers=marketer)
     assert r.status_code == 422, r.text
     err = r.json()["errors"][0]
     assert err["field"] == "variants.da.html" and err["message"].startswith("line 3: syntax error")
 
-    unsafe = {"key": "broken/two", "channel": "email",
-              "variants": {"en": {"subject": "{{ ''.__class__.__mro__ }}", "html": "<p>x</p>"}}}
+    unsafe = {
+        "key": "broken/two",
+        "channel": "email",
+        "variants": {"en": {"subject": "{{ ''.__class__.__mro__ }}", "html": "<p>x</p>"}},
+    }
     r = await client.post("/api/templates", json=unsafe, headers=marketer)
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "variants.en.subject"
     assert "refused by the template sandbox" in r.json()["errors"][0]["message"]
 
-    for bad, field in [({**broken, "key": "Bad Key!"}, "key"),
-                       ({**broken, "variants": {"fr": {"subject": "a", "html": "b"}}}, "variants.fr"),
-                       ({**broken, "variants": {"da": {"html": "b"}}}, "variants.da.subject"),
-                       ({**broken, "channel": "sms", "variants": {"da": {"text": "{{ nope }}"}}}, "variants.da.text")]:
+    for bad, field in [
+        ({**broken, "key": "Bad Key!"}, "key"),
+        ({**broken, "variants": {"fr": {"subject": "a", "html": "b"}}}, "variants.fr"),
+        ({**broken, "variants": {"da": {"html": "b"}}}, "variants.da.subject"),
+        (
+            {**broken, "channel": "sms", "variants": {"da": {"text": "{{ nope }}"}}},
+            "variants.da.text",
+        ),
+    ]:
         r = await client.post("/api/templates", json=bad, headers=marketer)
         assert r.status_code == 422, (bad, r.text)
         assert r.json()["errors"][0]["field"] == field
     r = await client.get("/api/templates", headers=marketer)
-    assert not [t for t in r.json() if t["key"].startswith("broken")]   # nothing half-written
+    assert not [t for t in r.json() if t["key"].startswith("broken")]  # nothing half-written
     assert (await client.get("/api/templates/nope/none", headers=marketer)).status_code == 404
 
 
@@ -99,15 +131,26 @@ async def test_preview_with_odd_trigger_data_never_500(client, keys):
     odd_triggers = [
         {"properties": [1, 2]},
         {"properties": {"products": "nope", "value": "NaN", "currency": 42}},
-        {"properties": {"line_items": [{"quantity": "Infinity", "price": "1e999999"}, None, 5],
-                        "total_price": {"x": 1}, "abandoned_checkout_url": ["a"]}},
+        {
+            "properties": {
+                "line_items": [{"quantity": "Infinity", "price": "1e999999"}, None, 5],
+                "total_price": {"x": 1},
+                "abandoned_checkout_url": ["a"],
+            }
+        },
     ]
     for trigger in odd_triggers:
-        r = await client.post("/api/templates/abandoned_cart/reminder/preview",
-                              json={"trigger": trigger, "locale": "da"}, headers=analyst)
+        r = await client.post(
+            "/api/templates/abandoned_cart/reminder/preview",
+            json={"trigger": trigger, "locale": "da"},
+            headers=analyst,
+        )
         assert r.status_code in (200, 422), (trigger, r.text)
     r = await client.post("/api/templates/../../etc/passwd/preview", json={}, headers=analyst)
     assert r.status_code == 404
-    r = await client.post("/api/templates/x/preview", json={"variants": {"da": {"subject": "{{ profile.traits.nope }}",
-                                                                             "html": "x"}}}, headers=analyst)
+    r = await client.post(
+        "/api/templates/x/preview",
+        json={"variants": {"da": {"subject": "{{ profile.traits.nope }}", "html": "x"}}},
+        headers=analyst,
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "template.subject"

@@ -34,7 +34,9 @@ def jruntime(runtime, time_env, smtp):
     return runtime
 
 
-async def test_unsubscribe_during_wait_stops_day3_email(jruntime, worker, dispatcher, time_env, smtp, client):  # noqa: F811
+async def test_unsubscribe_during_wait_stops_day3_email(
+    jruntime, worker, dispatcher, time_env, smtp, client
+):  # noqa: F811
     box, _ = smtp
     publish(jruntime, abandoned_cart())
     pid = mette(jruntime)
@@ -46,34 +48,50 @@ async def test_unsubscribe_during_wait_stops_day3_email(jruntime, worker, dispat
     assert len(box.messages) == 1
     first = box.messages[0]
     assert first["Subject"] == "Mette, din kurv venter stadig på dig"
-    r = await client.post(urlsplit(first["List-Unsubscribe"].strip("<>")).path,
-                          content="List-Unsubscribe=One-Click",
-                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = await client.post(
+        urlsplit(first["List-Unsubscribe"].strip("<>")).path,
+        content="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 200
 
     assert await result(time_env, run.workflow_id) == "completed"
-    assert len(box.messages) == 1                                   # no day-3 email
+    assert len(box.messages) == 1  # no day-3 email
     log = {m.step_id: m for m in messages(jruntime, pid)}
     assert log["reminder_1"].status == "sent"
-    assert log["reminder_2"].status == "skipped" and log["reminder_2"].reason.startswith("no_consent")
+    assert log["reminder_2"].status == "skipped" and log["reminder_2"].reason.startswith(
+        "no_consent"
+    )
 
 
 CLICK_DEMO = {
-    "key": "click-demo", "name": "Follow up a click",
+    "key": "click-demo",
+    "name": "Follow up a click",
     "trigger": {"type": "event", "event": "Checkout Started"},
     "entry_key": "properties.checkout_id",
     "start": "remind",
     "steps": {
-        "remind": {"type": "send", "channel": "email", "template": "abandoned_cart/reminder", "next": "wait_click"},
-        "wait_click": {"type": "wait_for_event", "event": "Email Clicked",
-                       "match": {"properties.journey": "click-demo"}, "timeout": "P2D",
-                       "on_event": "thanks"},
+        "remind": {
+            "type": "send",
+            "channel": "email",
+            "template": "abandoned_cart/reminder",
+            "next": "wait_click",
+        },
+        "wait_click": {
+            "type": "wait_for_event",
+            "event": "Email Clicked",
+            "match": {"properties.journey": "click-demo"},
+            "timeout": "P2D",
+            "on_event": "thanks",
+        },
         "thanks": {"type": "send", "channel": "email", "template": "abandoned_cart/free_shipping"},
     },
 }
 
 
-async def test_a_click_is_an_event_a_journey_waits_for(jruntime, worker, dispatcher, time_env, smtp, client):  # noqa: F811
+async def test_a_click_is_an_event_a_journey_waits_for(
+    jruntime, worker, dispatcher, time_env, smtp, client
+):  # noqa: F811
     import asyncio
     import re
 
@@ -86,7 +104,7 @@ async def test_a_click_is_an_event_a_journey_waits_for(jruntime, worker, dispatc
     await dispatcher.dispatch([event(pid, "Checkout Started", t0, **CHECKOUT["properties"])])
     [run] = runs(jruntime, profile_id=pid)
     handle = time_env.client.get_workflow_handle(run.workflow_id)
-    for _ in range(200):     # click once the run listens (wait_for_event counts from step entry)
+    for _ in range(200):  # click once the run listens (wait_for_event counts from step entry)
         if box.messages and (await handle.query("state"))["step"] == "wait_click":
             break
         await asyncio.sleep(0.05)
@@ -94,9 +112,11 @@ async def test_a_click_is_an_event_a_journey_waits_for(jruntime, worker, dispatc
     link = re.search(r'href="http://testserver(/t/c/[^"]+)"', html).group(1)
     assert (await client.get(link)).status_code == 302
 
-    await EventProcessor(jruntime).drain()          # Email Clicked -> routed to the waiting run
+    await EventProcessor(jruntime).drain()  # Email Clicked -> routed to the waiting run
     assert await result(time_env, run.workflow_id) == "completed"
-    assert [m["Subject"] for m in box.messages] == ["Mette, din kurv venter stadig på dig",
-                                                    "Fri fragt på din kurv – fragten er på os"]
+    assert [m["Subject"] for m in box.messages] == [
+        "Mette, din kurv venter stadig på dig",
+        "Fri fragt på din kurv – fragten er på os",
+    ]
     log = {m.step_id: m for m in messages(jruntime, pid)}
     assert log["remind"].status == "clicked" and log["thanks"].status == "sent"

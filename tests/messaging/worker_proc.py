@@ -17,11 +17,18 @@ from tests.messaging.workflows import SendPlanWorkflow
 
 async def main() -> None:
     settings = Settings()
-    client = await Client.connect(settings.effective_temporal_address, data_converter=DATA_CONVERTER)
+    client = await Client.connect(
+        settings.effective_temporal_address, data_converter=DATA_CONVERTER
+    )
     runtime = Runtime.create(settings, temporal_client=client)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        async with Worker(client, task_queue=settings.task_queue, workflows=[SendPlanWorkflow],
-                          activities=[MessagingActivities(runtime).send], activity_executor=pool):
+        async with Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=[SendPlanWorkflow],
+            activities=[MessagingActivities(runtime).send],
+            activity_executor=pool,
+        ):
             print("worker ready", flush=True)
             await asyncio.Event().wait()
 

@@ -39,14 +39,26 @@ class SendPlanWorkflow:
             deferred = []
             while True:
                 result: SendResult = await workflow.execute_activity(
-                    SEND_MESSAGE, item.request, result_type=SendResult,
+                    SEND_MESSAGE,
+                    item.request,
+                    result_type=SendResult,
                     start_to_close_timeout=dt.timedelta(seconds=item.timeout_seconds),
-                    retry_policy=RetryPolicy(initial_interval=dt.timedelta(milliseconds=200),
-                                             maximum_interval=dt.timedelta(seconds=2)))
+                    retry_policy=RetryPolicy(
+                        initial_interval=dt.timedelta(milliseconds=200),
+                        maximum_interval=dt.timedelta(seconds=2),
+                    ),
+                )
                 if result.status != "deferred" or result.retry_at is None:
                     break
                 deferred.append(result.retry_at)
                 await workflow.sleep(max((result.retry_at - workflow.now()).total_seconds(), 1))
-            out.append(SendOutcome(step=item.request.step_id, status=result.status, reason=result.reason,
-                                   deferred_until=deferred, finished_at=workflow.now()))
+            out.append(
+                SendOutcome(
+                    step=item.request.step_id,
+                    status=result.status,
+                    reason=result.reason,
+                    deferred_until=deferred,
+                    finished_at=workflow.now(),
+                )
+            )
         return out

@@ -14,12 +14,16 @@ from tests.events.helpers import example
 
 
 async def ingest_example(client, keys, runtime):
-    r = await client.post("/v1/batch", json=example("segment_batch.json"),
-                          headers=auth(keys[Role.ingest]))
+    r = await client.post(
+        "/v1/batch", json=example("segment_batch.json"), headers=auth(keys[Role.ingest])
+    )
     assert r.status_code == 202
     await EventProcessor(runtime, subscribers=[], dispatchers=[]).drain()
-    r = await client.get("/api/profiles/lookup", params={"user_id": "cust-7012345678901"},
-                         headers=auth(keys[Role.analyst]))
+    r = await client.get(
+        "/api/profiles/lookup",
+        params={"user_id": "cust-7012345678901"},
+        headers=auth(keys[Role.analyst]),
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -27,8 +31,11 @@ async def ingest_example(client, keys, runtime):
 async def test_get_by_id_and_by_any_identifier(client, keys, runtime):
     profile = await ingest_example(client, keys, runtime)
     h = auth(keys[Role.analyst])
-    for params in ({"email": "Mette.Hansen@example.dk"}, {"anonymous_id": "anon-5f1c2a"},
-                   {"type": "user_id", "value": "cust-7012345678901"}):
+    for params in (
+        {"email": "Mette.Hansen@example.dk"},
+        {"anonymous_id": "anon-5f1c2a"},
+        {"type": "user_id", "value": "cust-7012345678901"},
+    ):
         r = await client.get("/api/profiles/lookup", params=params, headers=h)
         assert r.json()["id"] == profile["id"], params
     r = await client.get(f"/api/profiles/{profile['id']}", headers=h)
@@ -46,11 +53,17 @@ async def test_timeline_has_all_four_events_and_entries(client, keys, runtime, s
     profile = await ingest_example(client, keys, runtime)
     add_entry(session, profile_id=profile["id"], kind="message", summary="email sent")
     session.commit()
-    r = await client.get(f"/api/profiles/{profile['id']}/timeline", headers=auth(keys[Role.marketer]))
+    r = await client.get(
+        f"/api/profiles/{profile['id']}/timeline", headers=auth(keys[Role.marketer])
+    )
     items = r.json()
     events = [i for i in items if i["kind"] == "event"]
     assert [e["summary"] for e in reversed(events)] == [
-        "page: Regnjakke Aarhus", "track: Product Added", "identify", "track: Checkout Started"]
+        "page: Regnjakke Aarhus",
+        "track: Product Added",
+        "identify",
+        "track: Checkout Started",
+    ]
     assert any(i["kind"] == "message" for i in items)
     assert items == sorted(items, key=lambda i: i["at"], reverse=True)
 
@@ -58,23 +71,41 @@ async def test_timeline_has_all_four_events_and_entries(client, keys, runtime, s
 async def test_traits_patch_and_consent(client, keys, runtime):
     profile = await ingest_example(client, keys, runtime)
     pid = profile["id"]
-    r = await client.patch(f"/api/profiles/{pid}/traits", json={"traits": {"vip": True, "country": None}},
-                           headers=auth(keys[Role.marketer]))
+    r = await client.patch(
+        f"/api/profiles/{pid}/traits",
+        json={"traits": {"vip": True, "country": None}},
+        headers=auth(keys[Role.marketer]),
+    )
     assert r.status_code == 200 and r.json()["traits"]["vip"] is True
     assert "country" not in r.json()["traits"]
-    assert (await client.patch(f"/api/profiles/{pid}/traits", json={"traits": {"x": 1}},
-                               headers=auth(keys[Role.analyst]))).status_code == 403
-    r = await client.put(f"/api/profiles/{pid}/consents/email",
-                         json={"status": "granted", "source": "preference centre",
-                               "at": "2026-11-20T10:00:00Z"}, headers=auth(keys[Role.marketer]))
+    assert (
+        await client.patch(
+            f"/api/profiles/{pid}/traits",
+            json={"traits": {"x": 1}},
+            headers=auth(keys[Role.analyst]),
+        )
+    ).status_code == 403
+    r = await client.put(
+        f"/api/profiles/{pid}/consents/email",
+        json={"status": "granted", "source": "preference centre", "at": "2026-11-20T10:00:00Z"},
+        headers=auth(keys[Role.marketer]),
+    )
     assert r.json()["consents"]["email"]["status"] == "granted"
-    r = await client.put(f"/api/profiles/{pid}/consents/email",
-                         json={"status": "revoked", "source": "support call"},
-                         headers=auth(keys[Role.marketer]))
-    assert r.json()["consents"]["email"] == {**r.json()["consents"]["email"], "status": "revoked",
-                                             "source": "support call"}
-    r = await client.put(f"/api/profiles/{pid}/consents/email", json={"status": "maybe", "source": "x"},
-                         headers=auth(keys[Role.marketer]))
+    r = await client.put(
+        f"/api/profiles/{pid}/consents/email",
+        json={"status": "revoked", "source": "support call"},
+        headers=auth(keys[Role.marketer]),
+    )
+    assert r.json()["consents"]["email"] == {
+        **r.json()["consents"]["email"],
+        "status": "revoked",
+        "source": "support call",
+    }
+    r = await client.put(
+        f"/api/profiles/{pid}/consents/email",
+        json={"status": "maybe", "source": "x"},
+        headers=auth(keys[Role.marketer]),
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "status"
 
 
@@ -85,7 +116,9 @@ async def test_export_and_erase(client, keys, runtime, session):
     r = await client.get(f"/api/profiles/{pid}/export", headers=h)
     export = r.json()
     assert len(export["events"]) == 4 and len(export["identifiers"]) == 3
-    assert (await client.get(f"/api/profiles/{pid}/export", headers=auth(keys[Role.marketer]))).status_code == 403
+    assert (
+        await client.get(f"/api/profiles/{pid}/export", headers=auth(keys[Role.marketer]))
+    ).status_code == 403
     r = await client.delete(f"/api/profiles/{pid}", headers=h)
     assert r.status_code == 200, r.text
     assert r.json()["summary"]["events"] == 4
@@ -109,11 +142,17 @@ async def test_export_and_erase(client, keys, runtime, session):
     assert session.exec(select(Event)).all() == []
     assert session.scalar(sa.select(sa.func.count()).select_from(ProfileIdentifier)) == 0
     # ... while a new event of the same person starts a new, empty profile.
-    await client.post("/v1/track", json={"userId": "cust-7012345678901", "event": "Product Viewed"},
-                      headers=auth(keys[Role.ingest]))
+    await client.post(
+        "/v1/track",
+        json={"userId": "cust-7012345678901", "event": "Product Viewed"},
+        headers=auth(keys[Role.ingest]),
+    )
     await EventProcessor(runtime, subscribers=[], dispatchers=[]).drain()
-    r = await client.get("/api/profiles/lookup", params={"user_id": "cust-7012345678901"},
-                         headers=auth(keys[Role.analyst]))
+    r = await client.get(
+        "/api/profiles/lookup",
+        params={"user_id": "cust-7012345678901"},
+        headers=auth(keys[Role.analyst]),
+    )
     fresh = r.json()
     assert fresh["id"] != pid and fresh["traits"] == {} and fresh["event_count"] == 1
 

@@ -13,9 +13,14 @@ from rejse.profiles.service import create_profile, find_by_identifier, load_snap
 
 
 def test_create_and_snapshot(session):
-    pid = create_profile(session, traits={"email": "Mette@Example.dk", "first_name": "Mette"},
-                         identifiers={"user_id": "cust-1"}, locale="da-DK",
-                         timezone="Europe/Copenhagen", consents={"email": "granted"})
+    pid = create_profile(
+        session,
+        traits={"email": "Mette@Example.dk", "first_name": "Mette"},
+        identifiers={"user_id": "cust-1"},
+        locale="da-DK",
+        timezone="Europe/Copenhagen",
+        consents={"email": "granted"},
+    )
     session.commit()
     assert pid.startswith("prf_") and len(pid) == 30
     snap = load_snapshot(session, profile_id=pid)
@@ -38,13 +43,20 @@ def test_snapshot_follows_merge(session):
 def test_consent_history_and_timeline(session):
     pid = create_profile(session)
     assert set_consent(session, profile_id=pid, channel="email", status="granted", source="signup")
-    assert set_consent(session, profile_id=pid, channel="email", status="granted", source="x") is None
-    change = set_consent(session, profile_id=pid, channel="email", status="revoked", source="unsubscribe")
+    assert (
+        set_consent(session, profile_id=pid, channel="email", status="granted", source="x") is None
+    )
+    change = set_consent(
+        session, profile_id=pid, channel="email", status="revoked", source="unsubscribe"
+    )
     session.commit()
     assert change.status == "revoked"
     assert load_snapshot(session, profile_id=pid).consents == {"email": "revoked"}
-    history = session.exec(select(ConsentChangeRecord.status).where(ConsentChangeRecord.profile_id == pid)
-                           .order_by(ConsentChangeRecord.id)).all()
+    history = session.exec(
+        select(ConsentChangeRecord.status)
+        .where(ConsentChangeRecord.profile_id == pid)
+        .order_by(ConsentChangeRecord.id)
+    ).all()
     assert history == ["granted", "revoked"]
     kinds = session.exec(select(TimelineEntry.kind).where(TimelineEntry.profile_id == pid)).all()
     assert kinds.count("consent") == 2
@@ -52,10 +64,20 @@ def test_consent_history_and_timeline(session):
 
 def test_record_internal_event_is_idempotent(session):
     pid = create_profile(session)
-    assert record_internal_event(session, profile_id=pid, event="Email Opened",
-                                 properties={"message_id": "msg_1"}, message_id="open:msg_1")
-    assert not record_internal_event(session, profile_id=pid, event="Email Opened",
-                                     properties={"message_id": "msg_1"}, message_id="open:msg_1")
+    assert record_internal_event(
+        session,
+        profile_id=pid,
+        event="Email Opened",
+        properties={"message_id": "msg_1"},
+        message_id="open:msg_1",
+    )
+    assert not record_internal_event(
+        session,
+        profile_id=pid,
+        event="Email Opened",
+        properties={"message_id": "msg_1"},
+        message_id="open:msg_1",
+    )
     session.commit()
     events = session.exec(select(Event).where(Event.profile_id == pid)).all()
     assert [(e.type, e.event) for e in events] == [("internal", "Email Opened")]

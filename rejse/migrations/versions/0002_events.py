@@ -5,6 +5,7 @@ Revision ID: 0002_events
 Revises: 0001_foundation
 Create Date: 2026-11-23
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -41,8 +42,12 @@ def upgrade() -> None:
     op.create_index("ix_event_profile_ts", "event", ["profile_id", "timestamp"])
     op.create_table(
         "event_outbox",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
-                  autoincrement=True),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
         sa.Column("event_id", sa.String(40), nullable=False),
         sa.Column("bucket", sa.Integer, nullable=False),
         sa.Column("state", sa.String(10), nullable=False),
@@ -149,7 +154,18 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("profile_erasure", "erased_identifier", "profile_merge", "consent_change",
-                  "consent", "profile_identifier", "profile", "webhook_source",
-                  "event_dead_letter", "event_outbox_bucket", "event_outbox", "event"):
+    for table in (
+        "profile_erasure",
+        "erased_identifier",
+        "profile_merge",
+        "consent_change",
+        "consent",
+        "profile_identifier",
+        "profile",
+        "webhook_source",
+        "event_dead_letter",
+        "event_outbox_bucket",
+        "event_outbox",
+        "event",
+    ):
         op.drop_table(table)

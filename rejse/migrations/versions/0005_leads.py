@@ -4,6 +4,7 @@ Revision ID: 0005_leads
 Revises: 0001_foundation
 Create Date: 2026-11-23
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -100,5 +101,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("lead", "sales_rep", "score_grant", "score_counter", "profile_score", "scoring_model"):
+    for table in (
+        "lead",
+        "sales_rep",
+        "score_grant",
+        "score_counter",
+        "profile_score",
+        "scoring_model",
+    ):
         op.drop_table(table)

@@ -8,6 +8,7 @@ Before, the entry number was counted from the runs ordered by event time, which 
 when two entries share a timestamp (or a late event is older than the previous entry), and the
 number is part of every send's idempotency key. Existing rows are numbered by that same order.
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -24,9 +25,11 @@ def upgrade() -> None:
         "UPDATE journey_run SET entry_no = (SELECT count(*) FROM journey_run AS earlier "
         "WHERE earlier.workflow_id = journey_run.workflow_id "
         "AND (earlier.entered_at < journey_run.entered_at OR (earlier.entered_at = "
-        "journey_run.entered_at AND earlier.id <= journey_run.id)))")
-    op.create_index("ix_journey_run_workflow_entry", "journey_run", ["workflow_id", "entry_no"],
-                    unique=True)
+        "journey_run.entered_at AND earlier.id <= journey_run.id)))"
+    )
+    op.create_index(
+        "ix_journey_run_workflow_entry", "journey_run", ["workflow_id", "entry_no"], unique=True
+    )
 
 
 def downgrade() -> None:
