@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session
 
@@ -119,3 +122,35 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+# ---------------------------------------------------------------- driver-level SQL helpers
+# The hot paths (ingestion, the processor, merges) speak the driver's SQL directly; these
+# write values the way the SQLAlchemy column types would.
+
+
+def insert_ignore(conn: Connection, table: sa.Table) -> Any:
+    """`INSERT ... ON CONFLICT DO NOTHING` for the connection's dialect."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise RuntimeError(f"unsupported database dialect {dialect}")
+
+
+@functools.lru_cache(maxsize=4096)
+def sqlite_time(value: dt.datetime) -> str:
+    # The storage format of SQLAlchemy's SQLite DATETIME (naive UTC, see rejse.db.UTCDateTime).
+    if value.utcoffset():
+        value = value.astimezone(dt.UTC)
+    return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def driver_value(conn: Connection, value: dt.datetime) -> Any:
+    """A UTC datetime as the driver expects it for a `UTCDateTime` column."""
+    return sqlite_time(value) if conn.dialect.name == "sqlite" else value
+
+
+def driver_mark(conn: Connection) -> str:
+    return "?" if conn.dialect.name == "sqlite" else "%s"

@@ -13,7 +13,6 @@ from sqlalchemy.engine import Engine
 
 from rejse.db import utcnow
 from rejse.errors import DomainError
-from rejse.events.ids import ulid
 from rejse.events.schemas import (
     MAX_BATCH_BYTES,
     MAX_EVENT_BYTES,
@@ -24,6 +23,7 @@ from rejse.events.schemas import (
 )
 from rejse.events.service import event_row
 from rejse.events.store import bucket_for, store_events
+from rejse.ids import ulid
 from rejse.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE
 
 

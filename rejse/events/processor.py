@@ -170,7 +170,7 @@ class EventProcessor:
             raise
 
     def _ensure_buckets(self) -> None:
-        from rejse.events.store import insert_ignore
+        from rejse.db import insert_ignore
 
         with self.engine.begin() as conn:
             conn.execute(

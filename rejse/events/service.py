@@ -9,8 +9,8 @@ from sqlmodel import Session
 
 from rejse.db import utcnow
 from rejse.errors import DomainError
-from rejse.events.ids import new_id
 from rejse.events.store import bucket_for, store_events
+from rejse.ids import new_id
 
 EVENT_PREFIX = "evt"
 

@@ -4,17 +4,15 @@ bulk (executemany) and idempotent on `message_id` (insert-or-ignore on SQLite an
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import zlib
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from rejse.db import driver_mark, driver_value, sqlite_time
 from rejse.models.events import OUTBOX_BUCKETS, Event, OutboxEntry
 
 EVENT = Event.__table__  # type: ignore[attr-defined]
@@ -24,16 +22,6 @@ OUTBOX = OutboxEntry.__table__  # type: ignore[attr-defined]
 def bucket_for(identity_key: str) -> int:
     """The outbox partition of an identity key: events of one key are processed in order."""
     return zlib.crc32(identity_key.encode()) % OUTBOX_BUCKETS
-
-
-def insert_ignore(conn: Connection, table: sa.Table) -> Any:
-    """`INSERT ... ON CONFLICT DO NOTHING` for the connection's dialect."""
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    raise RuntimeError(f"unsupported database dialect {dialect}")
 
 
 EVENT_COLUMNS = tuple(c.name for c in EVENT.c)
@@ -48,14 +36,6 @@ def _json(value: Any) -> str:
         return orjson.dumps(value).decode()
     except TypeError:  # e.g. integers beyond 64 bits
         return json.dumps(value)
-
-
-@functools.lru_cache(maxsize=4096)
-def _sqlite_time(value: dt.datetime) -> str:
-    # The storage format of SQLAlchemy's SQLite DATETIME (naive UTC, see rejse.db.UTCDateTime).
-    if value.utcoffset():
-        value = value.astimezone(dt.UTC)
-    return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 # Per column: 0 = as is, 1 = JSON text, 2 = UTC datetime (text on SQLite). Precomputed: this
@@ -76,7 +56,7 @@ def _values(row: dict[str, Any], sqlite: bool, times: dict[dt.datetime, str]) ->
         elif kind == 2 and sqlite and value is not None:
             text = times.get(value)
             if text is None:
-                text = times[value] = _sqlite_time(value)
+                text = times[value] = sqlite_time(value)
             value = text
         append(value)
     return out
@@ -122,7 +102,7 @@ def store_events_returning(
                     bucket,
                     "pending",
                     0,
-                    times.get(at) or _sqlite_time(at) if sqlite else at,
+                    times.get(at) or sqlite_time(at) if sqlite else at,
                 )
             )
     if outbox:
@@ -133,15 +113,6 @@ def store_events_returning(
             outbox,
         )
     return {o[0] for o in outbox}
-
-
-def driver_value(conn: Connection, value: dt.datetime) -> Any:
-    """A UTC datetime as the driver expects it for a `UTCDateTime` column."""
-    return _sqlite_time(value) if conn.dialect.name == "sqlite" else value
-
-
-def driver_mark(conn: Connection) -> str:
-    return "?" if conn.dialect.name == "sqlite" else "%s"
 
 
 def mark_processed(conn: Connection, updates: Sequence[tuple[str, str, dt.datetime]]) -> None:

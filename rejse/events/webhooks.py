@@ -16,9 +16,9 @@ from sqlmodel import Session, select
 
 from rejse.db import utcnow
 from rejse.errors import Conflict, DomainError, NotFound
-from rejse.events.ids import new_id
 from rejse.events.service import event_row
 from rejse.events.store import bucket_for
+from rejse.ids import new_id
 from rejse.models.events import WebhookSource
 
 KINDS = ("shopify", "generic")

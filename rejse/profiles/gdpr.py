@@ -12,8 +12,7 @@ from sqlmodel import Session, select
 from rejse.contracts import ProfileEraser
 from rejse.db import utcnow
 from rejse.errors import DomainError
-from rejse.events.store import EVENT, OUTBOX
-from rejse.models.events import DeadLetter, Event
+from rejse.models.events import DeadLetter, Event, OutboxEntry
 from rejse.models.profiles import (
     Consent,
     ConsentChangeRecord,
@@ -105,9 +104,9 @@ def erase_profile(
     event_ids = list(session.exec(select(Event.id).where(Event.profile_id == pid)))
     for i in range(0, len(event_ids), 500):
         chunk = event_ids[i : i + 500]
-        conn.execute(OUTBOX.delete().where(OUTBOX.c.event_id.in_(chunk)))
+        conn.execute(sa.delete(OutboxEntry).where(OutboxEntry.event_id.in_(chunk)))  # type: ignore[attr-defined]
         conn.execute(sa.delete(DeadLetter).where(DeadLetter.event_id.in_(chunk)))  # type: ignore[attr-defined]
-    conn.execute(EVENT.delete().where(EVENT.c.profile_id == pid))
+    conn.execute(sa.delete(Event).where(Event.profile_id == pid))  # type: ignore[arg-type]
     conn.execute(sa.delete(Consent).where(Consent.profile_id == pid))
     conn.execute(sa.delete(ConsentChangeRecord).where(ConsentChangeRecord.profile_id == pid))
     erase_entries(session, profile_id=pid)

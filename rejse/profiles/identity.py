@@ -21,9 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from rejse.db import utcnow
-from rejse.events.ids import new_id
-from rejse.events.store import driver_mark, driver_value
+from rejse.db import driver_mark, driver_value, utcnow
+from rejse.ids import new_id
 from rejse.metrics import PROFILE_MERGES
 from rejse.models.events import Event
 from rejse.models.profiles import (

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from rejse.contracts import ProfileSnapshot
 from rejse.db import utcnow
 from rejse.errors import DomainError, NotFound
-from rejse.events.ids import new_id
+from rejse.ids import new_id
 from rejse.models.profiles import Consent, Profile, ProfileIdentifier, ProfileMerge
 from rejse.profiles import identifiers as ident
 
