@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     @field_validator("message_quiet_hours")
     @classmethod
     def _quiet_hours_parse(cls, value: dict[str, str]) -> dict[str, str]:
-        from rejse.messaging.guards import QuietHours
+        from rejse.quiet_hours import QuietHours
 
         for text in value.values():
             QuietHours.parse(text)

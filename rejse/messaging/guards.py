@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from rejse.quiet_hours import QuietHours
 
 BLOCKING_CONSENT = ("denied", "revoked")
 
@@ -18,30 +19,6 @@ def consent_reason(consents: dict[str, str], channel: str, *, require_opt_in: bo
     if require_opt_in and status != "granted":
         return f"no_consent ({channel} not granted)"
     return None
-
-
-@dataclass(frozen=True)
-class QuietHours:
-    """A daily window in local time during which sends wait; may wrap midnight (21:00-08:00)."""
-
-    start: dt.time
-    end: dt.time
-
-    @classmethod
-    def parse(cls, text: str) -> QuietHours:
-        try:
-            a, b = (part.strip() for part in text.split("-"))
-            start, end = dt.time.fromisoformat(a), dt.time.fromisoformat(b)
-        except ValueError:
-            raise ValueError(f"quiet hours {text!r} must look like '21:00-08:00'") from None
-        if start == end:
-            raise ValueError(f"quiet hours {text!r} must not start and end at the same time")
-        return cls(start, end)
-
-    def contains(self, local: dt.time) -> bool:
-        if self.start < self.end:
-            return self.start <= local < self.end
-        return local >= self.start or local < self.end
 
 
 def zone(name: str | None, default: str) -> ZoneInfo:
