@@ -1,8 +1,9 @@
 """CRM side effects of `LeadHandoffWorkflow`: upsert the person, then give the owner a task.
 
-Retry semantics (the workflow's retry policy retries everything not marked otherwise):
-- 5xx / 408 / network errors: raised as retryable `CrmTransient`, retried with backoff;
-- 429: `ApplicationError(next_retry_delay=Retry-After)`;
+Retry semantics are `rejse.outbound`'s, in their Temporal form (`application_error`, kind
+"Crm"); the workflow's retry policy retries everything not marked otherwise:
+- 5xx / 408 / network errors: retryable `CrmTransient`, retried with backoff;
+- 429: `CrmTransient` with `next_retry_delay` = Retry-After;
 - other 4xx: recorded on the lead, then raised non-retryable (`CrmRejected`).
 Idempotency: the contact upsert is idempotent by email / external id; the task is created only
 while the lead has no `crm_task_id`, and its id is recorded in the same activity attempt."""
@@ -12,9 +13,8 @@ from __future__ import annotations
 import datetime as dt
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from rejse.crm.base import CrmAdapter, CrmLead, CrmRateLimited, CrmRejected, CrmTransient
+from rejse.crm.base import CrmAdapter, CrmLead
 from rejse.crm.factory import make_adapter
 from rejse.crm.settings import CrmSettings
 from rejse.db import session_scope
@@ -22,6 +22,7 @@ from rejse.leads import service as leads
 from rejse.leads.schemas import LeadStep
 from rejse.logging import get_logger
 from rejse.models.leads import Lead, SalesRep
+from rejse.outbound import RateLimited, Rejected, Transient, application_error
 from rejse.profiles.service import load_snapshot
 from rejse.runtime import Runtime
 
@@ -86,18 +87,14 @@ class CrmActivities:
     def _call(self, lead_id: str, fn):
         try:
             return fn()
-        except CrmRateLimited as exc:
+        except RateLimited as exc:
             log.info("crm_rate_limited", lead_id=lead_id, retry_after=exc.retry_after)
-            raise ApplicationError(
-                str(exc),
-                type="CrmRateLimited",
-                next_retry_delay=dt.timedelta(seconds=max(exc.retry_after, 1)),
-            ) from None
-        except CrmTransient as exc:
+            raise application_error(exc, kind="Crm") from None
+        except Transient as exc:
             log.info("crm_transient", lead_id=lead_id, error=str(exc)[:100])
-            raise ApplicationError(str(exc), type="CrmTransient") from None
-        except CrmRejected as exc:
-            log.warning("crm_rejected", lead_id=lead_id)
+            raise application_error(exc, kind="Crm") from None
+        except Rejected as exc:
+            log.warning("crm_rejected", lead_id=lead_id, status=exc.status)
             with session_scope(self.runtime.engine) as session:
                 leads.mark(
                     session,
@@ -106,7 +103,7 @@ class CrmActivities:
                     now=_now(),
                     detail=f"{exc}: {exc.detail}" if exc.detail else str(exc),
                 )
-            raise ApplicationError(str(exc), type="CrmRejected", non_retryable=True) from None
+            raise application_error(exc, kind="Crm") from None
 
     @activity.defn(name=CRM_UPSERT)
     def upsert_contact(self, step: LeadStep) -> bool:

@@ -6,7 +6,8 @@ import datetime as dt
 
 import httpx
 
-from rejse.crm.base import CrmLead, CrmRejected, send
+from rejse.crm.base import CrmLead
+from rejse.outbound import Rejected, request
 
 TASK_TO_CONTACT = 204  # HUBSPOT_DEFINED association type id: task -> contact
 
@@ -31,7 +32,10 @@ class HubSpotAdapter:
 
     def upsert_contact(self, lead: CrmLead) -> str:
         if not lead.email:
-            raise CrmRejected("hubspot: the profile has no email (contacts are upserted by email)")
+            raise Rejected(
+                "hubspot contact upsert",
+                "the profile has no email (contacts are upserted by email)",
+            )
         props = {
             "email": lead.email,
             "firstname": lead.first_name,
@@ -50,7 +54,7 @@ class HubSpotAdapter:
                 }
             ]
         }
-        response = send(
+        response = request(
             self.client,
             "POST",
             "/crm/v3/objects/contacts/batch/upsert",
@@ -59,7 +63,7 @@ class HubSpotAdapter:
         )
         results = response.json().get("results") or []
         if not results or not results[0].get("id"):
-            raise CrmRejected("hubspot contact upsert: no contact id in the answer")
+            raise Rejected("hubspot contact upsert", "no contact id in the answer")
         return str(results[0]["id"])
 
     def create_task(self, lead: CrmLead, *, contact_ref: str) -> str | None:
@@ -87,7 +91,7 @@ class HubSpotAdapter:
                 }
             ],
         }
-        response = send(
+        response = request(
             self.client, "POST", "/crm/v3/objects/tasks", what="hubspot task", json=body
         )
         return str(response.json().get("id") or "") or None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from rejse.crm.base import CrmLead, send
+from rejse.crm.base import CrmLead
+from rejse.outbound import request
 
 
 class SalesforceAdapter:
@@ -29,7 +30,7 @@ class SalesforceAdapter:
         )
 
     def _patch(self, lead: CrmLead, fields: dict, *, what: str) -> httpx.Response:
-        return send(
+        return request(
             self.client,
             "PATCH",
             f"{self.path}/{lead.profile_id}",

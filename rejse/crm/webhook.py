@@ -8,7 +8,8 @@ import json
 import httpx
 
 from rejse import signatures
-from rejse.crm.base import CrmLead, send
+from rejse.crm.base import CrmLead
+from rejse.outbound import request
 
 
 class WebhookAdapter:
@@ -27,7 +28,7 @@ class WebhookAdapter:
 
     def _post(self, kind: str, key: str, payload: dict) -> httpx.Response:
         body = json.dumps({"type": kind, **payload}, separators=(",", ":"), default=str).encode()
-        return send(
+        return request(
             self.client,
             "POST",
             self.url,

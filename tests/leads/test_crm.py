@@ -10,11 +10,12 @@ import pytest
 from sqlmodel import Session, select
 
 from activities.leads import start_handoff_workflow
-from rejse.crm.base import CrmLead, CrmRateLimited, CrmRejected, CrmTransient, parse_retry_after
+from rejse.crm.base import CrmLead
 from rejse.crm.salesforce import SalesforceAdapter
 from rejse.crm.webhook import WebhookAdapter
 from rejse.leads.schemas import HandoffInput
 from rejse.models.leads import Lead
+from rejse.outbound import RateLimited, Rejected, Transient, parse_retry_after
 from rejse.roles import Role
 from rejse.signatures import verify
 from rejse.temporal import SA_PROFILE_ID
@@ -47,16 +48,16 @@ def test_hubspot_upsert_and_task_shape(hubspot):
 def test_hubspot_error_classes(hubspot):
     adapter = hubspot_adapter(hubspot)
     hubspot.fail_next(503)
-    with pytest.raises(CrmTransient):
+    with pytest.raises(Transient):
         adapter.upsert_contact(LEAD)
     hubspot.fail_next(429, headers={"Retry-After": "7"})
-    with pytest.raises(CrmRateLimited) as err:
+    with pytest.raises(RateLimited) as err:
         adapter.upsert_contact(LEAD)
     assert err.value.retry_after == 7
     hubspot.fail_next(400)
-    with pytest.raises(CrmRejected):
+    with pytest.raises(Rejected):
         adapter.upsert_contact(LEAD)
-    with pytest.raises(CrmRejected):  # no email: nothing to upsert by
+    with pytest.raises(Rejected):  # no email: nothing to upsert by
         adapter.upsert_contact(CrmLead(lead_id="l2", profile_id="p", email=None))
 
 
