@@ -6,8 +6,9 @@
 - in_app: the message log is the inbox (`GET /v1/inbox/{user_id}`), nothing to deliver;
 - webhook: a JSON POST signed `X-Rejse-Signature: t=<unix>,v1=<hex>` over `"<t>.<body>"`.
 
-A `PermanentFailure` (invalid address, a 5xx SMTP reply, an HTTP 4xx) is not retried; any other
-exception is transient and Temporal retries the activity with backoff.
+A `PermanentFailure` (invalid address, a 5xx SMTP reply, an HTTP answer `rejse.outbound` calls
+`Rejected`) is not retried; any other exception (`rejse.outbound.Transient` for HTTP 5xx, 408,
+429 and network errors) is transient and Temporal retries the activity with backoff.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import aiosmtplib
 import httpx
 
 from rejse import signatures
+from rejse.outbound import Rejected, request
 from rejse.settings import Settings
 
 
@@ -199,29 +201,34 @@ class TwilioSms:
         self.timeout = timeout
 
     def deliver(self, out: Outgoing) -> str:
-        response = httpx.post(
-            self.url,
-            data={"To": out.to or "", "From": self.sender, "Body": out.text or ""},
-            auth=self.auth,
-            timeout=self.timeout,
-        )
-        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-            detail = ""
-            try:
-                body = response.json()
-                detail = (
-                    f" code {body.get('code')}"
-                    if isinstance(body, dict) and body.get("code")
-                    else ""
+        try:
+            with httpx.Client(timeout=self.timeout) as client:
+                response = request(
+                    client,
+                    "POST",
+                    self.url,
+                    what="sms provider",
+                    data={"To": out.to or "", "From": self.sender, "Body": out.text or ""},
+                    auth=self.auth,
                 )
-            except ValueError:
-                pass
-            raise PermanentFailure(f"sms provider rejected ({response.status_code}{detail})")
-        response.raise_for_status()
+        except Rejected as exc:
+            raise PermanentFailure(
+                f"sms provider rejected ({exc.status}{_provider_code(exc.detail)})"
+            ) from None
         try:
             return str(response.json().get("sid") or "sms")
         except ValueError:
             return "sms"
+
+
+def _provider_code(detail: str) -> str:
+    """The error code of a Twilio-style error body, as `" code <n>"` (or ""): only the code,
+    since the rest of the answer may echo the number or the text."""
+    try:
+        body = json.loads(detail)
+    except ValueError:
+        return ""
+    return f" code {body['code']}" if isinstance(body, dict) and body.get("code") else ""
 
 
 # ----------------------------------------------------------------------------- webhook
@@ -240,19 +247,22 @@ class SignedWebhook:
         if not url:
             raise PermanentFailure("no webhook url (REJSE_MESSAGE_WEBHOOK_URL or extra.url)")
         body = json.dumps(out.payload or {}, separators=(",", ":"), default=str).encode()
-        response = httpx.post(
-            url,
-            content=body,
-            timeout=self.timeout,
-            headers={
-                "Content-Type": "application/json",
-                signatures.HEADER: signatures.sign(self.secret, body),
-                "Idempotency-Key": out.message_id,
-            },
-        )
-        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-            raise PermanentFailure(f"webhook rejected ({response.status_code})")
-        response.raise_for_status()
+        try:
+            with httpx.Client(timeout=self.timeout) as client:
+                response = request(
+                    client,
+                    "POST",
+                    url,
+                    what="message webhook",
+                    content=body,
+                    headers={
+                        "Content-Type": "application/json",
+                        signatures.HEADER: signatures.sign(self.secret, body),
+                        "Idempotency-Key": out.message_id,
+                    },
+                )
+        except Rejected as exc:
+            raise PermanentFailure(f"webhook rejected ({exc.status})") from None
         return f"webhook:{response.status_code}"
 
 

@@ -10,13 +10,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
-import httpx
 import pytest
 from sqlmodel import Session
 
 from rejse.contracts import SendRequest
 from rejse.messaging.sender import send_message
 from rejse.messaging.service import MessagingEraser, list_messages
+from rejse.outbound import Transient
 from rejse.roles import Role
 from tests.conftest import auth
 from tests.messaging.conftest import CHECKOUT, NOON, mette, with_settings
@@ -108,7 +108,7 @@ async def test_sms_through_twilio_compatible_api(runtime, provider):
     )
     pid = mette(rt, identifiers={"phone": "+4520123456", "email": "m@example.dk"})
     provider.replies = [(503, {"message": "busy"})]
-    with pytest.raises(httpx.HTTPStatusError):  # transient: raise, Temporal retries
+    with pytest.raises(Transient):  # transient: raise, Temporal retries
         send_message(rt.settings, rt.engine, req(pid, "sms"), now=NOON)
     result = send_message(rt.settings, rt.engine, req(pid, "sms"), now=NOON)
     assert result.status == "sent"
