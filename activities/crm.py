@@ -19,7 +19,7 @@ from rejse.crm.factory import make_adapter
 from rejse.crm.settings import CrmSettings
 from rejse.db import session_scope
 from rejse.leads import service as leads
-from rejse.leads.schemas import LeadStep
+from rejse.leads.runtypes import CRM_TASK, CRM_UPSERT, LeadStep
 from rejse.logging import get_logger
 from rejse.models.leads import Lead, SalesRep
 from rejse.outbound import RateLimited, Rejected, Transient, application_error
@@ -28,8 +28,6 @@ from rejse.runtime import Runtime
 
 log = get_logger("rejse.crm")
 
-CRM_UPSERT = "crm.upsert_contact"
-CRM_TASK = "crm.create_task"
 
 
 def _now() -> dt.datetime:

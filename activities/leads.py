@@ -1,85 +1,53 @@
-"""Side effects of lead scoring and `LeadHandoffWorkflow`: open/assign/mark leads, notify reps
-(Slack-compatible webhook), journeys' `scoring.add_points` and `leads.start_handoff`, plus the
-after-commit dispatcher that starts hand-offs and the GDPR eraser."""
+"""Side effects of `LeadHandoffWorkflow` and `SalesDigestWorkflow` (open, assign and mark
+leads; notify reps by chat push and email; push the daily digest) and the journey steps
+`scoring.add_points` and `leads.start_handoff`. Starters, dispatcher, eraser and scheduler jobs
+live in `rejse.leads.control`."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 
 import httpx
-from sqlmodel import Session
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.exceptions import ApplicationError
 
+from rejse import outbound
 from rejse.contracts import (
     ADD_SCORE,
     START_HANDOFF,
     AddScoreRequest,
     HandoffRequest,
-    ProcessedEvent,
 )
 from rejse.db import session_scope
 from rejse.leads import service as leads
-from rejse.leads.notifications import push_text, render_email
-from rejse.leads.schemas import (
-    Contact,
+from rejse.leads.control import start_handoff_workflow
+from rejse.leads.notifications import EMAIL_TEMPLATE, email_context, push_text
+from rejse.leads.runtypes import (
+    ASSIGN,
+    DIGEST,
+    MARK,
+    NOTIFY,
+    NOTIFY_REJECTED,
+    OPEN,
     DigestInput,
     HandoffInput,
     HandoffPlan,
-    HandoffResult,
     LeadStep,
 )
+from rejse.leads.schemas import Contact
 from rejse.logging import get_logger
-from rejse.models.leads import SalesRep
+from rejse.messaging.channels import PermanentFailure
+from rejse.messaging.staff_email import send_staff_email
+from rejse.models.leads import Lead, SalesRep
 from rejse.runtime import Runtime
 from rejse.scoring import service as scoring
-from rejse.temporal import SA_PROFILE_ID
 
 log = get_logger("rejse.leads")
-
-WORKFLOW = "LeadHandoffWorkflow"
-OPEN = "leads.open"
-ASSIGN = "leads.assign"
-NOTIFY = "leads.notify"
-MARK = "leads.mark"
-DIGEST = "leads.digest"
-DIGEST_WORKFLOW = "SalesDigestWorkflow"
 
 
 def _now() -> dt.datetime:
     """Temporal's time of this attempt (the server clock: skipped time in tests)."""
     return activity.info().current_attempt_scheduled_time.astimezone(dt.UTC)
-
-
-def handoff_id(profile_id: str) -> str:
-    return f"handoff:{profile_id}"
-
-
-async def start_handoff_workflow(
-    client: Client, *, task_queue: str, request: HandoffInput, search_attributes: bool = True
-) -> WorkflowHandle:
-    """Start `handoff:{profile}`; an already running hand-off is fine (returns its handle)."""
-    wf_id = handoff_id(request.profile_id)
-    attrs = (
-        TypedSearchAttributes([SearchAttributePair(SA_PROFILE_ID, request.profile_id)])
-        if search_attributes
-        else None
-    )
-    try:
-        return await client.start_workflow(
-            WORKFLOW,
-            request,
-            id=wf_id,
-            task_queue=task_queue,
-            search_attributes=attrs,
-            result_type=HandoffResult,
-        )
-    except WorkflowAlreadyStartedError:
-        return client.get_workflow_handle(wf_id, result_type=HandoffResult)
 
 
 class LeadActivities:
@@ -130,43 +98,26 @@ class LeadActivities:
         return f"{self.runtime.settings.effective_public_url}/api/sales/leads/{lead.id}"
 
     def _push(self, url: str, text: str) -> None:
+        """A Slack-compatible chat push; retried or final by the one outbound rule."""
         try:
-            response = self.http.post(url, json={"text": text})
-        except httpx.TransportError as exc:
-            raise ApplicationError(
-                f"webhook: {type(exc).__name__}", type="NotifyTransient"
-            ) from None
-        if response.status_code >= 500 or response.status_code == 429:
-            raise ApplicationError(f"webhook: {response.status_code}", type="NotifyTransient")
-        if response.status_code >= 400:
-            raise ApplicationError(
-                f"webhook: {response.status_code}", type="NotifyRejected", non_retryable=True
+            outbound.request(self.http, "POST", url, what="rep webhook", json={"text": text})
+        except outbound.OutboundError as exc:
+            raise outbound.application_error(exc, kind="Notify") from None
+
+    def _email(self, kind: str, step: int, lead: Lead, rep: SalesRep, contact: Contact) -> None:
+        try:
+            send_staff_email(
+                self.runtime.settings,
+                message_id=f"lead-{lead.id}-{kind}-{step}-{rep.id}",
+                to=rep.email,
+                template=EMAIL_TEMPLATE,
+                locale=rep.locale,
+                context=email_context(kind, lead, rep, contact, link=self._link(lead)),
+                templates_dir=self.runtime.settings.templates_dir,
             )
-
-    def _email(self, kind: str, step: int, lead, rep: SalesRep, contact: Contact) -> None:
-        from rejse.messaging.channels import Outgoing, PermanentFailure, SmtpEmail
-
-        subject, text, html = render_email(
-            kind,
-            lead,
-            rep,
-            contact,
-            link=self._link(lead),
-            templates_dir=self.runtime.settings.templates_dir,
-        )
-        out = Outgoing(
-            message_id=f"lead-{lead.id}-{kind}-{step}-{rep.id}",
-            to=rep.email,
-            subject=subject,
-            text=text,
-            html=html or None,
-            headers={},
-        )
-        try:
-            SmtpEmail(self.runtime.settings).deliver(out)
         except PermanentFailure as exc:
             raise ApplicationError(
-                f"email: {exc}", type="NotifyRejected", non_retryable=True
+                f"email: {exc}", type=NOTIFY_REJECTED, non_retryable=True
             ) from None
         except Exception as exc:  # noqa: BLE001 - SMTP/network trouble: retried by the workflow
             raise ApplicationError(f"email: {type(exc).__name__}", type="NotifyTransient") from None
@@ -231,18 +182,7 @@ class LeadActivities:
             )
         if text is None:
             return False
-        try:
-            response = self.http.post(rep.webhook_url, json={"text": text})
-        except httpx.TransportError as exc:
-            raise ApplicationError(
-                f"webhook: {type(exc).__name__}", type="NotifyTransient"
-            ) from None
-        if response.status_code >= 400:
-            raise ApplicationError(
-                f"webhook: {response.status_code}",
-                type="NotifyTransient",
-                non_retryable=400 <= response.status_code < 500 and response.status_code != 429,
-            )
+        self._push(rep.webhook_url, text)
         return True
 
     @activity.defn(name=ADD_SCORE)
@@ -276,94 +216,3 @@ class LeadActivities:
             ),
         )
         return handle.id
-
-
-class HandoffDispatcher:
-    """After commit: a `Lifecycle Stage Changed` event to `aql` starts `handoff:{profile}`.
-    Idempotent per event id (the lead's trigger key), and one running hand-off per profile."""
-
-    name = "lead_handoff"
-
-    def __init__(self, runtime: Runtime, *, search_attributes: bool = True) -> None:
-        self.runtime = runtime
-        self.search_attributes = search_attributes
-
-    async def dispatch(self, events: Sequence[ProcessedEvent]) -> None:
-        wanted = [
-            e
-            for e in events
-            if e.event == scoring.STAGE_CHANGED and e.properties.get("to") == "aql"
-        ]
-        if not wanted:
-            return
-        client = await self.runtime.temporal.client()
-        for e in wanted:
-            score = e.properties.get("score")
-            reason = (
-                f"score {score:.0f} crossed the AQL threshold"
-                if isinstance(score, (int, float))
-                else "reached the AQL stage"
-            )
-            await start_handoff_workflow(
-                client,
-                task_queue=self.runtime.settings.task_queue,
-                search_attributes=self.search_attributes,
-                request=HandoffInput(
-                    profile_id=e.profile_id,
-                    reason=reason,
-                    source="score_threshold",
-                    trigger_key=f"event:{e.event_id}",
-                ),
-            )
-
-
-class LeadEraser:
-    name = "leads"
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    def erase(self, session: Session, profile_id: str) -> None:
-        scoring.erase_scores(session, profile_id=profile_id)
-        leads.erase_leads(session, profile_id=profile_id)
-
-    async def cancel_running(self, profile_id: str) -> None:
-        client = await self.runtime.temporal.client()
-        handle = client.get_workflow_handle(handoff_id(profile_id))
-        try:
-            desc = await handle.describe()
-            if desc.status == WorkflowExecutionStatus.RUNNING:
-                await handle.cancel()
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise
-
-
-async def start_digests(runtime: Runtime, *, day: dt.date | None = None) -> int:
-    """Scheduler job: one `digest:{rep}:{day}` workflow per active rep with a webhook (a double
-    fire finds them started and does nothing). Returns how many were started now."""
-    import asyncio
-
-    from rejse.scheduler import start_workflow_once
-
-    day = day or dt.datetime.now(dt.UTC).date()
-
-    def reps() -> list[str]:
-        with session_scope(runtime.engine) as session:
-            return [r.id for r in leads.list_reps(session) if r.active and r.webhook_url]
-
-    started = 0
-    for rep_id in await asyncio.to_thread(reps):
-        started += await start_workflow_once(
-            runtime,
-            DIGEST_WORKFLOW,
-            DigestInput(rep_id=rep_id, day=day),
-            id=f"digest:{rep_id}:{day.isoformat()}",
-        )
-    return started
-
-
-def scheduled_jobs() -> list:
-    from rejse.scheduler import ScheduledJob
-
-    return [ScheduledJob(id="sales_digest", trigger="0 7 * * 1-5", func=start_digests)]

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
-from api.routers import health, keys
-from api.routers import ingest, profiles, webhooks  # events/profiles (issue 4)
-from api.routers import inbox, messages, templates, tracking  # messaging (issue 6)
-from api.routers import sales, scoring  # leads (issue 7)
-from api.routers import journeys  # journeys (issue 5)
+from api.routers import (
+    health,
+    inbox,
+    ingest,
+    journeys,
+    keys,
+    messages,
+    profiles,
+    sales,
+    scoring,
+    templates,
+    tracking,
+    webhooks,
+)
 from rejse import __version__
+from rejse.contracts import ProfileEraser
 from rejse.runtime import Runtime
 
 ROUTERS = [
@@ -30,7 +42,14 @@ ROUTERS = [
 ]
 
 
-def create_app(runtime: Runtime) -> FastAPI:
+def create_app(
+    runtime: Runtime,
+    *,
+    profile_erasers: Sequence[ProfileEraser],
+    activity_names: frozenset[str],
+) -> FastAPI:
+    """The app over `runtime`; `profile_erasers` run on GDPR erase, `activity_names` are the
+    activities a published journey may call (both from the composition root)."""
     app = FastAPI(
         title="rejse",
         version=__version__,
@@ -38,6 +57,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         "`Authorization: Bearer <API key>`.",
     )
     app.state.runtime = runtime
+    app.state.profile_erasers = list(profile_erasers)
+    app.state.activity_names = activity_names
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     ingest.add_ingest_routes(app)  # first, on the app itself: the hot path matches at once

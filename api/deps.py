@@ -1,8 +1,9 @@
-"""FastAPI dependencies: runtime, database session, API key and role checks."""
+"""FastAPI dependencies: runtime, database session, the parts the composition root handed in,
+API key and role checks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -10,6 +11,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from rejse.contracts import ProfileEraser
 from rejse.roles import Role
 from rejse.runtime import Runtime
 
@@ -21,6 +23,20 @@ async def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_profile_erasers(request: Request) -> Sequence[ProfileEraser]:
+    return request.app.state.profile_erasers
+
+
+async def get_activity_names(request: Request) -> frozenset[str]:
+    return request.app.state.activity_names
+
+
+# Handed to `create_app` by the composition root: what GDPR erase runs, and which activities a
+# published journey may call.
+ProfileErasersDep = Annotated[Sequence[ProfileEraser], Depends(get_profile_erasers)]
+ActivityNamesDep = Annotated[frozenset[str], Depends(get_activity_names)]
 
 
 def get_session(runtime: RuntimeDep) -> Iterator[Session]:

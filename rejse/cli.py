@@ -155,8 +155,8 @@ def scheduler() -> None:
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date."""
-    from rejse.db import redact
-    from rejse.up import migrate_database, open_database
+    from rejse.db import open_database, redact
+    from rejse.migrate import migrate_database
 
     settings = _settings()
     engine = open_database(settings)
@@ -166,7 +166,7 @@ def migrate() -> None:
 
 
 def _engine():
-    from rejse.up import open_database
+    from rejse.db import open_database
 
     return open_database(_settings())
 
@@ -240,7 +240,31 @@ def keys_revoke(
     console.print(f"revoked {key_id}", markup=False)
 
 
-# Sub-commands of other domains, one line each: app.add_typer(<typer app>, name="<domain>")
-from rejse.journeys.cli import app as journeys_app  # noqa: E402
-
+journeys_app = typer.Typer(help="Journeys: install the shipped examples.", no_args_is_help=True)
 app.add_typer(journeys_app, name="journeys")
+
+
+@journeys_app.command("install-examples")
+def journeys_install_examples(
+    publish: Annotated[
+        bool, typer.Option("--publish/--draft", help="publish them (default) or leave drafts")
+    ] = True,
+) -> None:
+    """Install the example journeys (abandoned cart) into the configured database."""
+    from rejse import wiring
+    from rejse.db import open_database
+    from rejse.journeys.examples import install_examples
+    from rejse.migrate import migrate_database
+    from rejse.runtime import Runtime
+
+    settings = _settings()
+    engine = open_database(settings)
+    migrate_database(settings, engine)
+    runtime = Runtime.create(settings, engine=engine)
+    try:
+        for key, what in install_examples(
+            runtime, activity_names=wiring.activity_names(), publish=publish
+        ):
+            console.print(f"{key}: {what}", markup=False)
+    finally:
+        runtime.engine.dispose()

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session
 
-from rejse.settings import ConfigError
+from rejse.settings import ConfigError, Settings
 
 
 def utcnow() -> dt.datetime:
@@ -122,6 +122,15 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def open_database(settings: Settings) -> Engine:
+    """An engine that answers (one-line `ConfigError` otherwise)."""
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.effective_database_url)
+    check_database(engine)
+    return engine
 
 
 # ---------------------------------------------------------------- driver-level SQL helpers

@@ -11,7 +11,6 @@ import signal
 import sys
 import time
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from rejse.binaries import temporal_cli

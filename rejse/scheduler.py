@@ -1,7 +1,7 @@
 """The scheduler: periodic jobs (score decay, sales digest, scheduled journeys, ...) run by
 APScheduler 3 in exactly one process (`rejse up`, or `rejse scheduler` when split).
 
-Domains register `ScheduledJob`s in `rejse.wiring.scheduler_jobs`. The rule every job follows:
+Domains list their `ScheduledJob`s; the composition root hands them to `run_scheduler`. The rule every job follows:
 a job only *starts Temporal workflows with deterministic ids* derived from what it is about and
 the period it covers (e.g. `digest:{rep}:{2026-11-23}`), so a double fire — two scheduler
 processes by mistake, a retry, a restart inside the period — is a harmless
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -95,7 +95,7 @@ def _guarded(job: ScheduledJob, runtime: "Runtime") -> Callable[[], Awaitable[No
     return run
 
 
-def build_scheduler(runtime: "Runtime", jobs: list[ScheduledJob]) -> AsyncIOScheduler:
+def build_scheduler(runtime: Runtime, jobs: Sequence[ScheduledJob]) -> AsyncIOScheduler:
     ids = [job.id for job in jobs]
     if len(ids) != len(set(ids)):
         raise ValueError(
@@ -194,18 +194,14 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
 
 
 async def run_scheduler(
-    runtime: "Runtime",
+    runtime: Runtime,
     stop: asyncio.Event,
     *,
-    jobs: list[ScheduledJob] | None = None,
+    jobs: Sequence[ScheduledJob],
     poll_seconds: float = 5.0,
 ) -> None:
-    """Run `jobs` (default: `wiring.scheduler_jobs(runtime)`) until `stop` is set, while this
+    """Run `jobs` (the composition root's `scheduler_jobs`) until `stop` is set, while this
     process holds the scheduler lock; in standby (checking every `poll_seconds`) otherwise."""
-    if jobs is None:
-        from rejse import wiring
-
-        jobs = wiring.scheduler_jobs(runtime)
     lock = LeaderLock(runtime.engine)
     announced = False
     while not stop.is_set():

@@ -17,10 +17,9 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from typing import TYPE_CHECKING
-
-from rejse.db import check_database, make_engine, redact
+from rejse.db import open_database
 from rejse.devserver import DevServer
 from rejse.logging import get_logger
 from rejse.settings import ConfigError, Settings
@@ -128,28 +127,6 @@ def lock_data_dir(settings: Settings):
     return handle
 
 
-def open_database(settings: Settings) -> Engine:
-    """An engine that answers (one-line `ConfigError` otherwise)."""
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.effective_database_url)
-    check_database(engine)
-    return engine
-
-
-def migrate_database(settings: Settings, engine: Engine) -> None:
-    from rejse.migrate import upgrade
-
-    try:
-        upgrade(engine)
-    except Exception as exc:  # noqa: BLE001 - report one line, keep the cause in the log
-        log.exception("migration_failed")
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(
-            f"database: migrating {redact(settings.effective_database_url)} failed: {first}"
-        ) from None
-
-
 def prepare_database(settings: Settings, engine: Engine, *, migrate: bool) -> str | None:
     """Migrate (if asked) and apply the admin-key start-up rule. `rejse up` guarantees a usable
     admin key and returns a newly created one (shown once); split processes only honour
@@ -157,6 +134,7 @@ def prepare_database(settings: Settings, engine: Engine, *, migrate: bool) -> st
     from sqlmodel import Session
 
     from rejse.keys import ensure_admin_access, ensure_bootstrap_key
+    from rejse.migrate import migrate_database
 
     if migrate:
         migrate_database(settings, engine)
@@ -226,17 +204,38 @@ async def serve(
     on_started: Callable[[Started], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> int:
-    """Run `parts` until SIGINT/SIGTERM (or `stop` is set). Returns the exit code. Every configuration problem
-    (ports, database) is found before anything starts; the embedded Temporal server then
-    boots while the database is migrated."""
-    data_lock = lock_data_dir(settings) if parts.embedded_temporal else None
+    """Run `parts` until SIGINT/SIGTERM (or `stop` is set). Returns the exit code. Every
+    configuration problem (ports, database) is found before anything starts; the embedded
+    Temporal server then boots while the database is migrated. What is started is stopped in
+    reverse order, whatever happens (one exit stack)."""
+    stop = stop or asyncio.Event()
+    ran = _Ran()
     try:
+        return await _serve(settings, parts, stop, on_started, ran)
+    finally:
+        if ran.started:
+            log.info("rejse_stopped", code=ran.code)
+
+
+@dataclass
+class _Ran:
+    started: bool = False
+    code: int = 0
+
+
+async def _serve(
+    settings: Settings,
+    parts: Parts,
+    stop: asyncio.Event,
+    on_started: Callable[[Started], None] | None,
+    ran: _Ran,
+) -> int:
+    async with contextlib.AsyncExitStack() as stack:
+        if parts.embedded_temporal:
+            stack.callback(lock_data_dir(settings).close)
         api_sock = bind_api_socket(settings) if parts.api else None
-    except BaseException:
-        if data_lock is not None:
-            data_lock.close()
-        raise
-    try:
+        if api_sock is not None:
+            stack.callback(api_sock.close)
         if parts.embedded_temporal:
             settings = settings.model_copy(update={"temporal_address": None})
             check_port_free(
@@ -252,14 +251,24 @@ async def serve(
                 hint="--temporal-ui-port / REJSE_TEMPORAL_UI_PORT",
             )
         engine = open_database(settings)
-    except BaseException:
-        if api_sock is not None:
-            api_sock.close()
-        if data_lock is not None:
-            data_lock.close()
-        raise
+        stack.callback(engine.dispose)
+        ran.code = await _run_parts(stack, settings, parts, engine, api_sock, stop, on_started, ran)
+        return ran.code
+    raise AssertionError("unreachable: the exit stack does not swallow exceptions")
 
-    stop = stop or asyncio.Event()
+
+async def _run_parts(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    parts: Parts,
+    engine: Engine,
+    api_sock: socket.socket | None,
+    stop: asyncio.Event,
+    on_started: Callable[[Started], None] | None,
+    ran: _Ran,
+) -> int:
+    from rejse import wiring
+
     devserver: DevServer | None = None
 
     def on_signal() -> None:
@@ -275,106 +284,110 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+        stack.callback(loop.remove_signal_handler, sig)
 
+    client = None
+    if parts.embedded_temporal:
+        devserver = await DevServer.start(settings)
+        stack.push_async_callback(devserver.stop)
     tasks: dict[str, asyncio.Task] = {}
-    server = None
-    code = 0
-    started_ok = False
+    if devserver is not None:
+        tasks["temporal"] = asyncio.create_task(devserver.process.wait())
+    database = asyncio.create_task(
+        asyncio.to_thread(prepare_database, settings, engine, migrate=parts.embedded_temporal)
+    )
+    waiting = asyncio.create_task(
+        _until(devserver.wait_ready(), stop) if devserver else asyncio.sleep(0)
+    )
+    preload = asyncio.create_task(asyncio.to_thread(_preload, parts))
     try:
-        client = None
-        if parts.embedded_temporal:
-            devserver = await DevServer.start(settings)
-            tasks["temporal"] = asyncio.create_task(devserver.process.wait())
-        database = asyncio.create_task(
-            asyncio.to_thread(prepare_database, settings, engine, migrate=parts.embedded_temporal)
-        )
-        waiting = asyncio.create_task(
-            _until(devserver.wait_ready(), stop) if devserver else asyncio.sleep(0)
-        )
-        preload = asyncio.create_task(asyncio.to_thread(_preload, parts))
+        client, new_admin_key, _ = await asyncio.gather(waiting, database, preload)
+    except BaseException:
+        waiting.cancel()
+        raise
+    if stop.is_set():
+        return 0
+    from rejse.runtime import Runtime
+    from rejse.temporal import ensure_search_attributes
+
+    runtime = Runtime.create(settings, engine=engine, temporal_client=client)
+    if parts.worker and client is None:
         try:
-            client, new_admin_key, _ = await asyncio.gather(waiting, database, preload)
-        except BaseException:
-            waiting.cancel()
-            raise
-        if stop.is_set():
-            return 0
-        from rejse.runtime import Runtime
-        from rejse.temporal import ensure_search_attributes
+            await ensure_search_attributes(await runtime.temporal.client())
+        except Exception:  # noqa: BLE001
+            raise ConfigError(
+                f"temporal: cannot connect to {settings.effective_temporal_address} "
+                f"(REJSE_TEMPORAL_ADDRESS)"
+            ) from None
 
-        runtime = Runtime.create(settings, engine=engine, temporal_client=client)
-        if parts.worker and client is None:
-            try:
-                await ensure_search_attributes(await runtime.temporal.client())
-            except Exception:  # noqa: BLE001
-                raise ConfigError(
-                    f"temporal: cannot connect to {settings.effective_temporal_address} "
-                    f"(REJSE_TEMPORAL_ADDRESS)"
-                ) from None
+    server = None
+    # Registered before any part starts, so it runs before the dev server is stopped.
+    stack.push_async_callback(_stop_parts, tasks, stop, lambda: server)
+    if parts.api:  # first: /docs and /readyz answer while the worker is being built
+        server = _api_server(wiring.api_app(runtime))
+        tasks["api"] = asyncio.create_task(server.serve(sockets=[api_sock]))
+        deadline = time.monotonic() + 10
+        while not server.started and not tasks["api"].done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+    if parts.worker:
+        from rejse.worker import run_worker
 
-        if parts.api:  # first: /docs and /readyz answer while the worker is being built
-            from api.app import create_app
-
-            server = _api_server(create_app(runtime))
-            tasks["api"] = asyncio.create_task(server.serve(sockets=[api_sock]))
-            deadline = time.monotonic() + 10
-            while not server.started and not tasks["api"].done() and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
-        if parts.worker:
-            from rejse.worker import run_worker
-
-            tasks["worker"] = asyncio.create_task(run_worker(runtime, stop))
-        if parts.scheduler:
-            from rejse.scheduler import run_scheduler
-
-            tasks["scheduler"] = asyncio.create_task(run_scheduler(runtime, stop))
-
-        host = display_host(settings.api_host)
-        started = Started(
-            api_url=f"http://{host}:{settings.api_port}" if parts.api else None,
-            temporal_address=settings.effective_temporal_address,
-            temporal_ui_url=devserver.ui_url if devserver else None,
-            new_admin_key=new_admin_key,
+        tasks["worker"] = asyncio.create_task(
+            run_worker(
+                runtime,
+                stop,
+                workflows=wiring.workflows(),
+                activities=wiring.activities(runtime),
+                services=wiring.background_services(runtime),
+            )
         )
-        log.info("rejse_started", parts=[name for name in tasks])
-        started_ok = True
-        if on_started is not None:
-            on_started(started)
+    if parts.scheduler:
+        from rejse.scheduler import run_scheduler
 
-        stopper = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait(
-            {stopper, *tasks.values()}, return_when=asyncio.FIRST_COMPLETED
+        tasks["scheduler"] = asyncio.create_task(
+            run_scheduler(runtime, stop, jobs=wiring.scheduler_jobs(runtime))
         )
-        stopper.cancel()
-        for name, task in tasks.items():
-            if task in done and not stop.is_set():
-                exc = None if task.cancelled() else task.exception()
-                log.error(
-                    "part_stopped_unexpectedly",
-                    part=name,
-                    error=repr(exc) if exc else f"returned {task.result()!r}",
-                )
-                code = 1
-        stop.set()
-    finally:
-        stop.set()
-        if server is not None:
-            server.should_exit = True
-        others = [t for name, t in tasks.items() if name != "temporal"]
-        if others:
-            _, pending = await asyncio.wait(others, timeout=30)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
-        if devserver is not None:
-            await devserver.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        if api_sock is not None:
-            api_sock.close()
-        engine.dispose()
-        if data_lock is not None:
-            data_lock.close()
-        if started_ok:
-            log.info("rejse_stopped", code=code)
+
+    host = display_host(settings.api_host)
+    started = Started(
+        api_url=f"http://{host}:{settings.api_port}" if parts.api else None,
+        temporal_address=settings.effective_temporal_address,
+        temporal_ui_url=devserver.ui_url if devserver else None,
+        new_admin_key=new_admin_key,
+    )
+    log.info("rejse_started", parts=list(tasks))
+    ran.started = True
+    code = 0
+    if on_started is not None:
+        on_started(started)
+
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({stopper, *tasks.values()}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    for name, task in tasks.items():
+        if task in done and not stop.is_set():
+            exc = None if task.cancelled() else task.exception()
+            log.error(
+                "part_stopped_unexpectedly",
+                part=name,
+                error=repr(exc) if exc else f"returned {task.result()!r}",
+            )
+            code = 1
+    stop.set()
     return code
+
+
+async def _stop_parts(
+    tasks: dict[str, asyncio.Task], stop: asyncio.Event, server: Callable[[], Any]
+) -> None:
+    """Stop the API, worker and scheduler (30 s to finish, then cancelled); the embedded
+    Temporal server is stopped after them by the exit stack."""
+    stop.set()
+    if server() is not None:
+        server().should_exit = True
+    others = [t for name, t in tasks.items() if name != "temporal"]
+    if others:
+        _, pending = await asyncio.wait(others, timeout=30)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)

@@ -1,6 +1,10 @@
-"""Composition root: which subscribers, dispatchers, erasers, workflows, activities and
-background services make up rejse. Each domain adds its parts here, nothing else registers
-globally. Imports stay inside the functions so that importing this module is cheap."""
+"""Composition root: which subscribers, dispatchers, erasers, workflows, activities, scheduler
+jobs and background services make up rejse, and the parts built from them.
+
+Nothing it composes imports it: the event processor, the scheduler, the worker and the API app
+receive their collaborators as arguments from here (through `rejse.up` and the CLI) or from a
+test. Each domain adds its parts here; nothing registers globally. Imports stay inside the
+functions so that importing this module is cheap (`rejse up` imports while Temporal boots)."""
 
 from __future__ import annotations
 
@@ -11,83 +15,103 @@ from rejse.contracts import EventDispatcher, InTransactionSubscriber, ProfileEra
 from rejse.runtime import Runtime
 
 if TYPE_CHECKING:
+    import asyncio
+
+    from fastapi import FastAPI
+
+    from rejse.events.processor import EventProcessor
     from rejse.scheduler import ScheduledJob
+
+BackgroundService = Callable[["asyncio.Event"], Awaitable[None]]
 
 
 def in_transaction_subscribers(runtime: Runtime) -> list[InTransactionSubscriber]:
-    """Run inside the event processor's transaction (scoring, audiences)."""
+    """Run inside the event processor's transaction (scoring)."""
     from rejse.scoring.subscriber import ScoringSubscriber
 
-    subscribers: list[InTransactionSubscriber] = [ScoringSubscriber()]
-    return subscribers
+    return [ScoringSubscriber()]
 
 
 def event_dispatchers(runtime: Runtime) -> list[EventDispatcher]:
-    """Run after commit, talk to Temporal (journey triggers and signals)."""
+    """Run after commit, talk to Temporal (journey triggers and signals, lead hand-offs)."""
     from rejse.journeys.dispatcher import JourneyDispatcher
+    from rejse.leads.control import HandoffDispatcher
 
-    dispatchers: list[EventDispatcher] = [JourneyDispatcher(runtime)]
-    from activities.leads import HandoffDispatcher
-
-    dispatchers.append(HandoffDispatcher(runtime))
-    return dispatchers
+    return [JourneyDispatcher(runtime), HandoffDispatcher(runtime)]
 
 
 def profile_erasers(runtime: Runtime) -> list[ProfileEraser]:
     """GDPR erase: each domain deletes its data and cancels its workflows."""
+    from rejse.journeys.dispatcher import JourneyEraser
+    from rejse.leads.control import LeadEraser
     from rejse.messaging.service import MessagingEraser
 
-    from rejse.journeys.dispatcher import JourneyEraser
-
-    erasers: list[ProfileEraser] = [MessagingEraser()]
-    erasers.append(JourneyEraser(runtime))
-    from activities.leads import LeadEraser
-
-    erasers.append(LeadEraser(runtime))
-    return erasers
+    return [MessagingEraser(), JourneyEraser(runtime), LeadEraser(runtime)]
 
 
 def workflows() -> list[type]:
     from workflows.journey import JourneyWorkflow
-
-    wfs: list[type] = [JourneyWorkflow]
     from workflows.lead_handoff import LeadHandoffWorkflow, SalesDigestWorkflow
 
-    wfs += [LeadHandoffWorkflow, SalesDigestWorkflow]
-    return wfs
+    return [JourneyWorkflow, LeadHandoffWorkflow, SalesDigestWorkflow]
 
 
 def activities(runtime: Runtime) -> list[Callable[..., Any]]:
+    from activities.crm import CrmActivities
+    from activities.journeys import JourneyActivities
+    from activities.leads import LeadActivities
     from activities.messaging import MessagingActivities
 
-    from activities.journeys import JourneyActivities
-
-    acts: list[Callable[..., Any]] = [MessagingActivities(runtime).send]
-    acts += JourneyActivities(runtime).all()
-    from activities.crm import CrmActivities
-    from activities.leads import LeadActivities
-
-    acts += LeadActivities(runtime).all() + CrmActivities(runtime).all()
-    return acts
+    return [
+        MessagingActivities(runtime).send,
+        *JourneyActivities(runtime).all(),
+        *LeadActivities(runtime).all(),
+        *CrmActivities(runtime).all(),
+    ]
 
 
-def background_services(runtime: Runtime) -> list[Callable[[Any], Awaitable[None]]]:
-    """Long-running loops started next to the Temporal worker (`rejse worker`, `rejse up`).
-    Each is `async def run(stop: asyncio.Event) -> None` and returns when `stop` is set."""
+def activity_names() -> frozenset[str]:
+    """The names of the activities journey steps call, as `activities()` registers them (a
+    test holds the two together). Publishing a journey checks its steps against these, without
+    building activity objects."""
+    from rejse.contracts import ADD_SCORE, SEND_MESSAGE, START_HANDOFF
+
+    return frozenset({SEND_MESSAGE, ADD_SCORE, START_HANDOFF})
+
+
+def event_processor(runtime: Runtime, **options: Any) -> EventProcessor:
+    """The event processor with every subscriber and dispatcher (`options`: batch size, ...)."""
     from rejse.events.processor import EventProcessor
 
-    services: list[Callable[[Any], Awaitable[None]]] = [EventProcessor(runtime).run]
-    return services
+    return EventProcessor(
+        runtime,
+        subscribers=in_transaction_subscribers(runtime),
+        dispatchers=event_dispatchers(runtime),
+        **options,
+    )
 
 
-def scheduler_jobs(runtime: Runtime) -> list["ScheduledJob"]:
+def background_services(runtime: Runtime) -> list[BackgroundService]:
+    """Long-running loops started next to the Temporal worker (`rejse worker`, `rejse up`).
+    Each is `async def run(stop: asyncio.Event) -> None` and returns when `stop` is set."""
+    return [event_processor(runtime).run]
+
+
+def scheduler_jobs(runtime: Runtime) -> list[ScheduledJob]:
     """Periodic jobs for the one scheduler process (`rejse up`, `rejse scheduler`). A job only
     starts Temporal workflows with deterministic ids, so a double fire is harmless
     (see `rejse.scheduler`)."""
     from rejse.journeys.schedule import scheduler_jobs as journey_jobs
+    from rejse.leads.control import scheduled_jobs as lead_jobs
 
-    jobs: list[ScheduledJob] = journey_jobs(runtime)
-    from activities.leads import scheduled_jobs as lead_jobs
+    return [*journey_jobs(runtime), *lead_jobs()]
 
-    jobs += lead_jobs()
-    return jobs
+
+def api_app(runtime: Runtime) -> FastAPI:
+    """The FastAPI app with the erasers GDPR erase runs and the activity names publishing
+    checks against."""
+    from api.app import create_app
+
+    return create_app(
+        runtime, profile_erasers=profile_erasers(runtime), activity_names=activity_names()
+    )

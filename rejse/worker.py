@@ -1,14 +1,16 @@
-"""The worker process: Temporal worker plus the background services (event processor, ...)."""
+"""The worker process: a Temporal worker plus the background services (event processor, ...),
+all handed in by the composition root."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from rejse import wiring
 from rejse.logging import get_logger
 from rejse.runtime import Runtime
 
@@ -17,19 +19,19 @@ log = get_logger("rejse.worker")
 
 def build_worker(
     client: Client,
-    runtime: Runtime,
     *,
-    task_queue: str | None = None,
+    task_queue: str,
+    workflows: Sequence[type],
+    activities: Sequence[Callable[..., Any]],
     executor: ThreadPoolExecutor | None = None,
 ) -> Worker | None:
-    """A worker with every workflow and activity of rejse. Activities are sync functions
+    """A Temporal worker for `workflows` and `activities`. Activities are sync functions
     (database, SMTP, HTTP) and run on `executor`. None while nothing is registered."""
-    workflows, activities = wiring.workflows(), wiring.activities(runtime)
     if not workflows and not activities:
         return None
     return Worker(
         client,
-        task_queue=task_queue or runtime.settings.task_queue,
+        task_queue=task_queue,
         workflows=workflows,
         activities=activities,
         activity_executor=executor or ThreadPoolExecutor(max_workers=16),
@@ -37,14 +39,26 @@ def build_worker(
     )
 
 
-async def run_worker(runtime: Runtime, stop: asyncio.Event, *, with_services: bool = True) -> None:
-    """Run the Temporal worker and the background services until `stop` is set. A worker or a
-    service that ends on its own before that is an error: the others are stopped and it is
+async def run_worker(
+    runtime: Runtime,
+    stop: asyncio.Event,
+    *,
+    workflows: Sequence[type],
+    activities: Sequence[Callable[..., Any]],
+    services: Sequence[Callable[[asyncio.Event], Awaitable[None]]],
+) -> None:
+    """Run the Temporal worker and the background `services` until `stop` is set. A worker or
+    a service that ends on its own before that is an error: the others are stopped and it is
     raised, so the process exits and its supervisor restarts it."""
     client = await runtime.temporal.client()
     with ThreadPoolExecutor(max_workers=16) as executor:
-        worker = build_worker(client, runtime, executor=executor)
-        services = wiring.background_services(runtime) if with_services else []
+        worker = build_worker(
+            client,
+            task_queue=runtime.settings.task_queue,
+            workflows=workflows,
+            activities=activities,
+            executor=executor,
+        )
         parts = {
             asyncio.create_task(service(stop), name=getattr(service, "__qualname__", "service"))
             for service in services

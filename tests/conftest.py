@@ -18,8 +18,7 @@ from sqlmodel import Session, SQLModel
 from temporalio.testing import WorkflowEnvironment
 
 import rejse.models  # noqa: F401
-from api.app import create_app
-from rejse import binaries
+from rejse import binaries, wiring
 from rejse.db import make_engine, normalise_url
 from rejse.keys import create_key
 from rejse.migrate import upgrade
@@ -159,7 +158,7 @@ def auth(key: str) -> dict[str, str]:
 
 @pytest.fixture
 def app(runtime: Runtime):
-    return create_app(runtime)
+    return wiring.api_app(runtime)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from api.app import create_app
+from rejse import wiring
 from rejse.db import make_engine
 from rejse.roles import Role
 from rejse.runtime import Runtime
@@ -214,7 +214,7 @@ def dummy_path(path: str) -> str:
 
 def introspection_app():
     settings = Settings(environment="test", database_url="sqlite://")
-    return create_app(Runtime.create(settings, engine=make_engine("sqlite://")))
+    return wiring.api_app(Runtime.create(settings, engine=make_engine("sqlite://")))
 
 
 # ----------------------------------------------------------------------------- tests
@@ -270,7 +270,7 @@ async def matrix_client(settings, engine, dev_env):
     # The dev server, so that whatever the calls start cannot disturb the shared time-skipping
     # server other tests rely on.
     runtime = Runtime.create(settings, engine=engine, temporal_client=dev_env.client)
-    transport = httpx.ASGITransport(app=create_app(runtime), raise_app_exceptions=False)
+    transport = httpx.ASGITransport(app=wiring.api_app(runtime), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
 

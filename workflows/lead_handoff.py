@@ -11,9 +11,24 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.crm import CRM_TASK, CRM_UPSERT
-    from activities.leads import ASSIGN, DIGEST, MARK, NOTIFY, OPEN
-    from rejse.leads.schemas import DigestInput, HandoffInput, HandoffPlan, HandoffResult, LeadStep
+    from rejse.leads.runtypes import (
+        ASSIGN,
+        CRM_REJECTED,
+        CRM_TASK,
+        CRM_UPSERT,
+        DIGEST,
+        DIGEST_WORKFLOW,
+        HANDOFF_WORKFLOW,
+        MARK,
+        NOTIFY,
+        NOTIFY_REJECTED,
+        OPEN,
+        DigestInput,
+        HandoffInput,
+        HandoffPlan,
+        HandoffResult,
+        LeadStep,
+    )
 
 DB_TIMEOUT = dt.timedelta(seconds=30)
 DB_RETRY = RetryPolicy(
@@ -26,18 +41,18 @@ CRM_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=dt.timedelta(minutes=2),
     maximum_attempts=0,
-    non_retryable_error_types=["CrmRejected"],
+    non_retryable_error_types=[CRM_REJECTED],
 )
 CRM_SCHEDULE_TO_CLOSE = dt.timedelta(hours=24)
 NOTIFY_RETRY = RetryPolicy(
     initial_interval=dt.timedelta(seconds=2),
     maximum_interval=dt.timedelta(minutes=1),
     maximum_attempts=10,
-    non_retryable_error_types=["NotifyRejected"],
+    non_retryable_error_types=[NOTIFY_REJECTED],
 )
 
 
-@workflow.defn(name="LeadHandoffWorkflow")
+@workflow.defn(name=HANDOFF_WORKFLOW)
 class LeadHandoffWorkflow:
     def __init__(self) -> None:
         self._outcome: str | None = None
@@ -72,7 +87,7 @@ class LeadHandoffWorkflow:
                 )
             )
         except ActivityError as exc:
-            rejected = isinstance(exc.cause, ApplicationError) and exc.cause.type == "CrmRejected"
+            rejected = isinstance(exc.cause, ApplicationError) and exc.cause.type == CRM_REJECTED
             if not rejected:  # out of time; a rejection was recorded by the activity
                 await self._db(
                     MARK,
@@ -144,7 +159,7 @@ class LeadHandoffWorkflow:
         return HandoffResult(lead_id=lead_id, status="expired")
 
 
-@workflow.defn(name="SalesDigestWorkflow")
+@workflow.defn(name=DIGEST_WORKFLOW)
 class SalesDigestWorkflow:
     """One rep's daily digest (id `digest:{rep}:{day}`, started by the scheduler)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse

@@ -12,8 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError
 
-from api.deps import ReadDep, RuntimeDep, SessionDep, WriteDep
-from rejse import wiring
+from api.deps import ActivityNamesDep, ReadDep, RuntimeDep, SessionDep, WriteDep
 from rejse.contracts import ProcessedEvent
 from rejse.db import utcnow
 from rejse.errors import Conflict, DomainError, NotFound
@@ -119,10 +118,6 @@ def _detail(session, journey: Journey, version: JourneyVersion) -> JourneyDetail
     )
 
 
-def _activity_names(runtime) -> set[str]:
-    return {getattr(fn, "__temporal_activity_definition").name for fn in wiring.activities(runtime)}
-
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -172,7 +167,7 @@ def add_version(key: str, body: DefinitionBody, session: SessionDep, _: WriteDep
 def publish(
     key: str,
     session: SessionDep,
-    runtime: RuntimeDep,
+    activity_names: ActivityNamesDep,
     _: WriteDep,
     body: Annotated[PublishRequest | None, Body()] = None,
 ):
@@ -181,7 +176,7 @@ def publish(
             session,
             key=key,
             version=body.version if body else None,
-            activity_names=_activity_names(runtime),
+            activity_names=activity_names,
         )
     except DefinitionInvalid as exc:
         return _invalid(exc)

@@ -10,8 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api.deps import AdminDep, ReadDep, RuntimeDep, SessionDep, WriteDep
-from rejse import wiring
+from api.deps import AdminDep, ProfileErasersDep, ReadDep, RuntimeDep, SessionDep, WriteDep
 from rejse.errors import DomainError, NotFound
 from rejse.profiles import gdpr, service
 from rejse.profiles.consent import set_consent
@@ -177,10 +176,13 @@ def export_profile(profile_id: str, session: SessionDep, _: AdminDep) -> dict[st
 
 @router.delete("/{profile_id}", response_model=ErasurePublic)
 async def erase_profile(
-    profile_id: str, session: SessionDep, runtime: RuntimeDep, principal: AdminDep
+    profile_id: str,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    erasers: ProfileErasersDep,
+    principal: AdminDep,
 ) -> ErasurePublic:
     """GDPR erase: PII and events removed, running journeys cancelled, audit record kept."""
-    erasers = wiring.profile_erasers(runtime)
     audit = gdpr.erase_profile(
         session,
         profile_id=profile_id,

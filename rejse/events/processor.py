@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -82,9 +82,13 @@ class Claim:
 
 @dataclass
 class EventProcessor:
+    """`subscribers` run in the batch's transaction, `dispatchers` after its commit; the
+    composition root (`rejse.wiring.event_processor`) or a test chooses them."""
+
     runtime: Runtime
-    subscribers: Sequence[InTransactionSubscriber] | None = None
-    dispatchers: Sequence[EventDispatcher] | None = None
+    _: KW_ONLY
+    subscribers: Sequence[InTransactionSubscriber]
+    dispatchers: Sequence[EventDispatcher]
     batch_size: int = 500
     buckets_per_claim: int = OUTBOX_BUCKETS // 2
     max_attempts: int = 8
@@ -94,12 +98,6 @@ class EventProcessor:
     stats: dict[str, int] = field(default_factory=lambda: {"processed": 0, "failed": 0})
 
     def __post_init__(self) -> None:
-        from rejse import wiring
-
-        if self.subscribers is None:
-            self.subscribers = wiring.in_transaction_subscribers(self.runtime)
-        if self.dispatchers is None:
-            self.dispatchers = wiring.event_dispatchers(self.runtime)
         self.engine = self.runtime.engine
         self.secret = self.runtime.settings.secret_key
         self._buckets_ready = False

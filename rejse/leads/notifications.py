@@ -1,5 +1,5 @@
 """What reps are told: the chat push text (no contact data: chat tools are third parties) and
-the email rendered from `templates/email/sales/new_lead/{da,sv,en}` in the template sandbox."""
+the context of the email template `templates/email/sales/new_lead/{da,sv,en}`."""
 
 from __future__ import annotations
 
@@ -41,16 +41,3 @@ def email_context(
             "contact": {"name": contact.name, "company": contact.company},
         },
     }
-
-
-def render_email(
-    kind: str, lead: Lead, rep: SalesRep, contact: Contact, *, link: str, templates_dir=None
-) -> tuple[str, str, str]:
-    """(subject, text, html) in the rep's language."""
-    from rejse.messaging.templates import render, resolve
-
-    resolved = resolve(
-        key=EMAIL_TEMPLATE, channel="email", locale=rep.locale, templates_dir=templates_dir
-    )
-    out = render(resolved, email_context(kind, lead, rep, contact, link=link))
-    return out.subject or "", out.text or "", out.html or ""

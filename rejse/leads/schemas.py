@@ -1,4 +1,4 @@
-"""Schemas of reps, leads, the sales list and the hand-off workflow's messages."""
+"""Schemas of the sales API: reps, leads, outcomes, the sales list and its metrics."""
 
 from __future__ import annotations
 
@@ -120,41 +120,3 @@ class Metrics(BaseModel):
     median_time_to_contact_seconds: float | None
     by_outcome: dict[str, int]
     conversion_by_outcome: dict[str, float]
-
-
-# ------------------------------------------------------------------ workflow messages
-
-
-class HandoffInput(BaseModel):
-    profile_id: str
-    reason: str
-    source: str
-    trigger_key: str  # idempotency of the start (event id, journey step)
-    crm: bool = True
-
-
-class HandoffPlan(BaseModel):
-    lead_id: str | None
-    skip: str | None = None  # why no hand-off happens (suppressed, duplicate, erased)
-    reminder_after_s: float = 4 * 3600
-    escalate_after_s: float = 24 * 3600
-    expire_after_s: float = 14 * 86400
-    max_escalations: int = 2
-    crm: bool = True
-
-
-class LeadStep(BaseModel):
-    lead_id: str
-    step: int = 0
-    kind: str = ""  # notify: new, reminder, reassigned; mark: reminded, expired, crm_failed
-    detail: str | None = None
-
-
-class HandoffResult(BaseModel):
-    lead_id: str | None
-    status: str
-
-
-class DigestInput(BaseModel):
-    rep_id: str
-    day: dt.date

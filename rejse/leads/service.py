@@ -15,10 +15,9 @@ from rejse.db import utcnow
 from rejse.durations import parse_duration
 from rejse.errors import Conflict, DomainError, NotFound
 from rejse.leads.assignment import choose_rep
+from rejse.leads.runtypes import HandoffInput, HandoffPlan
 from rejse.leads.schemas import (
     Contact,
-    HandoffInput,
-    HandoffPlan,
     Metrics,
     NextItem,
     RepCreate,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
+from sqlmodel import SQLModel
 
 import rejse.models  # noqa: F401 - registers every table on the metadata
-from sqlmodel import SQLModel
 
 config = context.config
 target_metadata = SQLModel.metadata

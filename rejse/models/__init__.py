@@ -5,8 +5,17 @@ domain migrates on its own Alembic branch off the foundation revision.
 """
 
 from rejse.models.auth import ApiKey  # noqa: F401
-from rejse.models.timeline import TimelineEntry  # noqa: F401
 from rejse.models.events import DeadLetter, Event, OutboxBucket, OutboxEntry, WebhookSource  # noqa: F401
+from rejse.models.journeys import Journey, JourneyRun, JourneyStep, JourneyVersion  # noqa: F401
+from rejse.models.leads import (  # noqa: F401
+    Lead,
+    ProfileScore,
+    SalesRep,
+    ScoreCounter,
+    ScoreGrant,
+    ScoringModel,
+)
+from rejse.models.messaging import Message, MessageTemplate  # noqa: F401
 from rejse.models.profiles import (  # noqa: F401
     Consent,
     ConsentChangeRecord,
@@ -16,13 +25,4 @@ from rejse.models.profiles import (  # noqa: F401
     ProfileIdentifier,
     ProfileMerge,
 )
-from rejse.models.messaging import Message, MessageTemplate  # noqa: F401
-from rejse.models.leads import (  # noqa: F401
-    Lead,
-    ProfileScore,
-    SalesRep,
-    ScoreCounter,
-    ScoreGrant,
-    ScoringModel,
-)
-from rejse.models.journeys import Journey, JourneyRun, JourneyStep, JourneyVersion  # noqa: F401
+from rejse.models.timeline import TimelineEntry  # noqa: F401

@@ -1,7 +1,7 @@
 """ASGI factory for the crash test and bench.ingest: the API only (no processor), settings and
 logging from REJSE_* env, as `rejse api` would set them up."""
 
-from api.app import create_app
+from rejse import wiring
 from rejse.logging import configure_logging
 from rejse.runtime import Runtime
 from rejse.settings import load_settings
@@ -10,4 +10,4 @@ from rejse.settings import load_settings
 def app():
     settings = load_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
-    return create_app(Runtime.create(settings))
+    return wiring.api_app(Runtime.create(settings))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from api.app import create_app
+from rejse import wiring
 from rejse.db import make_engine
 from rejse.roles import Role
 from rejse.runtime import Runtime
@@ -15,7 +15,7 @@ from tests.foundation.procs import free_port
 
 def _client(runtime: Runtime) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(runtime)), base_url="http://testserver"
+        transport=httpx.ASGITransport(app=wiring.api_app(runtime)), base_url="http://testserver"
     )
 
 

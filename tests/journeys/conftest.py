@@ -35,7 +35,7 @@ def abandoned_cart() -> dict[str, Any]:
 
 
 def activity_names(runtime: Runtime) -> set[str]:
-    return {fn.__temporal_activity_definition.name for fn in wiring.activities(runtime)}  # type: ignore[attr-defined]
+    return set(wiring.activity_names())
 
 
 def publish(runtime: Runtime, definition: dict[str, Any], *, new_version: bool = False) -> None:
@@ -123,7 +123,12 @@ async def save_histories(client, runtime: Runtime, name: str) -> None:
 
 @pytest.fixture
 async def worker(jruntime: Runtime, time_env) -> AsyncIterator[Any]:
-    w = build_worker(time_env.client, jruntime)
+    w = build_worker(
+        time_env.client,
+        task_queue=jruntime.settings.task_queue,
+        workflows=wiring.workflows(),
+        activities=wiring.activities(jruntime),
+    )
     assert w is not None
     async with w:
         yield w

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from rejse.events.processor import EventProcessor
+from rejse import wiring
 from rejse.roles import Role
 from tests.conftest import auth
 from tests.journeys.conftest import abandoned_cart, messages, publish, result, runs
@@ -39,7 +39,7 @@ async def test_tracked_checkout_enters_and_order_converts(jruntime, worker, clie
         },
     )
     assert r.status_code == 202, r.text
-    processor = EventProcessor(jruntime)
+    processor = wiring.event_processor(jruntime)
     await processor.drain()
 
     [run] = runs(jruntime)

@@ -7,10 +7,10 @@ import datetime as dt
 import pytest
 from sqlmodel import Session
 
-from activities.leads import LeadEraser
 from rejse.errors import DomainError
 from rejse.leads import service as leads
-from rejse.leads.schemas import HandoffInput
+from rejse.leads.control import LeadEraser
+from rejse.leads.runtypes import HandoffInput
 from rejse.models.leads import Lead, ProfileScore
 from rejse.roles import Role
 from rejse.scoring import service as scoring

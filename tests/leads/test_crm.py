@@ -9,11 +9,11 @@ import json
 import pytest
 from sqlmodel import Session, select
 
-from activities.leads import start_handoff_workflow
 from rejse.crm.base import CrmLead
 from rejse.crm.salesforce import SalesforceAdapter
 from rejse.crm.webhook import WebhookAdapter
-from rejse.leads.schemas import HandoffInput
+from rejse.leads.control import start_handoff_workflow
+from rejse.leads.runtypes import HandoffInput
 from rejse.models.leads import Lead
 from rejse.outbound import RateLimited, Rejected, Transient, parse_retry_after
 from rejse.roles import Role

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from activities.leads import scheduled_jobs, start_digests
+from rejse.leads.control import scheduled_jobs, start_digests
 from rejse.leads.schemas import RepUpdate
 from rejse.leads.service import update_rep
 from rejse.scheduler import make_trigger

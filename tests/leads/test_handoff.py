@@ -9,9 +9,9 @@ import uuid
 import pytest
 from sqlmodel import Session, select
 
-from activities.leads import HandoffDispatcher, handoff_id, start_handoff_workflow
 from rejse.contracts import ProcessedEvent
-from rejse.leads.schemas import HandoffInput, HandoffResult
+from rejse.leads.control import HandoffDispatcher, start_handoff_workflow
+from rejse.leads.runtypes import HandoffInput, HandoffResult, handoff_id
 from rejse.models.leads import Lead
 from rejse.roles import Role
 from rejse.scoring.subscriber import ScoringSubscriber
@@ -291,8 +291,9 @@ async def test_journey_activities_and_erase(trt, session, model, time_env):
     """`scoring.add_points` and `leads.start_handoff` as journeys call them; GDPR erase cancels."""
     from temporalio.testing import ActivityEnvironment
 
-    from activities.leads import LeadActivities, LeadEraser
+    from activities.leads import LeadActivities
     from rejse.contracts import AddScoreRequest, HandoffRequest
+    from rejse.leads.control import LeadEraser
     from rejse.models.events import Event
     from rejse.scoring.service import current_score
 

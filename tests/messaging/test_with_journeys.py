@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from rejse import wiring
 from rejse.temporal import TemporalConnector
 from tests.journeys.conftest import (  # noqa: F401
     abandoned_cart,
@@ -95,7 +96,6 @@ async def test_a_click_is_an_event_a_journey_waits_for(
     import asyncio
     import re
 
-    from rejse.events.processor import EventProcessor
 
     box, _ = smtp
     publish(jruntime, CLICK_DEMO)
@@ -112,7 +112,7 @@ async def test_a_click_is_an_event_a_journey_waits_for(
     link = re.search(r'href="http://testserver(/t/c/[^"]+)"', html).group(1)
     assert (await client.get(link)).status_code == 302
 
-    await EventProcessor(jruntime).drain()  # Email Clicked -> routed to the waiting run
+    await wiring.event_processor(jruntime).drain()  # Email Clicked -> routed to the waiting run
     assert await result(time_env, run.workflow_id) == "completed"
     assert [m["Subject"] for m in box.messages] == [
         "Mette, din kurv venter stadig på dig",

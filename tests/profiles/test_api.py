@@ -1,8 +1,10 @@
 """Profile API: lookup by id / identifier, timeline, traits, consent, GDPR export and erase."""
 
+import httpx
 import sqlalchemy as sa
 from sqlmodel import select
 
+from api.app import create_app
 from rejse.events.processor import EventProcessor
 from rejse.models.events import Event
 from rejse.models.profiles import ProfileErasure, ProfileIdentifier
@@ -157,9 +159,8 @@ async def test_export_and_erase(client, keys, runtime, session):
     assert fresh["id"] != pid and fresh["traits"] == {} and fresh["event_count"] == 1
 
 
-async def test_erase_calls_every_domain_eraser(client, keys, runtime, session, monkeypatch):
-    from rejse import wiring
-
+async def test_erase_calls_every_eraser_the_app_was_given(client, keys, runtime, session):
+    """The app runs exactly the erasers the composition root handed it."""
     calls = []
 
     class Eraser:
@@ -171,8 +172,11 @@ async def test_erase_calls_every_domain_eraser(client, keys, runtime, session, m
         async def cancel_running(self, profile_id):
             calls.append(("cancel", profile_id))
 
-    monkeypatch.setattr(wiring, "profile_erasers", lambda runtime: [Eraser()])
     profile = await ingest_example(client, keys, runtime)
-    r = await client.delete(f"/api/profiles/{profile['id']}", headers=auth(keys[Role.admin]))
+    app = create_app(runtime, profile_erasers=[Eraser()], activity_names=frozenset())
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as own:
+        r = await own.delete(f"/api/profiles/{profile['id']}", headers=auth(keys[Role.admin]))
     assert r.status_code == 200
     assert calls == [("erase", profile["id"]), ("cancel", profile["id"])]
