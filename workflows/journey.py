@@ -17,7 +17,6 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from rejse.conditions import matches
     from rejse.contracts import (
         ADD_SCORE,
         SEND_MESSAGE,
@@ -42,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         WebhookStep,
         resolve_match,
     )
+    from rejse.journeys.matching import event_matches
     from rejse.journeys.split import HOLDOUT, assign
     from rejse.journeys.timing import delay_until, next_time_of_day, parse_duration
 
@@ -53,10 +53,6 @@ SLOW: dict[str, Any] = {
     "start_to_close_timeout": dt.timedelta(minutes=2),
     "retry_policy": RetryPolicy(maximum_interval=dt.timedelta(minutes=5)),
 }
-
-
-def _event_data(ev: ProcessedEvent) -> dict[str, Any]:
-    return {"event": ev.event, "properties": ev.properties, "traits": ev.traits}
 
 
 @workflow.defn(name=rt.WORKFLOW_NAME)
@@ -98,8 +94,7 @@ class JourneyWorkflow:
     def _check_goal(self, ev: ProcessedEvent) -> None:
         if self.goals is None:  # signal before run(): checked once the goals are known
             return
-        data = _event_data(ev)
-        if any(ev.event == name and matches(where, data) for name, where in self.goals):
+        if any(event_matches(ev, name, where) for name, where in self.goals):
             self.converted = True
 
     # ------------------------------------------------------------------ run
@@ -235,8 +230,7 @@ class JourneyWorkflow:
 
             def arrived() -> bool:
                 return self.converted or any(
-                    e.event == step.event and matches(expected, _event_data(e))
-                    for e in self.events[start:]
+                    event_matches(e, step.event, expected) for e in self.events[start:]
                 )
 
             self.waiting = True

@@ -16,10 +16,11 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from rejse.conditions import matches, resolve_path
+from rejse.conditions import resolve_path
 from rejse.contracts import ProcessedEvent
 from rejse.durations import parse_duration
 from rejse.journeys.definition import Cooldown, EventTrigger, JourneyDefinition
+from rejse.journeys.matching import event_matches
 from rejse.journeys.runtypes import RunInput
 from rejse.models.journeys import ACTIVE_RUN_STATUSES, Journey, JourneyRun, JourneyVersion
 
@@ -35,17 +36,9 @@ def workflow_id_for(key: str, profile_id: str, entry_value: Any | None) -> str:
     return base if entry_value is None else f"{base}:{entry_token(entry_value)}"
 
 
-def event_data(ev: ProcessedEvent) -> dict[str, Any]:
-    return {"event": ev.event, "properties": ev.properties, "traits": ev.traits, "type": ev.type}
-
-
 def trigger_matches(defn: JourneyDefinition, ev: ProcessedEvent) -> bool:
     trigger = defn.trigger
-    return (
-        isinstance(trigger, EventTrigger)
-        and ev.event == trigger.event
-        and matches(trigger.match, event_data(ev))
-    )
+    return isinstance(trigger, EventTrigger) and event_matches(ev, trigger.event, trigger.match)
 
 
 def entry_value_of(defn: JourneyDefinition, ev: ProcessedEvent) -> Any | None:

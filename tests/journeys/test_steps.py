@@ -96,6 +96,21 @@ async def test_wait_for_event_takes_on_event_for_the_matching_event(
     assert traits(jruntime, pid)["followup"] == "thanks"
 
 
+async def test_wait_for_event_matches_on_the_event_type(jruntime, worker, dispatcher, time_env):
+    definition = copy.deepcopy(WAIT_FOR_ORDER)
+    definition["key"] = "tracked-order-followup"
+    definition["steps"]["await_order"]["match"]["type"] = "track"
+    publish(jruntime, definition)
+    pid = new_profile(jruntime)
+    now = await time_env.get_current_time()
+    await dispatcher.dispatch([event(pid, "Checkout Started", now, checkout_id="k1")])
+    [run] = runs(jruntime, profile_id=pid)
+    await at_step(time_env.client.get_workflow_handle(run.workflow_id), "await_order")
+    await dispatcher.dispatch([event(pid, "Order Completed", now, checkout_id="k1")])
+    assert await result(time_env, run.workflow_id) == "completed"
+    assert traits(jruntime, pid)["followup"] == "thanks"
+
+
 async def test_wait_for_event_times_out_to_on_timeout(jruntime, worker, dispatcher, time_env):
     publish(jruntime, WAIT_FOR_ORDER)
     pid = new_profile(jruntime)
