@@ -27,9 +27,12 @@ from sqlmodel import Session
 
 from rejse.contracts import SendRequest
 from rejse.db import make_engine
-from rejse.messaging import templates as tpl
 from rejse.messaging.channels import Outgoing, SmtpEmail, build_email
+from rejse.messaging.render_context import build_context, sample_context
+from rejse.messaging.rendering import render
+from rejse.messaging.sandbox import engines
 from rejse.messaging.sender import send_message
+from rejse.messaging.template_lookup import PART_FILES, resolve
 from rejse.migrate import upgrade
 from rejse.profiles.service import create_profile
 from rejse.settings import Settings
@@ -70,15 +73,15 @@ def best_of(rounds: int, n: int, *fns) -> list[float]:
 
 
 def bench_render(n: int, rounds: int) -> list[float]:
-    resolved = tpl.resolve(key="abandoned_cart/reminder", channel="email", locale="da-DK")
-    context = tpl.build_context(
-        profile=tpl.sample_context()["profile"],
+    resolved = resolve(key="abandoned_cart/reminder", channel="email", locale="da-DK")
+    context = build_context(
+        profile=sample_context()["profile"],
         trigger=CHECKOUT,
         links={"unsubscribe": "https://x/u/t"},
         journey={},
         message={},
     )
-    eng = tpl.engines()
+    eng = engines()
     plain = {}
     for part, autoescape in (("subject", False), ("html", True), ("text", False)):
         env = jinja2.Environment(
@@ -88,14 +91,14 @@ def bench_render(n: int, rounds: int) -> list[float]:
             lstrip_blocks=True,
         )
         env.filters.update(eng.text.filters)
-        plain[part] = env.get_template(f"email/abandoned_cart/reminder/da/{tpl.PART_FILES[part]}")
+        plain[part] = env.get_template(f"email/abandoned_cart/reminder/da/{PART_FILES[part]}")
     plain_ctx = {**context, "locale": "da"}
-    ours_out, plain_out = tpl.render(resolved, context), plain["text"].render(plain_ctx)
+    ours_out, plain_out = render(resolved, context), plain["text"].render(plain_ctx)
     assert ours_out.text.strip() == plain_out.strip(), "baseline renders something else"
 
     def ours(k: int) -> None:
         for _ in range(k):
-            tpl.render(resolved, context)
+            render(resolved, context)
 
     def base(k: int) -> None:
         for _ in range(k):

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from api.deps import ReadDep, RuntimeDep, SessionDep, WriteDep
 from rejse.errors import NotFound
 from rejse.messaging import template_store
-from rejse.messaging import templates as tpl
+from rejse.messaging.template_lookup import list_file_templates
 
 router = APIRouter(prefix="/api/templates", tags=["templates"])
 
@@ -120,7 +120,7 @@ def list_templates(session: SessionDep, runtime: RuntimeDep, _: ReadDep) -> list
         for r in template_store.list_api_templates(session)
     ]
     api_keys = {(t.key, t.channel) for t in out}
-    for channel, key, locales in tpl.list_file_templates(runtime.settings.templates_dir):
+    for channel, key, locales in list_file_templates(runtime.settings.templates_dir):
         if (key, channel) not in api_keys:
             out.append(TemplateSummary(key=key, channel=channel, origin="file", locales=locales))  # type: ignore[arg-type]
     return sorted(out, key=lambda t: (t.key, t.channel))

@@ -46,7 +46,7 @@ class DefinitionInvalid(Unprocessable):
 
 
 def _template_check(session: Session | None) -> TemplateCheck:
-    from rejse.messaging.templates import template_exists
+    from rejse.messaging.template_lookup import template_exists
 
     return lambda key, channel: template_exists(key=key, channel=channel, session=session)
 

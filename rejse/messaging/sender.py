@@ -29,8 +29,10 @@ from rejse.contracts import ProfileSnapshot, SendRequest, SendResult
 from rejse.durations import parse_duration
 from rejse.errors import DomainError
 from rejse.logging import get_logger
-from rejse.messaging import guards, templates, tokens
+from rejse.messaging import guards, tokens
 from rejse.messaging.channels import Outgoing, PermanentFailure, channel_for
+from rejse.messaging.render_context import build_context
+from rejse.messaging.rendering import render
 from rejse.messaging.service import (
     FINAL,
     get_by_key,
@@ -39,6 +41,7 @@ from rejse.messaging.service import (
     recent_marketing_sends,
     record_status,
 )
+from rejse.messaging.template_lookup import resolve
 from rejse.models.messaging import Message
 from rejse.settings import Settings
 
@@ -225,7 +228,7 @@ def _prepare(
                 )
 
     try:
-        resolved = templates.resolve(
+        resolved = resolve(
             key=req.template,
             channel=req.channel,
             locale=snap.locale,
@@ -233,7 +236,7 @@ def _prepare(
             templates_dir=settings.templates_dir,
         )
         links = tracking_links(settings, row.id) if req.channel == "email" else {}
-        context = templates.build_context(
+        context = build_context(
             profile=profile_context(snap),
             trigger=req.trigger,
             journey={"key": req.journey_key, "version": req.journey_version, "step": req.step_id},
@@ -242,7 +245,7 @@ def _prepare(
             extra=req.extra,
             now=now,
         )
-        rendered = templates.render(resolved, context)
+        rendered = render(resolved, context)
     except DomainError as exc:
         return fail(f"template_error: {exc.message}"[:500])
 

@@ -9,7 +9,21 @@ from sqlmodel import Session, col, select
 
 from rejse.contracts import ProfileSnapshot
 from rejse.errors import Conflict, NotFound, Unprocessable
-from rejse.messaging import templates as tpl
+from rejse.messaging import formatting
+from rejse.messaging.render_context import build_context, sample_context
+from rejse.messaging.rendering import Rendered, render
+from rejse.messaging.sandbox import compile_part, engines
+from rejse.messaging.template_checks import validate_variants
+from rejse.messaging.template_lookup import (
+    CHANNEL_PARTS,
+    PART_FILES,
+    ResolvedTemplate,
+    check_channel,
+    check_key,
+    file_locales,
+    latest_api_template,
+    resolve,
+)
 from rejse.models.messaging import MessageTemplate
 
 
@@ -23,12 +37,12 @@ def _save(
     version: int,
     templates_dir,
 ) -> MessageTemplate:
-    tpl.check_key(key)
-    tpl.check_channel(channel)
+    check_key(key)
+    check_channel(channel)
     clean = {
         loc: {p: s for p, s in parts.items() if s is not None} for loc, parts in variants.items()
     }
-    tpl.validate_variants(channel, clean, templates_dir=templates_dir)
+    validate_variants(channel, clean, templates_dir=templates_dir)
     row = MessageTemplate(
         key=key, channel=channel, version=version, description=description, variants=clean
     )
@@ -53,7 +67,7 @@ def create_template(
     templates_dir=None,
 ) -> MessageTemplate:
     """Version 1 of an API template. It may override a file template of the same key."""
-    if tpl.latest_api_template(session, key=key, channel=channel) is not None:
+    if latest_api_template(session, key=key, channel=channel) is not None:
         raise Conflict(f"template {key!r} ({channel}) exists; add a version instead", field="key")
     return _save(
         session,
@@ -75,7 +89,7 @@ def add_version(
     description: str | None = None,
     templates_dir=None,
 ) -> MessageTemplate:
-    latest = tpl.latest_api_template(session, key=key, channel=channel)
+    latest = latest_api_template(session, key=key, channel=channel)
     version = 1 if latest is None else latest.version + 1
     if latest is not None and description is None:
         description = latest.description
@@ -115,7 +129,7 @@ def get_template(
             )
         ).first()
     else:
-        row = tpl.latest_api_template(session, key=key, channel=channel)
+        row = latest_api_template(session, key=key, channel=channel)
     if row is not None:
         return {
             "key": row.key,
@@ -127,14 +141,14 @@ def get_template(
             "created_at": row.created_at,
         }
     if version is None:
-        locales = tpl.file_locales(key=key, channel=channel, templates_dir=templates_dir)
+        locales = file_locales(key=key, channel=channel, templates_dir=templates_dir)
         if locales:
-            eng = tpl.engines(templates_dir)
+            eng = engines(templates_dir)
             variants = {}
             for loc in locales:
                 parts = {}
-                for part in tpl.CHANNEL_PARTS[channel]:
-                    path = eng.templates_dir / channel / key / loc / tpl.PART_FILES[part]
+                for part in CHANNEL_PARTS[channel]:
+                    path = eng.templates_dir / channel / key / loc / PART_FILES[part]
                     if path.is_file():
                         parts[part] = path.read_text(encoding="utf-8")
                 variants[loc] = parts
@@ -163,37 +177,37 @@ def preview(
     extra: dict[str, Any] | None = None,
     variants: dict[str, dict[str, str]] | None = None,
     templates_dir=None,
-) -> tuple[tpl.ResolvedTemplate, tpl.Rendered]:
+) -> tuple[ResolvedTemplate, Rendered]:
     """Render with a real profile or the sample data; `variants` previews an unsaved draft."""
     from rejse.messaging.sender import profile_context
 
     if variants is not None:
-        tpl.validate_variants(channel, variants, templates_dir=templates_dir)
-        wanted = tpl.formatting.language(locale or (profile.locale if profile else None))
+        validate_variants(channel, variants, templates_dir=templates_dir)
+        wanted = formatting.language(locale or (profile.locale if profile else None))
         loc = wanted if wanted in variants else min(variants)
-        eng = tpl.engines(templates_dir)
-        resolved = tpl.ResolvedTemplate(
+        eng = engines(templates_dir)
+        resolved = ResolvedTemplate(
             key,
             channel,
             loc,
             None,
-            {p: tpl._compile(eng, p, s) for p, s in variants[loc].items() if s},
+            {p: compile_part(eng, p, s) for p, s in variants[loc].items() if s},
         )
     else:
-        resolved = tpl.resolve(
+        resolved = resolve(
             key=key,
             channel=channel,
             locale=locale or (profile.locale if profile else None),
             session=session,
             templates_dir=templates_dir,
         )
-    sample = tpl.sample_context(locale=resolved.locale)
+    sample = sample_context(locale=resolved.locale)
     context = dict(sample)
     if profile is not None:
         context["profile"] = profile_context(profile)
     if trigger is not None:
         context.update(
-            tpl.build_context(
+            build_context(
                 profile=context["profile"],
                 trigger=trigger,
                 journey=sample["journey"],
@@ -206,4 +220,4 @@ def preview(
         context["extra"] = extra
     if not isinstance(context.get("profile"), dict):
         raise Unprocessable("profile could not be loaded", field="profile_id")
-    return resolved, tpl.render(resolved, context)
+    return resolved, render(resolved, context)

@@ -11,7 +11,7 @@ import sys
 from sqlmodel import Session
 
 from rejse.journeys import service
-from rejse.messaging.templates import file_locales
+from rejse.messaging.template_lookup import file_locales
 from rejse.settings import REPO_ROOT
 from tests.journeys.conftest import EXAMPLE
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 
 from rejse.errors import Unprocessable
-from rejse.messaging import templates as tpl
+from rejse.messaging.render_context import sample_context
+from rejse.messaging.rendering import render_part
+from rejse.messaging.sandbox import engines
+from rejse.messaging.template_checks import validate_source
 
 ESCAPES = [
     "{{ ''.__class__.__mro__ }}",
@@ -23,7 +26,7 @@ ESCAPES = [
 @pytest.mark.parametrize("source", ESCAPES)
 def test_escape_refused_at_save(source):
     with pytest.raises(Unprocessable) as err:
-        tpl.validate_source("Hello\n" + source, part="text", field_name="variants.en.text")
+        validate_source("Hello\n" + source, part="text", field_name="variants.en.text")
     assert "line 2" in err.value.message
     assert "sandbox" in err.value.message or "unknown variable" in err.value.message
     assert err.value.field == "variants.en.text"
@@ -38,14 +41,14 @@ def test_escape_refused_at_save(source):
     ],
 )
 def test_escape_refused_at_render(source):
-    env = tpl.engines().text
+    env = engines().text
     with pytest.raises(Unprocessable) as err:
-        tpl.render_part(env.from_string(source), tpl.sample_context(), part="text")
+        render_part(env.from_string(source), sample_context(), part="text")
     assert "sandbox" in err.value.message
 
 
 def test_mutation_and_resource_limits_refused():
-    env = tpl.engines().text
+    env = engines().text
     for source in [
         "{{ profile.traits.update({'x': 1}) }}",
         "{{ 'a' * 10000000 }}",
@@ -54,64 +57,58 @@ def test_mutation_and_resource_limits_refused():
         "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}",
     ]:
         with pytest.raises(Unprocessable):
-            tpl.render_part(env.from_string(source), tpl.sample_context(), part="text")
+            render_part(env.from_string(source), sample_context(), part="text")
 
 
 def test_broken_template_rejected_with_line():
     with pytest.raises(Unprocessable) as err:
-        tpl.validate_source(
+        validate_source(
             "Hi\n{% if cart.total %}\n{{ cart.total }\n", part="html", field_name="variants.da.html"
         )
     assert err.value.message.startswith("line 3: syntax error")
     with pytest.raises(Unprocessable) as err:
-        tpl.validate_source("Hi\n\n{{ customer.name }}", part="text", field_name="variants.da.text")
+        validate_source("Hi\n\n{{ customer.name }}", part="text", field_name="variants.da.text")
     assert "line 3" in err.value.message and "unknown variable 'customer'" in err.value.message
 
 
 def test_html_is_autoescaped_and_text_is_not():
-    ctx = {**tpl.sample_context(), "profile": {"traits": {"first_name": "<script>x</script>"}}}
-    eng = tpl.engines()
-    assert "&lt;script&gt;" in tpl.render_part(
+    ctx = {**sample_context(), "profile": {"traits": {"first_name": "<script>x</script>"}}}
+    eng = engines()
+    assert "&lt;script&gt;" in render_part(
         eng.html.from_string("{{ profile.traits.first_name }}"), ctx, part="html"
     )
-    assert "<script>" in tpl.render_part(
+    assert "<script>" in render_part(
         eng.text.from_string("{{ profile.traits.first_name }}"), ctx, part="text"
     )
 
 
 def test_missing_variable_is_an_error_not_blank():
     with pytest.raises(Unprocessable) as err:
-        tpl.render_part(
-            tpl.engines().text.from_string("\n{{ profile.traits.shoe_size }}"),
-            tpl.sample_context(),
+        render_part(
+            engines().text.from_string("\n{{ profile.traits.shoe_size }}"),
+            sample_context(),
             part="text",
         )
     assert "line 2" in err.value.message and "shoe_size" in err.value.message
 
 
 def test_money_and_dates_follow_locale():
-    env = tpl.engines().text
+    env = engines().text
     t = env.from_string("{{ cart.total | money }} / {{ '2026-11-20T09:14:03+00:00' | date }}")
-    da = tpl.render_part(t, {**tpl.sample_context(), "locale": "da"}, part="text").replace(
-        "\xa0", " "
-    )
-    en = tpl.render_part(t, {**tpl.sample_context(), "locale": "en"}, part="text").replace(
-        "\xa0", " "
-    )
+    da = render_part(t, {**sample_context(), "locale": "da"}, part="text").replace("\xa0", " ")
+    en = render_part(t, {**sample_context(), "locale": "en"}, part="text").replace("\xa0", " ")
     assert da == "1.249,00 kr. / 20. november 2026"
     assert en == "DKK1,249.00 / November 20, 2026"
 
 
 def test_runaway_loops_rejected_at_save():
     with pytest.raises(Unprocessable) as err:
-        tpl.validate_source(
+        validate_source(
             "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
             part="text",
             field_name="variants.en.text",
         )
     assert "too much work" in err.value.message
     # the shipped templates are far below the budget
-    source = (
-        tpl.engines().templates_dir / "email/abandoned_cart/reminder/da/body.html"
-    ).read_text()
-    tpl.validate_source(source, part="html", field_name="variants.da.html")
+    source = (engines().templates_dir / "email/abandoned_cart/reminder/da/body.html").read_text()
+    validate_source(source, part="html", field_name="variants.da.html")
