@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from rejse.crontab import parse_crontab
 from rejse.logging import get_logger
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def make_trigger(trigger: str | dt.timedelta | BaseTrigger) -> BaseTrigger:
         if trigger.total_seconds() <= 0:
             raise ValueError("interval must be positive")
         return IntervalTrigger(seconds=trigger.total_seconds(), timezone=dt.UTC)
-    return CronTrigger.from_crontab(trigger, timezone=dt.UTC)
+    return parse_crontab(trigger)
 
 
 def _guarded(job: ScheduledJob, runtime: "Runtime") -> Callable[[], Awaitable[None]]:

@@ -1,4 +1,8 @@
-"""Append-only profile timeline shared by every domain."""
+"""Append-only profile timeline shared by every domain, and its one writer.
+
+`add_entry` inserts with core SQL on the session's connection at once: the scoring hot path
+writes a line per scored event, and ORM bookkeeping would cost more than the statement. The
+table has no foreign key, so the insert does not wait for the session's pending objects."""
 
 from __future__ import annotations
 
@@ -10,6 +14,9 @@ from sqlmodel import Session, col, delete, select
 from rejse.db import utcnow
 from rejse.models.timeline import TimelineEntry
 
+_INSERT = TimelineEntry.__table__.insert()  # type: ignore[attr-defined]
+SUMMARY_CHARS = 500
+
 
 def add_entry(
     session: Session,
@@ -19,12 +26,18 @@ def add_entry(
     summary: str,
     data: dict[str, Any] | None = None,
     at: dt.datetime | None = None,
-) -> TimelineEntry:
-    entry = TimelineEntry(
-        profile_id=profile_id, kind=kind, summary=summary, data=data or {}, at=at or utcnow()
+) -> None:
+    """One line on the profile's timeline (the summary is cut to the column's size)."""
+    session.connection().execute(
+        _INSERT,
+        {
+            "profile_id": profile_id,
+            "kind": kind,
+            "summary": summary[:SUMMARY_CHARS],
+            "data": data or {},
+            "at": at or utcnow(),
+        },
     )
-    session.add(entry)
-    return entry
 
 
 def list_entries(session: Session, *, profile_id: str, limit: int = 200) -> list[TimelineEntry]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from apscheduler.triggers.cron import CronTrigger
 from sqlmodel import Session, col, select
 
 from rejse.contracts import ProcessedEvent
+from rejse.crontab import parse_crontab
 from rejse.db import session_scope, utcnow
 from rejse.journeys.definition import ScheduleTrigger
 from rejse.journeys.entry import Entry, plan_entry
@@ -29,7 +29,7 @@ PAGE = 500
 
 def due_fire_time(trigger: ScheduleTrigger, now: dt.datetime) -> dt.datetime | None:
     """The latest cron fire time in (now - LOOKBACK, now], if any."""
-    cron = CronTrigger.from_crontab(trigger.cron, timezone=trigger.timezone)
+    cron = parse_crontab(trigger.cron, timezone=trigger.timezone)
     fire, latest = cron.get_next_fire_time(None, now - LOOKBACK), None
     while fire is not None and fire <= now:
         latest = fire

@@ -12,6 +12,10 @@ from sqlmodel import Field, SQLModel
 
 from rejse.db import UTCDateTime, utcnow
 
+# Lifecycle stages in funnel order (the one list): a merge keeps the furthest stage of the two,
+# lead scoring moves a profile up through its thresholds.
+STAGES = ("subscriber", "lead", "aql", "sql", "opportunity", "customer")
+
 
 class Profile(SQLModel, table=True):
     __tablename__ = "profile"

@@ -26,6 +26,7 @@ from rejse.ids import new_id
 from rejse.metrics import PROFILE_MERGES
 from rejse.models.events import Event
 from rejse.models.profiles import (
+    STAGES,
     Consent,
     ConsentChangeRecord,
     ErasedIdentifier,
@@ -39,7 +40,6 @@ from rejse.timeline import add_entry, move_entries
 PROFILE = Profile.__table__  # type: ignore[attr-defined]
 IDENT = ProfileIdentifier.__table__  # type: ignore[attr-defined]
 EVENT = Event.__table__  # type: ignore[attr-defined]
-STAGES = ("subscriber", "lead", "aql", "sql", "opportunity", "customer")
 
 
 def event_identifiers(row: dict[str, Any]) -> list[tuple[str, str]]:

@@ -12,8 +12,8 @@ from pydantic import BaseModel, Field
 from rejse.conditions import validate_condition
 from rejse.durations import DurationError, parse_duration
 from rejse.errors import DomainError
+from rejse.models.profiles import STAGES
 
-STAGES = ("subscriber", "lead", "aql", "sql", "opportunity", "customer")
 STAGE_RANK = {s: i for i, s in enumerate(STAGES)}
 SCORE_STAGES = ("lead", "aql", "sql")  # stages a threshold may move a profile into
 RULE_ID = r"^[a-z0-9][a-z0-9_.-]{0,63}$"

@@ -18,7 +18,6 @@ from rejse.db import utcnow
 from rejse.errors import DomainError, NotFound
 from rejse.models.leads import ProfileScore, ScoreCounter, ScoreGrant, ScoringModel
 from rejse.models.profiles import Profile
-from rejse.models.timeline import TimelineEntry
 from rejse.scoring.definition import STAGE_RANK, STAGES, ScoringDefinition, validate_definition
 from rejse.scoring.engine import (
     CompiledModel,
@@ -27,6 +26,7 @@ from rejse.scoring.engine import (
     period_start,
     stages_crossed,
 )
+from rejse.timeline import add_entry
 
 STAGE_CHANGED = "Lifecycle Stage Changed"
 RECENT_KEEP = 5
@@ -117,7 +117,6 @@ def compiled_active(session: Session) -> CompiledModel | None:
 # processor writes profiles the same way, and ORM bookkeeping costs more than the statements.
 _PS = ProfileScore.__table__  # type: ignore[attr-defined]
 _COUNTER = ScoreCounter.__table__  # type: ignore[attr-defined]
-_TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
 _STATE_FIELDS = (
     "behaviour",
     "fit",
@@ -154,7 +153,6 @@ _UPDATE = (
     .where(_PS.c.profile_id == sa.bindparam("_pid"))
     .values({f: sa.bindparam(f) for f in _STATE_FIELDS})
 )
-_ADD_TIMELINE = _TIMELINE.insert()
 _COUNTER_KEY = (_COUNTER.c.profile_id == sa.bindparam("_pid")) & (
     _COUNTER.c.rule_id == sa.bindparam("_rule")
 )
@@ -190,22 +188,6 @@ def _save(session: Session, state: ScoreState) -> None:
         state.new = False
     else:
         conn.execute(_UPDATE, {"_pid": state.profile_id, **values})
-
-
-def _timeline(
-    session: Session,
-    *,
-    profile_id: str,
-    kind: str,
-    summary: str,
-    data: dict[str, Any],
-    at: dt.datetime,
-) -> None:
-    """A timeline line (as `rejse.timeline.add_entry`, in core SQL for the hot path)."""
-    session.connection().execute(
-        _ADD_TIMELINE,
-        {"profile_id": profile_id, "kind": kind, "summary": summary[:500], "data": data, "at": at},
-    )
 
 
 def _decay_to(state: ScoreState, model: CompiledModel | None, at: dt.datetime) -> None:
@@ -270,7 +252,7 @@ def _advance_stage(
     score = total(state)
     for stage in stages_crossed(state.stage, score, model.definition.thresholds):
         previous, state.stage = state.stage, stage
-        _timeline(
+        add_entry(
             session,
             profile_id=state.profile_id,
             kind="stage",
@@ -313,7 +295,7 @@ def score_event(session: Session, *, model: CompiledModel | None, event: Process
         if fit != state.fit_breakdown:
             before = state.fit
             state.fit_breakdown, state.fit = fit, sum(fit.values())
-            _timeline(
+            add_entry(
                 session,
                 profile_id=event.profile_id,
                 kind="score",
@@ -350,7 +332,7 @@ def score_event(session: Session, *, model: CompiledModel | None, event: Process
                 ]
                 + list(state.recent)
             )[:RECENT_KEEP]
-            _timeline(
+            add_entry(
                 session,
                 profile_id=event.profile_id,
                 kind="score",
@@ -426,7 +408,7 @@ def add_points(
     session.add(
         ScoreGrant(idempotency_key=idempotency_key, profile_id=profile_id, points=points, at=at)
     )
-    _timeline(
+    add_entry(
         session,
         profile_id=profile_id,
         kind="score",
@@ -512,7 +494,7 @@ def set_stage(
         state.stage = stage
         state.updated_at = utcnow()
         _save(session, state)
-        _timeline(
+        add_entry(
             session,
             profile_id=profile_id,
             kind="stage",
