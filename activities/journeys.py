@@ -17,6 +17,7 @@ from rejse.journeys import runtypes as rt
 from rejse.journeys.facts import ProfileFacts
 from rejse.logging import get_logger
 from rejse.models.journeys import Journey, JourneyRun, JourneyStep
+from rejse.outbound import OutboundError, application_error, request
 from rejse.runtime import Runtime
 from rejse.timeline import add_entry
 
@@ -191,7 +192,12 @@ class JourneyActivities:
             signatures.HEADER: signatures.sign(self.runtime.settings.secret_key, body),
             "Idempotency-Key": inp.idempotency_key,
         }
-        response = httpx.post(inp.url, content=body, headers=headers, timeout=10)
-        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-            raise ApplicationError(f"webhook answered {response.status_code}", non_retryable=True)
-        response.raise_for_status()
+        # classified like every other outbound call, so a receiver's 4xx ends the step at once
+        # (WebhookRejected) while an outage or a 429 (after its Retry-After) is waited out
+        try:
+            with httpx.Client(timeout=10) as client:
+                request(
+                    client, "POST", inp.url, what="journey webhook", content=body, headers=headers
+                )
+        except OutboundError as exc:
+            raise application_error(exc, kind="Webhook") from None
