@@ -29,7 +29,6 @@ from rejse.runtime import Runtime
 log = get_logger("rejse.crm")
 
 
-
 def _now() -> dt.datetime:
     return activity.info().current_attempt_scheduled_time.astimezone(dt.UTC)
 

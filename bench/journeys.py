@@ -87,7 +87,9 @@ def checkout_rows(prefix: str, n: int) -> tuple[list[dict], list[int]]:
 
 async def ours(runtime: Runtime, n: int) -> float:
     dispatcher = TimedDispatcher(runtime)
-    processor = EventProcessor(runtime, subscribers=wiring.in_transaction_subscribers(runtime), dispatchers=[dispatcher])
+    processor = EventProcessor(
+        runtime, subscribers=wiring.in_transaction_subscribers(runtime), dispatchers=[dispatcher]
+    )
     rows, buckets = checkout_rows(f"t{uuid.uuid4().hex[:6]}", n)
     t0 = time.perf_counter()
     for i in range(0, n, 500):
@@ -153,7 +155,12 @@ async def baseline(runtime: Runtime, n: int, definition: dict, *, kind: str = "r
 
 async def latency(runtime: Runtime, rate: float, seconds: float, poll: float) -> list[float]:
     dispatcher = TimedDispatcher(runtime)
-    processor = EventProcessor(runtime, subscribers=wiring.in_transaction_subscribers(runtime), dispatchers=[dispatcher], poll_interval=poll)
+    processor = EventProcessor(
+        runtime,
+        subscribers=wiring.in_transaction_subscribers(runtime),
+        dispatchers=[dispatcher],
+        poll_interval=poll,
+    )
     stop = asyncio.Event()
     service_task = asyncio.create_task(processor.run(stop))
     accepted: dict[str, float] = {}

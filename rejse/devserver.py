@@ -79,7 +79,7 @@ class DevServer:
         return f"http://{self.settings.temporal_host}:{self.settings.temporal_ui_port}"
 
     @classmethod
-    async def start(cls, settings: Settings) -> "DevServer":
+    async def start(cls, settings: Settings) -> DevServer:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         log_path = settings.data_dir.resolve() / "temporal.log"
         with open(log_path, "ab") as out:

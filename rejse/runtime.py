@@ -30,7 +30,7 @@ class Runtime:
         *,
         engine: Engine | None = None,
         temporal_client: Client | None = None,
-    ) -> "Runtime":
+    ) -> Runtime:
         return cls(
             settings=settings,
             engine=engine or make_engine(settings.effective_database_url),

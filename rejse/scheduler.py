@@ -47,12 +47,12 @@ class ScheduledJob:
 
     id: str
     trigger: str | dt.timedelta | BaseTrigger
-    func: Callable[["Runtime"], Awaitable[None]]
+    func: Callable[[Runtime], Awaitable[None]]
     run_on_start: bool = False  # also fire once right after the scheduler starts
 
 
 async def start_workflow_once(
-    runtime: "Runtime",
+    runtime: Runtime,
     workflow: str | Callable,
     arg: object = None,
     *,
@@ -85,7 +85,7 @@ def make_trigger(trigger: str | dt.timedelta | BaseTrigger) -> BaseTrigger:
     return parse_crontab(trigger)
 
 
-def _guarded(job: ScheduledJob, runtime: "Runtime") -> Callable[[], Awaitable[None]]:
+def _guarded(job: ScheduledJob, runtime: Runtime) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         try:
             await job.func(runtime)
@@ -125,7 +125,7 @@ class LeaderLock:
 
     PG_KEY = 0x72656A7365  # "rejse"
 
-    def __init__(self, engine: "Engine") -> None:
+    def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._conn = None
         self._file = None

@@ -116,7 +116,7 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
-    def _production_needs_real_secrets(self) -> "Settings":
+    def _production_needs_real_secrets(self) -> Settings:
         if self.environment == "production":
             if self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32:
                 raise ValueError(

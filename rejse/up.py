@@ -41,7 +41,7 @@ class Parts:
     embedded_temporal: bool = False  # `rejse up` only
 
     @classmethod
-    def everything(cls) -> "Parts":
+    def everything(cls) -> Parts:
         return cls(api=True, worker=True, scheduler=True, embedded_temporal=True)
 
 

@@ -230,7 +230,9 @@ def test_a_planted_upward_import_is_named_with_both_files(tmp_path):
     assert any(
         p.startswith("rejse/journeys/service.py:2 imports rejse/wiring.py") for p in problems
     ), problems
-    assert any(p.startswith("rejse/durations.py:1 imports rejse/journeys/service.py") for p in problems)
+    assert any(
+        p.startswith("rejse/durations.py:1 imports rejse/journeys/service.py") for p in problems
+    )
     assert any(p.startswith("api/app.py:1 imports workflows/journey.py") for p in problems)
     assert len(problems) == 3
 

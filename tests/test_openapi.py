@@ -19,4 +19,5 @@ async def test_openapi_document_builds_and_documents_auth(client):
 
 async def test_docs_page_is_served(client):
     r = await client.get("/docs")
-    assert r.status_code == 200 and "swagger" in r.text.lower()
+    assert r.status_code == 200
+    assert "swagger" in r.text.lower()

@@ -425,7 +425,7 @@ def metrics(
         for lead in contacted
         if lead.history
     ]
-    by_outcome = {o: 0 for o in CONTACT_OUTCOMES}
+    by_outcome = dict.fromkeys(CONTACT_OUTCOMES, 0)
     for lead in leads:
         if lead.outcome:
             by_outcome[lead.outcome] += 1

@@ -99,7 +99,8 @@ def test_5xx_and_408_are_transient(client: httpx.Client, status: int) -> None:
     with pytest.raises(Transient) as err:
         request(client, "POST", f"/{status}", what="test call")
     assert type(err.value) is Transient
-    assert err.value.status == status and err.value.what == "test call"
+    assert err.value.status == status
+    assert err.value.what == "test call"
     assert str(err.value) == f"test call: {status}"
 
 
@@ -117,7 +118,8 @@ def test_429_with_delay_seconds(client: httpx.Client) -> None:
     with pytest.raises(RateLimited) as err:
         request(client, "POST", "/429", what="test call")
     assert isinstance(err.value, Transient)
-    assert err.value.status == 429 and err.value.retry_after == 7
+    assert err.value.status == 429
+    assert err.value.retry_after == 7
 
 
 def test_429_with_http_date(client: httpx.Client) -> None:
@@ -130,13 +132,15 @@ def test_429_with_http_date(client: httpx.Client) -> None:
 def test_closed_port_is_transient() -> None:
     with httpx.Client(timeout=5) as c, pytest.raises(Transient) as err:
         request(c, "POST", f"http://127.0.0.1:{closed_port()}/", what="test call")
-    assert err.value.status is None and str(err.value) == "test call: ConnectError"
+    assert err.value.status is None
+    assert str(err.value) == "test call: ConnectError"
 
 
 def test_timeout_is_transient(base_url: str) -> None:
     with httpx.Client(base_url=base_url, timeout=0.2) as c, pytest.raises(Transient) as err:
         request(c, "GET", "/slow", what="test call")
-    assert err.value.status is None and "Timeout" in str(err.value)
+    assert err.value.status is None
+    assert "Timeout" in str(err.value)
 
 
 def test_check_classifies_a_response_got_elsewhere(client: httpx.Client) -> None:
@@ -150,14 +154,16 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("7") == 7
     assert parse_retry_after("Mon, 23 Nov 2026 06:01:00 GMT", now=now) == 60
     assert parse_retry_after("Mon, 23 Nov 2026 05:59:00 GMT", now=now) == 0  # already past
-    assert parse_retry_after(None) == 30 and parse_retry_after("soon") == 30
+    assert parse_retry_after(None) == 30
+    assert parse_retry_after("soon") == 30
     assert parse_retry_after("", default=5) == 5
 
 
 def test_application_error_forms() -> None:
     rejected = application_error(Rejected("crm", status=400, detail="x"), kind="Crm")
     assert (rejected.type, rejected.non_retryable) == ("CrmRejected", True)
-    assert rejected.next_retry_delay is None and rejected.message == "crm: 400"
+    assert rejected.next_retry_delay is None
+    assert rejected.message == "crm: 400"
 
     transient = application_error(Transient("crm", status=503), kind="Crm")
     assert (transient.type, transient.non_retryable) == ("CrmTransient", False)

@@ -136,7 +136,8 @@ async def test_killed_api_loses_nothing_and_processes_once(tmp_path, sqlite_temp
         proc.send_signal(signal.SIGKILL)  # right after the last 202, nothing processed yet
         proc.wait(timeout=10)
     assert proc.returncode == -signal.SIGKILL
-    assert accepted == 100 and outbox_count(engine) == 100
+    assert accepted == 100
+    assert outbox_count(engine) == 100
 
     runtime = Runtime.create(Settings(environment="test", database_url=url), engine=engine)
     rec = Recorder()
@@ -169,7 +170,8 @@ async def test_crash_between_apply_and_dispatch_applies_once(runtime, session, e
     entries = first._load(claim.buckets)
     first._apply_batch(entries)  # committed ... then the process "dies"
     claim.release()
-    assert len(rec.applied) == 5 and rec.dispatched == []
+    assert len(rec.applied) == 5
+    assert rec.dispatched == []
     second = EventProcessor(runtime, subscribers=[rec], dispatchers=[rec])
     assert await second.drain() == 5
     assert len(rec.applied) == 5  # not applied again

@@ -44,7 +44,8 @@ async def test_same_message_id_is_stored_once(client, keys, session):
         r = await client.post("/v1/track", json=body, headers=auth(keys[Role.ingest]))
         assert r.status_code == 202
     assert r.json() == {"accepted": 0, "duplicates": 1}
-    assert count(session, Event) == 1 and count(session, OutboxEntry) == 1
+    assert count(session, Event) == 1
+    assert count(session, OutboxEntry) == 1
 
 
 async def test_batch_counts_duplicates(client, keys, session):
@@ -53,8 +54,10 @@ async def test_batch_counts_duplicates(client, keys, session):
     assert r.json() == {"accepted": 4, "duplicates": 0}
     batch["batch"].append({"type": "track", "userId": "x", "event": "E", "messageId": "new-1"})
     r = await client.post("/v1/batch", json=batch, headers=auth(keys[Role.ingest]))
-    assert r.status_code == 202 and r.json() == {"accepted": 1, "duplicates": 4}
-    assert count(session, Event) == 5 and count(session, OutboxEntry) == 5
+    assert r.status_code == 202
+    assert r.json() == {"accepted": 1, "duplicates": 4}
+    assert count(session, Event) == 5
+    assert count(session, OutboxEntry) == 5
 
 
 async def test_server_generates_message_id(client, keys, session):
@@ -130,12 +133,14 @@ async def test_bad_input_names_the_field(client, keys, session, path, body, stat
 async def test_size_limits(client, keys, session):
     big = {"userId": "u", "event": "E", "properties": {"blob": "x" * 33_000}}
     r = await client.post("/v1/track", json=big, headers=auth(keys[Role.ingest]))
-    assert r.status_code == 413 and r.json()["errors"][0]["field"] == "body"
+    assert r.status_code == 413
+    assert r.json()["errors"][0]["field"] == "body"
     ok = {"type": "track", "userId": "u", "event": "E"}
     r = await client.post(
         "/v1/batch", json={"batch": [ok, {**big, "type": "track"}]}, headers=auth(keys[Role.ingest])
     )
-    assert r.status_code == 413 and r.json()["errors"][0]["field"] == "batch.1"
+    assert r.status_code == 413
+    assert r.json()["errors"][0]["field"] == "batch.1"
     many = {"batch": [{**ok, "properties": {"blob": "x" * 20_000}} for _ in range(30)]}
     r = await client.post("/v1/batch", json=many, headers=auth(keys[Role.ingest]))
     assert r.status_code == 413

@@ -50,20 +50,24 @@ async def test_segment_batch_ends_as_one_profile(client, keys, runtime, session)
     assert r.status_code == 202
     proc, rec = processor(runtime)
     assert await proc.drain() == 4
-    assert count(session, Profile) == 1 and count(session, OutboxEntry) == 0
+    assert count(session, Profile) == 1
+    assert count(session, OutboxEntry) == 0
     pid = find_by_identifier(session, type="user_id", value="cust-7012345678901")
-    assert pid and find_by_identifier(session, type="anonymous_id", value="anon-5f1c2a") == pid
+    assert pid
+    assert find_by_identifier(session, type="anonymous_id", value="anon-5f1c2a") == pid
     snap = load_snapshot(session, profile_id=pid)
     assert snap.identifiers == {
         "anonymous_id": ["anon-5f1c2a"],
         "user_id": ["cust-7012345678901"],
         "email": ["mette.hansen@example.dk"],
     }
-    assert snap.locale == "da-DK" and snap.traits["country"] == "DK"
+    assert snap.locale == "da-DK"
+    assert snap.traits["country"] == "DK"
     events = session.exec(select(Event).where(Event.profile_id == pid)).all()
     assert sorted(e.message_id for e in events) == ["m-0001", "m-0002", "m-0003", "m-0004"]
     assert [e.event_id for e in rec.dispatched] == [e.event_id for e in rec.applied]
-    assert len(rec.dispatched) == 4 and {e.profile_id for e in rec.dispatched} == {pid}
+    assert len(rec.dispatched) == 4
+    assert {e.profile_id for e in rec.dispatched} == {pid}
     # Later, only the anonymous cookie: same profile.
     await client.post(
         "/v1/track",
@@ -94,7 +98,8 @@ async def test_identify_merges_two_profiles(client, keys, runtime, session):
     await proc.drain()
     assert count(session, Profile) == 1
     last = rec.applied[-1]
-    assert last.profile_id == older and len(last.merged_from) == 1
+    assert last.profile_id == older
+    assert len(last.merged_from) == 1
     gone = last.merged_from[0]
     assert load_snapshot(session, profile_id=gone).id == older  # merged id stays resolvable
     assert session.get(ProfileMerge, gone).into_profile_id == older
@@ -143,7 +148,9 @@ async def test_poison_event_goes_to_dead_letter_and_does_not_block(client, keys,
     assert [e.event for e in rec.dispatched] == ["A", "B"]
     assert count(session, OutboxEntry) == 0
     dead = session.exec(select(DeadLetter)).one()
-    assert dead.stage == "apply" and dead.attempts == 2 and "RuntimeError" in dead.error
+    assert dead.stage == "apply"
+    assert dead.attempts == 2
+    assert "RuntimeError" in dead.error
 
 
 async def test_derived_events_are_processed_later(client, keys, runtime, session):
@@ -195,13 +202,15 @@ async def test_dead_letters_api_lists_and_retries(client, keys, runtime, session
     await proc.drain()
     h = auth(keys[Role.admin])
     listed = (await client.get("/api/dead-letters", headers=h)).json()
-    assert len(listed) == 1 and listed[0]["stage"] == "apply"
+    assert len(listed) == 1
+    assert listed[0]["stage"] == "apply"
     assert (
         await client.get("/api/dead-letters", headers=auth(keys[Role.marketer]))
     ).status_code == 403
     rec.fail_on.clear()  # the bug is fixed; retry it
     r = await client.post(f"/api/dead-letters/{listed[0]['id']}/retry", headers=h)
-    assert r.status_code == 200 and r.json()["retried_at"]
+    assert r.status_code == 200
+    assert r.json()["retried_at"]
     assert (
         await client.post(f"/api/dead-letters/{listed[0]['id']}/retry", headers=h)
     ).status_code == 409

@@ -53,25 +53,30 @@ async def test_signed_shopify_payloads_are_accepted_and_mapped(client, shop, run
         content=checkout,
         headers=shopify_headers(checkout, "checkouts/create", "wh-1"),
     )
-    assert r.status_code == 202 and r.json() == {"accepted": 1, "duplicates": 0}
+    assert r.status_code == 202
+    assert r.json() == {"accepted": 1, "duplicates": 0}
     r = await client.post(
         "/webhooks/shopify", content=order, headers=shopify_headers(order, "orders/create", "wh-2")
     )
-    assert r.status_code == 202 and r.json()["accepted"] == 1
+    assert r.status_code == 202
+    assert r.json()["accepted"] == 1
     started, completed = session.exec(select(Event).order_by(Event.received_at)).all()
-    assert started.event == "Checkout Started" and completed.event == "Order Completed"
+    assert started.event == "Checkout Started"
+    assert completed.event == "Order Completed"
     token = "7c1b2d0f9a4e4f6b8c3d2e1f0a9b8c7d"
     assert started.properties["checkout_id"] == token == completed.properties["checkout_id"]
     assert started.properties["abandoned_checkout_url"].startswith(
         "https://butik.example.dk/checkouts/"
     )
-    assert started.properties["value"] == 1249.0 and started.properties["currency"] == "DKK"
+    assert started.properties["value"] == 1249.0
+    assert started.properties["currency"] == "DKK"
     assert [p["sku"] for p in started.properties["products"]] == ["RJ-AAR-M-NV", "US-3P-3942"]
     await EventProcessor(runtime, subscribers=[], dispatchers=[]).drain()
     pid = find_by_identifier(session, type="email", value="mette.hansen@example.dk")
     assert pid == find_by_identifier(session, type="shopify_customer_id", value="7012345678901")
     snap = load_snapshot(session, profile_id=pid)
-    assert snap.consents == {"email": "granted"} and snap.locale == "da-DK"
+    assert snap.consents == {"email": "granted"}
+    assert snap.locale == "da-DK"
 
 
 @pytest.mark.parametrize("case", ["tampered", "wrong_secret", "missing_header"])
@@ -113,7 +118,8 @@ async def test_secret_from_environment(client, session, monkeypatch):
             body, "orders/create", "wh-env", secret="env-secret-abcdefghijklmnop"
         ),
     )
-    assert r.status_code == 202 and count(session) == 1
+    assert r.status_code == 202
+    assert count(session) == 1
 
 
 async def test_unknown_topic_is_acknowledged_and_ignored(client, shop, session):
@@ -121,7 +127,8 @@ async def test_unknown_topic_is_acknowledged_and_ignored(client, shop, session):
     r = await client.post(
         "/webhooks/shopify", content=body, headers=shopify_headers(body, "products/update", "wh-x")
     )
-    assert r.status_code == 202 and count(session) == 0
+    assert r.status_code == 202
+    assert count(session) == 0
 
 
 async def test_sources_secret_is_shown_once(client, keys, shop):
@@ -153,7 +160,8 @@ async def test_generic_webhook_signature_rotation_and_tolerance(client, keys, se
     r = await client.post(
         "/webhooks/generic/pos", content=body, headers={"X-Rejse-Signature": f"{old},{new_v1}"}
     )
-    assert r.status_code == 202 and r.json() == {"accepted": 1, "duplicates": 0}
+    assert r.status_code == 202
+    assert r.json() == {"accepted": 1, "duplicates": 0}
     stale = sign(secret, body, timestamp=int(time.time()) - 301)
     r = await client.post(
         "/webhooks/generic/pos", content=body, headers={"X-Rejse-Signature": stale}
@@ -173,7 +181,8 @@ async def test_generic_webhook_signature_rotation_and_tolerance(client, keys, se
     r = await client.post(
         "/webhooks/generic/pos", content=batch, headers={"X-Rejse-Signature": sign(secret, batch)}
     )
-    assert r.status_code == 202 and count(session) == 2
+    assert r.status_code == 202
+    assert count(session) == 2
 
 
 def test_verify_rejects_garbage():
@@ -189,4 +198,5 @@ async def test_signed_but_unstorable_payload_is_422(client, shop, session):
         content=body,
         headers=shopify_headers(body, "checkouts/create", "wh-nul"),
     )
-    assert r.status_code == 422 and count(session) == 0
+    assert r.status_code == 422
+    assert count(session) == 0

@@ -57,4 +57,5 @@ def test_no_tests_collected_is_a_failure(tmp_path):
 
 def test_a_failing_command_fails(tmp_path):
     result = run_ci_with(tmp_path, "false")
-    assert result.returncode == 1 and "exit code 1" in result.stderr
+    assert result.returncode == 1
+    assert "exit code 1" in result.stderr

@@ -8,7 +8,7 @@ from rejse.temporal import SEARCH_ATTRIBUTES
 
 
 def test_search_attribute_names_agree_with_the_temporal_module():
-    assert devserver.SEARCH_ATTRIBUTE_NAMES == tuple(k.name for k in SEARCH_ATTRIBUTES)
+    assert tuple(k.name for k in SEARCH_ATTRIBUTES) == devserver.SEARCH_ATTRIBUTE_NAMES
 
 
 def test_command_persists_under_the_data_dir_on_the_configured_ports(tmp_path: Path):
@@ -16,11 +16,14 @@ def test_command_persists_under_the_data_dir_on_the_configured_ports(tmp_path: P
         data_dir=tmp_path, temporal_port=7301, temporal_ui_port=8301, temporal_namespace="shop"
     )
     cmd = devserver.command(settings)
-    assert Path(cmd[0]).name == "temporal" and cmd[1:3] == ["server", "start-dev"]
+    assert Path(cmd[0]).name == "temporal"
+    assert cmd[1:3] == ["server", "start-dev"]
     pairs = dict(zip(cmd[3::], cmd[4::]))
     assert pairs["--db-filename"] == str(tmp_path.resolve() / "temporal.db")
-    assert pairs["--port"] == "7301" and pairs["--ui-port"] == "8301"
-    assert pairs["--ip"] == "127.0.0.1" and pairs["--namespace"] == "shop"
+    assert pairs["--port"] == "7301"
+    assert pairs["--ui-port"] == "8301"
+    assert pairs["--ip"] == "127.0.0.1"
+    assert pairs["--namespace"] == "shop"
     assert [v for k, v in zip(cmd, cmd[1:]) if k == "--search-attribute"] == [
         "RejseProfileId=Keyword",
         "RejseJourney=Keyword",

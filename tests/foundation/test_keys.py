@@ -28,8 +28,10 @@ def test_keys_create_list_revoke(cli, runtime):
     assert role is Role.ingest
 
     listed = cli("keys", "list")
-    assert key_id in listed.stdout and "webshop" in listed.stdout
-    assert raw not in listed.stdout and raw.split("_")[2] not in listed.stdout
+    assert key_id in listed.stdout
+    assert "webshop" in listed.stdout
+    assert raw not in listed.stdout
+    assert raw.split("_")[2] not in listed.stdout
 
     assert cli("keys", "revoke", key_id).exit_code == 0
     runtime.keys.forget()
@@ -45,7 +47,8 @@ def test_keys_create_refuses_an_unknown_role(cli):
 def test_first_start_creates_one_admin_key_and_shows_it_once(session):
     raw = ensure_admin_access(session, bootstrap_key=None)
     session.commit()
-    assert raw is not None and raw.startswith("rjk_")
+    assert raw is not None
+    assert raw.startswith("rjk_")
     assert ensure_admin_access(session, bootstrap_key=None) is None  # not again
     admins = session.exec(select(ApiKey).where(ApiKey.role == "admin")).all()
     assert [a.key_hash for a in admins] == [hash_key(raw)]  # only the hash is stored

@@ -28,7 +28,8 @@ async def test_lean_route_answers_401_403_and_passes_the_principal(runtime, keys
         assert (await c.post("/lean", headers={"Authorization": "Bearer nope"})).status_code == 401
         assert (await c.post("/lean", headers=auth(keys[Role.marketer]))).status_code == 403
         r = await c.post("/lean", headers=auth(keys[Role.ingest]))
-        assert r.status_code == 200 and r.text == "ingest"
+        assert r.status_code == 200
+        assert r.text == "ingest"
 
 
 async def _no_auth(request: Request) -> Response:

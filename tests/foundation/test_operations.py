@@ -21,7 +21,8 @@ def _client(runtime: Runtime) -> httpx.AsyncClient:
 
 async def test_healthz(client):
     r = await client.get("/healthz")
-    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok"}
 
 
 async def test_readyz_is_200_when_database_and_temporal_answer(settings, engine, time_env):

@@ -24,23 +24,27 @@ def quickstart(name: str) -> list[str]:
 
 def test_readme_has_exactly_two_one_line_quickstart_commands():
     run, test = quickstart("quickstart-run"), quickstart("quickstart-test")
-    assert (
-        len(run) == 1 and run[0].startswith("python -m venv .venv") and run[0].endswith("rejse up")
-    )
-    assert len(test) == 1 and "pip install -e '.[test]'" in test[0]
+    assert len(run) == 1
+    assert run[0].startswith("python -m venv .venv")
+    assert run[0].endswith("rejse up")
+    assert len(test) == 1
+    assert "pip install -e '.[test]'" in test[0]
     assert test[0].endswith("python -m pytest")
 
 
 def test_ci_runs_the_readme_test_command_against_postgresql():
     script = (ROOT / ".ci" / "run").read_text()
-    assert script.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in script
+    assert script.startswith("#!/usr/bin/env bash")
+    assert "set -euo pipefail" in script
     assert "quickstart-test" in script  # reads the command from the README, does not copy it
     assert (
         'REJSE_TEST_DATABASE_URL="postgresql+psycopg://postgres@${PG_HOST}:${PG_PORT}/test"'
         in script
     )
-    assert "PG_HOST=127.0.0.1" in script and "PG_PORT=5432" in script
-    assert "pg_isready" in script and "apt-get install -y postgresql" in script
+    assert "PG_HOST=127.0.0.1" in script
+    assert "PG_PORT=5432" in script
+    assert "pg_isready" in script
+    assert "apt-get install -y postgresql" in script
     assert "export CI=true" in script
 
 

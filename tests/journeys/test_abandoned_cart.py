@@ -86,7 +86,8 @@ async def test_two_checkouts_two_runs_same_checkout_one_run(jruntime, worker, di
     )
     await dispatcher.dispatch([first])  # a re-delivered event acts once
     both = runs(jruntime, profile_id=pid)
-    assert len(both) == 2 and len({r.workflow_id for r in both}) == 2
+    assert len(both) == 2
+    assert len({r.workflow_id for r in both}) == 2
     for r in both:
         assert await result(time_env, r.workflow_id) == "completed"
     assert len(messages(jruntime, pid)) == 4  # 2 per checkout, no duplicates
@@ -107,7 +108,8 @@ async def test_cooldown_blocks_reentry_inside_p7d_and_allows_after(
 
     await dispatcher.dispatch([event(pid, "Checkout Started", t0 + 8 * DAY, checkout_id="c1")])
     again = runs(jruntime, profile_id=pid)
-    assert len(again) == 2 and again[1].workflow_id == run.workflow_id
+    assert len(again) == 2
+    assert again[1].workflow_id == run.workflow_id
     assert await result(time_env, run.workflow_id) == "completed"
     assert len(messages(jruntime, pid)) == 4  # the second entry sends again
 

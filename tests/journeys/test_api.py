@@ -15,16 +15,19 @@ async def test_versions_publish_and_read(client, keys):
     assert (await client.post("/api/journeys", json=abandoned_cart(), headers=m)).status_code == 409
 
     r = await client.post("/api/journeys/abandoned-cart/publish", headers=m)
-    assert r.status_code == 200 and r.json()["published_version"] == 1
+    assert r.status_code == 200
+    assert r.json()["published_version"] == 1
 
     v2 = abandoned_cart()
     v2["steps"]["wait_1d"]["for"] = "PT12H"
     r = await client.put("/api/journeys/abandoned-cart", json=v2, headers=m)
-    assert r.status_code == 200 and r.json()["version"] == 2
+    assert r.status_code == 200
+    assert r.json()["version"] == 2
     assert r.json()["published_version"] == 1  # a new version is a draft
     wrong = {**v2, "key": "other"}
     r = await client.put("/api/journeys/abandoned-cart", json=wrong, headers=m)
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "key"
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "key"
 
     r = await client.get("/api/journeys/abandoned-cart?version=1", headers=a)
     assert r.json()["definition"]["steps"]["wait_1d"]["for"] == "P1D"
@@ -41,9 +44,11 @@ async def test_versions_publish_and_read(client, keys):
     assert (await client.put("/api/journeys/abandoned-cart", json=v2, headers=a)).status_code == 403
 
     r = await client.get("/api/journeys/abandoned-cart/diagram", headers=a)
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
     assert r.text.startswith("flowchart TD")
-    assert "wait PT12H" in r.text and "abandoned_cart/free_shipping" in r.text
+    assert "wait PT12H" in r.text
+    assert "abandoned_cart/free_shipping" in r.text
     assert "goal: Order Completed" in r.text
 
 
@@ -51,16 +56,19 @@ async def test_lifecycle_rules_and_bad_input(client, keys):
     m = auth(keys[Role.marketer])
     await client.post("/api/journeys", json=abandoned_cart(), headers=m)
     r = await client.post("/api/journeys/abandoned-cart/pause", headers=m)
-    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "status"  # a draft
+    assert r.status_code == 409
+    assert r.json()["errors"][0]["field"] == "status"
     r = await client.post(
         "/api/journeys/abandoned-cart/enter", headers=m, json={"profile_id": "prf_nobody"}
     )
     assert r.status_code == 409  # not published
     assert (await client.post("/api/journeys/nope/publish", headers=m)).status_code == 404
     r = await client.get("/api/journeys/abandoned-cart/runs?status=sleeping", headers=m)
-    assert r.status_code == 400 and r.json()["errors"][0]["field"] == "status"
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["field"] == "status"
     r = await client.post("/api/journeys/abandoned-cart/enter", headers=m, json={})
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "profile_id"
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "profile_id"
 
 
 async def test_manual_entry_runs_and_stats(jruntime, worker, client, keys, time_env):
@@ -70,7 +78,8 @@ async def test_manual_entry_runs_and_stats(jruntime, worker, client, keys, time_
     r = await client.post(
         "/api/journeys/abandoned-cart/enter", headers=m, json={"profile_id": "prf_unknown"}
     )
-    assert r.status_code == 404 and r.json()["errors"][0]["field"] == "profile_id"
+    assert r.status_code == 404
+    assert r.json()["errors"][0]["field"] == "profile_id"
 
     pid = new_profile(jruntime)
     body = {"profile_id": pid, "properties": {"checkout_id": "m1"}, "idempotency_key": "k1"}
@@ -78,7 +87,8 @@ async def test_manual_entry_runs_and_stats(jruntime, worker, client, keys, time_
     assert r.status_code == 201, r.text
     run = r.json()
     again = await client.post("/api/journeys/abandoned-cart/enter", headers=m, json=body)
-    assert again.status_code == 201 and again.json()["run_id"] == run["run_id"]  # same key: once
+    assert again.status_code == 201
+    assert again.json()["run_id"] == run["run_id"]
     assert await result(time_env, run["workflow_id"]) == "completed"
 
     r = await client.get(f"/api/journeys/abandoned-cart/runs?profile_id={pid}", headers=a)
@@ -94,7 +104,8 @@ async def test_manual_entry_runs_and_stats(jruntime, worker, client, keys, time_
         "converted": 0,
         "exited": 0,
     }
-    assert steps["reminder_2"]["exited"] == 1 and steps["reminder_2"]["sent"] == 1
+    assert steps["reminder_2"]["exited"] == 1
+    assert steps["reminder_2"]["sent"] == 1
 
     r = await client.get(f"/api/profiles/{pid}/timeline", headers=a)
     if r.status_code == 200:  # the profiles API shows our step entries
@@ -112,6 +123,8 @@ async def test_manual_entry_without_temporal_is_503_and_retry_safe(runtime, clie
     pid = new_profile(runtime)
     body = {"profile_id": pid, "properties": {"checkout_id": "x"}, "idempotency_key": "k"}
     r = await client.post("/api/journeys/abandoned-cart/enter", headers=m, json=body)
-    assert r.status_code == 503 and r.json()["errors"][0]["field"] == "idempotency_key"
+    assert r.status_code == 503
+    assert r.json()["errors"][0]["field"] == "idempotency_key"
     r = await client.post("/api/journeys/abandoned-cart/pause", headers=m)
-    assert r.status_code == 200 and r.json()["runs_told"] == 0  # paused; runs learn later
+    assert r.status_code == 200
+    assert r.json()["runs_told"] == 0

@@ -96,5 +96,6 @@ async def test_worker_killed_mid_wait_each_email_once(dev_env, runtime, db_url):
     assert len({m.idempotency_key for m in sent}) == 2
     assert sent[0].idempotency_key == f"{run.workflow_id}:reminder_1"
     attrs = (await handle.describe()).typed_search_attributes
-    assert attrs.get(SA_PROFILE_ID) == pid and attrs.get(SA_JOURNEY) == "abandoned-cart"
+    assert attrs.get(SA_PROFILE_ID) == pid
+    assert attrs.get(SA_JOURNEY) == "abandoned-cart"
     assert "@" not in run.workflow_id

@@ -43,7 +43,8 @@ async def test_tracked_checkout_enters_and_order_converts(jruntime, worker, clie
     await processor.drain()
 
     [run] = runs(jruntime)
-    assert run.journey_key == "abandoned-cart" and "@" not in run.workflow_id
+    assert run.journey_key == "abandoned-cart"
+    assert "@" not in run.workflow_id
     await time_env.sleep(dt.timedelta(days=1, hours=1))
     assert [m.template for m in messages(jruntime, run.profile_id)] == ["abandoned_cart/reminder"]
 

@@ -145,7 +145,8 @@ async def test_branch_on_trait_and_exit(jruntime, worker, client, keys, time_env
     se = new_profile(jruntime, traits={"country": "SE"})
     runs_ = [await enter(client, keys, "by-country", p) for p in (dk, se)]
     assert [await result(time_env, r["workflow_id"]) for r in runs_] == ["exited", "completed"]
-    assert traits(jruntime, dk)["route"] == "dk" and traits(jruntime, se)["route"] == "other"
+    assert traits(jruntime, dk)["route"] == "dk"
+    assert traits(jruntime, se)["route"] == "other"
 
 
 async def test_wait_until_a_time_of_day_in_the_profiles_zone(
@@ -213,7 +214,8 @@ async def test_split_is_deterministic_and_stats_compare_variants(
     r = await client.get("/api/journeys/ab/stats", headers=auth(keys[Role.analyst]))
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["runs"] == 6 and body["steps"]["split"]["entered"] == 6
+    assert body["runs"] == 6
+    assert body["steps"]["split"]["entered"] == 6
     assert body["variants"]["hypothesis"] == "a second nudge lifts conversion"
     assert sum(a["runs"] for a in body["variants"]["arms"].values()) == 6
 
@@ -261,7 +263,8 @@ async def test_webhook_step_posts_signed_json(jruntime, worker, client, keys, ti
     )
     assert headers["Idempotency-Key"] == f"{run['workflow_id']}:call"
     payload = json.loads(body)
-    assert payload["data"] == {"offer": "free-shipping"} and payload["profile_id"] == pid
+    assert payload["data"] == {"offer": "free-shipping"}
+    assert payload["profile_id"] == pid
     assert "@" not in body.decode()  # no email in the payload
 
 
@@ -282,12 +285,15 @@ async def test_pause_holds_runs_and_new_entries_resume_continues(
     await at_step(handle, "wait")
 
     r = await client.post("/api/journeys/paused/pause", headers=auth(keys[Role.marketer]))
-    assert r.status_code == 200 and r.json()["status"] == "paused" and r.json()["runs_told"] == 1
+    assert r.status_code == 200
+    assert r.json()["status"] == "paused"
+    assert r.json()["runs_told"] == 1
     await time_env.sleep(dt.timedelta(hours=3))
     assert messages(jruntime, pid) == []  # held before its next step
     assert (await handle.query("state"))["paused"] is True
     [run] = runs(jruntime, profile_id=pid)
-    assert run.status == "held" and run.current_step == "mail"
+    assert run.status == "held"
+    assert run.current_step == "mail"
 
     other = new_profile(jruntime)
     await dispatcher.dispatch([event(other, "Checkout Started", now)])
@@ -298,7 +304,8 @@ async def test_pause_holds_runs_and_new_entries_resume_continues(
     assert r.status_code == 409
 
     r = await client.post("/api/journeys/paused/resume", headers=auth(keys[Role.marketer]))
-    assert r.status_code == 200 and r.json()["status"] == "published"
+    assert r.status_code == 200
+    assert r.json()["status"] == "published"
     assert await result(time_env, run.workflow_id) == "completed"
     assert [m.template for m in messages(jruntime, pid)] == ["abandoned_cart/reminder"]
 
@@ -313,7 +320,8 @@ async def test_archive_cancels_running_runs(jruntime, worker, client, keys, time
     handle = time_env.client.get_workflow_handle(run["workflow_id"])
     await at_step(handle, "wait")
     r = await client.post("/api/journeys/old/archive", headers=auth(keys[Role.marketer]))
-    assert r.status_code == 200 and r.json()["runs_told"] == 1
+    assert r.status_code == 200
+    assert r.json()["runs_told"] == 1
     status = None
     for _ in range(200):
         status = (await handle.describe()).status
@@ -322,7 +330,8 @@ async def test_archive_cancels_running_runs(jruntime, worker, client, keys, time
         await asyncio.sleep(0.02)
     assert status == WorkflowExecutionStatus.CANCELED
     [row] = runs(jruntime, profile_id=pid)
-    assert row.status == "cancelled" and messages(jruntime, pid) == []
+    assert row.status == "cancelled"
+    assert messages(jruntime, pid) == []
     r = await client.post("/api/journeys/old/publish", headers=auth(keys[Role.marketer]))
     assert r.status_code == 409
 
@@ -362,7 +371,8 @@ async def test_a_send_in_quiet_hours_is_held_until_they_end(
     assert await result(time_env, run["workflow_id"]) == "completed"
     [sent] = messages(jruntime, pid)
     local = sent.sent_at.astimezone(ZoneInfo("Europe/Copenhagen"))
-    assert sent.status == "sent" and (local.hour, local.minute) == (8, 0)
+    assert sent.status == "sent"
+    assert (local.hour, local.minute) == (8, 0)
 
 
 async def test_wait_for_event_counts_an_event_that_arrives_during_the_step_before(

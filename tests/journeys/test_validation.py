@@ -217,7 +217,8 @@ def test_broken_definition_is_rejected_naming_step_and_field(mutate, field, word
 
 def test_the_example_is_valid():
     defn, issues = parse_definition(abandoned_cart())
-    assert defn is not None and issues == []
+    assert defn is not None
+    assert issues == []
     assert check_definition(defn, template_exists=template_exists) == []
 
 
@@ -225,7 +226,8 @@ def test_loops_with_a_wait_are_fine():
     data = abandoned_cart()
     data["steps"]["reminder_2"]["next"] = "wait_2d"  # a weekly nag: waits in the loop
     defn, _ = parse_definition(data)
-    assert defn is not None and check_definition(defn, template_exists=template_exists) == []
+    assert defn is not None
+    assert check_definition(defn, template_exists=template_exists) == []
 
 
 def test_publishing_needs_the_activities_of_its_steps():

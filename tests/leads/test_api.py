@@ -21,11 +21,14 @@ from tests.leads.conftest import MODEL, new_profile, new_rep
 async def test_model_versions(client, keys):
     m, a = auth(keys[Role.marketer]), auth(keys[Role.analyst])
     r = await client.post("/api/scoring/models", json=MODEL, headers=m)
-    assert r.status_code == 201 and r.json()["version"] == 1 and not r.json()["active"]
+    assert r.status_code == 201
+    assert r.json()["version"] == 1
+    assert not r.json()["active"]
     r = await client.post(
         "/api/scoring/models?activate=true", json={**MODEL, "half_life": None}, headers=m
     )
-    assert r.json()["version"] == 2 and r.json()["active"]
+    assert r.json()["version"] == 2
+    assert r.json()["active"]
     r = await client.post("/api/scoring/models/1/activate", headers=m)
     assert r.json()["active"]
     r = await client.get("/api/scoring/models/active", headers=a)
@@ -42,10 +45,12 @@ async def test_bad_model_is_4xx_naming_the_field(client, keys):
     m = auth(keys[Role.marketer])
     bad = {**MODEL, "event_rules": [{"id": "x", "event": "A", "points": "many"}]}
     r = await client.post("/api/scoring/models", json=bad, headers=m)
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "event_rules.0.points"
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "event_rules.0.points"
     bad = {**MODEL, "thresholds": {"lead": 80, "aql": 50}}
     r = await client.post("/api/scoring/models", json=bad, headers=m)
-    assert r.status_code == 400 and r.json()["errors"][0]["field"] == "thresholds.aql"
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["field"] == "thresholds.aql"
     r = await client.get("/api/scoring/models", headers=m)
     assert r.json() == []  # nothing half-written
 
@@ -56,11 +61,9 @@ async def test_profile_score_and_explicit_stage(client, keys, session, model):
     session.commit()
     r = await client.get(f"/api/profiles/{pid}/score", headers=auth(keys[Role.analyst]))
     body = r.json()
-    assert (
-        body["score"] == 60
-        and body["stage"] == "aql"
-        and body["breakdown"] == {"manual:webinar": 60}
-    )
+    assert body["score"] == 60
+    assert body["stage"] == "aql"
+    assert body["breakdown"] == {"manual:webinar": 60}
     r = await client.post(
         f"/api/profiles/{pid}/stage",
         json={"stage": "lead", "reason": "not ready"},
@@ -72,7 +75,8 @@ async def test_profile_score_and_explicit_stage(client, keys, session, model):
         json={"stage": "vip", "reason": "x"},
         headers=auth(keys[Role.marketer]),
     )
-    assert r.status_code == 400 and r.json()["errors"][0]["field"] == "stage"
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["field"] == "stage"
     assert (
         await client.get("/api/profiles/nope/score", headers=auth(keys[Role.analyst]))
     ).status_code == 404
@@ -90,15 +94,18 @@ async def test_reps_crud(client, keys):
     r = await client.post(
         "/api/sales/reps", headers=s, json={"name": "Bo", "email": "not-an-email"}
     )
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "email"
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "email"
     r = await client.post(
         "/api/sales/reps",
         headers=s,
         json={"name": "Bo", "email": "bo@shop.dk", "manager_id": "rep_missing"},
     )
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "manager_id"
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "manager_id"
     r = await client.patch(f"/api/sales/reps/{rep}", headers=s, json={"active": False})
-    assert r.json()["active"] is False and r.json()["territories"] == ["DK"]
+    assert r.json()["active"] is False
+    assert r.json()["territories"] == ["DK"]
     assert len((await client.get("/api/sales/reps", headers=s)).json()) == 1
     assert (
         await client.get("/api/sales/reps", headers=auth(keys[Role.marketer]))
@@ -126,7 +133,8 @@ async def test_outcomes_won_and_not_relevant(trt, client, keys, session, model):
         r = await client.post(
             f"/api/sales/leads/{won.id}/outcome", json={"outcome": "won"}, headers=s
         )
-        assert r.status_code == 200 and r.json()["status"] == "won"
+        assert r.status_code == 200
+        assert r.json()["status"] == "won"
     assert [h["kind"] for h in r.json()["history"]].count("outcome") == 1
     assert session.get(ProfileScore, won_pid).stage == "customer"
     r = await client.post(
@@ -143,17 +151,15 @@ async def test_outcomes_won_and_not_relevant(trt, client, keys, session, model):
     )
     assert plan.skip == "suppressed"
     r = await client.post(f"/api/sales/leads/{nr.id}/outcome", json={"outcome": "maybe"}, headers=s)
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "outcome"
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "outcome"
     r = await client.get("/api/sales/metrics", headers=auth(keys[Role.marketer]))
     m = r.json()
-    assert (
-        m["aqls_created"] == 2
-        and m["by_outcome"]["won"] == 1
-        and m["conversion_by_outcome"]["won"] == 0.5
-    )
-    assert (
-        m["median_time_to_contact_seconds"] is not None and m["share_contacted_within_sla"] == 1.0
-    )
+    assert m["aqls_created"] == 2
+    assert m["by_outcome"]["won"] == 1
+    assert m["conversion_by_outcome"]["won"] == 0.5
+    assert m["median_time_to_contact_seconds"] is not None
+    assert m["share_contacted_within_sla"] == 1.0
     # an AQL nobody called, past its due time, is visible; one still inside its window is not held against
     ignored = _lead(session, new_profile(session, x=1, y=2, z=3), "c")
     ignored.due_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
@@ -161,7 +167,9 @@ async def test_outcomes_won_and_not_relevant(trt, client, keys, session, model):
     _lead(session, new_profile(session, x=1, y=2, z=3, w=4), "d")
     session.commit()
     m = (await client.get("/api/sales/metrics", headers=auth(keys[Role.analyst]))).json()
-    assert m["aqls_created"] == 4 and m["open"] == 2 and m["overdue"] == 1
+    assert m["aqls_created"] == 4
+    assert m["open"] == 2
+    assert m["overdue"] == 1
     assert m["share_contacted_within_sla"] == pytest.approx(2 / 3, abs=1e-3)
 
 
@@ -185,7 +193,8 @@ def test_erase(session, model, runtime):
     session.commit()
     assert session.get(ProfileScore, pid) is None
     session.refresh(lead)
-    assert lead.profile_id == "erased" and lead.status == "expired"
+    assert lead.profile_id == "erased"
+    assert lead.status == "expired"
     with pytest.raises(DomainError) as err:  # an erased person's lead takes no outcome
         leads.record_outcome(session, lead_id=lead.id, outcome="won")
     assert err.value.status_code == 409
@@ -195,15 +204,18 @@ async def test_unstorable_input_is_4xx_never_500(client, keys):
     m, s = auth(keys[Role.marketer]), auth(keys[Role.sales])
     bad = {**MODEL, "event_rules": [{"id": "a", "event": "X\u0000", "points": 1}]}
     r = await client.post("/api/scoring/models", json=bad, headers=m)
-    assert r.status_code == 400 and r.json()["errors"][0]["field"] == "event_rules.0.event"
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["field"] == "event_rules.0.event"
     body = '{"event_rules": [{"id": "a", "event": "X", "points": NaN}]}'
     r = await client.post(
         "/api/scoring/models", content=body, headers={**m, "content-type": "application/json"}
     )
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "event_rules.0.points"
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "event_rules.0.points"
     r = await client.get(f"/api/scoring/models/{2**40}", headers=m)
     assert r.status_code == 422
     r = await client.post(
         "/api/sales/reps", headers=s, json={"name": "A\u0000", "email": "a@shop.dk"}
     )
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "name"
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "name"

@@ -41,7 +41,8 @@ def test_hubspot_upsert_and_task_shape(hubspot):
     assert adapter.upsert_contact(LEAD) == ref  # idempotent: same contact
     assert len(hubspot.contacts) == 1
     task_id = adapter.create_task(LEAD, contact_ref=ref)
-    assert task_id and hubspot.tasks[0]["properties"]["hubspot_owner_id"] == "005XX"
+    assert task_id
+    assert hubspot.tasks[0]["properties"]["hubspot_owner_id"] == "005XX"
     assert hubspot.received[0].headers["authorization"] == f"Bearer {TOKEN}"
 
 
@@ -64,7 +65,8 @@ def test_hubspot_error_classes(hubspot):
 def test_retry_after_http_date():
     now = dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.UTC)
     assert parse_retry_after("Mon, 23 Nov 2026 06:01:00 GMT", now=now) == 60
-    assert parse_retry_after(None) == 30 and parse_retry_after("soon") == 30
+    assert parse_retry_after(None) == 30
+    assert parse_retry_after("soon") == 30
 
 
 def test_salesforce_upsert_by_external_id():
@@ -116,7 +118,8 @@ async def test_crm_503_for_ten_minutes_then_success(trt, session, model, hubspot
     new_rep(session, "Anna")
     hubspot.fail_next(503, times=14)  # backoff 1, 2, 4, ... 120 s: about ten minutes
     start, result, lead = await _run_handoff(trt, time_env, hubspot, pid)
-    assert lead.crm_status == "synced" and lead.crm_task_id
+    assert lead.crm_status == "synced"
+    assert lead.crm_task_id
     assert len([r for r in hubspot.received if r.path.endswith("/upsert")]) == 15
     assert _at(lead, "crm_synced") - start >= dt.timedelta(minutes=10)
     assert result.status == "expired"
@@ -159,13 +162,16 @@ async def test_crm_400_stops_and_shows_on_the_lead(
     new_rep(session, "Anna")
     hubspot.fail_next(400)
     _, _result, lead = await _run_handoff(trt, time_env, hubspot, pid)
-    assert len(hubspot.received) == 1 and not hubspot.tasks  # no retry, no task
+    assert len(hubspot.received) == 1
+    assert not hubspot.tasks
     assert lead.rep_id is not None  # sales still got the lead
     r = await client.get(f"/api/sales/leads/{lead.id}", headers=auth(keys[Role.sales]))
     body = r.json()
-    assert body["crm_status"] == "failed" and "400" in body["crm_error"]
+    assert body["crm_status"] == "failed"
+    assert "400" in body["crm_error"]
     assert "VALIDATION_ERROR" in body["crm_error"]  # the CRM's answer, on the lead
     r = await client.get(
         "/api/sales/next", params={"rep": "rep_nobody"}, headers=auth(keys[Role.sales])
     )
-    assert r.status_code == 404 and r.json()["errors"][0]["field"] == "rep"
+    assert r.status_code == 404
+    assert r.json()["errors"][0]["field"] == "rep"

@@ -27,11 +27,13 @@ async def test_digest_once_per_rep_and_day(trt, session, model, slack, time_env)
             await time_env.client.get_workflow_handle(f"digest:{rep}:{day}").result()
     [push] = slack.for_hook("anna")
     text = push.json["text"]
-    assert text.startswith("Your leads for 2026-11-23: 1 open") and lead.id in text
+    assert text.startswith("Your leads for 2026-11-23: 1 open")
+    assert lead.id in text
     assert "example.dk" not in text  # no contact data in chat
     assert slack.for_hook("bo") == []  # nothing open: nothing sent
 
 
 def test_digest_job_is_registered():
     [job] = scheduled_jobs()
-    assert job.id == "sales_digest" and make_trigger(job.trigger)
+    assert job.id == "sales_digest"
+    assert make_trigger(job.trigger)

@@ -82,10 +82,13 @@ async def test_events_over_the_aql_threshold_hand_off_once(
         handle = time_env.client.get_workflow_handle(handoff_id(pid), result_type=HandoffResult)
         await wait_for(lambda: _phase(handle, "waiting"))
         lead = lead_of(trt.engine, pid)
-        assert lead.rep_id == rep and lead.status == "assigned" and lead.crm_status == "synced"
+        assert lead.rep_id == rep
+        assert lead.status == "assigned"
+        assert lead.crm_status == "synced"
         # the CRM got the contact upsert and one task associated with it, owned by the rep
         upsert = [r for r in hubspot.received if r.path.endswith("/batch/upsert")]
-        assert len(upsert) == 1 and upsert[0].json["inputs"][0]["id"] == "ida2@example.dk"
+        assert len(upsert) == 1
+        assert upsert[0].json["inputs"][0]["id"] == "ida2@example.dk"
         assert upsert[0].json["inputs"][0]["properties"]["company"] == "Holm ApS"
         assert len(hubspot.tasks) == 1
         task = hubspot.tasks[0]
@@ -93,14 +96,17 @@ async def test_events_over_the_aql_threshold_hand_off_once(
         assert task["associations"][0]["to"]["id"] == lead.crm_ref
         # the rep was notified, without PII in the push
         pushes = slack.for_hook("anna")
-        assert len(pushes) == 1 and "New lead" in pushes[0].json["text"]
+        assert len(pushes) == 1
+        assert "New lead" in pushes[0].json["text"]
         assert "ida2@example.dk" not in pushes[0].json["text"]
         # the sales list shows the profile with its reason and contact data
         r = await client.get("/api/sales/next", params={"rep": rep}, headers=auth(keys[Role.sales]))
         assert r.status_code == 200, r.text
         [item] = r.json()
-        assert item["profile_id"] == pid and item["lead_id"] == lead.id
-        assert "score 1" in item["reason"] and "recent: Checkout Started" in item["reason"]
+        assert item["profile_id"] == pid
+        assert item["lead_id"] == lead.id
+        assert "score 1" in item["reason"]
+        assert "recent: Checkout Started" in item["reason"]
         assert "crossed the AQL threshold" in item["reason"]
         assert item["contact"] == {
             "name": "Ida Holm",
@@ -125,7 +131,9 @@ async def test_events_over_the_aql_threshold_hand_off_once(
         assert len(s.exec(select(Lead)).all()) == 1
     r = await client.get("/api/sales/metrics", headers=auth(keys[Role.analyst]))
     m = r.json()
-    assert m["aqls_created"] == 1 and m["contacted"] == 1 and m["share_contacted_within_sla"] == 1.0
+    assert m["aqls_created"] == 1
+    assert m["contacted"] == 1
+    assert m["share_contacted_within_sla"] == 1.0
 
 
 async def _phase(handle, phase: str) -> bool:
@@ -168,7 +176,9 @@ async def test_no_outcome_reminder_then_reassignment(trt, session, model, slack,
     )  # reassigned after 24h
     assert [p.json["text"].split(" ")[0] for p in slack.for_hook("anna")] == ["New", "Reminder:"]
     assert [p.json["text"].split(" ")[0] for p in slack.for_hook("bo")] == ["Lead", "Reminder:"]
-    assert lead.status == "expired" and lead.rep_id == bo and lead.reassignments == 1
+    assert lead.status == "expired"
+    assert lead.rep_id == bo
+    assert lead.reassignments == 1
 
 
 async def test_manager_escalation(trt, session, slack, time_env):
@@ -244,11 +254,14 @@ async def test_through_the_real_processor(
         handle = time_env.client.get_workflow_handle(handoff_id(pid), result_type=HandoffResult)
         await wait_for(lambda: _phase(handle, "waiting"))
         r = await client.get(f"/api/profiles/{pid}/score", headers=auth(keys[Role.analyst]))
-        assert r.json()["stage"] == "aql" and r.json()["score"] == pytest.approx(110, rel=1e-3)
+        assert r.json()["stage"] == "aql"
+        assert r.json()["score"] == pytest.approx(110, rel=1e-3)
         r = await client.get("/api/sales/next", params={"rep": rep}, headers=auth(keys[Role.sales]))
         [item] = r.json()
-        assert item["profile_id"] == pid and item["contact"]["email"] == "ole@example.dk"
-        assert len(hubspot.tasks) == 1 and len(slack.for_hook("anna")) == 1
+        assert item["profile_id"] == pid
+        assert item["contact"]["email"] == "ole@example.dk"
+        assert len(hubspot.tasks) == 1
+        assert len(slack.for_hook("anna")) == 1
         await handle.cancel()
     with Session(trt.engine) as s:
         assert len(s.exec(select(Lead)).all()) == 1
@@ -282,7 +295,8 @@ async def test_rep_is_emailed_in_their_language(trt, session, model, slack, mail
         .get_payload(decode=True)
         .decode()
     )
-    assert "Du har fået et nyt lead." in body and "Hvem: Ida Holm, Holm ApS" in body
+    assert "Du har fået et nyt lead." in body
+    assert "Hvem: Ida Holm, Holm ApS" in body
     assert "/api/sales/leads/" in body
     assert len(slack.for_hook("anna")) == 1
 

@@ -80,7 +80,8 @@ def test_fit_rules_from_traits(session, model):
     sub = ScoringSubscriber()
     sub.apply(session, ev(pid, None, traits={"country": "DK"}))
     view = scoring.current_score(session, profile_id=pid, now=T0 + dt.timedelta(days=70))
-    assert view.fit == 10 and view.score == 10  # fit does not decay
+    assert view.fit == 10
+    assert view.score == 10
     sub.apply(session, ev(pid, None, traits={"country": "SE"}))
     assert session.get(ProfileScore, pid).fit == 0
 
@@ -106,7 +107,8 @@ def test_stage_changes_are_events_once_and_never_backwards(session, model):
     session.refresh(profile)
     assert profile.lifecycle_stage == "aql"
     kinds = [e.kind for e in list_entries(session, profile_id=pid)]
-    assert kinds.count("stage") == 2 and kinds.count("score") >= 3
+    assert kinds.count("stage") == 2
+    assert kinds.count("score") >= 3
     # only an explicit change moves it back, and it is recorded
     assert scoring.set_stage(session, profile_id=pid, stage="lead", reason="sales: not ready") == (
         "aql",

@@ -90,8 +90,10 @@ async def test_email_outbox_without_smtp_readable_through_api(runtime, client, k
         headers=auth(keys[Role.analyst]),
     )
     [msg] = r.json()
-    assert msg["status"] == "sent" and msg["subject"] == "Mette, din kurv venter stadig på dig"
-    assert "Regnjakke Aarhus" in msg["body_text"] and msg["to_address"] == "mette.hansen@example.dk"
+    assert msg["status"] == "sent"
+    assert msg["subject"] == "Mette, din kurv venter stadig på dig"
+    assert "Regnjakke Aarhus" in msg["body_text"]
+    assert msg["to_address"] == "mette.hansen@example.dk"
     assert (
         await client.get("/api/messages?channel=sms", headers=auth(keys[Role.analyst]))
     ).json() == []
@@ -115,14 +117,16 @@ async def test_sms_through_twilio_compatible_api(runtime, provider):
     sent = provider.requests[-1]
     assert sent["path"] == "/2010-04-01/Accounts/AC1/Messages.json"
     form = parse_qs(sent["body"].decode())
-    assert form["To"] == ["+4520123456"] and form["From"] == ["+4570000000"]
+    assert form["To"] == ["+4520123456"]
+    assert form["From"] == ["+4570000000"]
     assert form["Body"][0].startswith("Hej Mette! Din kurv er gemt")
     assert sent["headers"]["Authorization"].startswith("Basic ")
 
     bad = mette(rt, identifiers={"phone": "+4520000000", "email": "b@example.dk"})
     provider.replies = [(400, {"code": 21211, "message": "invalid To"})]
     failed = send_message(rt.settings, rt.engine, req(bad, "sms"), now=NOON)
-    assert failed.status == "failed" and "400 code 21211" in failed.reason
+    assert failed.status == "failed"
+    assert "400 code 21211" in failed.reason
     with Session(rt.engine) as s:
         assert list_messages(s, profile_id=bad)[0].status == "failed"
 
@@ -147,13 +151,12 @@ async def test_in_app_inbox_and_mark_read(runtime, client, keys):
     ingest = auth(keys[Role.ingest])
     r = await client.get("/v1/inbox/cust-7012345678901", headers=ingest)
     [item] = r.json()
-    assert (
-        item["subject"] == "Din kurv venter"
-        and "1.249,00" in item["text"]
-        and item["read_at"] is None
-    )
+    assert item["subject"] == "Din kurv venter"
+    assert "1.249,00" in item["text"]
+    assert item["read_at"] is None
     r = await client.post(f"/v1/inbox/cust-7012345678901/{item['id']}/read", headers=ingest)
-    assert r.status_code == 200 and r.json()["read_at"]
+    assert r.status_code == 200
+    assert r.json()["read_at"]
     assert (
         await client.get("/v1/inbox/cust-7012345678901?unread=true", headers=ingest)
     ).json() == []
@@ -177,7 +180,8 @@ async def test_webhook_channel_posts_signed_json(runtime, provider):
     ).hexdigest()
     assert hmac.compare_digest(sig["v1"], expected)
     body = json.loads(hit["body"])
-    assert body["body"]["type"] == "abandoned_cart.reminder" and body["body"]["total"] == "1249.00"
+    assert body["body"]["type"] == "abandoned_cart.reminder"
+    assert body["body"]["total"] == "1249.00"
     assert body["message_id"] == result.message_id
 
     other = mette(rt, identifiers={"email": "o@example.dk"})
@@ -225,9 +229,8 @@ async def test_api_template_version_is_used_and_logged_and_missing_template_fail
         req(pid, "email", "s2").model_copy(update={"template": "no/such"}),
         now=NOON,
     )
-    assert missing.status == "failed" and missing.reason.startswith(
-        "template_error: no email template"
-    )
+    assert missing.status == "failed"
+    assert missing.reason.startswith("template_error: no email template")
     with Session(runtime.engine) as s:
         row = {m.id: m for m in list_messages(s, profile_id=pid)}[sent.message_id]
     assert (row.subject, row.template_version, row.locale) == ("v2 Mette", 2, "da")

@@ -63,7 +63,8 @@ async def test_failing_after_smtp_handoff_delivers_once(time_env, mail_runtime, 
     assert sorted(box.by_message_id().values()) == [1, 1]  # one delivery per step
     with Session(rt.engine) as s:
         rows = {m.step_id: m for m in list_messages(s, profile_id=pid)}
-    assert rows["reminder_1"].attempts == 1 and rows["reminder_1"].status == "sent"
+    assert rows["reminder_1"].attempts == 1
+    assert rows["reminder_1"].status == "sent"
 
 
 async def test_transient_smtp_error_is_retried_and_permanent_is_not(time_env, mail_runtime, smtp):
@@ -89,13 +90,15 @@ async def test_transient_smtp_error_is_retried_and_permanent_is_not(time_env, ma
         [PlannedSend(at=t0, request=req(ok, "a")), PlannedSend(at=t0, request=req(gone, "a"))],
     )
     assert outcomes[0].status == "sent"
-    assert outcomes[1].status == "failed" and outcomes[1].reason == "recipient refused (550)"
+    assert outcomes[1].status == "failed"
+    assert outcomes[1].reason == "recipient refused (550)"
     assert calls["gone@example.dk"] == 1  # permanent: no retry
     assert len(box.messages) == 1
     with Session(rt.engine) as s:
         bounced = list_messages(s, profile_id=gone)[0]
         sent = list_messages(s, profile_id=ok)[0]
-    assert bounced.status == "bounced" and sent.attempts == 2
+    assert bounced.status == "bounced"
+    assert sent.attempts == 2
 
 
 async def test_killed_worker_during_send_delivers_once(dev_env, mail_runtime, smtp, db_url):
@@ -161,4 +164,5 @@ async def test_killed_worker_during_send_delivers_once(dev_env, mail_runtime, sm
     assert sorted(box.by_message_id().values()) == [1, 1]
     with Session(rt.engine) as s:
         first = {m.step_id: m for m in list_messages(s, profile_id=pid)}["reminder_1"]
-    assert first.status == "sent" and first.attempts == 2
+    assert first.status == "sent"
+    assert first.attempts == 2

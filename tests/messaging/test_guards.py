@@ -132,7 +132,8 @@ async def test_frequency_cap_with_time_skipping(time_env, mail_runtime, smtp):
     assert len(box.messages) == 5
     with Session(rt.engine) as s:
         skipped = list_messages(s, profile_id=pid, status="skipped")
-    assert [m.step_id for m in skipped] == ["s3"] and skipped[0].reason.startswith("frequency_cap")
+    assert [m.step_id for m in skipped] == ["s3"]
+    assert skipped[0].reason.startswith("frequency_cap")
 
 
 async def test_quiet_hours_hold_the_send_until_morning_with_time_skipping(
@@ -158,13 +159,16 @@ async def test_quiet_hours_hold_the_send_until_morning_with_time_skipping(
     )
     yank_out, dane_out = outcomes
     morning = dt.datetime.combine(evening.date() + dt.timedelta(days=1), dt.time(8, 0), tzinfo=CPH)
-    assert dane_out.status == "sent" and dane_out.deferred_until == [morning]
+    assert dane_out.status == "sent"
+    assert dane_out.deferred_until == [morning]
     assert dane_out.finished_at >= morning  # held, not dropped
-    assert yank_out.status == "sent" and yank_out.deferred_until == []  # 16:30 in New York
+    assert yank_out.status == "sent"
+    assert yank_out.deferred_until == []
     assert len(box.messages) == 2
     with Session(rt.engine) as s:
         sent = list_messages(s, profile_id=dane)[0]
-    assert sent.status == "sent" and sent.sent_at >= morning
+    assert sent.status == "sent"
+    assert sent.sent_at >= morning
 
 
 async def test_frequency_cap_holds_under_concurrent_sends(mail_runtime, smtp):

@@ -68,7 +68,8 @@ def test_broken_template_rejected_with_line():
     assert err.value.message.startswith("line 3: syntax error")
     with pytest.raises(Unprocessable) as err:
         validate_source("Hi\n\n{{ customer.name }}", part="text", field_name="variants.da.text")
-    assert "line 3" in err.value.message and "unknown variable 'customer'" in err.value.message
+    assert "line 3" in err.value.message
+    assert "unknown variable 'customer'" in err.value.message
 
 
 def test_html_is_autoescaped_and_text_is_not():
@@ -89,7 +90,8 @@ def test_missing_variable_is_an_error_not_blank():
             sample_context(),
             part="text",
         )
-    assert "line 2" in err.value.message and "shoe_size" in err.value.message
+    assert "line 2" in err.value.message
+    assert "shoe_size" in err.value.message
 
 
 def test_money_and_dates_follow_locale():

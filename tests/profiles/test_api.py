@@ -42,10 +42,12 @@ async def test_get_by_id_and_by_any_identifier(client, keys, runtime):
         assert r.json()["id"] == profile["id"], params
     r = await client.get(f"/api/profiles/{profile['id']}", headers=h)
     body = r.json()
-    assert body["traits"]["first_name"] == "Mette" and body["event_count"] == 4
+    assert body["traits"]["first_name"] == "Mette"
+    assert body["event_count"] == 4
     assert body["identifiers"]["email"] == ["mette.hansen@example.dk"]
     r = await client.get("/api/profiles/lookup", params={"email": "nobody@example.dk"}, headers=h)
-    assert r.status_code == 404 and r.json()["errors"][0]["field"] == "email"
+    assert r.status_code == 404
+    assert r.json()["errors"][0]["field"] == "email"
     r = await client.get("/api/profiles/lookup", headers=h)
     assert r.status_code == 400
     assert (await client.get("/api/profiles/prf_nope", headers=h)).status_code == 404
@@ -78,7 +80,8 @@ async def test_traits_patch_and_consent(client, keys, runtime):
         json={"traits": {"vip": True, "country": None}},
         headers=auth(keys[Role.marketer]),
     )
-    assert r.status_code == 200 and r.json()["traits"]["vip"] is True
+    assert r.status_code == 200
+    assert r.json()["traits"]["vip"] is True
     assert "country" not in r.json()["traits"]
     assert (
         await client.patch(
@@ -108,7 +111,8 @@ async def test_traits_patch_and_consent(client, keys, runtime):
         json={"status": "maybe", "source": "x"},
         headers=auth(keys[Role.marketer]),
     )
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "status"
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "status"
 
 
 async def test_export_and_erase(client, keys, runtime, session):
@@ -117,7 +121,8 @@ async def test_export_and_erase(client, keys, runtime, session):
     h = auth(keys[Role.admin])
     r = await client.get(f"/api/profiles/{pid}/export", headers=h)
     export = r.json()
-    assert len(export["events"]) == 4 and len(export["identifiers"]) == 3
+    assert len(export["events"]) == 4
+    assert len(export["identifiers"]) == 3
     assert (
         await client.get(f"/api/profiles/{pid}/export", headers=auth(keys[Role.marketer]))
     ).status_code == 403
@@ -131,7 +136,9 @@ async def test_export_and_erase(client, keys, runtime, session):
     audit = session.exec(select(ProfileErasure)).one()
     assert "mette" not in str(audit.model_dump()).lower()
     body = (await client.get(f"/api/profiles/{pid}", headers=auth(keys[Role.analyst]))).json()
-    assert body["erased_at"] and body["traits"] == {} and body["identifiers"] == {}
+    assert body["erased_at"]
+    assert body["traits"] == {}
+    assert body["identifiers"] == {}
     assert (await client.delete(f"/api/profiles/{pid}", headers=h)).status_code == 409
 
     # The old batch re-sent (new messageIds, old timestamps) does not bring the data back ...
@@ -156,7 +163,9 @@ async def test_export_and_erase(client, keys, runtime, session):
         headers=auth(keys[Role.analyst]),
     )
     fresh = r.json()
-    assert fresh["id"] != pid and fresh["traits"] == {} and fresh["event_count"] == 1
+    assert fresh["id"] != pid
+    assert fresh["traits"] == {}
+    assert fresh["event_count"] == 1
 
 
 async def test_erase_calls_every_eraser_the_app_was_given(client, keys, runtime, session):

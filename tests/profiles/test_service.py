@@ -22,13 +22,17 @@ def test_create_and_snapshot(session):
         consents={"email": "granted"},
     )
     session.commit()
-    assert pid.startswith("prf_") and len(pid) == 30
+    assert pid.startswith("prf_")
+    assert len(pid) == 30
     snap = load_snapshot(session, profile_id=pid)
     assert snap.email == "mette@example.dk"
     assert snap.identifiers == {"user_id": ["cust-1"], "email": ["mette@example.dk"]}
-    assert snap.locale == "da-DK" and snap.timezone == "Europe/Copenhagen"
+    assert snap.locale == "da-DK"
+    assert snap.timezone == "Europe/Copenhagen"
     assert snap.consents == {"email": "granted"}
-    assert snap.lead_score == 0.0 and snap.lifecycle_stage is None and not snap.erased
+    assert snap.lead_score == 0.0
+    assert snap.lifecycle_stage is None
+    assert not snap.erased
     assert find_by_identifier(session, type="email", value="METTE@example.dk ") == pid
     assert load_snapshot(session, profile_id="prf_unknown") is None
 
