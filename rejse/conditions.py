@@ -1,4 +1,4 @@
-"""Conditions shared by branches, audiences and scoring (spec section 6). Framework-free.
+"""Conditions shared by branches, audiences and scoring. Framework-free.
 
 A condition is JSON:
 
@@ -129,7 +129,7 @@ def _equal(actual: Any, expected: Any) -> bool:
     if actual is _MISSING:
         return False
     if _is_number(actual) and _is_number(expected):
-        return actual == expected
+        return bool(actual == expected)
     return type(actual) is type(expected) and actual == expected
 
 
@@ -153,13 +153,13 @@ def compare(op: str, actual: Any, expected: Any = True) -> bool:
         if _is_number(actual) != _is_number(expected):
             return False
         if op == "gt":
-            return actual > expected
+            return bool(actual > expected)
         if op == "gte":
-            return actual >= expected
+            return bool(actual >= expected)
         if op == "lt":
-            return actual < expected
+            return bool(actual < expected)
         if op == "lte":
-            return actual <= expected
+            return bool(actual <= expected)
     except TypeError:
         return False
     raise ValueError(f"unknown op {op!r}")

@@ -1,4 +1,5 @@
-"""Interfaces between the domains of rejse. Each issue owns one side; both sides import this.
+"""Interfaces between the domains of rejse: each domain implements one side, and both sides
+import this.
 
 Keep these types small, serialisable (pydantic) and free of PII in identifiers.
 

@@ -7,7 +7,7 @@ HTTP_LATENCY = Histogram(
     "rejse_http_request_duration_seconds", "HTTP request duration", ["method", "route"]
 )
 
-# Events (issue 4): ingestion and the event processor.
+# Events: ingestion and the event processor.
 EVENTS_ACCEPTED = Counter("rejse_events_accepted_total", "Events stored for processing", ["source"])
 EVENTS_DUPLICATE = Counter(
     "rejse_events_duplicate_total", "Events ignored as duplicates", ["source"]

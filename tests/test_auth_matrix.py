@@ -54,7 +54,7 @@ ROUTE_RULES: dict[tuple[str, str], set[Role] | Public] = {
     ("GET", "/api/keys"): {Role.admin},
     ("POST", "/api/keys"): {Role.admin},
     ("DELETE", "/api/keys/{key_id}"): {Role.admin},
-    # events and profiles (issue 4)
+    # events and profiles
     ("POST", "/v1/track"): {Role.ingest},
     ("POST", "/v1/identify"): {Role.ingest},
     ("POST", "/v1/page"): {Role.ingest},
@@ -78,7 +78,7 @@ ROUTE_RULES: dict[tuple[str, str], set[Role] | Public] = {
     ("GET", "/api/profiles/{profile_id}/export"): {Role.admin},
     ("GET", "/api/profiles/{profile_id}/timeline"): {Role.marketer, Role.analyst},
     ("PATCH", "/api/profiles/{profile_id}/traits"): {Role.marketer},
-    # journeys (issue 5)
+    # journeys
     ("GET", "/api/journeys"): {Role.marketer, Role.analyst},
     ("POST", "/api/journeys"): {Role.marketer},
     ("GET", "/api/journeys/{key}"): {Role.marketer, Role.analyst},
@@ -91,7 +91,7 @@ ROUTE_RULES: dict[tuple[str, str], set[Role] | Public] = {
     ("POST", "/api/journeys/{key}/resume"): {Role.marketer},
     ("GET", "/api/journeys/{key}/runs"): {Role.marketer, Role.analyst},
     ("GET", "/api/journeys/{key}/stats"): {Role.marketer, Role.analyst},
-    # lead scoring and sales (issue 7)
+    # lead scoring and sales
     ("GET", "/api/profiles/{profile_id}/score"): {Role.marketer, Role.analyst, Role.sales},
     ("POST", "/api/profiles/{profile_id}/stage"): {Role.marketer, Role.sales},
     ("GET", "/api/sales/leads/{lead_id}"): {Role.sales},
@@ -107,7 +107,7 @@ ROUTE_RULES: dict[tuple[str, str], set[Role] | Public] = {
     ("GET", "/api/scoring/models/active"): {Role.marketer, Role.analyst},
     ("GET", "/api/scoring/models/{version}"): {Role.marketer, Role.analyst},
     ("POST", "/api/scoring/models/{version}/activate"): {Role.marketer},
-    # messaging (issue 6)
+    # messaging
     ("GET", "/api/messages"): {Role.marketer, Role.analyst},
     ("GET", "/api/messages/{message_id}"): {Role.marketer, Role.analyst},
     ("GET", "/api/templates"): {Role.marketer, Role.analyst},

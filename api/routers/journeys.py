@@ -1,4 +1,4 @@
-"""Journeys (spec section 5): definitions and versions, lifecycle, manual entry, runs, stats,
+"""Journeys: definitions and versions, lifecycle, manual entry, runs, stats,
 Mermaid diagram. Marketers write, analysts read."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/api/journeys", tags=["journeys"])
 
 DefinitionBody = Annotated[
     dict[str, Any],
-    Body(description="A journey definition (spec section 5)", examples=[{"key": "abandoned-cart"}]),
+    Body(description="A journey definition", examples=[{"key": "abandoned-cart"}]),
 ]
 
 

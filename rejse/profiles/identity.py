@@ -1,4 +1,4 @@
-"""Identity resolution and merge (spec section 3), deterministic and framework-free.
+"""Identity resolution and merge, deterministic and framework-free.
 
 Rules (see docs/profiles.md):
 - Identifiers of an event: userId -> user_id, anonymousId -> anonymous_id, traits.email/phone,
