@@ -3,6 +3,7 @@ timeout) is classified, Retry-After in both forms, and the Temporal form of each
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import socket
 import threading
@@ -52,10 +53,9 @@ class Answers(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:
-        try:
+        # `/slow` answers a client that has given up waiting
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self._answer()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # `/slow` answers a client that has given up waiting
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
