@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from rejse.conditions import Issue, validate_condition
+from rejse.conditions import Issue, resolve_path, validate_condition
 from rejse.durations import DurationError, parse_duration
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -221,8 +221,6 @@ def template_ref(value: Any) -> str | None:
 
 def resolve_match(match: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     """Replace `{{ path }}` values by what `path` holds in `context` (no Jinja: a dotted lookup)."""
-    from rejse.conditions import resolve_path
-
     return {
         path: (resolve_path(context, ref) if (ref := template_ref(v)) else v)
         for path, v in match.items()
