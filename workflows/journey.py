@@ -11,6 +11,7 @@ replay test over `tests/journeys/histories/` fails otherwise."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio import workflow
@@ -27,20 +28,8 @@ with workflow.unsafe.imports_passed_through():
         SendRequest,
         SendResult,
     )
+    from rejse.journeys import definition as jd
     from rejse.journeys import runtypes as rt
-    from rejse.journeys.definition import (
-        BranchStep,
-        HandoffStep,
-        JourneyDefinition,
-        ScoreStep,
-        SendStep,
-        SplitStep,
-        UpdateProfileStep,
-        WaitForEventStep,
-        WaitStep,
-        WebhookStep,
-        resolve_match,
-    )
     from rejse.journeys.matching import event_matches
     from rejse.journeys.split import HOLDOUT, assign
     from rejse.journeys.timing import delay_until, next_time_of_day, parse_duration
@@ -53,6 +42,9 @@ SLOW: dict[str, Any] = {
     "start_to_close_timeout": dt.timedelta(minutes=2),
     "retry_policy": RetryPolicy(maximum_interval=dt.timedelta(minutes=5)),
 }
+
+# runs one step (id, its model) and returns the id of the next one, None to end the run
+StepHandler = Callable[[str, Any], Awaitable[str | None]]
 
 
 @workflow.defn(name=rt.WORKFLOW_NAME)
@@ -67,6 +59,19 @@ class JourneyWorkflow:
         self.step_first_event = 0
         self.after_last_wait = 0  # events from here on count for the next wait_for_event
         self.waiting = False  # idle in a wait, for the `state` query
+        # step type -> its handler; `exit` is not here: the loop ends the run on it
+        self.handlers: dict[str, StepHandler] = {
+            "wait": self._wait,
+            "wait_for_event": self._wait_for_event,
+            "branch": self._branch,
+            "split": self._split,
+            "send": self._send,
+            "update_profile": self._update_profile,
+            "score": self._score,
+            "crm_handoff": self._handoff,
+            "notify_sales": self._handoff,
+            "webhook": self._webhook,
+        }
 
     # ------------------------------------------------------------------ signals and query
 
@@ -102,7 +107,7 @@ class JourneyWorkflow:
     @workflow.run
     async def run(self, inp: rt.RunInput) -> str:
         self.inp = inp
-        self.defn = JourneyDefinition.model_validate(inp.definition)
+        self.defn = jd.JourneyDefinition.model_validate(inp.definition)
         self.context = {"trigger": inp.trigger.model_dump(mode="json")}
         self.visits = dict(inp.visits)
         self.variant = inp.variant
@@ -111,7 +116,9 @@ class JourneyWorkflow:
         # runs started by signal-with-start (before the dispatcher used plain starts) got their
         # trigger as a start signal too: it is the trigger, not an event after entry
         self.events = [e for e in self.events if e.event_id != inp.trigger.event_id]
-        self.goals = [(g.event, resolve_match(g.match, self.context)) for g in self.defn.exit_when]
+        self.goals = [
+            (g.event, jd.resolve_match(g.match, self.context)) for g in self.defn.exit_when
+        ]
         for ev in self.events:
             self._check_goal(ev)
         self.timezone = inp.timezone
@@ -208,108 +215,112 @@ class JourneyWorkflow:
 
     async def _run_step(self, step_id: str) -> str | None:
         step = self.defn.steps[step_id]
-        inp = self.inp
-        if isinstance(step, WaitStep):
-            if step.for_:
-                await self._sleep(parse_duration(step.for_))
-            else:
-                target = next_time_of_day(workflow.now(), step.until or "00:00", self.timezone)
-                await self._sleep(delay_until(workflow.now(), target))
-            return step.next
-        if isinstance(step, WaitForEventStep):
-            # Events count from the end of the last wait (or the entry): the steps in between
-            # (sends, branches, webhooks) take activity time, and an event that arrives during
-            # them happened after the customer got here. Before this patch only events from
-            # the step's own start counted, so one during the previous activity was missed.
-            start = (
-                self.after_last_wait
-                if workflow.patched(rt.PATCH_WAIT_SINCE_LAST_WAIT)
-                else self.step_first_event
-            )
-            expected = resolve_match(step.match, self.context)
+        handler = self.handlers.get(step.type)
+        if handler is None:  # validation makes this unreachable
+            raise ValueError(f"unknown step type {step.type!r}")
+        return await handler(step_id, step)
 
-            def arrived() -> bool:
-                return self.converted or any(
-                    event_matches(e, step.event, expected) for e in self.events[start:]
-                )
+    async def _wait(self, step_id: str, step: jd.WaitStep) -> str | None:
+        if step.for_:
+            await self._sleep(parse_duration(step.for_))
+        else:
+            target = next_time_of_day(workflow.now(), step.until or "00:00", self.timezone)
+            await self._sleep(delay_until(workflow.now(), target))
+        return step.next
 
-            self.waiting = True
-            try:
-                await workflow.wait_condition(arrived, timeout=parse_duration(step.timeout))
-                return step.on_event
-            except TimeoutError:
-                return step.on_timeout
-            finally:
-                self.waiting = False
-                self.after_last_wait = len(self.events)
-        if isinstance(step, BranchStep):
-            chosen = await workflow.execute_activity(
-                rt.CHOOSE_BRANCH,
-                rt.BranchInput(
-                    profile_id=inp.profile_id,
-                    conditions=[c.when for c in step.if_],
-                    properties=inp.trigger.properties,
-                    at=workflow.now(),
-                ),
-                result_type=int,
-                **QUICK,
-            )
-            return step.if_[chosen].next if chosen >= 0 else step.else_
-        if isinstance(step, SplitStep):
-            return await self._split(step_id, step)
-        if isinstance(step, SendStep):
-            await self._send(step_id, step)
-            return step.next
-        if isinstance(step, UpdateProfileStep):
-            await workflow.execute_activity(
-                rt.UPDATE_PROFILE,
-                rt.UpdateProfileInput(profile_id=inp.profile_id, traits=step.traits),
-                **QUICK,
-            )
-            return step.next
-        if isinstance(step, ScoreStep):
-            await workflow.execute_activity(
-                ADD_SCORE,
-                AddScoreRequest(
-                    idempotency_key=self._key(step_id),
-                    profile_id=inp.profile_id,
-                    points=step.points,
-                    reason=step.reason,
-                ),
-                **QUICK,
-            )
-            return step.next
-        if isinstance(step, HandoffStep):
-            await workflow.execute_activity(
-                START_HANDOFF,
-                HandoffRequest(
-                    profile_id=inp.profile_id,
-                    reason=step.reason,
-                    source=f"journey:{inp.journey_key}",
-                    crm=step.type == "crm_handoff",
-                ),
-                result_type=str,
-                **QUICK,
-            )
-            return step.next
-        if isinstance(step, WebhookStep):
-            await workflow.execute_activity(
-                rt.CALL_WEBHOOK,
-                rt.WebhookInput(
-                    idempotency_key=self._key(step_id),
-                    url=step.url,
-                    journey_key=inp.journey_key,
-                    step_id=step_id,
-                    profile_id=inp.profile_id,
-                    body=step.body,
-                    trigger=self.context["trigger"],
-                ),
-                **SLOW,
-            )
-            return step.next
-        raise ValueError(f"unknown step type {step.type!r}")  # validation makes this unreachable
+    async def _wait_for_event(self, step_id: str, step: jd.WaitForEventStep) -> str | None:
+        # Events count from the end of the last wait (or the entry): the steps in between
+        # (sends, branches, webhooks) take activity time, and an event that arrives during
+        # them happened after the customer got here. Before this patch only events from
+        # the step's own start counted, so one during the previous activity was missed.
+        start = (
+            self.after_last_wait
+            if workflow.patched(rt.PATCH_WAIT_SINCE_LAST_WAIT)
+            else self.step_first_event
+        )
+        expected = jd.resolve_match(step.match, self.context)
 
-    async def _split(self, step_id: str, step: SplitStep) -> str | None:
+        def arrived() -> bool:
+            return self.converted or any(
+                event_matches(e, step.event, expected) for e in self.events[start:]
+            )
+
+        self.waiting = True
+        try:
+            await workflow.wait_condition(arrived, timeout=parse_duration(step.timeout))
+            return step.on_event
+        except TimeoutError:
+            return step.on_timeout
+        finally:
+            self.waiting = False
+            self.after_last_wait = len(self.events)
+
+    async def _branch(self, step_id: str, step: jd.BranchStep) -> str | None:
+        chosen = await workflow.execute_activity(
+            rt.CHOOSE_BRANCH,
+            rt.BranchInput(
+                profile_id=self.inp.profile_id,
+                conditions=[c.when for c in step.if_],
+                properties=self.inp.trigger.properties,
+                at=workflow.now(),
+            ),
+            result_type=int,
+            **QUICK,
+        )
+        return step.if_[chosen].next if chosen >= 0 else step.else_
+
+    async def _update_profile(self, step_id: str, step: jd.UpdateProfileStep) -> str | None:
+        await workflow.execute_activity(
+            rt.UPDATE_PROFILE,
+            rt.UpdateProfileInput(profile_id=self.inp.profile_id, traits=step.traits),
+            **QUICK,
+        )
+        return step.next
+
+    async def _score(self, step_id: str, step: jd.ScoreStep) -> str | None:
+        await workflow.execute_activity(
+            ADD_SCORE,
+            AddScoreRequest(
+                idempotency_key=self._key(step_id),
+                profile_id=self.inp.profile_id,
+                points=step.points,
+                reason=step.reason,
+            ),
+            **QUICK,
+        )
+        return step.next
+
+    async def _handoff(self, step_id: str, step: jd.HandoffStep) -> str | None:
+        await workflow.execute_activity(
+            START_HANDOFF,
+            HandoffRequest(
+                profile_id=self.inp.profile_id,
+                reason=step.reason,
+                source=f"journey:{self.inp.journey_key}",
+                crm=step.type == "crm_handoff",
+            ),
+            result_type=str,
+            **QUICK,
+        )
+        return step.next
+
+    async def _webhook(self, step_id: str, step: jd.WebhookStep) -> str | None:
+        await workflow.execute_activity(
+            rt.CALL_WEBHOOK,
+            rt.WebhookInput(
+                idempotency_key=self._key(step_id),
+                url=step.url,
+                journey_key=self.inp.journey_key,
+                step_id=step_id,
+                profile_id=self.inp.profile_id,
+                body=step.body,
+                trigger=self.context["trigger"],
+            ),
+            **SLOW,
+        )
+        return step.next
+
+    async def _split(self, step_id: str, step: jd.SplitStep) -> str | None:
         variant = assign(
             step, journey_key=self.inp.journey_key, step_id=step_id, profile_id=self.inp.profile_id
         )
@@ -327,7 +338,7 @@ class JourneyWorkflow:
             return None
         return next(v.next for v in step.variants if v.key == variant)
 
-    async def _send(self, step_id: str, step: SendStep) -> None:
+    async def _send(self, step_id: str, step: jd.SendStep) -> str | None:
         request = SendRequest(
             idempotency_key=self._key(step_id),
             profile_id=self.inp.profile_id,
@@ -347,9 +358,10 @@ class JourneyWorkflow:
                 break
             # quiet hours: hold until the window opens (a goal event still ends the run)
             if not await self._sleep(delay_until(workflow.now(), result.retry_at)):
-                return
+                return step.next  # a goal ended the hold: the loop stops before `next`
         await workflow.execute_activity(
             rt.RECORD_OUTCOME,
             rt.OutcomeRecord(run_id=self.inp.run_id, step_id=step_id, outcome=result.status),
             **QUICK,
         )
+        return step.next

@@ -1,4 +1,4 @@
-"""Journey definitions (spec section 5): the JSON schema as pydantic models, and the checks that
+"""Journey definitions: the JSON schema as pydantic models, and the checks that
 reject a broken definition with errors naming the step and field (`steps.reminder_1.template`).
 
 Framework-free; imported by the workflow sandbox (pure data, no I/O)."""
@@ -66,15 +66,46 @@ class ExitGoal(_Model):
 
 # --------------------------------------------------------------------------------- steps
 
+TemplateExists = Callable[[str, str], bool]  # (template, channel) -> exists
 
-class WaitStep(_Model):
+
+class _Step(_Model):
+    """What every step type answers for itself: its outgoing edges and its own rules. Each type
+    overrides what differs, so a new type is one class, not a case in every function."""
+
+    def successors(self) -> Iterator[tuple[str, str]]:
+        """(field, next step id) for every outgoing edge; most steps have one, `next`."""
+        target = getattr(self, "next", None)
+        if target:
+            yield "next", target
+
+    def issues(self, at: str, *, template_exists: TemplateExists | None) -> list[Issue]:
+        """Problems of this step beyond its schema; `at` names it (`steps.reminder_1`)."""
+        return []
+
+
+class WaitStep(_Step):
     type: Literal["wait"]
     for_: str | None = Field(default=None, alias="for")
     until: str | None = None  # "HH:MM" in the profile's time zone
     next: str | None = None
 
+    def issues(self, at: str, *, template_exists: TemplateExists | None) -> list[Issue]:
+        issues: list[Issue] = []
+        if (self.for_ is None) == (self.until is None):
+            issues.append(
+                Issue(
+                    f"{at}.for",
+                    "give exactly one of 'for' (a duration) or 'until' (a time of day HH:MM)",
+                )
+            )
+        _duration(self.for_, f"{at}.for", issues)
+        if self.until is not None and not TIME_OF_DAY.match(self.until):
+            issues.append(Issue(f"{at}.until", f"{self.until!r} is not a time of day HH:MM"))
+        return issues
 
-class WaitForEventStep(_Model):
+
+class WaitForEventStep(_Step):
     type: Literal["wait_for_event"]
     event: str = Field(min_length=1, max_length=200)
     match: dict[str, Any] = Field(default_factory=dict)
@@ -82,16 +113,40 @@ class WaitForEventStep(_Model):
     on_event: str | None = None
     on_timeout: str | None = None
 
+    def successors(self) -> Iterator[tuple[str, str]]:
+        if self.on_event:
+            yield "on_event", self.on_event
+        if self.on_timeout:
+            yield "on_timeout", self.on_timeout
+
+    def issues(self, at: str, *, template_exists: TemplateExists | None) -> list[Issue]:
+        issues: list[Issue] = []
+        _duration(self.timeout, f"{at}.timeout", issues)
+        _match_refs(self.match, f"{at}.match", issues)
+        return issues
+
 
 class BranchCase(_Model):
     when: dict[str, Any]
     next: str
 
 
-class BranchStep(_Model):
+class BranchStep(_Step):
     type: Literal["branch"]
     if_: list[BranchCase] = Field(alias="if", min_length=1)
     else_: str | None = Field(default=None, alias="else")
+
+    def successors(self) -> Iterator[tuple[str, str]]:
+        for n, case in enumerate(self.if_):
+            yield f"if[{n}].next", case.next
+        if self.else_:
+            yield "else", self.else_
+
+    def issues(self, at: str, *, template_exists: TemplateExists | None) -> list[Issue]:
+        issues: list[Issue] = []
+        for n, case in enumerate(self.if_):
+            issues += validate_condition(case.when, path=f"{at}.if[{n}].when")
+        return issues
 
 
 class SplitVariant(_Model):
@@ -105,7 +160,7 @@ class Holdout(_Model):
     window: str = "P7D"  # how long a held-out run waits for a goal event (for comparison)
 
 
-class SplitStep(_Model):
+class SplitStep(_Step):
     type: Literal["split"]
     hypothesis: str = Field(min_length=3, max_length=500)
     variants: list[SplitVariant] = Field(min_length=1)
@@ -118,42 +173,89 @@ class SplitStep(_Model):
             raise ValueError("a hypothesis is required for every split")
         return value
 
+    def successors(self) -> Iterator[tuple[str, str]]:
+        for n, variant in enumerate(self.variants):
+            if variant.next:
+                yield f"variants[{n}].next", variant.next
 
-class SendStep(_Model):
+    def issues(self, at: str, *, template_exists: TemplateExists | None) -> list[Issue]:
+        issues: list[Issue] = []
+        keys = [v.key for v in self.variants]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            issues.append(Issue(f"{at}.variants", f"variant key {dupes[0]!r} is used twice"))
+        if "holdout" in keys:
+            issues.append(
+                Issue(
+                    f"{at}.variants",
+                    "'holdout' is reserved; use 'holdout': {'weight': ...} instead",
+                )
+            )
+        if len(self.variants) + (1 if self.holdout else 0) < 2:
+            issues.append(
+                Issue(
+                    f"{at}.variants",
+                    "a split needs at least two variants (or one variant and a holdout)",
+                )
+            )
+        if self.holdout:
+            _duration(self.holdout.window, f"{at}.holdout.window", issues)
+        return issues
+
+
+class SendStep(_Step):
     type: Literal["send"]
     channel: Literal["email", "sms", "in_app", "webhook"]
     template: str = Field(min_length=1, max_length=200)
     transactional: bool = False
     next: str | None = None
 
+    def issues(self, at: str, *, template_exists: TemplateExists | None) -> list[Issue]:
+        # without a lookup (a caller that only checks the graph) templates are not judged
+        if template_exists is None or template_exists(self.template, self.channel):
+            return []
+        return [
+            Issue(
+                f"{at}.template",
+                f"template {self.template!r} does not exist for channel {self.channel!r}",
+            )
+        ]
 
-class UpdateProfileStep(_Model):
+
+class UpdateProfileStep(_Step):
     type: Literal["update_profile"]
     traits: dict[str, Any] = Field(min_length=1)
     next: str | None = None
 
+    def issues(self, at: str, *, template_exists: TemplateExists | None) -> list[Issue]:
+        return [
+            Issue(f"{at}.traits.{name}", "invalid trait name")
+            for name in self.traits
+            if not name or name.startswith("_")
+        ]
 
-class ScoreStep(_Model):
+
+class ScoreStep(_Step):
     type: Literal["score"]
     points: float
     reason: str = Field(min_length=1, max_length=200)
     next: str | None = None
 
 
-class HandoffStep(_Model):
+class HandoffStep(_Step):
     type: Literal["crm_handoff", "notify_sales"]
     reason: str = Field(default="journey", min_length=1, max_length=200)
     next: str | None = None
 
 
-class WebhookStep(_Model):
+class WebhookStep(_Step):
     type: Literal["webhook"]
     url: str = Field(pattern=r"^https?://\S+$", max_length=2000)
     body: dict[str, Any] = Field(default_factory=dict)
     next: str | None = None
 
 
-class ExitStep(_Model):
+class ExitStep(_Step):
     type: Literal["exit"]
 
 
@@ -188,26 +290,6 @@ class JourneyDefinition(_Model):
 
 
 # --------------------------------------------------------------------------------- graph helpers
-
-
-def successors(step: Any) -> Iterator[tuple[str, str]]:
-    """(field, next step id) for every outgoing edge of a step."""
-    if isinstance(step, BranchStep):
-        for n, case in enumerate(step.if_):
-            yield f"if[{n}].next", case.next
-        if step.else_:
-            yield "else", step.else_
-    elif isinstance(step, SplitStep):
-        for n, variant in enumerate(step.variants):
-            if variant.next:
-                yield f"variants[{n}].next", variant.next
-    elif isinstance(step, WaitForEventStep):
-        if step.on_event:
-            yield "on_event", step.on_event
-        if step.on_timeout:
-            yield "on_timeout", step.on_timeout
-    elif getattr(step, "next", None):
-        yield "next", step.next
 
 
 def template_ref(value: Any) -> str | None:
@@ -313,7 +395,7 @@ def _match_refs(match: dict[str, Any], field: str, issues: list[Issue]) -> None:
 
 
 def check_definition(
-    defn: JourneyDefinition, *, template_exists: Callable[[str, str], bool] | None = None
+    defn: JourneyDefinition, *, template_exists: TemplateExists | None = None
 ) -> list[Issue]:
     """Every semantic problem of a parsed definition (graph, durations, templates, splits...)."""
     issues: list[Issue] = []
@@ -348,59 +430,10 @@ def check_definition(
     # steps
     for step_id, step in steps.items():
         at = f"steps.{step_id}"
-        for field, target in successors(step):
+        for field, target in step.successors():
             if target not in steps:
                 issues.append(Issue(f"{at}.{field}", f"step {target!r} does not exist"))
-        if isinstance(step, WaitStep):
-            if (step.for_ is None) == (step.until is None):
-                issues.append(
-                    Issue(
-                        f"{at}.for",
-                        "give exactly one of 'for' (a duration) or 'until' (a time of day HH:MM)",
-                    )
-                )
-            _duration(step.for_, f"{at}.for", issues)
-            if step.until is not None and not TIME_OF_DAY.match(step.until):
-                issues.append(Issue(f"{at}.until", f"{step.until!r} is not a time of day HH:MM"))
-        elif isinstance(step, WaitForEventStep):
-            _duration(step.timeout, f"{at}.timeout", issues)
-            _match_refs(step.match, f"{at}.match", issues)
-        elif isinstance(step, BranchStep):
-            for n, case in enumerate(step.if_):
-                issues += validate_condition(case.when, path=f"{at}.if[{n}].when")
-        elif isinstance(step, SplitStep):
-            keys = [v.key for v in step.variants]
-            dupes = sorted({k for k in keys if keys.count(k) > 1})
-            if dupes:
-                issues.append(Issue(f"{at}.variants", f"variant key {dupes[0]!r} is used twice"))
-            if "holdout" in keys:
-                issues.append(
-                    Issue(
-                        f"{at}.variants",
-                        "'holdout' is reserved; use 'holdout': {'weight': ...} instead",
-                    )
-                )
-            if len(step.variants) + (1 if step.holdout else 0) < 2:
-                issues.append(
-                    Issue(
-                        f"{at}.variants",
-                        "a split needs at least two variants (or one variant and a holdout)",
-                    )
-                )
-            if step.holdout:
-                _duration(step.holdout.window, f"{at}.holdout.window", issues)
-        elif isinstance(step, SendStep) and template_exists is not None:
-            if not template_exists(step.template, step.channel):
-                issues.append(
-                    Issue(
-                        f"{at}.template",
-                        f"template {step.template!r} does not exist for channel {step.channel!r}",
-                    )
-                )
-        elif isinstance(step, UpdateProfileStep):
-            for name in step.traits:
-                if not name or name.startswith("_"):
-                    issues.append(Issue(f"{at}.traits.{name}", "invalid trait name"))
+        issues += step.issues(at, template_exists=template_exists)
 
     if defn.start in steps:
         issues += _graph_issues(defn)
@@ -409,7 +442,7 @@ def check_definition(
 
 def _graph_issues(defn: JourneyDefinition) -> list[Issue]:
     steps = defn.steps
-    edges = {sid: [t for _, t in successors(s) if t in steps] for sid, s in steps.items()}
+    edges = {sid: [t for _, t in s.successors() if t in steps] for sid, s in steps.items()}
     reachable, todo = {defn.start}, [defn.start]
     while todo:
         for nxt in edges[todo.pop()]:
