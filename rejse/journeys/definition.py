@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -417,9 +418,9 @@ def check_definition(
                 issues.append(Issue(f"trigger.match.{path}", "must be a literal value"))
     if isinstance(trigger, ScheduleTrigger):
         try:
-            from apscheduler.triggers.cron import CronTrigger
+            from rejse.crontab import parse_crontab
 
-            CronTrigger.from_crontab(trigger.cron, timezone=trigger.timezone)
+            parse_crontab(trigger.cron, timezone=trigger.timezone)
         except Exception as exc:  # noqa: BLE001 - any parse error is the user's
             issues.append(Issue("trigger.cron", f"invalid crontab or time zone: {exc}"))
     if isinstance(defn.reentry, Cooldown):
@@ -481,7 +482,7 @@ def _graph_issues(defn: JourneyDefinition) -> list[Issue]:
     return issues
 
 
-def publish_issues(defn: JourneyDefinition, *, activity_names: set[str]) -> list[Issue]:
+def publish_issues(defn: JourneyDefinition, *, activity_names: AbstractSet[str]) -> list[Issue]:
     """What stops a valid definition from going live in this installation."""
     from rejse.contracts import ADD_SCORE, SEND_MESSAGE, START_HANDOFF
 
