@@ -1,4 +1,5 @@
-"""Database engines and sessions: SQLite (WAL, foreign keys) by default, PostgreSQL via psycopg 3."""
+"""Database engines and sessions: SQLite (WAL, foreign keys) by default, PostgreSQL via
+psycopg 3."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 
 from rejse.settings import ConfigError, Settings
@@ -28,7 +31,9 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect):
+    def process_bind_param(
+        self, value: dt.datetime | None, dialect: sa.Dialect
+    ) -> dt.datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
@@ -36,7 +41,9 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
         value = value.astimezone(dt.UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: dt.datetime | None, dialect: sa.Dialect):
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: sa.Dialect
+    ) -> dt.datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
@@ -80,7 +87,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         )
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
+        def _sqlite_pragmas(
+            dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry
+        ) -> None:  # pragma: no cover - trivial
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
@@ -107,9 +116,8 @@ def check_database(engine: Engine) -> None:
             conn.execute(sa.text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any driver error means "unreachable"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(
-            f"database: cannot connect to {redact(str(engine.url.render_as_string(hide_password=False)))}: {first}"
-        ) from None
+        url = redact(str(engine.url.render_as_string(hide_password=False)))
+        raise ConfigError(f"database: cannot connect to {url}: {first}") from None
 
 
 @contextmanager

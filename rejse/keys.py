@@ -6,7 +6,7 @@ import threading
 import time
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from rejse.db import utcnow
 from rejse.models.auth import ApiKey
@@ -24,7 +24,7 @@ def create_key(
 
 
 def list_keys(session: Session) -> list[ApiKey]:
-    return list(session.exec(select(ApiKey).order_by(ApiKey.created_at)))
+    return list(session.exec(select(ApiKey).order_by(col(ApiKey.created_at))))
 
 
 def revoke_key(session: Session, *, key_id: str) -> ApiKey | None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import cast
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 
 def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
@@ -31,5 +33,7 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
     )
 
 
-def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)
+def get_logger(name: str) -> FilteringBoundLogger:
+    # structlog.get_logger is typed Any; what it hands out is the wrapper class configured
+    # above (and structlog's default before that): a filtering bound logger.
+    return cast(FilteringBoundLogger, structlog.get_logger(name))

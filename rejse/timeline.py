@@ -59,4 +59,4 @@ def move_entries(session: Session, *, from_profile: str, to_profile: str) -> Non
 
 
 def erase_entries(session: Session, *, profile_id: str) -> None:
-    session.exec(delete(TimelineEntry).where(TimelineEntry.profile_id == profile_id))  # type: ignore[call-overload]
+    session.exec(delete(TimelineEntry).where(col(TimelineEntry.profile_id) == profile_id))

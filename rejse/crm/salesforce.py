@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from rejse.crm.base import CrmLead
@@ -29,7 +31,7 @@ class SalesforceAdapter:
             headers={"Authorization": f"Bearer {token}"},
         )
 
-    def _patch(self, lead: CrmLead, fields: dict, *, what: str) -> httpx.Response:
+    def _patch(self, lead: CrmLead, fields: dict[str, Any], *, what: str) -> httpx.Response:
         return request(
             self.client,
             "PATCH",

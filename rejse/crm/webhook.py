@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 
@@ -26,7 +27,7 @@ class WebhookAdapter:
         self.url, self.secret = url, secret
         self.client = httpx.Client(timeout=timeout, transport=transport)
 
-    def _post(self, kind: str, key: str, payload: dict) -> httpx.Response:
+    def _post(self, kind: str, key: str, payload: dict[str, Any]) -> httpx.Response:
         body = json.dumps({"type": kind, **payload}, separators=(",", ":"), default=str).encode()
         return request(
             self.client,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from rejse.db import utcnow
 from rejse.errors import Conflict, NotFound
@@ -14,9 +14,9 @@ from rejse.models.events import DeadLetter, Event
 def list_dead_letters(
     session: Session, *, include_retried: bool = False, limit: int = 100
 ) -> list[DeadLetter]:
-    stmt = select(DeadLetter).order_by(sa.desc(DeadLetter.at)).limit(limit)
+    stmt = select(DeadLetter).order_by(sa.desc(col(DeadLetter.at))).limit(limit)
     if not include_retried:
-        stmt = stmt.where(DeadLetter.retried_at.is_(None))  # type: ignore[union-attr]
+        stmt = stmt.where(col(DeadLetter.retried_at).is_(None))
     return list(session.exec(stmt))
 
 

@@ -19,6 +19,7 @@ A failing event is retried alone with exponential backoff; after `max_attempts` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
@@ -113,10 +114,8 @@ class EventProcessor:
                 log.error("event_processor_error", error=type(exc).__name__)
                 n = 0
             if n == 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.poll_interval)
-                except TimeoutError:
-                    pass
         log.info("event_processor_stopped")
 
     async def drain(self, *, max_batches: int = 100_000) -> int:
@@ -309,7 +308,7 @@ class EventProcessor:
                     source=source,
                     at=row["timestamp"],
                 )
-            except Exception:  # noqa: BLE001 - a malformed channel name is ignored
+            except Exception:  # noqa: BLE001, S112 - a malformed channel name is ignored
                 continue
             if change is not None:
                 changes.append(change)
@@ -320,8 +319,8 @@ class EventProcessor:
         return [
             s
             for s in self.subscribers or ()
-            if getattr(s, "wants", None) is None or s.wants(session, event)
-        ]  # type: ignore[attr-defined]
+            if (wants := getattr(s, "wants", None)) is None or wants(session, event)
+        ]
 
     def _run_subscribers(
         self,

@@ -47,7 +47,7 @@ _KINDS = tuple(
 
 
 def _values(row: dict[str, Any], sqlite: bool, times: dict[dt.datetime, str]) -> list[Any]:
-    out = []
+    out: list[Any] = []
     append = out.append
     for name, kind in _KINDS:
         value = row[name]
@@ -80,7 +80,7 @@ def store_events_returning(
     sqlite = conn.dialect.name == "sqlite"
     mark = "?" if sqlite else "%s"
     one = "(" + ", ".join([mark] * len(EVENT_COLUMNS)) + ")"
-    by_id = {row["id"]: (row, bucket) for row, bucket in zip(rows, buckets)}
+    by_id = {row["id"]: (row, bucket) for row, bucket in zip(rows, buckets, strict=True)}
     outbox: list[tuple[Any, ...]] = []
     times: dict[dt.datetime, str] = {}  # a batch shares received_at (and often timestamps)
     for start in range(0, len(rows), _ROWS_PER_STATEMENT):
@@ -89,7 +89,7 @@ def store_events_returning(
         for row in chunk:
             params.extend(_values(row, sqlite, times))
         sql = (
-            f"INSERT INTO event ({', '.join(EVENT_COLUMNS)}) VALUES "
+            f"INSERT INTO event ({', '.join(EVENT_COLUMNS)}) VALUES "  # noqa: S608 - our column names and placeholders; values are bound
             + ", ".join([one] * len(chunk))
             + " ON CONFLICT DO NOTHING RETURNING id"
         )
@@ -107,7 +107,7 @@ def store_events_returning(
             )
     if outbox:
         conn.exec_driver_sql(
-            f"INSERT INTO event_outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES ("
+            f"INSERT INTO event_outbox ({', '.join(OUTBOX_COLUMNS)}) VALUES ("  # noqa: S608 - our column names and placeholders; values are bound
             + ", ".join([mark] * len(OUTBOX_COLUMNS))
             + ")",
             outbox,
@@ -121,7 +121,7 @@ def mark_processed(conn: Connection, updates: Sequence[tuple[str, str, dt.dateti
         return
     m = driver_mark(conn)
     conn.exec_driver_sql(
-        f"UPDATE event SET profile_id = {m}, processed_at = {m} WHERE id = {m}",
+        f"UPDATE event SET profile_id = {m}, processed_at = {m} WHERE id = {m}",  # noqa: S608 - placeholders only; values are bound
         [(pid, driver_value(conn, at), event_id) for event_id, pid, at in updates],
     )
 
@@ -159,12 +159,12 @@ def load_outbox(
         params.extend(buckets)
     cols = ", ".join(f"e.{c}" for c in LOAD_EVENT_COLUMNS)
     sql = (
-        f"SELECT o.id, o.state, o.attempts, o.processed, {cols} FROM event_outbox o "
+        f"SELECT o.id, o.state, o.attempts, o.processed, {cols} FROM event_outbox o "  # noqa: S608 - our column names, placeholders and an int
         f"JOIN event e ON e.id = o.event_id WHERE {where} ORDER BY o.id LIMIT {int(limit)}"
     )
     out = []
     for r in conn.exec_driver_sql(sql, tuple(params)):
-        row = dict(zip(LOAD_EVENT_COLUMNS, r[4:]))
+        row = dict(zip(LOAD_EVENT_COLUMNS, r[4:], strict=True))
         processed = r[3]
         if sqlite:
             for name in ("properties", "traits", "context"):

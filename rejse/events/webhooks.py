@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from rejse.db import utcnow
 from rejse.errors import Conflict, DomainError, NotFound
@@ -26,7 +26,8 @@ KINDS = ("shopify", "generic")
 
 class WebhookEnv(BaseSettings):
     """Secrets from the environment: `REJSE_SHOPIFY_SECRET` (any shop) and
-    `REJSE_WEBHOOK_SECRETS` = JSON map `{"shopify:<shop domain>": "...", "generic:<source>": "..."}`."""
+    `REJSE_WEBHOOK_SECRETS` = JSON map
+    `{"shopify:<shop domain>": "...", "generic:<source>": "..."}`."""
 
     model_config = SettingsConfigDict(env_prefix="REJSE_", extra="ignore")
     shopify_secret: str | None = None
@@ -45,9 +46,9 @@ def create_source(
         select(WebhookSource).where(
             WebhookSource.kind == kind,
             WebhookSource.name == name,
-            WebhookSource.disabled_at.is_(None),
+            col(WebhookSource.disabled_at).is_(None),
         )
-    ).first()  # type: ignore[union-attr]
+    ).first()
     if existing is not None:
         raise Conflict(f"an active {kind} source named {name!r} exists", field="name")
     old = session.exec(
@@ -65,7 +66,7 @@ def create_source(
 
 
 def list_sources(session: Session) -> list[WebhookSource]:
-    return list(session.exec(select(WebhookSource).order_by(WebhookSource.created_at)))
+    return list(session.exec(select(WebhookSource).order_by(col(WebhookSource.created_at))))
 
 
 def disable_source(session: Session, *, source_id: str) -> WebhookSource:
@@ -87,8 +88,10 @@ def secrets_for(session: Session, *, kind: str, name: str | None) -> list[str]:
     out: list[str] = []
     names = [name, "*"] if name else ["*"]
     for row in session.exec(
-        select(WebhookSource).where(WebhookSource.kind == kind, WebhookSource.disabled_at.is_(None))
-    ):  # type: ignore[union-attr]
+        select(WebhookSource).where(
+            WebhookSource.kind == kind, col(WebhookSource.disabled_at).is_(None)
+        )
+    ):
         if row.name in names:
             out.append(row.secret)
     for key in (f"{kind}:{name}" if name else None, f"{kind}:*"):
@@ -170,7 +173,8 @@ def _products(payload: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _identity(payload: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, str]]]:
-    customer = payload.get("customer") if isinstance(payload.get("customer"), dict) else {}
+    given = payload.get("customer")
+    customer: dict[str, Any] = given if isinstance(given, dict) else {}
     traits = {
         k: v
         for k, v in {

@@ -50,6 +50,7 @@ class IngestWriter:
                 item = self.queue.get_nowait()
                 group.append(item)
                 size += len(item[0])
+            results: Sequence[int | Exception]
             try:
                 if self.inline:
                     results = self._store_group(group)
@@ -57,13 +58,15 @@ class IngestWriter:
                 else:
                     results = await asyncio.to_thread(self._store_group, group)
             except Exception:  # noqa: BLE001 - isolate the failing request
-                results = []
+                one_by_one: list[int | Exception] = []
                 for item in group:
                     try:
-                        results.append((await asyncio.to_thread(self._store_group, [item]))[0])
+                        one_by_one.append((await asyncio.to_thread(self._store_group, [item]))[0])
                     except Exception as exc:  # noqa: BLE001
-                        results.append(exc)
-            for (rows, _, source, future), result in zip(group, results):
+                        one_by_one.append(exc)
+                results = one_by_one
+            # One result per request of the group, either way.
+            for (rows, _, source, future), result in zip(group, results, strict=True):
                 if future.done():
                     continue
                 if isinstance(result, BaseException):

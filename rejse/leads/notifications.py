@@ -14,11 +14,17 @@ EMAIL_TEMPLATE = "sales/new_lead"
 def push_text(kind: str, lead: Lead, *, link: str) -> str:
     due = lead.due_at.strftime("%Y-%m-%d %H:%M UTC") if lead.due_at else "-"
     if kind == "reminder":
-        return f"Reminder: lead {lead.id} (score {lead.score:.0f}) is waiting for contact; due {due}. {link}"
+        return (
+            f"Reminder: lead {lead.id} (score {lead.score:.0f}) is waiting for contact; "
+            f"due {due}. {link}"
+        )
     if kind == "escalated":
         return f"Lead {lead.id} was not contacted within the SLA and has been reassigned. {link}"
     if kind == "reassigned":
-        return f"Lead reassigned to you (score {lead.score:.0f}): {lead.reason}. Contact by {due}. {link}"
+        return (
+            f"Lead reassigned to you (score {lead.score:.0f}): {lead.reason}. "
+            f"Contact by {due}. {link}"
+        )
     return f"New lead for you (score {lead.score:.0f}): {lead.reason}. Contact by {due}. {link}"
 
 

@@ -414,15 +414,16 @@ def metrics(
     if since is not None:
         stmt = stmt.where(col(Lead.created_at) >= since)
     leads = list(session.exec(stmt))
-    contacted = [lead for lead in leads if lead.first_contact_at is not None]
+    # (lead, first contact) of every contacted lead
+    contacted = [(lead, at) for lead in leads if (at := lead.first_contact_at) is not None]
     within = [
         lead
-        for lead in contacted
-        if lead.reassignments == 0 and lead.due_at and lead.first_contact_at <= lead.due_at
+        for lead, at in contacted
+        if lead.reassignments == 0 and lead.due_at and at <= lead.due_at
     ]
     waits = [
-        (lead.first_contact_at - (lead.assigned_at or lead.created_at)).total_seconds()
-        for lead in contacted
+        (at - (lead.assigned_at or lead.created_at)).total_seconds()
+        for lead, at in contacted
         if lead.history
     ]
     by_outcome = dict.fromkeys(CONTACT_OUTCOMES, 0)

@@ -63,4 +63,4 @@ def set_consent(
         summary=f"{channel} consent {status} (source: {source})"[:500],
         data={"channel": channel, "status": status, "source": source},
     )
-    return ConsentChange(channel=channel, status=status, source=source)  # type: ignore[arg-type]
+    return ConsentChange(channel=channel, status=status, source=source)

@@ -3,11 +3,11 @@ erased through their `ProfileEraser`, PII-free audit record kept, identifiers to
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, col, select
 
 from rejse.contracts import ProfileEraser
 from rejse.db import utcnow
@@ -32,42 +32,50 @@ def merged_ids(session: Session, profile_id: str) -> list[str]:
         session.exec(
             select(ProfileMerge.from_profile_id)
             .where(ProfileMerge.into_profile_id == profile_id)
-            .order_by(ProfileMerge.at)
+            .order_by(col(ProfileMerge.at))
         )
     )
+
+
+_Row = TypeVar("_Row", bound=SQLModel)
+
+
+def _dump(rows: Iterable[_Row]) -> list[dict[str, Any]]:
+    return [r.model_dump(mode="json") for r in rows]
 
 
 def export_profile(session: Session, *, profile_id: str) -> dict[str, Any]:
     """Everything rejse holds about the profile, machine-readable (JSON-ready)."""
     profile = get_live_profile(session, profile_id)
     pid = profile.id
-    dump = lambda rows: [r.model_dump(mode="json") for r in rows]
     return {
         "format": "rejse.profile-export.v1",
         "exported_at": utcnow().isoformat(),
         "profile": profile.model_dump(mode="json"),
-        "identifiers": dump(
+        "identifiers": _dump(
             session.exec(select(ProfileIdentifier).where(ProfileIdentifier.profile_id == pid))
         ),
-        "consents": dump(session.exec(select(Consent).where(Consent.profile_id == pid))),
-        "consent_history": dump(
+        "consents": _dump(session.exec(select(Consent).where(Consent.profile_id == pid))),
+        "consent_history": _dump(
             session.exec(
                 select(ConsentChangeRecord)
                 .where(ConsentChangeRecord.profile_id == pid)
-                .order_by(ConsentChangeRecord.at)
+                .order_by(col(ConsentChangeRecord.at))
             )
         ),
-        "merged_profiles": dump(
+        "merged_profiles": _dump(
             session.exec(select(ProfileMerge).where(ProfileMerge.into_profile_id == pid))
         ),
-        "events": dump(
-            session.exec(select(Event).where(Event.profile_id == pid).order_by(Event.timestamp))
+        "events": _dump(
+            session.exec(
+                select(Event).where(Event.profile_id == pid).order_by(col(Event.timestamp))
+            )
         ),
-        "timeline": dump(
+        "timeline": _dump(
             session.exec(
                 select(TimelineEntry)
                 .where(TimelineEntry.profile_id == pid)
-                .order_by(TimelineEntry.at)
+                .order_by(col(TimelineEntry.at))
             )
         ),
     }
@@ -104,11 +112,11 @@ def erase_profile(
     event_ids = list(session.exec(select(Event.id).where(Event.profile_id == pid)))
     for i in range(0, len(event_ids), 500):
         chunk = event_ids[i : i + 500]
-        conn.execute(sa.delete(OutboxEntry).where(OutboxEntry.event_id.in_(chunk)))  # type: ignore[attr-defined]
-        conn.execute(sa.delete(DeadLetter).where(DeadLetter.event_id.in_(chunk)))  # type: ignore[attr-defined]
-    conn.execute(sa.delete(Event).where(Event.profile_id == pid))  # type: ignore[arg-type]
-    conn.execute(sa.delete(Consent).where(Consent.profile_id == pid))
-    conn.execute(sa.delete(ConsentChangeRecord).where(ConsentChangeRecord.profile_id == pid))
+        conn.execute(sa.delete(OutboxEntry).where(col(OutboxEntry.event_id).in_(chunk)))
+        conn.execute(sa.delete(DeadLetter).where(col(DeadLetter.event_id).in_(chunk)))
+    conn.execute(sa.delete(Event).where(col(Event.profile_id) == pid))
+    conn.execute(sa.delete(Consent).where(col(Consent.profile_id) == pid))
+    conn.execute(sa.delete(ConsentChangeRecord).where(col(ConsentChangeRecord.profile_id) == pid))
     erase_entries(session, profile_id=pid)
     old_ids = merged_ids(session, pid)
     summary: dict[str, Any] = {

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from rejse.db import driver_mark, driver_value, utcnow
 from rejse.ids import new_id
@@ -55,7 +55,8 @@ def event_identifiers(row: dict[str, Any]) -> list[tuple[str, str]]:
     add("anonymous_id", row.get("anonymous_id"))
     traits = row.get("traits") or {}
     context = row.get("context") or {}
-    ctx_traits = context.get("traits") if isinstance(context.get("traits"), dict) else {}
+    given = context.get("traits")
+    ctx_traits: dict[str, Any] = given if isinstance(given, dict) else {}
     for key in ident.TRAIT_IDENTIFIERS:
         add(key, traits.get(key) if traits.get(key) is not None else ctx_traits.get(key))
     external = context.get("externalIds")
@@ -213,7 +214,7 @@ class IdentityIndex:
             # Counters and seen-times as SQL expressions: no profile row is read.
             m, now = driver_mark(self.conn), driver_value(self.conn, utcnow())
             sql = (
-                f"UPDATE profile SET event_count = event_count + {m}, "
+                f"UPDATE profile SET event_count = event_count + {m}, "  # noqa: S608 - placeholders only; values are bound
                 f"first_seen_at = CASE WHEN first_seen_at IS NULL OR first_seen_at > {m} "
                 f"THEN {m} ELSE first_seen_at END, "
                 f"last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < {m} "
@@ -277,8 +278,10 @@ class IdentityIndex:
             return False
         digests = [ident.tombstone(self.secret, t, v) for t, v in ids]
         rows = self.conn.execute(
-            sa.select(ErasedIdentifier.erased_at).where(ErasedIdentifier.digest.in_(digests))  # type: ignore[call-overload]
-        ).all()  # type: ignore[attr-defined]
+            sa.select(col(ErasedIdentifier.erased_at)).where(
+                col(ErasedIdentifier.digest).in_(digests)
+            )
+        ).all()
         return any(_aware(r[0]) >= timestamp for r in rows)
 
     # ---------------------------------------------------------------- resolution
@@ -401,7 +404,7 @@ def merge_profiles(
     session.flush()
     conn.execute(IDENT.update().where(IDENT.c.profile_id == from_).values(profile_id=into))
     conn.execute(EVENT.update().where(EVENT.c.profile_id == from_).values(profile_id=into))
-    for row in list(session.exec(sa.select(Consent).where(Consent.profile_id == from_)).scalars()):
+    for row in list(session.exec(select(Consent).where(col(Consent.profile_id) == from_))):
         mine = session.get(Consent, (into, row.channel), populate_existing=True)
         if mine is None or row.at > mine.at:
             if mine is not None:
@@ -420,14 +423,14 @@ def merge_profiles(
         session.delete(row)
     conn.execute(
         sa.update(ConsentChangeRecord)
-        .where(ConsentChangeRecord.profile_id == from_)
+        .where(col(ConsentChangeRecord.profile_id) == from_)
         .values(profile_id=into)
     )
     move_entries(session, from_profile=from_, to_profile=into)
     session.flush()
     conn.execute(
         sa.update(ProfileMerge)
-        .where(ProfileMerge.into_profile_id == from_)
+        .where(col(ProfileMerge.into_profile_id) == from_)
         .values(into_profile_id=into)
     )
     session.delete(other)

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from rejse.contracts import ProfileSnapshot
 from rejse.db import utcnow
@@ -52,7 +52,7 @@ def identifiers_of(session: Session, profile_id: str) -> dict[str, list[str]]:
     rows = session.exec(
         select(ProfileIdentifier)
         .where(ProfileIdentifier.profile_id == profile_id)
-        .order_by(ProfileIdentifier.id)
+        .order_by(col(ProfileIdentifier.id))
     )
     for row in rows:
         out.setdefault(row.type, []).append(row.value)
@@ -70,11 +70,13 @@ def load_snapshot(session: Session, *, profile_id: str) -> ProfileSnapshot | Non
     if live is None:
         return None
     profile = session.get(Profile, live)
-    assert profile is not None
+    if profile is None:  # resolve_profile_id has just seen the row; gone since: no profile
+        return None
     ids = identifiers_of(session, live)
     traits = dict(profile.traits or {})
-    email = (ids.get("email") or [None])[0] or _str_or_none(traits.get("email"))
-    phone = (ids.get("phone") or [None])[0] or _str_or_none(traits.get("phone"))
+    emails, phones = ids.get("email"), ids.get("phone")
+    email = (emails[0] if emails else None) or _str_or_none(traits.get("email"))
+    phone = (phones[0] if phones else None) or _str_or_none(traits.get("phone"))
     return ProfileSnapshot(
         id=profile.id,
         traits=traits,
@@ -202,8 +204,8 @@ def list_profile_ids(session: Session, *, limit: int = 100) -> list[str]:
     return list(
         session.exec(
             select(Profile.id)
-            .where(Profile.erased_at.is_(None))  # type: ignore[union-attr]
-            .order_by(sa.desc(Profile.created_at))
+            .where(col(Profile.erased_at).is_(None))
+            .order_by(sa.desc(col(Profile.created_at)))
             .limit(limit)
         )
     )
@@ -218,7 +220,10 @@ def timeline(session: Session, *, profile_id: str, limit: int = 200) -> list[dic
     pid = get_live_profile(session, profile_id).id
     items: list[dict[str, Any]] = []
     for e in session.exec(
-        select(Event).where(Event.profile_id == pid).order_by(sa.desc(Event.timestamp)).limit(limit)
+        select(Event)
+        .where(Event.profile_id == pid)
+        .order_by(sa.desc(col(Event.timestamp)))
+        .limit(limit)
     ):
         label = (
             e.event or e.properties.get("name") if e.type in ("track", "internal", "page") else None
@@ -240,7 +245,7 @@ def timeline(session: Session, *, profile_id: str, limit: int = 200) -> list[dic
     for t in session.exec(
         select(TimelineEntry)
         .where(TimelineEntry.profile_id == pid)
-        .order_by(sa.desc(TimelineEntry.at))
+        .order_by(sa.desc(col(TimelineEntry.at)))
         .limit(limit)
     ):
         items.append({"at": t.at, "kind": t.kind, "summary": t.summary, "data": t.data})

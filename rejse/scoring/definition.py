@@ -15,7 +15,8 @@ from rejse.errors import DomainError
 from rejse.models.profiles import STAGES
 
 STAGE_RANK = {s: i for i, s in enumerate(STAGES)}
-SCORE_STAGES = ("lead", "aql", "sql")  # stages a threshold may move a profile into
+ScoreStage = Literal["lead", "aql", "sql"]  # stages a threshold may move a profile into
+SCORE_STAGES: tuple[ScoreStage, ...] = ("lead", "aql", "sql")
 RULE_ID = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 
 
@@ -55,15 +56,17 @@ class HandoffPolicy(BaseModel):
     territory_trait: str = "country"
 
 
+def _default_thresholds() -> dict[ScoreStage, float]:
+    return {"lead": 10.0, "aql": 50.0}
+
+
 class ScoringDefinition(BaseModel):
     event_rules: list[EventRule] = Field(default_factory=list)
     fit_rules: list[FitRule] = Field(default_factory=list)
     half_life: str | None = Field(
         default="P30D", description="decay of behaviour points; null: none"
     )
-    thresholds: dict[Literal["lead", "aql", "sql"], Points] = Field(
-        default_factory=lambda: {"lead": 10.0, "aql": 50.0}
-    )
+    thresholds: dict[ScoreStage, Points] = Field(default_factory=_default_thresholds)
     handoff: HandoffPolicy = Field(default_factory=HandoffPolicy)
 
 

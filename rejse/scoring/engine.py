@@ -17,6 +17,7 @@ from rejse.scoring.definition import (
     STAGE_RANK,
     EventRule,
     FitRule,
+    ScoreStage,
     ScoringDefinition,
 )
 
@@ -36,7 +37,7 @@ def period_start(at: dt.datetime, period: dt.timedelta) -> dt.datetime:
     return EPOCH + n * period
 
 
-def stages_crossed(current: str, total: float, thresholds: Mapping[str, float]) -> list[str]:
+def stages_crossed(current: str, total: float, thresholds: Mapping[ScoreStage, float]) -> list[str]:
     """Stages above `current` whose threshold `total` reaches, in order. Never downwards."""
     rank = STAGE_RANK.get(current, 0)
     return [

@@ -17,8 +17,8 @@ from rejse.contracts import ProcessedEvent
 from rejse.db import utcnow
 from rejse.errors import DomainError, NotFound
 from rejse.models.leads import ProfileScore, ScoreCounter, ScoreGrant, ScoringModel
-from rejse.models.profiles import Profile
-from rejse.scoring.definition import STAGE_RANK, STAGES, ScoringDefinition, validate_definition
+from rejse.models.profiles import STAGES, Profile
+from rejse.scoring.definition import STAGE_RANK, ScoringDefinition, validate_definition
 from rejse.scoring.engine import (
     CompiledModel,
     capped_points,
@@ -56,9 +56,7 @@ def activate_model(session: Session, *, version: int) -> ScoringModel:
     if row is None:
         raise NotFound(f"no scoring model version {version}", field="version")
     session.exec(
-        sa.update(ScoringModel)
-        .where(col(ScoringModel.version) != version)  # type: ignore[call-overload]
-        .values(active=False)
+        sa.update(ScoringModel).where(col(ScoringModel.version) != version).values(active=False)
     )
     row.active = True
     row.activated_at = utcnow()
@@ -227,7 +225,7 @@ def _mirror(session: Session, state: ScoreState) -> None:
     )
 
 
-def _profile_column(session: Session, profile_id: str, column: str):
+def _profile_column(session: Session, profile_id: str, column: str) -> Any:
     """One column of the profile row, read fresh (the processor writes profiles with core SQL)."""
     return (
         session.connection()
@@ -547,7 +545,7 @@ def merge_scores(
 
 def erase_scores(session: Session, *, profile_id: str) -> None:
     for table in (ProfileScore, ScoreCounter, ScoreGrant):
-        session.exec(delete(table).where(col(table.profile_id) == profile_id))  # type: ignore[call-overload]
+        session.exec(delete(table).where(col(table.profile_id) == profile_id))
 
 
 def publish_stage_changes(session: Session, derived: Derived, *, profile_id: str, key: str) -> None:
