@@ -28,7 +28,10 @@ def test_readme_has_exactly_two_one_line_quickstart_commands():
     assert run[0].startswith("python -m venv .venv")
     assert run[0].endswith("rejse up")
     assert len(test) == 1
-    assert "pip install -e '.[test]'" in test[0]
+    assert "pip install -e '.[dev]'" in test[0]  # the pinned gates and the test extras
+    # the gates run before the tests, in this order
+    gates = ["ruff check .", "ruff format --diff .", "mypy", "python -m pytest"]
+    assert [test[0].index(g) for g in gates] == sorted(test[0].index(g) for g in gates)
     assert test[0].endswith("python -m pytest")
 
 
