@@ -3,9 +3,9 @@ API key and role checks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,18 +19,21 @@ bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bear
 
 
 async def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def get_profile_erasers(request: Request) -> Sequence[ProfileEraser]:
-    return request.app.state.profile_erasers
+    erasers: Sequence[ProfileEraser] = request.app.state.profile_erasers
+    return erasers
 
 
 async def get_activity_names(request: Request) -> frozenset[str]:
-    return request.app.state.activity_names
+    names: frozenset[str] = request.app.state.activity_names
+    return names
 
 
 # Handed to `create_app` by the composition root: what GDPR erase runs, and which activities a
@@ -80,7 +83,11 @@ async def get_principal(
     return authenticate(request, credentials)
 
 
-def require(*roles: Role):
+# What `require(...)` returns: FastAPI calls it with the request and the bearer credentials.
+RoleCheck = Callable[[Request, HTTPAuthorizationCredentials | None], Coroutine[Any, Any, Principal]]
+
+
+def require(*roles: Role) -> RoleCheck:
     """Dependency factory: the key must have one of `roles` (admin always passes).
 
     One flat dependency (plus the bearer scheme, which documents auth in OpenAPI): FastAPI's

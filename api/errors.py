@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from rejse.errors import Conflict, DomainError, NotFound, Unprocessable  # noqa: F401 - re-exported
+from rejse.errors import DomainError
 from rejse.logging import get_logger
 
 log = get_logger("rejse.api")
 
 
-def _loc(loc: tuple | list) -> str:
+def _loc(loc: Sequence[object]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
 
 
-def validation_payload(errors: list[dict]) -> dict:
+def validation_payload(errors: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     details = [
         {"field": _loc(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in errors
     ]
@@ -32,7 +35,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        body: dict = {"detail": exc.message}
+        body: dict[str, Any] = {"detail": exc.message}
         if exc.field:
             body["errors"] = [{"field": exc.field, "message": exc.message}]
         return JSONResponse(body, status_code=exc.status_code)

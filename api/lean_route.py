@@ -18,7 +18,10 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from api.deps import bearer
+from api.deps import Principal, bearer
+
+# What a lean endpoint is: it reads its own body and gets the checked caller.
+LeanEndpoint = Callable[[Request, Principal], Coroutine[Any, Any, Response]]
 
 
 class LeanRoute(APIRoute):
@@ -26,7 +29,7 @@ class LeanRoute(APIRoute):
         checks = [
             d.call
             for d in self.dependant.dependencies
-            if getattr(d.call, "allowed_roles", None) is not None
+            if d.call is not None and getattr(d.call, "allowed_roles", None) is not None
         ]
         if len(checks) != 1 or len(self.dependant.dependencies) != 1:
             raise TypeError(
@@ -37,6 +40,7 @@ class LeanRoute(APIRoute):
 
         async def handler(request: Request) -> Response:
             principal = await check(request, await bearer(request))  # 401/403 as HTTPException
-            return await endpoint(request, principal)
+            response: Response = await endpoint(request, principal)
+            return response
 
         return handler

@@ -6,6 +6,7 @@ import os
 import time
 
 import structlog
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rejse.logging import get_logger
@@ -15,10 +16,10 @@ log = get_logger("rejse.http")
 
 # The labelled metric children per (method, route template, status): a bounded set, looked up
 # once instead of through prometheus-client's locked label lookup on every request.
-_CHILDREN: dict[tuple[str, str, str], tuple] = {}
+_CHILDREN: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 
 
-def _children(method: str, template: str, status: str) -> tuple:
+def _children(method: str, template: str, status: str) -> tuple[Counter, Histogram]:
     key = (method, template, status)
     found = _CHILDREN.get(key)
     if found is None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Response
@@ -11,16 +13,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import RuntimeDep, require
 from rejse.roles import Role
+from rejse.runtime import Runtime
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz")
-async def healthz() -> dict:
+async def healthz() -> dict[str, Any]:  # documented as a free-form object: keep it so
     return {"status": "ok"}
 
 
-def _db_ok(runtime) -> bool:
+def _db_ok(runtime: Runtime) -> bool:
     try:
         with runtime.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
@@ -29,7 +32,7 @@ def _db_ok(runtime) -> bool:
         return False
 
 
-async def _within(check, seconds: float = 3.0) -> bool:
+async def _within(check: Awaitable[bool], seconds: float = 3.0) -> bool:
     """A check that does not answer in time counts as unreachable."""
     try:
         return await asyncio.wait_for(check, seconds)

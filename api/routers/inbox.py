@@ -6,12 +6,14 @@ key (the key never reaches a browser). `user_id` is the profile's `user_id` iden
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import IngestDep, SessionDep
 from rejse.messaging import service
+from rejse.models.messaging import Message
 
 router = APIRouter(prefix="/v1/inbox", tags=["inbox"])
 
@@ -26,7 +28,7 @@ class InboxMessage(BaseModel):
     read_at: dt.datetime | None
 
 
-def _public(row) -> InboxMessage:
+def _public(row: Message) -> InboxMessage:
     return InboxMessage(
         id=row.id,
         template=row.template,
@@ -44,7 +46,7 @@ def get_inbox(
     session: SessionDep,
     _: IngestDep,
     unread: bool = False,
-    limit: int = Query(default=50, ge=1, le=200),
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[InboxMessage]:
     return [
         _public(r) for r in service.inbox(session, user_id=user_id, unread_only=unread, limit=limit)

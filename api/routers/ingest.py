@@ -8,6 +8,7 @@ router, which FastAPI resolves lazily per request) with the `LeanRoute` class.""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import orjson
@@ -16,7 +17,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from api.deps import AdminDep, IngestDep, SessionDep
-from api.lean_route import LeanRoute
+from api.lean_route import LeanEndpoint, LeanRoute
 from rejse.errors import DomainError
 from rejse.events import deadletters, ingest
 from rejse.events.schemas import (
@@ -25,8 +26,10 @@ from rejse.events.schemas import (
     SINGLE_SCHEMAS,
     BatchItem,
     IngestAccepted,
+    SegmentMessageBase,
 )
 from rejse.events.writer import writer_for
+from rejse.runtime import Runtime
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "malformed JSON"},
@@ -64,14 +67,21 @@ async def _read(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-async def store(request: Request, runtime, rows, buckets, *, source: str = "api") -> Response:
+async def store(
+    request: Request,
+    runtime: Runtime,
+    rows: Sequence[dict[str, Any]],
+    buckets: Sequence[int],
+    *,
+    source: str = "api",
+) -> Response:
     """Durably store (group commit with concurrent requests), then 202."""
     writer = writer_for(request.app.state, runtime.engine)
     accepted, duplicates = await writer.submit(rows, buckets, source=source)
     return _json({"accepted": accepted, "duplicates": duplicates}, status_code=202)
 
 
-def _single(type_: str):
+def _single(type_: str) -> tuple[LeanEndpoint, type[SegmentMessageBase]]:
     schema = SINGLE_SCHEMAS[type_]
 
     async def endpoint(request: Request, _: IngestDep) -> Response:
@@ -113,7 +123,12 @@ _BATCH_BODY = {
 def add_ingest_routes(app: FastAPI) -> None:
     """`/v1/track|identify|page|alias|batch` directly on the app (the hot path)."""
 
-    def add(path: str, endpoint, body_schema: dict[str, Any], summary: str | None = None) -> None:
+    def add(
+        path: str,
+        endpoint: LeanEndpoint,
+        body_schema: dict[str, Any],
+        summary: str | None = None,
+    ) -> None:
         app.router.add_api_route(
             path,
             endpoint,
@@ -164,7 +179,7 @@ def list_dead_letters(
     _: AdminDep,
     include_retried: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list:
+) -> list[DeadLetterPublic]:
     """Events the processor gave up on after its retries (newest first)."""
     return [
         DeadLetterPublic(**d.model_dump())

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
+from sqlmodel import Session
 from temporalio.service import RPCError
 
 from api.deps import ActivityNamesDep, ReadDep, RuntimeDep, SessionDep, WriteDep
@@ -23,6 +24,7 @@ from rejse.journeys.dispatcher import PreviousRunClosing, start_entry, tell_runs
 from rejse.journeys.entry import plan_entry
 from rejse.journeys.service import DefinitionInvalid
 from rejse.models.journeys import RUN_STATUSES, Journey, JourneyRun, JourneyVersion
+from rejse.runtime import Runtime
 
 router = APIRouter(prefix="/api/journeys", tags=["journeys"])
 
@@ -106,7 +108,7 @@ def _public(journey: Journey) -> JourneyPublic:
     return JourneyPublic(**journey.model_dump())
 
 
-def _detail(session, journey: Journey, version: JourneyVersion) -> JourneyDetail:
+def _detail(session: Session, journey: Journey, version: JourneyVersion) -> JourneyDetail:
     versions = [
         VersionPublic(**v.model_dump()) for v in service.list_versions(session, key=journey.key)
     ]
@@ -124,7 +126,9 @@ def _detail(session, journey: Journey, version: JourneyVersion) -> JourneyDetail
     response_model=JourneyDetail,
     responses={422: {"description": "invalid definition; `errors` name step and field"}},
 )
-def create_journey(body: DefinitionBody, session: SessionDep, _: WriteDep):
+def create_journey(
+    body: DefinitionBody, session: SessionDep, _: WriteDep
+) -> JourneyDetail | JSONResponse:
     try:
         version = service.create_journey(session, definition=body)
     except DefinitionInvalid as exc:
@@ -154,7 +158,9 @@ def get_journey(
     response_model=JourneyDetail,
     responses={422: {"description": "invalid definition; `errors` name step and field"}},
 )
-def add_version(key: str, body: DefinitionBody, session: SessionDep, _: WriteDep):
+def add_version(
+    key: str, body: DefinitionBody, session: SessionDep, _: WriteDep
+) -> JourneyDetail | JSONResponse:
     try:
         version = service.add_version(session, key=key, definition=body)
     except DefinitionInvalid as exc:
@@ -170,7 +176,7 @@ def publish(
     activity_names: ActivityNamesDep,
     _: WriteDep,
     body: Annotated[PublishRequest | None, Body()] = None,
-):
+) -> JourneyPublic | JSONResponse:
     try:
         journey = service.publish(
             session,
@@ -184,7 +190,9 @@ def publish(
     return _public(journey)
 
 
-async def _lifecycle(key: str, session, runtime, new_status: str) -> LifecycleResult:
+async def _lifecycle(
+    key: str, session: Session, runtime: Runtime, new_status: str
+) -> LifecycleResult:
     journey = service.set_status(session, key=key, status=new_status)
     if new_status == "archived":
         wids = service.workflow_ids_of(session, key=key, statuses=("cancelled",))

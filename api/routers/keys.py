@@ -8,8 +8,8 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, RuntimeDep, SessionDep
-from api.errors import NotFound
 from rejse import keys as key_service
+from rejse.errors import NotFound
 from rejse.roles import Role
 
 router = APIRouter(prefix="/api/keys", tags=["keys"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
@@ -45,12 +45,12 @@ class MessagePublic(BaseModel):
 def list_messages(
     session: SessionDep,
     _: ReadDep,
-    profile_id: str | None = Query(default=None, max_length=64),
-    journey: str | None = Query(default=None, max_length=200),
+    profile_id: Annotated[str | None, Query(max_length=64)] = None,
+    journey: Annotated[str | None, Query(max_length=200)] = None,
     channel: Literal["email", "sms", "in_app", "webhook"] | None = None,
-    status: str | None = Query(default=None, max_length=20),
-    limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[MessagePublic]:
     rows = service.list_messages(
         session,

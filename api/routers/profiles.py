@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
+from sqlmodel import Session
 
 from api.deps import AdminDep, ProfileErasersDep, ReadDep, RuntimeDep, SessionDep, WriteDep
 from rejse.errors import DomainError, NotFound
@@ -69,7 +70,7 @@ class ErasurePublic(BaseModel):
     cancel_failed: list[str] = []
 
 
-def _public(session, profile_id: str) -> ProfilePublic:
+def _public(session: Session, profile_id: str) -> ProfilePublic:
     profile = service.get_live_profile(session, profile_id)
     consents = service.consents_of(session, profile.id)
     return ProfilePublic(

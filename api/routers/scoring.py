@@ -10,11 +10,12 @@ from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, Field
 
 from api.deps import READ, SALES, WRITE, ReadDep, SessionDep, WriteDep, require
-from api.errors import NotFound
+from rejse.errors import NotFound
 from rejse.leads.schemas import Text
 from rejse.models.leads import ScoringModel
+from rejse.models.profiles import STAGES
 from rejse.scoring import service as scoring
-from rejse.scoring.definition import STAGES, ScoringDefinition
+from rejse.scoring.definition import ScoringDefinition
 from rejse.scoring.service import ScoreView
 
 router = APIRouter(tags=["scoring"])

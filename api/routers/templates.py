@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
@@ -114,7 +114,7 @@ def list_templates(session: SessionDep, runtime: RuntimeDep, _: ReadDep) -> list
             key=r.key,
             channel=r.channel,
             origin="api",
-            version=r.version,  # type: ignore[arg-type]
+            version=r.version,
             locales=sorted(r.variants),
         )
         for r in template_store.list_api_templates(session)
@@ -122,7 +122,7 @@ def list_templates(session: SessionDep, runtime: RuntimeDep, _: ReadDep) -> list
     api_keys = {(t.key, t.channel) for t in out}
     for channel, key, locales in list_file_templates(runtime.settings.templates_dir):
         if (key, channel) not in api_keys:
-            out.append(TemplateSummary(key=key, channel=channel, origin="file", locales=locales))  # type: ignore[arg-type]
+            out.append(TemplateSummary(key=key, channel=channel, origin="file", locales=locales))
     return sorted(out, key=lambda t: (t.key, t.channel))
 
 
@@ -184,7 +184,7 @@ def get_template(
     runtime: RuntimeDep,
     _: ReadDep,
     channel: Channel = "email",
-    version: int | None = Query(default=None, ge=1),
+    version: Annotated[int | None, Query(ge=1)] = None,
 ) -> TemplatePublic:
     return _public(
         template_store.get_template(

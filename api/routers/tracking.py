@@ -14,6 +14,7 @@ from api.deps import RuntimeDep, SessionDep
 from rejse.errors import NotFound
 from rejse.messaging import service, tokens
 from rejse.models.messaging import Message
+from rejse.runtime import Runtime
 
 router = APIRouter(tags=["tracking"])
 
@@ -21,7 +22,7 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 NO_STORE = {"Cache-Control": "no-store, private"}
 
 
-def _verify(runtime, token: str, kind: str) -> tuple[str, int | None]:
+def _verify(runtime: Runtime, token: str, kind: str) -> tuple[str, int | None]:
     try:
         return tokens.verify(runtime.settings.secret_key, token, kind)
     except tokens.InvalidToken:
@@ -49,10 +50,13 @@ def click(token: str, runtime: RuntimeDep, session: SessionDep) -> Response:
     return RedirectResponse(url, status_code=302, headers=NO_STORE)
 
 
-PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><meta name="viewport"
-content="width=device-width, initial-scale=1"><title>{title}</title></head>
-<body style="font-family:Helvetica,Arial,sans-serif;max-width:480px;margin:48px auto;padding:0 16px">
-<h1 style="font-size:20px">{title}</h1>{body}</body></html>"""
+PAGE = (
+    '<!DOCTYPE html><html><head><meta charset="utf-8"><meta name="viewport"\n'
+    'content="width=device-width, initial-scale=1"><title>{title}</title></head>\n'
+    '<body style="font-family:Helvetica,Arial,sans-serif;max-width:480px;margin:48px auto;'
+    'padding:0 16px">\n'
+    '<h1 style="font-size:20px">{title}</h1>{body}</body></html>'
+)
 
 
 @router.get("/u/{token}", include_in_schema=False, response_class=HTMLResponse)

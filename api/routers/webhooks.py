@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlmodel import Session
@@ -26,6 +26,8 @@ from rejse.errors import DomainError
 from rejse.events import ingest
 from rejse.events import webhooks as hooks
 from rejse.events.schemas import MAX_BATCH_BYTES, IngestAccepted, check_json
+from rejse.models.events import WebhookSource
+from rejse.runtime import Runtime
 
 router = APIRouter(tags=["webhooks"])
 public = APIRouter(prefix="/webhooks")
@@ -34,7 +36,7 @@ admin = APIRouter(prefix="/api/webhook-sources")
 _UNAUTHORIZED = {"detail": "invalid or missing signature"}
 
 
-def _secrets(runtime, kind: str, name: str | None) -> list[str]:
+def _secrets(runtime: Runtime, kind: str, name: str | None) -> list[str]:
     with Session(runtime.engine) as session:
         return hooks.secrets_for(session, kind=kind, name=name)
 
@@ -45,7 +47,7 @@ def _secrets(runtime, kind: str, name: str | None) -> list[str]:
     response_model=IngestAccepted,
     responses={401: {"description": "bad or missing signature"}},
 )
-async def shopify_webhook(request: Request, runtime: RuntimeDep):
+async def shopify_webhook(request: Request, runtime: RuntimeDep) -> Response:
     """Shopify webhooks: checkouts/create|update -> `Checkout Started`, orders/create ->
     `Order Completed`, customers/create|update -> identify. Other topics: 202, ignored."""
     try:
@@ -86,7 +88,7 @@ async def shopify_webhook(request: Request, runtime: RuntimeDep):
     response_model=IngestAccepted,
     responses={401: {"description": "bad, missing or expired signature"}},
 )
-async def generic_webhook(source: str, request: Request, runtime: RuntimeDep):
+async def generic_webhook(source: str, request: Request, runtime: RuntimeDep) -> Response:
     """A signed Segment message (with `type`) or `{"batch": [...]}` from a registered source."""
     try:
         body = await _read(request, MAX_BATCH_BYTES)
@@ -143,26 +145,26 @@ class SourceCreated(SourcePublic):
     secret: str = Field(description="the signing secret, shown only now")
 
 
-def _source(row, *, reveal: bool = False) -> dict:
+def _source(row: WebhookSource, *, reveal: bool = False) -> dict[str, Any]:
     data = row.model_dump()
     data["secret"] = row.secret if reveal else hooks.mask(row.secret)
     return data
 
 
 @admin.post("", status_code=201, response_model=SourceCreated)
-def create_source(body: SourceCreate, session: SessionDep, _: AdminDep) -> dict:
+def create_source(body: SourceCreate, session: SessionDep, _: AdminDep) -> dict[str, Any]:
     row = hooks.create_source(session, kind=body.kind, name=body.name, secret=body.secret)
     session.commit()
     return _source(row, reveal=True)
 
 
 @admin.get("", response_model=list[SourcePublic])
-def list_sources(session: SessionDep, _: AdminDep) -> list[dict]:
+def list_sources(session: SessionDep, _: AdminDep) -> list[dict[str, Any]]:
     return [_source(r) for r in hooks.list_sources(session)]
 
 
 @admin.delete("/{source_id}", response_model=SourcePublic)
-def disable_source(source_id: str, session: SessionDep, _: AdminDep) -> dict:
+def disable_source(source_id: str, session: SessionDep, _: AdminDep) -> dict[str, Any]:
     row = hooks.disable_source(session, source_id=source_id)
     session.commit()
     return _source(row)
