@@ -11,6 +11,8 @@ while the lead has no `crm_task_id`, and its id is recorded in the same activity
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from temporalio import activity
 
@@ -27,6 +29,8 @@ from rejse.profiles.service import load_snapshot
 from rejse.runtime import Runtime
 
 log = get_logger("rejse.crm")
+
+_T = TypeVar("_T")
 
 
 def _now() -> dt.datetime:
@@ -45,7 +49,7 @@ class CrmActivities:
         self._adapter = adapter
         self._settings = settings
 
-    def all(self) -> list:
+    def all(self) -> list[Callable[..., Any]]:
         return [self.upsert_contact, self.create_task]
 
     @property
@@ -81,7 +85,7 @@ class CrmActivities:
         with session_scope(self.runtime.engine) as session:
             return leads.get_lead(session, lead_id=lead_id)
 
-    def _call(self, lead_id: str, fn):
+    def _call(self, lead_id: str, fn: Callable[[], _T]) -> _T:
         try:
             return fn()
         except RateLimited as exc:

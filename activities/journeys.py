@@ -4,9 +4,11 @@ and signed webhooks. Sync methods run on the worker's thread pool."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import httpx
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -28,7 +30,7 @@ class JourneyActivities:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    def all(self) -> list:
+    def all(self) -> list[Callable[..., Any]]:
         return [
             self.begin_run,
             self.record_step,
@@ -71,9 +73,9 @@ class JourneyActivities:
             last = session.exec(
                 select(JourneyStep)
                 .where(JourneyStep.run_id == rec.run_id)
-                .order_by(JourneyStep.id.desc())
+                .order_by(col(JourneyStep.id).desc())
                 .limit(1)
-            ).first()  # type: ignore[union-attr]
+            ).first()
             if last is None or last.step_id != rec.step_id or last.at != rec.at:
                 session.add(
                     JourneyStep(
@@ -110,9 +112,9 @@ class JourneyActivities:
             step = session.exec(
                 select(JourneyStep)
                 .where(JourneyStep.run_id == rec.run_id, JourneyStep.step_id == rec.step_id)
-                .order_by(JourneyStep.id.desc())
+                .order_by(col(JourneyStep.id).desc())
                 .limit(1)
-            ).first()  # type: ignore[union-attr]
+            ).first()
             if step is not None:
                 step.outcome = rec.outcome
                 session.add(step)

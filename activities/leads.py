@@ -6,6 +6,8 @@ live in `rejse.leads.control`."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 from temporalio import activity
@@ -56,7 +58,7 @@ class LeadActivities:
         self.search_attributes = search_attributes
         self.http = httpx.Client(timeout=10.0)
 
-    def all(self) -> list:
+    def all(self) -> list[Callable[..., Any]]:
         return [
             self.open,
             self.assign,
@@ -70,6 +72,9 @@ class LeadActivities:
     @activity.defn(name=OPEN)
     def open(self, request: HandoffInput) -> HandoffPlan:
         info = activity.info()
+        if info.workflow_id is None or info.workflow_run_id is None:
+            # only LeadHandoffWorkflow schedules this activity: the lead is named by its run
+            raise RuntimeError(f"activity {OPEN} runs only inside a workflow")
         lead_id = info.workflow_run_id.replace("-", "")
         with session_scope(self.runtime.engine) as session:
             return leads.open_lead(
@@ -94,7 +99,7 @@ class LeadActivities:
                 session, lead_id=step.lead_id, kind=step.kind, detail=step.detail, now=_now()
             )
 
-    def _link(self, lead) -> str:
+    def _link(self, lead: Lead) -> str:
         return f"{self.runtime.settings.effective_public_url}/api/sales/leads/{lead.id}"
 
     def _push(self, url: str, text: str) -> None:

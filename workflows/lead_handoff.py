@@ -5,6 +5,7 @@ side effects in activities. The SLA policy is pinned at the start (from the acti
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -66,7 +67,8 @@ class LeadHandoffWorkflow:
     def phase(self) -> str:
         return self._phase
 
-    async def _db(self, name: str, arg, result_type=None):
+    async def _db(self, name: str, arg: object, result_type: type | None = None) -> Any:
+        """A bookkeeping activity; its result is what the converter makes of `result_type`."""
         return await workflow.execute_activity(
             name,
             arg,
@@ -100,7 +102,7 @@ class LeadHandoffWorkflow:
     async def _notify(self, lead_id: str, kind: str, step: int) -> bool:
         """False when the lead is closed already (its outcome was recorded)."""
         try:
-            sent = await workflow.execute_activity(
+            sent: int = await workflow.execute_activity(
                 NOTIFY,
                 LeadStep(lead_id=lead_id, kind=kind, step=step),
                 start_to_close_timeout=DB_TIMEOUT,
@@ -165,10 +167,11 @@ class SalesDigestWorkflow:
 
     @workflow.run
     async def run(self, request: DigestInput) -> bool:
-        return await workflow.execute_activity(
+        pushed: bool = await workflow.execute_activity(
             DIGEST,
             request,
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=NOTIFY_RETRY,
             result_type=bool,
         )
+        return pushed
