@@ -5,7 +5,8 @@ ADDING A ROUTE? Add one row to ROUTE_RULES below, in your domain's group:
 
     ("POST", "/api/journeys"): {Role.marketer},     # the roles you gave require(); admin is implied
     ("GET", "/api/journeys"): {Role.marketer, Role.analyst},
-    ("POST", "/webhooks/shopify"): Public("signed with the shop's HMAC secret"),  # no API key; say why
+    # no API key: say why
+    ("POST", "/webhooks/shopify"): Public("signed with the shop's HMAC secret"),
 
 The key is (HTTP method in upper case, the route's path template exactly as declared, with its
 `{param}`s). When a route has no row, the failure message prints the row to paste.
@@ -61,7 +62,8 @@ ROUTE_RULES: dict[tuple[str, str], set[Role] | Public] = {
     ("POST", "/v1/alias"): {Role.ingest},
     ("POST", "/v1/batch"): {Role.ingest},
     ("POST", "/webhooks/shopify"): Public(
-        "Shopify delivery: X-Shopify-Hmac-Sha256 over the raw body with the shop's secret; 401 otherwise"
+        "Shopify delivery: X-Shopify-Hmac-Sha256 over the raw body with the shop's secret; "
+        "401 otherwise"
     ),
     ("POST", "/webhooks/generic/{source}"): Public(
         "X-Rejse-Signature t=,v1= HMAC with the source's secret, 300 s tolerance; 401 otherwise"

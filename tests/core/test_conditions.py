@@ -9,18 +9,23 @@ NOW = dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC)
 
 
 def facts(**kw):
-    base = dict(
-        traits={"country": "DK", "age": 41, "tags": ["vip", "b2b"], "address": {"city": "Aarhus"}},
-        score=55.0,
-        consents={"email": "granted", "sms": "revoked"},
-        audiences={"vip"},
-        events=[
+    base = {
+        "traits": {
+            "country": "DK",
+            "age": 41,
+            "tags": ["vip", "b2b"],
+            "address": {"city": "Aarhus"},
+        },
+        "score": 55.0,
+        "consents": {"email": "granted", "sms": "revoked"},
+        "audiences": {"vip"},
+        "events": [
             RecordedEvent("Order Completed", NOW - dt.timedelta(days=10), {"currency": "DKK"}),
             RecordedEvent("Order Completed", NOW - dt.timedelta(days=200), {"currency": "SEK"}),
             RecordedEvent("Order Refunded", NOW - dt.timedelta(days=120)),
         ],
-        properties={"total": 1249.0},
-    )
+        "properties": {"total": 1249.0},
+    }
     base.update(kw)
     return StaticFacts(**base)
 
@@ -50,7 +55,7 @@ def test_spec_example_holds_and_each_part_can_fail():
 
 
 @pytest.mark.parametrize(
-    "cond,expected",
+    ("cond", "expected"),
     [
         ({"trait": "age", "op": "gt", "value": 40}, True),
         ({"trait": "age", "op": "lte", "value": 40}, False),
@@ -87,7 +92,7 @@ def test_operators(cond, expected):
 
 
 @pytest.mark.parametrize(
-    "cond,field",
+    ("cond", "field"),
     [
         ({}, "condition"),
         ({"trait": "x", "op": "between", "value": 1}, "condition.op"),
@@ -104,7 +109,8 @@ def test_operators(cond, expected):
 )
 def test_invalid_conditions_name_the_field(cond, field):
     issues = validate_condition(cond)
-    assert issues and issues[0].field == field, issues
+    assert issues, cond
+    assert issues[0].field == field, issues
 
 
 def test_durations():

@@ -97,7 +97,7 @@ async def test_timestamp_without_sent_at_is_kept(client, keys, session):
 
 
 @pytest.mark.parametrize(
-    "path,body,status,field",
+    ("path", "body", "status", "field"),
     [
         ("/v1/track", b"{not json", 400, "body"),
         ("/v1/track", b"[1, 2]", 400, "body"),
@@ -164,8 +164,10 @@ async def test_ingest_needs_ingest_role(client, keys):
         b'{"userId": "u", "event": "E", "properties": {"x": Infinity}}',
         b'{"userId": "u", "event": "E", "properties": {"x": NaN}}',
         b'{"userId": "u", "event": "E", "properties": {"k\\u0000": "v\\u0000"}}',
-        b'{"userId": "u", "event": "E", "timestamp": "0001-01-01T00:00:00Z", "sentAt": "9999-12-31T23:59:59Z"}',
-        b'{"userId": "u", "event": "E", "timestamp": "9999-12-31T23:59:59Z", "sentAt": "0001-01-01T00:00:00Z"}',
+        b'{"userId": "u", "event": "E", "timestamp": "0001-01-01T00:00:00Z", '
+        b'"sentAt": "9999-12-31T23:59:59Z"}',
+        b'{"userId": "u", "event": "E", "timestamp": "9999-12-31T23:59:59Z", '
+        b'"sentAt": "0001-01-01T00:00:00Z"}',
         b'{"userId": "u", "event": "E", "properties": {"n": 123456789012345678901234567890}}',
         b'{"userId": 1e400, "event": "E"}',
     ],

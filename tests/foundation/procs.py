@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -48,10 +49,8 @@ def children(pid: int) -> list[int]:
     """Direct child processes of `pid` (Linux /proc)."""
     out: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
+        with contextlib.suppress(OSError):
             out += [int(p) for p in (task / "children").read_text().split()]
-        except OSError:
-            pass
     return out
 
 
@@ -138,7 +137,9 @@ class RejseUp:
             code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"rejse up did not stop within {timeout} s: {self.output()}")
+            raise AssertionError(
+                f"rejse up did not stop within {timeout} s: {self.output()}"
+            ) from None
         return code, kids
 
     def kill(self) -> None:
@@ -146,10 +147,8 @@ class RejseUp:
         if self.proc is None or self.proc.poll() is not None:
             return
         for pid in children(self.proc.pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.proc.kill()
         self.proc.wait()
 

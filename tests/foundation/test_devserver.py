@@ -1,5 +1,6 @@
 """The embedded Temporal's command line (the e2e tests run it for real)."""
 
+from itertools import pairwise
 from pathlib import Path
 
 from rejse import devserver
@@ -18,13 +19,13 @@ def test_command_persists_under_the_data_dir_on_the_configured_ports(tmp_path: P
     cmd = devserver.command(settings)
     assert Path(cmd[0]).name == "temporal"
     assert cmd[1:3] == ["server", "start-dev"]
-    pairs = dict(zip(cmd[3::], cmd[4::]))
+    pairs = dict(pairwise(cmd[3:]))
     assert pairs["--db-filename"] == str(tmp_path.resolve() / "temporal.db")
     assert pairs["--port"] == "7301"
     assert pairs["--ui-port"] == "8301"
     assert pairs["--ip"] == "127.0.0.1"
     assert pairs["--namespace"] == "shop"
-    assert [v for k, v in zip(cmd, cmd[1:]) if k == "--search-attribute"] == [
+    assert [v for k, v in pairwise(cmd) if k == "--search-attribute"] == [
         "RejseProfileId=Keyword",
         "RejseJourney=Keyword",
     ]

@@ -53,7 +53,7 @@ async def test_readyz_is_503_when_the_database_is_down(settings, time_env):
 
 
 @pytest.mark.parametrize(
-    "role, status",
+    ("role", "status"),
     [(Role.admin, 200), (Role.analyst, 200), (Role.marketer, 403), (Role.ingest, 403), (None, 401)],
 )
 async def test_metrics(client, keys, role, status):

@@ -4,6 +4,7 @@ events and published journeys."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import json
@@ -138,10 +139,9 @@ async def worker(jruntime: Runtime, time_env) -> AsyncIterator[Any]:
 
         for run in runs(jruntime):
             if run.status in ("running", "held"):
-                try:  # (idle in a timer: terminating mid-task can stall the test server)
+                # (idle in a timer: terminating mid-task can stall the test server)
+                with contextlib.suppress(RPCError):
                     await time_env.client.get_workflow_handle(run.workflow_id).terminate()
-                except RPCError:
-                    pass
 
 
 @pytest.fixture

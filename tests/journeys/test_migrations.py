@@ -54,8 +54,9 @@ def test_entry_numbers_are_backfilled_in_entry_order(backend, tmp_path):
             for run_id, wid, at in rows:
                 conn.execute(
                     sa.text(
-                        "INSERT INTO journey_run (id, workflow_id, journey_key, version, profile_id, "
-                        "trigger_event_id, status, step_since, entered_at, converted) VALUES "
+                        "INSERT INTO journey_run (id, workflow_id, journey_key, version, "
+                        "profile_id, trigger_event_id, status, step_since, entered_at, converted) "
+                        "VALUES "
                         "(:id, :wid, 'j', 1, 'p', :id, 'completed', :at, :at, false)"
                     ),
                     {"id": run_id, "wid": wid, "at": at},

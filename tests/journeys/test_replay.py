@@ -13,6 +13,7 @@ Change the interpreter for existing histories only behind `workflow.patched()`."
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,6 @@ def test_histories_are_kept():
     "path", HISTORIES, ids=[str(p.relative_to(ROOT).with_suffix("")) for p in HISTORIES]
 )
 async def test_history_replays(path: Path):
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
     replayer = Replayer(workflows=[JourneyWorkflow], data_converter=DATA_CONVERTER)
     await replayer.replay_workflow(history)

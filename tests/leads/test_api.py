@@ -160,7 +160,8 @@ async def test_outcomes_won_and_not_relevant(trt, client, keys, session, model):
     assert m["conversion_by_outcome"]["won"] == 0.5
     assert m["median_time_to_contact_seconds"] is not None
     assert m["share_contacted_within_sla"] == 1.0
-    # an AQL nobody called, past its due time, is visible; one still inside its window is not held against
+    # an AQL nobody called, past its due time, is visible; one still inside its window is not
+    # held against
     ignored = _lead(session, new_profile(session, x=1, y=2, z=3), "c")
     ignored.due_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     session.add(ignored)

@@ -147,7 +147,7 @@ async def test_crm_429_honours_retry_after(runtime, session, model, hubspot, dev
                 lead = s.exec(select(Lead).where(Lead.profile_id == pid)).first()
                 return lead if lead and lead.crm_status == "synced" else None
 
-        await wait_for(synced, timeout=30)
+        await wait_for(synced, seconds=30)
         desc = await handle.describe()
         assert desc.typed_search_attributes.get(SA_PROFILE_ID) == pid
         await handle.cancel()

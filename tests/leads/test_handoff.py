@@ -48,15 +48,13 @@ def derived_events(pid: str, derived) -> list[ProcessedEvent]:
     ]
 
 
-async def wait_for(predicate, timeout: float = 20.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.05)
+async def wait_for(predicate, seconds: float = 20.0):
+    """The first truthy value of `predicate()`; TimeoutError when none comes in `seconds`."""
+    async with asyncio.timeout(seconds):
+        # polled: the predicates ask the database or a workflow query, which signal nothing
+        while not (value := await predicate()):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    return value
 
 
 def lead_of(engine, pid: str) -> Lead | None:

@@ -152,7 +152,7 @@ def test_merge_folds_score_into_survivor(session, model):
 
 
 @pytest.mark.parametrize(
-    "patch,field",
+    ("patch", "field"),
     [
         (
             {

@@ -16,6 +16,11 @@ from sqlmodel import Session
 from rejse.runtime import Runtime
 from rejse.settings import Settings
 
+# The journey tests' worker and dispatcher, for test_with_journeys.py (they run on its own
+# `jruntime`). A conftest is where pytest looks for shared fixtures; imported into the test
+# module, each would be shadowed by the test parameter of the same name.
+from tests.journeys.conftest import dispatcher, worker  # noqa: F401 - fixtures, used by name
+
 NOON = dt.datetime(2026, 11, 23, 11, 0, tzinfo=dt.UTC)  # 12:00 in Copenhagen: outside quiet hours
 
 
@@ -26,7 +31,8 @@ def free_port() -> int:
 
 
 class Mailbox:
-    """aiosmtpd handler that keeps every accepted message; `hold` makes DATA wait (a slow server)."""
+    """aiosmtpd handler that keeps every accepted message; `hold` makes DATA wait (a slow
+    server)."""
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []

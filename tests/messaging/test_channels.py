@@ -264,5 +264,5 @@ def test_smtp_url_forms():
     assert (tls.port, tls.use_tls, tls.username, tls.password) == (465, True, "u@x", "p/w")
     start = SmtpConfig.parse("smtp://u:p@mail.example.com:587?starttls=true")
     assert (start.port, start.use_tls, start.start_tls) == (587, False, True)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must start with smtp:// or smtps://"):
         SmtpConfig.parse("http://mail.example.com")

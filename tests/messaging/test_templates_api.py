@@ -13,7 +13,8 @@ DRAFT = {
     "variants": {
         "da": {
             "subject": "Vi savner dig, {{ profile.traits.first_name | default('ven') }}",
-            "html": "<p>Hej {{ profile.traits.first_name | default('') }}</p><p>{{ cart.total | money }}</p>",
+            "html": "<p>Hej {{ profile.traits.first_name | default('') }}</p>"
+            "<p>{{ cart.total | money }}</p>",
         },
         "en": {"subject": "We miss you", "html": "<p>Hi</p>", "text": "Hi"},
     },

@@ -12,15 +12,13 @@ import pytest
 
 from rejse import wiring
 from rejse.temporal import TemporalConnector
-from tests.journeys.conftest import (  # noqa: F401
+from tests.journeys.conftest import (
     abandoned_cart,
-    dispatcher,
     event,
     messages,
     publish,
     result,
     runs,
-    worker,
 )
 from tests.messaging.conftest import CHECKOUT, mette
 
@@ -37,7 +35,7 @@ def jruntime(runtime, time_env, smtp):
 
 async def test_unsubscribe_during_wait_stops_day3_email(
     jruntime, worker, dispatcher, time_env, smtp, client
-):  # noqa: F811
+):
     box, _ = smtp
     publish(jruntime, abandoned_cart())
     pid = mette(jruntime)
@@ -91,7 +89,7 @@ CLICK_DEMO = {
 
 async def test_a_click_is_an_event_a_journey_waits_for(
     jruntime, worker, dispatcher, time_env, smtp, client
-):  # noqa: F811
+):
     import asyncio
     import re
 
