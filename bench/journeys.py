@@ -4,7 +4,8 @@
    their outbox rows, as `/v1/track` does), then the event processor drains them: identity
    resolution creates the profiles, the in-transaction subscribers run, and the journey
    dispatcher plans each entry (`journey_run` row, re-entry rule) and starts its
-   `JourneyWorkflow` (with the two search attributes). Clock: from the first event accepted to the last run started.
+   `JourneyWorkflow` (with the two search attributes). Clock: from the first event accepted to
+   the last run started.
    Baseline, same server, same run: N raw `client.start_workflow` calls of the same workflow with
    the same input, as concurrent as the dispatcher (one batch = up to 500 at once). The server's
    rate drifts as it fills, so each run of ours sits between two baseline runs; the ratio is the
@@ -14,7 +15,8 @@
    (insert committed) to "run started" (start answered).
 No worker runs: both sides measure starting runs, not executing them.
 
-    python -m bench.journeys [--journeys 2000] [--rounds 3] [--seconds 6] [--poll 0.02] [--database-url URL]
+    python -m bench.journeys [--journeys 2000] [--rounds 3] [--seconds 6] [--poll 0.02]
+        [--database-url URL]
 """
 
 from __future__ import annotations

@@ -193,7 +193,8 @@ async def main() -> None:
     )
     print(f"baseline  processor without scoring : {base_rate:10.0f} events/s  ({base_s:.2f} s)")
     print(
-        f"(context) with a no-op subscriber   : {len(rows) / noop_s:10.0f} events/s  ({noop_s:.2f} s)"
+        f"(context) with a no-op subscriber   : {len(rows) / noop_s:10.0f} events/s"
+        f"  ({noop_s:.2f} s)"
     )
     print(
         f"ours      processor with scoring    : {ours_rate:10.0f} events/s  ({ours_s:.2f} s), "
