@@ -22,6 +22,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from sqlmodel import Session, col, select, update
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
@@ -55,14 +56,17 @@ from rejse.temporal import SA_JOURNEY, SA_PROFILE_ID
 
 log = get_logger("rejse.journeys")
 
+_Start = tuple[Literal["start"], Entry]
+_Signal = tuple[Literal["signal"], tuple[str, ProcessedEvent]]  # (workflow id, event)
+# an event that may enter a journey: (event, journey, definition, workflow id)
+_Candidate = tuple[ProcessedEvent, Journey, JourneyDefinition, str]
+
 
 @dataclass
 class _Plan:
     """What to tell Temporal for one profile, in order."""
 
-    actions: list[tuple[str, object]] = field(
-        default_factory=list
-    )  # ("start", Entry) | ("signal", (wid, ev))
+    actions: list[_Start | _Signal] = field(default_factory=list)
 
 
 _SA_SUPPORT: dict[int, bool] = {}
@@ -199,7 +203,7 @@ class JourneyDispatcher:
                 if trigger_matches(defn, ev)
             ]
             earlier = runs_by_workflow(session, {c[3] for c in candidates})
-            by_event: dict[str, list] = defaultdict(list)
+            by_event: dict[str, list[_Candidate]] = defaultdict(list)
             for c in candidates:
                 by_event[c[0].event_id].append(c)
             for ev in events:
@@ -229,18 +233,15 @@ class JourneyDispatcher:
         """Runs of a merged-away profile carry on as runs of the surviving profile."""
         for old, new in merged.items():
             session.exec(
-                update(JourneyRun)
-                .where(JourneyRun.profile_id == old)  # type: ignore[call-overload]
-                .values(profile_id=new)
+                update(JourneyRun).where(col(JourneyRun.profile_id) == old).values(profile_id=new)
             )
 
     async def _send(self, client: Client, plan: _Plan) -> None:
-        for kind, item in plan.actions:
-            if kind == "start":
-                assert isinstance(item, Entry)
-                await start_entry(client, self.runtime, item)
+        for action in plan.actions:
+            if action[0] == "start":
+                await start_entry(client, self.runtime, action[1])
             else:
-                wid, ev = item  # type: ignore[misc]
+                wid, ev = action[1]
                 await signal(client, wid, rt.SIGNAL_EVENT, ev)
 
 
@@ -266,7 +267,7 @@ async def tell_runs(
         return 0
 
     async def one(wid: str) -> bool:
-        handle: WorkflowHandle = client.get_workflow_handle(wid)
+        handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(wid)
         try:
             if terminate:
                 await handle.terminate(reason="profile erased")
@@ -306,8 +307,8 @@ class JourneyEraser:
         if run_ids:
             from sqlmodel import delete
 
-            session.exec(delete(JourneyStep).where(col(JourneyStep.run_id).in_(run_ids)))  # type: ignore[call-overload]
-            session.exec(delete(JourneyRun).where(col(JourneyRun.id).in_(run_ids)))  # type: ignore[call-overload]
+            session.exec(delete(JourneyStep).where(col(JourneyStep.run_id).in_(run_ids)))
+            session.exec(delete(JourneyRun).where(col(JourneyRun.id).in_(run_ids)))
 
     async def cancel_running(self, profile_id: str) -> None:
         wids = self._pending.pop(profile_id, None)

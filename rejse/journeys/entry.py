@@ -84,8 +84,8 @@ def plan_entry(
     """Decide whether `event` starts a run; if so add its `journey_run` row to the session and
     return what to start. None: no new run (one is active, or re-entry forbids).
     `workflow_id` overrides the id made from the entry key (scheduled entries); `earlier` are
-    the runs of that id, latest entry first, when the caller has loaded them (then it must flush, and
-    the new row is put in front of `earlier`)."""
+    the runs of that id, latest entry first, when the caller has loaded them (then it must
+    flush, and the new row is put in front of `earlier`)."""
     wid = workflow_id or entry_workflow_id(journey, defn, event)
     flush = earlier is None
     rows = earlier if earlier is not None else runs_by_workflow(session, {wid})[wid]

@@ -34,8 +34,7 @@ def install_examples(
                 else:
                     service.add_version(session, key=journey.key, definition=definition)
                     what = "new version"
-            journey = session.get(Journey, definition["key"])
-            assert journey is not None
+            journey = service.get_journey(session, key=definition["key"])
             if (
                 publish
                 and journey.status in ("draft", "published")

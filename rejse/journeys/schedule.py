@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
@@ -21,6 +22,9 @@ from rejse.journeys.entry import Entry, plan_entry
 from rejse.journeys.service import published_definitions
 from rejse.logging import get_logger
 from rejse.runtime import Runtime
+
+if TYPE_CHECKING:
+    from rejse.scheduler import ScheduledJob
 
 log = get_logger("rejse.journeys")
 LOOKBACK = dt.timedelta(minutes=2)
@@ -54,8 +58,10 @@ def plan_scheduled(runtime: Runtime, *, now: dt.datetime) -> list[Entry]:
     entries: list[Entry] = []
     with session_scope(runtime.engine) as session:
         for journey, defn in published_definitions(session, trigger_types=("schedule",)):
-            assert isinstance(defn.trigger, ScheduleTrigger)
-            fire = due_fire_time(defn.trigger, now)
+            schedule = defn.trigger
+            if not isinstance(schedule, ScheduleTrigger):  # selected by trigger type above
+                raise TypeError(f"journey {journey.key}: {schedule.type} trigger, not schedule")
+            fire = due_fire_time(schedule, now)
             if fire is None:
                 continue
             stamp = fire.strftime("%Y%m%dT%H%MZ")
@@ -97,12 +103,13 @@ async def fire_scheduled_journeys(runtime: Runtime, *, now: dt.datetime | None =
     for n in range(0, len(entries), 50):
         chunk = entries[n : n + 50]
         results = await asyncio.gather(*(start_entry(client, runtime, e) for e in chunk))
-        started += sum(1 for e, ok in zip(chunk, results) if ok and not e.redelivery)
+        # `gather` answers once per entry of the chunk, in order
+        started += sum(1 for e, ok in zip(chunk, results, strict=True) if ok and not e.redelivery)
     log.info("scheduled_journeys_started", runs=started)
     return started
 
 
-def scheduler_jobs(runtime: Runtime) -> list:
+def scheduler_jobs(runtime: Runtime) -> list[ScheduledJob]:
     from rejse.scheduler import ScheduledJob
 
     async def job(rt: Runtime) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,11 +55,11 @@ def _template_check(session: Session | None) -> TemplateCheck:
 def validate_definition(data: Any, *, template_exists: TemplateCheck | None) -> JourneyDefinition:
     """Parse and check; raise `DefinitionInvalid` naming every problem."""
     defn, issues = parse_definition(data)
-    if defn is not None:
-        issues = check_definition(defn, template_exists=template_exists)
+    if defn is None:
+        raise DefinitionInvalid(issues)
+    issues = check_definition(defn, template_exists=template_exists)
     if issues:
         raise DefinitionInvalid(issues)
-    assert defn is not None
     return defn
 
 
@@ -88,7 +89,7 @@ def list_versions(session: Session, *, key: str) -> list[JourneyVersion]:
         session.exec(
             select(JourneyVersion)
             .where(JourneyVersion.journey_key == key)
-            .order_by(JourneyVersion.version)
+            .order_by(col(JourneyVersion.version))
         )
     )
 
@@ -141,7 +142,7 @@ def publish(
     *,
     key: str,
     version: int | None = None,
-    activity_names: set[str],
+    activity_names: AbstractSet[str],
     template_exists: TemplateCheck | None = None,
 ) -> Journey:
     """Pin `version` (default: the latest) for new entries. A paused journey stays paused."""
@@ -222,8 +223,8 @@ def published_definitions(
         .join(
             JourneyVersion,
             sa.and_(
-                JourneyVersion.journey_key == Journey.key,
-                JourneyVersion.version == Journey.published_version,
+                col(JourneyVersion.journey_key) == col(Journey.key),
+                col(JourneyVersion.version) == col(Journey.published_version),
             ),
         )
         .where(Journey.status == "published")
@@ -269,7 +270,7 @@ def stats(session: Session, *, key: str) -> dict[str, Any]:
     for step_id, outcome, n in session.exec(
         select(JourneyStep.step_id, JourneyStep.outcome, sa.func.count())
         .where(JourneyStep.journey_key == key)
-        .group_by(JourneyStep.step_id, JourneyStep.outcome)
+        .group_by(col(JourneyStep.step_id), col(JourneyStep.outcome))
     ):
         entered[step_id] += n
         if outcome == "sent":
@@ -278,7 +279,7 @@ def stats(session: Session, *, key: str) -> dict[str, Any]:
     runs_by_status: Counter[str] = Counter()
     variants: dict[str, Counter[str]] = defaultdict(Counter)
     for step_id, status, variant, converted, n in session.exec(
-        select(
+        select(  # type: ignore[call-overload]  # sqlmodel types select() for up to 4 columns
             JourneyRun.current_step,
             JourneyRun.status,
             JourneyRun.variant,

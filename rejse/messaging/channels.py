@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
@@ -28,6 +29,8 @@ import httpx
 from rejse import signatures
 from rejse.outbound import Rejected, request
 from rejse.settings import Settings
+
+T = TypeVar("T")
 
 
 class PermanentFailure(Exception):
@@ -49,7 +52,7 @@ class Outgoing:
     text: str | None
     html: str | None
     headers: dict[str, str]
-    payload: dict | None = None  # webhook body
+    payload: dict[str, Any] | None = None  # webhook body
 
 
 class Channel(Protocol):
@@ -124,7 +127,7 @@ class _LoopThread:
                 self._loop = loop
             return self._loop
 
-    def run(self, coro, timeout: float):
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop()).result(timeout)
 
 
@@ -135,7 +138,8 @@ class SmtpEmail:
     name = "email"
 
     def __init__(self, settings: Settings, *, timeout: float = 30.0) -> None:
-        assert settings.smtp_url
+        if not settings.smtp_url:
+            raise ValueError("SmtpEmail needs REJSE_SMTP_URL (without it email goes to the outbox)")
         self.config = SmtpConfig.parse(settings.smtp_url)
         self.email_from = settings.email_from
         self.timeout = timeout
@@ -191,7 +195,10 @@ class TwilioSms:
     name = "sms"
 
     def __init__(self, settings: Settings, *, timeout: float = 15.0) -> None:
-        assert settings.sms_api_url
+        if not settings.sms_api_url:
+            raise ValueError(
+                "TwilioSms needs REJSE_SMS_API_URL (without it sms goes to the outbox)"
+            )
         self.url = (
             f"{settings.sms_api_url.rstrip('/')}/2010-04-01/Accounts/"
             f"{settings.sms_account_sid}/Messages.json"

@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, get_timezone
 from babel.numbers import format_currency, format_decimal
 
 SUPPORTED_LOCALES = ("da", "sv", "en")
@@ -68,4 +68,6 @@ def datetime(value: Any, locale: str, fmt: str = "medium", tz: str | None = None
     parsed = to_datetime(value)
     if not isinstance(parsed, dt.datetime):
         return date(value, locale, fmt)
-    return format_datetime(parsed, format=fmt, tzinfo=tz, locale=locale)
+    # babel looks the name up the same way, but its annotation only admits a tzinfo
+    tzinfo = get_timezone(tz) if tz is not None else None
+    return format_datetime(parsed, format=fmt, tzinfo=tzinfo, locale=locale)

@@ -33,7 +33,7 @@ class Rendered:
 def template_line(exc: BaseException) -> int | None:
     """The template line an error was raised on, from the error or its traceback."""
     lineno = getattr(exc, "lineno", None)
-    if lineno:
+    if isinstance(lineno, int) and lineno:
         return lineno
     tb = exc.__traceback__
     found = None

@@ -43,6 +43,7 @@ from rejse.messaging.service import (
 )
 from rejse.messaging.template_lookup import resolve
 from rejse.models.messaging import Message
+from rejse.quiet_hours import QuietHours
 from rejse.settings import Settings
 
 log = get_logger("rejse.messaging")
@@ -60,7 +61,12 @@ def result_of(row: Message) -> SendResult:
         return SendResult(
             status="deferred", message_id=row.id, reason=row.reason, retry_at=row.retry_at
         )
-    return SendResult(status=status, message_id=row.id, reason=row.reason)  # type: ignore[arg-type]
+    return SendResult(status=status, message_id=row.id, reason=row.reason)
+
+
+def _user_id(snap: ProfileSnapshot) -> str | None:
+    user_ids = snap.identifiers.get("user_id")
+    return user_ids[0] if user_ids else None
 
 
 def profile_context(snap: ProfileSnapshot) -> dict[str, Any]:
@@ -71,7 +77,7 @@ def profile_context(snap: ProfileSnapshot) -> dict[str, Any]:
         "phone": snap.phone,
         "locale": snap.locale,
         "timezone": snap.timezone,
-        "user_id": (snap.identifiers.get("user_id") or [None])[0],
+        "user_id": _user_id(snap),
         "lifecycle_stage": snap.lifecycle_stage,
         "lead_score": snap.lead_score,
     }
@@ -115,7 +121,7 @@ def _address(req: SendRequest, snap: ProfileSnapshot, settings: Settings) -> str
     if req.channel == "sms":
         return snap.phone
     if req.channel == "in_app":
-        return (snap.identifiers.get("user_id") or [None])[0] or snap.id
+        return _user_id(snap) or snap.id
     return str(req.extra.get("url") or settings.message_webhook_url or "") or None
 
 
@@ -131,9 +137,9 @@ def _check_address(channel: str, address: str) -> None:
             raise PermanentFailure("invalid_address (phone, E.164 expected)")
 
 
-def _quiet_hours(settings: Settings, channel: str) -> guards.QuietHours | None:
+def _quiet_hours(settings: Settings, channel: str) -> QuietHours | None:
     text = (settings.message_quiet_hours or {}).get(channel)
-    return guards.QuietHours.parse(text) if text else None
+    return QuietHours.parse(text) if text else None
 
 
 def _load_profile(session: Session, profile_id: str) -> ProfileSnapshot | None:
@@ -158,14 +164,21 @@ def _new_row(req: SendRequest, profile_id: str, now: dt.datetime) -> Message:
     )
 
 
+def _reload(session: Session, message_id: str) -> Message:
+    row = session.get(Message, message_id)
+    if row is None:  # erased with its profile meanwhile; the retry finds the profile erased
+        raise LookupError(f"message {message_id} was deleted during its send")
+    return row
+
+
 def _prepare(
     session: Session, settings: Settings, req: SendRequest, now: dt.datetime
-) -> tuple[Message, SendResult | None, Outgoing | None]:
+) -> tuple[Message, SendResult | Outgoing]:
     """Guards and rendering inside one transaction. Returns the row and either a final result
     (skipped, deferred, failed, or a replayed one) or what to deliver."""
     row = get_by_key(session, req.idempotency_key)
     if row is not None and row.status in FINAL:
-        return row, result_of(row), None
+        return row, result_of(row)
     snap = _load_profile(session, req.profile_id)
     if row is None:
         row = _new_row(req, snap.id if snap else req.profile_id, now)
@@ -174,18 +187,20 @@ def _prepare(
             session.flush()
         except IntegrityError:  # a concurrent attempt created it: use theirs
             session.rollback()
-            row = get_by_key(session, req.idempotency_key)
-            assert row is not None
+            theirs = get_by_key(session, req.idempotency_key)
+            if theirs is None:  # the conflict was not on the idempotency key
+                raise
+            row = theirs
             if row.status in FINAL:
-                return row, result_of(row), None
+                return row, result_of(row)
 
-    def skip(reason: str) -> tuple[Message, SendResult, None]:
+    def skip(reason: str) -> tuple[Message, SendResult]:
         record_status(session, row, status="skipped", reason=reason, at=now)
-        return row, result_of(row), None
+        return row, result_of(row)
 
-    def fail(reason: str) -> tuple[Message, SendResult, None]:
+    def fail(reason: str) -> tuple[Message, SendResult]:
         record_status(session, row, status="failed", reason=reason, at=now)
-        return row, result_of(row), None
+        return row, result_of(row)
 
     if snap is None:
         return skip("profile_unknown")
@@ -212,7 +227,7 @@ def _prepare(
             session.add(row)
             if first:
                 record_status(session, row, status="deferred", reason="quiet_hours", at=now)
-            return row, result_of(row), None
+            return row, result_of(row)
         if settings.message_frequency_cap > 0:
             window = parse_duration(settings.message_frequency_window)
             lock_profile_sends(session, profile_id=row.profile_id)
@@ -249,7 +264,8 @@ def _prepare(
     except DomainError as exc:
         return fail(f"template_error: {exc.message}"[:500])
 
-    html, tracked = rendered.html, []
+    html = rendered.html
+    tracked: list[str] = []
     headers: dict[str, str] = {}
     if req.channel == "email":
         if html:
@@ -292,7 +308,7 @@ def _prepare(
         headers=headers,
         payload=payload,
     )
-    return row, None, out
+    return row, out
 
 
 def send_message(
@@ -304,19 +320,20 @@ def send_message(
     after_handoff: Callable[[str], None] | None = None,
 ) -> SendResult:
     with Session(engine, expire_on_commit=False) as session:
-        row, result, out = _prepare(session, settings, req, now)
+        row, outcome = _prepare(session, settings, req, now)
         session.commit()
-    if result is not None:
-        log.info("message_not_sent", message_id=row.id, status=result.status, reason=result.reason)
-        return result
-    assert out is not None
+    if isinstance(outcome, SendResult):
+        log.info(
+            "message_not_sent", message_id=row.id, status=outcome.status, reason=outcome.reason
+        )
+        return outcome
+    out = outcome
     channel = channel_for(req.channel, settings)
     try:
         provider_id = channel.deliver(out)
     except PermanentFailure as exc:
         with Session(engine, expire_on_commit=False) as session:
-            row = session.get(Message, row.id)
-            assert row is not None
+            row = _reload(session, row.id)
             record_status(
                 session,
                 row,
@@ -337,8 +354,7 @@ def send_message(
         log.warning("message_retry", message_id=row.id, error=type(exc).__name__)
         raise
     with Session(engine, expire_on_commit=False) as session:
-        row = session.get(Message, row.id)
-        assert row is not None
+        row = _reload(session, row.id)
         row.sent_at, row.provider_id = now, provider_id[:200]
         record_status(session, row, status="sent", at=now)
         session.commit()

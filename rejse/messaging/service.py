@@ -83,10 +83,10 @@ def recent_marketing_sends(
     flight (`sending`, counted at `now`), for the frequency cap."""
     stmt = select(Message.status, Message.sent_at).where(
         Message.profile_id == profile_id,
-        Message.transactional == False,
+        col(Message.transactional) == sa.false(),
         sa.or_(
             sa.and_(col(Message.status).in_(DELIVERED), col(Message.sent_at) > since),
-            Message.status == "sending",
+            col(Message.status) == "sending",
         ),
     )
     if exclude_id:
@@ -271,7 +271,7 @@ def journey_message_stats(session: Session, *, journey_key: str) -> dict[str, di
         bucket[status] += n
         if status in DELIVERED:
             bucket["delivered"] += n
-    for step, status, n in session.exec(
+    for step, _status, n in session.exec(
         select(Message.step_id, Message.status, func.count())
         .where(Message.journey_key == journey_key, col(Message.opened_at).is_not(None))
         .group_by(Message.step_id, Message.status)
@@ -288,7 +288,7 @@ def journey_message_stats(session: Session, *, journey_key: str) -> dict[str, di
 
 def erase_messages(session: Session, *, profile_id: str) -> int:
     """GDPR: delete a profile's messages (they hold addresses and rendered bodies)."""
-    result = session.exec(delete(Message).where(Message.profile_id == profile_id))  # type: ignore[call-overload]
+    result = session.exec(delete(Message).where(col(Message.profile_id) == profile_id))
     return result.rowcount or 0
 
 

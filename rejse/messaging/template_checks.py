@@ -70,6 +70,7 @@ def validate_source(
         raise TemplateProblem(
             f"line {exc.lineno}: syntax error: {exc.message}", field=field_name
         ) from None
+    line: int | None  # the template line a refusal names, when it is known
     unsafe = _unsafe_nodes(ast)
     if unsafe:
         line, name = unsafe[0]

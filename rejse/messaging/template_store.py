@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -35,7 +36,7 @@ def _save(
     variants: dict[str, dict[str, str]],
     description: str | None,
     version: int,
-    templates_dir,
+    templates_dir: str | Path | None,
 ) -> MessageTemplate:
     check_key(key)
     check_channel(channel)
@@ -64,7 +65,7 @@ def create_template(
     channel: str,
     variants: dict[str, dict[str, str]],
     description: str | None = None,
-    templates_dir=None,
+    templates_dir: str | Path | None = None,
 ) -> MessageTemplate:
     """Version 1 of an API template. It may override a file template of the same key."""
     if latest_api_template(session, key=key, channel=channel) is not None:
@@ -87,7 +88,7 @@ def add_version(
     channel: str,
     variants: dict[str, dict[str, str]],
     description: str | None = None,
-    templates_dir=None,
+    templates_dir: str | Path | None = None,
 ) -> MessageTemplate:
     latest = latest_api_template(session, key=key, channel=channel)
     version = 1 if latest is None else latest.version + 1
@@ -117,7 +118,12 @@ def list_api_templates(session: Session) -> list[MessageTemplate]:
 
 
 def get_template(
-    session: Session, *, key: str, channel: str, version: int | None = None, templates_dir=None
+    session: Session,
+    *,
+    key: str,
+    channel: str,
+    version: int | None = None,
+    templates_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """The template as stored: API version (latest or given) or the file template sources."""
     if version is not None:
@@ -176,7 +182,7 @@ def preview(
     trigger: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     variants: dict[str, dict[str, str]] | None = None,
-    templates_dir=None,
+    templates_dir: str | Path | None = None,
 ) -> tuple[ResolvedTemplate, Rendered]:
     """Render with a real profile or the sample data; `variants` previews an unsaved draft."""
     from rejse.messaging.sender import profile_context
