@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import sqlalchemy.exc
 import typer
@@ -16,6 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from rejse.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 CONFIG_ERROR_EXIT = 2
 
@@ -165,7 +168,7 @@ def migrate() -> None:
     console.print(f"database migrated: {redact(settings.effective_database_url)}", markup=False)
 
 
-def _engine():
+def _engine() -> Engine:
     from rejse.db import open_database
 
     return open_database(_settings())

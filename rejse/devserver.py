@@ -82,7 +82,7 @@ class DevServer:
     async def start(cls, settings: Settings) -> DevServer:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         log_path = settings.data_dir.resolve() / "temporal.log"
-        with open(log_path, "ab") as out:
+        with open(log_path, "ab") as out:  # noqa: ASYNC230 - once at start-up, before the other parts run
             process = await asyncio.create_subprocess_exec(
                 *command(settings),
                 stdin=asyncio.subprocess.DEVNULL,
@@ -107,7 +107,7 @@ class DevServer:
             return ""
         return lines[-1][:300] if lines else ""
 
-    async def wait_ready(self, *, timeout: float = 30.0) -> Client:
+    async def wait_ready(self, *, timeout: float = 30.0) -> Client:  # noqa: ASYNC109 - its own deadline ends in a ConfigError naming the address and the last failure
         """Connect once the server answers; registers rejse's search attributes."""
         from rejse.temporal import connect, ensure_search_attributes
 
@@ -132,7 +132,7 @@ class DevServer:
                     ) from None
             await asyncio.sleep(0.2)
 
-    async def stop(self, *, timeout: float = 15.0) -> None:
+    async def stop(self, *, timeout: float = 15.0) -> None:  # noqa: ASYNC109 - the grace period before SIGKILL, not a cancellation
         """SIGTERM, wait, then SIGKILL: the child never outlives rejse."""
         if self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):

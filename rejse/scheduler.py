@@ -1,10 +1,10 @@
 """The scheduler: periodic jobs (score decay, sales digest, scheduled journeys, ...) run by
 APScheduler 3 in exactly one process (`rejse up`, or `rejse scheduler` when split).
 
-Domains list their `ScheduledJob`s; the composition root hands them to `run_scheduler`. The rule every job follows:
-a job only *starts Temporal workflows with deterministic ids* derived from what it is about and
-the period it covers (e.g. `digest:{rep}:{2026-11-23}`), so a double fire — two scheduler
-processes by mistake, a retry, a restart inside the period — is a harmless
+Domains list their `ScheduledJob`s; the composition root hands them to `run_scheduler`. The
+rule every job follows: a job only *starts Temporal workflows with deterministic ids* derived
+from what it is about and the period it covers (e.g. `digest:{rep}:{2026-11-23}`), so a double
+fire — two scheduler processes by mistake, a retry, a restart inside the period — is a harmless
 `WorkflowAlreadyStartedError`. The durable work happens in the workflow, never in the job.
 
 Exactly one runs jobs: every scheduler process takes `LeaderLock` first (a PostgreSQL advisory
@@ -20,10 +20,11 @@ ids make a job that catches up on start (`run_on_start=True`) simpler and as saf
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -33,7 +34,7 @@ from rejse.crontab import parse_crontab
 from rejse.logging import get_logger
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
     from rejse.runtime import Runtime
 
@@ -53,7 +54,7 @@ class ScheduledJob:
 
 async def start_workflow_once(
     runtime: Runtime,
-    workflow: str | Callable,
+    workflow: str | Callable[..., Awaitable[Any]],
     arg: object = None,
     *,
     id: str,
@@ -127,8 +128,8 @@ class LeaderLock:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._conn = None
-        self._file = None
+        self._conn: Connection | None = None
+        self._file: IO[str] | None = None
 
     def try_acquire(self) -> bool:
         import sqlalchemy as sa
@@ -174,11 +175,10 @@ class LeaderLock:
         if self._conn is not None:
             import sqlalchemy as sa
 
-            try:
+            # a lost connection released it already
+            with contextlib.suppress(Exception):
                 self._conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.PG_KEY})
                 self._conn.commit()
-            except Exception:  # noqa: BLE001 - a lost connection released it already
-                pass
             self._conn.close()
             self._conn = None
         if self._file is not None:
@@ -187,10 +187,8 @@ class LeaderLock:
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass
 
 
 async def run_scheduler(

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SECRET = "dev-insecure-change-me"
+DEFAULT_SECRET = "dev-insecure-change-me"  # noqa: S105 - the known dev default; production refuses it
 
 
 class ConfigError(Exception):

@@ -15,9 +15,9 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, TypeVar
 
 from rejse.db import open_database
 from rejse.devserver import DevServer
@@ -25,12 +25,16 @@ from rejse.logging import get_logger
 from rejse.settings import ConfigError, Settings
 
 if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
     from sqlalchemy.engine import Engine
 
 # Heavy imports (uvicorn, the app, models, Alembic, the Temporal SDK) happen inside the
 # functions, after the embedded Temporal server has been started: it boots meanwhile.
 
 log = get_logger("rejse.up")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ def check_port_free(host: str, port: int, *, what: str, hint: str) -> None:
             raise ConfigError(f"{what}: cannot bind {host}:{port}: {exc.strerror}") from None
 
 
-def lock_data_dir(settings: Settings):
+def lock_data_dir(settings: Settings) -> IO[str]:
     """One `rejse up` per data folder (two Temporal servers on one SQLite file would corrupt
     it). Returns the open lock file; the lock lasts until it is closed or the process ends."""
     import fcntl
@@ -153,13 +157,13 @@ def prepare_database(settings: Settings, engine: Engine, *, migrate: bool) -> st
 # ----------------------------------------------------------------------------- running
 
 
-def _api_server(app: object):
+def _api_server(app: FastAPI) -> uvicorn.Server:
     """uvicorn without its own signal handling: rejse's stop event decides."""
     import uvicorn
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
-        def capture_signals(self):  # type: ignore[override]
+        def capture_signals(self) -> Iterator[None]:
             yield
 
     config = uvicorn.Config(
@@ -168,7 +172,7 @@ def _api_server(app: object):
     return Server(config)
 
 
-async def _until(awaitable: Awaitable, stop: asyncio.Event):
+async def _until(awaitable: Awaitable[T], stop: asyncio.Event) -> T | None:
     """Await `awaitable` unless `stop` is set first (then return None)."""
     task = asyncio.ensure_future(awaitable)
     stopper = asyncio.create_task(stop.wait())
@@ -194,7 +198,7 @@ def _preload(parts: Parts) -> None:
 
 
 def display_host(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - a comparison, not a bind
 
 
 async def serve(
@@ -290,7 +294,7 @@ async def _run_parts(
     if parts.embedded_temporal:
         devserver = await DevServer.start(settings)
         stack.push_async_callback(devserver.stop)
-    tasks: dict[str, asyncio.Task] = {}
+    tasks: dict[str, asyncio.Task[object]] = {}
     if devserver is not None:
         tasks["temporal"] = asyncio.create_task(devserver.process.wait())
     database = asyncio.create_task(
@@ -320,14 +324,16 @@ async def _run_parts(
                 f"(REJSE_TEMPORAL_ADDRESS)"
             ) from None
 
-    server = None
+    server: uvicorn.Server | None = None
     # Registered before any part starts, so it runs before the dev server is stopped.
     stack.push_async_callback(_stop_parts, tasks, stop, lambda: server)
-    if parts.api:  # first: /docs and /readyz answer while the worker is being built
+    # first: /docs and /readyz answer while the worker is being built (the socket is bound
+    # exactly when the API is one of the parts)
+    if api_sock is not None:
         server = _api_server(wiring.api_app(runtime))
         tasks["api"] = asyncio.create_task(server.serve(sockets=[api_sock]))
         deadline = time.monotonic() + 10
-        while not server.started and not tasks["api"].done() and time.monotonic() < deadline:
+        while not server.started and not tasks["api"].done() and time.monotonic() < deadline:  # noqa: ASYNC110 - uvicorn offers only its `started` flag, no event to await
             await asyncio.sleep(0.02)
     if parts.worker:
         from rejse.worker import run_worker
@@ -378,13 +384,16 @@ async def _run_parts(
 
 
 async def _stop_parts(
-    tasks: dict[str, asyncio.Task], stop: asyncio.Event, server: Callable[[], Any]
+    tasks: dict[str, asyncio.Task[object]],
+    stop: asyncio.Event,
+    server: Callable[[], uvicorn.Server | None],
 ) -> None:
     """Stop the API, worker and scheduler (30 s to finish, then cancelled); the embedded
     Temporal server is stopped after them by the exit stack."""
     stop.set()
-    if server() is not None:
-        server().should_exit = True
+    api = server()
+    if api is not None:
+        api.should_exit = True
     others = [t for name, t in tasks.items() if name != "temporal"]
     if others:
         _, pending = await asyncio.wait(others, timeout=30)

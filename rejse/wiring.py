@@ -8,7 +8,7 @@ functions so that importing this module is cheap (`rejse up` imports while Tempo
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from rejse.contracts import EventDispatcher, InTransactionSubscriber, ProfileEraser
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rejse.events.processor import EventProcessor
     from rejse.scheduler import ScheduledJob
 
-BackgroundService = Callable[["asyncio.Event"], Awaitable[None]]
+BackgroundService = Callable[["asyncio.Event"], Coroutine[Any, Any, None]]
 
 
 def in_transaction_subscribers(runtime: Runtime) -> list[InTransactionSubscriber]:

@@ -4,7 +4,7 @@ all handed in by the composition root."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -45,7 +45,7 @@ async def run_worker(
     *,
     workflows: Sequence[type],
     activities: Sequence[Callable[..., Any]],
-    services: Sequence[Callable[[asyncio.Event], Awaitable[None]]],
+    services: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]],
 ) -> None:
     """Run the Temporal worker and the background `services` until `stop` is set. A worker or
     a service that ends on its own before that is an error: the others are stopped and it is
@@ -59,7 +59,7 @@ async def run_worker(
             activities=activities,
             executor=executor,
         )
-        parts = {
+        parts: set[asyncio.Task[None]] = {
             asyncio.create_task(service(stop), name=getattr(service, "__qualname__", "service"))
             for service in services
         }
@@ -85,9 +85,10 @@ async def run_worker(
                     task.cancel()
             results = await asyncio.gather(*parts, return_exceptions=True)
         log.info("worker_stopped")
-        for task in failed:
-            exc = task.exception() if not task.cancelled() else None
-            raise RuntimeError(f"{task.get_name()} stopped before shutdown") from exc
-        for task, result in zip(parts, results):
+        for failure in failed:
+            exc = failure.exception() if not failure.cancelled() else None
+            raise RuntimeError(f"{failure.get_name()} stopped before shutdown") from exc
+        # `results` is `gather` over this same unchanged set, in the same order.
+        for task, result in zip(parts, results, strict=True):
             if isinstance(result, Exception):
                 log.error("service_failed", service=task.get_name(), error=repr(result))
