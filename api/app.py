@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
@@ -50,11 +51,16 @@ def create_app(
 ) -> FastAPI:
     """The app over `runtime`; `profile_erasers` run on GDPR erase, `activity_names` are the
     activities a published journey may call (both from the composition root)."""
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from files the package ships (under
+    # /static-offline-docs), not from a CDN: the docs work on a laptop without internet and
+    # behind a firewall. Swagger UI's validator badge would fetch an image from swagger.io for
+    # every page view (and send it the document's URL), so it is off.
+    app = FastAPIOffline(
         title="rejse",
         version=__version__,
         description="Customer journeys as Temporal workflows. Authenticate with "
         "`Authorization: Bearer <API key>`.",
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.runtime = runtime
     app.state.profile_erasers = list(profile_erasers)

@@ -133,8 +133,8 @@ ROUTE_RULES: dict[tuple[str, str], set[Role] | Public] = {
     ("POST", "/v1/inbox/{user_id}/{message_id}/read"): {Role.ingest},
 }
 
-# Routes FastAPI adds for its documentation (not APIRoutes, listed for clarity).
-DOC_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+# The documentation pages and the files they load (api/app.py): public, outside the matrix.
+DOC_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/static-offline-docs"}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -184,7 +184,7 @@ def api_routes(app) -> list[tuple[str, str, object]]:
     """(method, path template, dependant) of every APIRoute."""
     out = []
     for path, methods, dependant, route in _iter_routes(app):
-        if isinstance(route, APIRoute):
+        if isinstance(route, APIRoute) and path not in DOC_PATHS:
             out.extend((method, path, dependant) for method in sorted(methods))
     return out
 

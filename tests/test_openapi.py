@@ -1,5 +1,21 @@
-"""The OpenAPI document behind /docs builds, and every operation declares the bearer scheme
-unless it is a public route (health, signed webhooks, signed tracking links)."""
+"""The OpenAPI document behind /docs builds, every operation declares the bearer scheme unless it
+is a public route (health, signed webhooks, signed tracking links), and the documentation pages
+work on a machine without internet: everything they load is served by the app itself."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import pytest
+import uvicorn
 
 from tests.test_auth_matrix import ROUTE_RULES, Public
 
@@ -21,3 +37,85 @@ async def test_docs_page_is_served(client):
     r = await client.get("/docs")
     assert r.status_code == 200
     assert "swagger" in r.text.lower()
+
+
+# ----------------------------------------------------------------------------- offline docs
+
+
+class _Assets(HTMLParser):
+    """Every URL the page makes a browser load: scripts, stylesheets and icons, images."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[tuple[str, str]] = []  # (kind, url)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "script" and a.get("src"):
+            self.urls.append(("script", a["src"] or ""))
+        elif tag == "link" and a.get("href"):
+            self.urls.append((a.get("rel") or "link", a["href"] or ""))
+        elif tag == "img" and a.get("src"):
+            self.urls.append(("img", a["src"] or ""))
+
+
+# what a browser accepts for each kind of asset
+EXPECTED_TYPES = {
+    "script": ("text/javascript", "application/javascript"),
+    "stylesheet": ("text/css",),
+    "shortcut icon": ("image/",),
+    "icon": ("image/",),
+    "img": ("image/",),
+}
+
+
+@pytest.fixture
+def served(app) -> Iterator[str]:
+    """The app under uvicorn on a loopback port: the pages are fetched as a browser would."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=5)
+    sock.close()
+
+
+@pytest.mark.parametrize(("page", "marker"), [("/docs", "SwaggerUIBundle"), ("/redoc", "<redoc")])
+async def test_docs_pages_load_only_what_the_app_serves(served, page, marker):
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.get(f"{served}{page}")
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"].startswith("text/html")
+        assert marker in r.text
+        parser = _Assets()
+        parser.feed(r.text)
+        kinds = {kind for kind, _ in parser.urls}
+        assert "script" in kinds, f"{page} loads no script: {parser.urls}"
+        host = urlsplit(served).netloc
+        for kind, ref in parser.urls:
+            absolute = urljoin(f"{served}{page}", ref)
+            assert urlsplit(absolute).netloc == host, f"{page} loads {ref} from elsewhere"
+            asset = await http.get(absolute)
+            assert asset.status_code == 200, f"{page}: {ref} answered {asset.status_code}"
+            content_type = asset.headers.get("content-type", "")
+            assert content_type.startswith(EXPECTED_TYPES[kind]), f"{ref}: {content_type}"
+            assert asset.content, f"{ref} is empty"
+        # nothing else on the page names another host: no web fonts, no CDN, no online
+        # validator badge (Swagger UI fetches one from its own site unless told not to)
+        others = {urlsplit(u).netloc for u in re.findall(r"https?://[^\s'\"<>)]+", r.text)} - {host}
+        assert not others, f"{page} names other hosts: {sorted(others)}"
+        if page == "/docs":
+            assert '"validatorUrl": null' in r.text
+        # the document the page renders is this app's own, unchanged
+        spec = re.search(r"""(?:url:\s*'|spec-url=")([^'"]+)""", r.text)
+        assert spec, f"{page} names no OpenAPI document"
+        assert spec.group(1) == "/openapi.json"
+        assert (await http.get(urljoin(served, spec.group(1)))).status_code == 200
