@@ -14,12 +14,17 @@ A `PermanentFailure` (invalid address, a 5xx SMTP reply, an HTTP answer `rejse.o
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
+import re
 import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from email import policy as email_policy
+from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, parseaddr
+from email.policy import EmailPolicy, Policy
+from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -96,12 +101,51 @@ def message_id_header(message_id: str, email_from: str) -> str:
     return f"<{message_id}@{domain}>"
 
 
-def build_email(out: Outgoing, *, email_from: str) -> EmailMessage:
-    msg = EmailMessage()
+_URI_LIST = re.compile(r"\s*<[^<>\s]+>(?:\s*,\s*<[^<>\s]+>)*\s*")
+_URI = re.compile(r"<[^<>\s]+>")
+
+
+class UriListHeader(UnstructuredHeader, BaseHeader):
+    """A header whose value is a list of `<URI>`s (`List-Unsubscribe`). Mailbox providers read
+    it as it stands: the default folding of an unstructured header turns a line longer than the
+    policy's limit into RFC 2047 encoded words, which hides the one-click URL. So an ASCII list
+    is never encoded and breaks only at the whitespace between items (a URI never breaks; an
+    item longer than the line limit gets a line of its own, within RFC 5322's 998)."""
+
+    def fold(self, *, policy: Policy) -> str:
+        value = str(self)
+        if not value.isascii() or not _URI_LIST.fullmatch(value):
+            return super().fold(policy=policy)
+        limit = policy.max_line_length or 998
+        items = _URI.findall(value)
+        lines = [f"{self.name}: {items[0]}"]
+        for item in items[1:]:
+            if len(lines[-1]) + len(", ") + len(item) > limit:
+                lines[-1] += ","
+                lines.append(f" {item}")
+            else:
+                lines[-1] += f", {item}"
+        return policy.linesep.join(lines) + policy.linesep
+
+
+def _email_policy() -> EmailPolicy[EmailMessage]:
+    registry = HeaderRegistry()
+    registry.map_to_type("list-unsubscribe", UriListHeader)
+    # The header objects are made when a header is set and fold themselves under whatever
+    # policy flattens the message (aiosmtplib uses email.policy.SMTP), so this carries over.
+    return email_policy.default.clone(header_factory=registry)
+
+
+EMAIL_POLICY = _email_policy()
+
+
+def build_email(out: Outgoing, *, email_from: str, now: dt.datetime | None = None) -> EmailMessage:
+    msg = EmailMessage(policy=EMAIL_POLICY)
     msg["From"] = email_from
     msg["To"] = out.to or ""
     msg["Subject"] = out.subject or ""
-    msg["Date"] = formatdate(localtime=False)
+    # an aware UTC time: formatdate(localtime=False) writes -0000, "zone unknown" (RFC 5322)
+    msg["Date"] = format_datetime((now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC))
     msg["Message-ID"] = message_id_header(out.message_id, email_from)
     for name, value in out.headers.items():
         msg[name] = value

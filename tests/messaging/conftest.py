@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
+import uvicorn
 from aiosmtpd.controller import Controller
 from sqlmodel import Session
 
@@ -36,6 +39,7 @@ class Mailbox:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.raw: list[bytes] = []  # the bytes as received, for header lines as sent
         self.lock = threading.Lock()
         self.rcpt_hook = None
 
@@ -51,6 +55,7 @@ class Mailbox:
         msg = message_from_bytes(envelope.content, policy=policy.default)
         with self.lock:
             self.messages.append(msg)  # type: ignore[arg-type]
+            self.raw.append(envelope.content)
         return "250 Message accepted for delivery"
 
     def by_message_id(self) -> dict[str, int]:
@@ -70,6 +75,26 @@ def smtp() -> Iterator[tuple[Mailbox, str]]:
         yield box, f"smtp://127.0.0.1:{port}"
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def served(app) -> Iterator[str]:
+    """The API under uvicorn on a loopback port, so links from emails are followed over real
+    HTTP, as a mail client's browser would."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=5)
+    sock.close()
 
 
 def with_settings(runtime: Runtime, **changes) -> Runtime:
