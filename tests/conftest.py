@@ -85,7 +85,7 @@ def pg_url() -> Iterator[str]:
     admin.dispose()
 
 
-def _truncate_all(engine: Engine) -> None:
+def truncate_all(engine: Engine) -> None:
     tables = [t.name for t in SQLModel.metadata.sorted_tables]
     if tables:
         with engine.begin() as conn:
@@ -109,7 +109,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
 def engine(db_url: str) -> Iterator[Engine]:
     engine = make_engine(db_url)
     if engine.dialect.name == "postgresql":
-        _truncate_all(engine)
+        truncate_all(engine)
     yield engine
     engine.dispose()
 
@@ -123,8 +123,8 @@ def session(engine: Engine) -> Iterator[Session]:
 # ----------------------------------------------------------------------------- app
 
 
-@pytest.fixture
-def settings(tmp_path: Path, db_url: str) -> Settings:
+def make_settings(tmp_path: Path, db_url: str) -> Settings:
+    """Test settings over `db_url`, with their data directory under `tmp_path`."""
     return Settings(
         environment="test",
         data_dir=tmp_path / "data",
@@ -136,13 +136,17 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
 
 
 @pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return make_settings(tmp_path, db_url)
+
+
+@pytest.fixture
 def runtime(settings: Settings, engine: Engine) -> Runtime:
     return Runtime.create(settings, engine=engine)
 
 
-@pytest.fixture
-def keys(runtime: Runtime) -> dict[Role, str]:
-    """One raw API key per role."""
+def role_keys(runtime: Runtime) -> dict[Role, str]:
+    """One new raw API key per role."""
     out: dict[Role, str] = {}
     with Session(runtime.engine) as s:
         for role in Role:
@@ -150,6 +154,12 @@ def keys(runtime: Runtime) -> dict[Role, str]:
             out[role] = raw
         s.commit()
     return out
+
+
+@pytest.fixture
+def keys(runtime: Runtime) -> dict[Role, str]:
+    """One raw API key per role."""
+    return role_keys(runtime)
 
 
 def auth(key: str) -> dict[str, str]:
