@@ -1,4 +1,11 @@
-"""Consent per channel: current state + history + a timeline entry."""
+"""Consent per channel: current state + history + a timeline entry, and which decision wins.
+
+Precedence (docs/profiles.md): an explicit decision (the consent API, an unsubscribe link, the
+preference centre, an event naming its own source) outranks an implicit flag (a shop's
+"accepts marketing" box, which Shopify sends again with every checkout and customer update);
+among decisions of the same kind the newer wins. `marketing` is the channel of "all
+marketing": revoked, it blocks every marketing message whatever the channel's own state.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,32 @@ from rejse.models.profiles import Consent, ConsentChangeRecord
 from rejse.timeline import add_entry
 
 STATUSES = ("granted", "denied", "revoked")
+BLOCKING = ("denied", "revoked")
 CHANNEL_MAX = 32
+ALL_MARKETING = "marketing"
+
+# The sources of implicit flags, as the Shopify mapping writes them. Such a flag comes along
+# with other data, the same on every delivery, so it cannot tell a fresh decision from an echo
+# of an old one, and it never overrides what the person (or the shop on their behalf) said
+# explicitly.
+SHOPIFY_CHECKOUT = "shopify checkout"
+SHOPIFY_CUSTOMER = "shopify customer"
+IMPLICIT_SOURCES = frozenset({SHOPIFY_CHECKOUT, SHOPIFY_CUSTOMER})
+
+
+def is_implicit(source: str) -> bool:
+    return source in IMPLICIT_SOURCES
+
+
+def prevails(*, source: str, at: dt.datetime, over: Consent | None) -> bool:
+    """Whether a decision (`source`, `at`) replaces the current one: explicit beats implicit
+    whatever their times; of the same kind, the newer (or as new) wins."""
+    if over is None:
+        return True
+    implicit, current_implicit = is_implicit(source), is_implicit(over.source)
+    if implicit != current_implicit:
+        return current_implicit
+    return at >= over.at
 
 
 def validate(channel: str, status: str, source: str) -> None:
@@ -36,12 +68,20 @@ def set_consent(
     source: str,
     at: dt.datetime | None = None,
 ) -> ConsentChange | None:
-    """Record a consent decision. Returns the change, or None when it changes nothing (same
-    status) or is older than the current decision (late-arriving events do not win)."""
+    """Record a consent decision. Returns the change, or None when it changes nothing: the same
+    status, an older decision than the current one (late-arriving events do not win), or an
+    implicit flag against an explicit decision (see `prevails`). The same status said
+    explicitly over an implicit flag is recorded: from then on the flag cannot undo it."""
     validate(channel, status, source)
     at = at or utcnow()
     current = session.get(Consent, (profile_id, channel))
-    if current is not None and (current.status == status or current.at > at):
+    if (
+        current is not None
+        and current.status == status
+        and not (is_implicit(current.source) and not is_implicit(source))
+    ):
+        return None
+    if not prevails(source=source, at=at, over=current):
         return None
     if current is None:
         current = Consent(

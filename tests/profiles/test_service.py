@@ -1,5 +1,7 @@
-"""The profile services other domains use: create, snapshot (merged ids resolve), consent,
-internal events."""
+"""The profile services other domains use: create, snapshot (merged ids resolve), consent and
+its precedence, internal events."""
+
+import datetime as dt
 
 import sqlalchemy as sa
 from sqlmodel import select
@@ -64,6 +66,104 @@ def test_consent_history_and_timeline(session):
     assert history == ["granted", "revoked"]
     kinds = session.exec(select(TimelineEntry.kind).where(TimelineEntry.profile_id == pid)).all()
     assert kinds.count("consent") == 2
+
+
+T0 = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
+HOUR = dt.timedelta(hours=1)
+
+
+def email_consent(session, pid: str) -> str | None:
+    session.flush()
+    return load_snapshot(session, profile_id=pid).consents.get("email")
+
+
+def history(session, pid: str) -> list[tuple[str, str]]:
+    return [
+        (r.status, r.source)
+        for r in session.exec(
+            select(ConsentChangeRecord)
+            .where(ConsentChangeRecord.profile_id == pid)
+            .order_by(ConsentChangeRecord.id)
+        )
+    ]
+
+
+def test_an_implicit_flag_never_overrides_an_explicit_revocation(session):
+    pid = create_profile(session)
+
+    def consent(status: str, source: str, hours: int):
+        return set_consent(
+            session,
+            profile_id=pid,
+            channel="email",
+            status=status,
+            source=source,
+            at=T0 + hours * HOUR,
+        )
+
+    # implicit flags among themselves: the newer wins, as before
+    assert consent("granted", "shopify checkout", 0)
+    assert consent("denied", "shopify checkout", 1)
+    # the person unsubscribes: explicit
+    assert consent("revoked", "unsubscribe:msg_1", 2)
+    # the box ticked at the next checkout and on the shop's customer record changes nothing
+    assert consent("granted", "shopify checkout", 3) is None
+    assert consent("granted", "shopify customer", 4) is None
+    assert email_consent(session, pid) == "revoked"
+    # only an explicit opt-in restores it, and a later unticked box does not undo that
+    assert consent("granted", "preferences:msg_1", 5)
+    assert consent("denied", "shopify checkout", 6) is None
+    assert email_consent(session, pid) == "granted"
+    # explicit decisions among themselves: the newer wins, a late older one does not
+    assert consent("revoked", "api", 4) is None
+    assert consent("revoked", "api", 7)
+    assert email_consent(session, pid) == "revoked"
+    assert history(session, pid) == [
+        ("granted", "shopify checkout"),
+        ("denied", "shopify checkout"),
+        ("revoked", "unsubscribe:msg_1"),
+        ("granted", "preferences:msg_1"),
+        ("revoked", "api"),
+    ]
+
+
+def test_saying_explicitly_what_a_flag_said_makes_it_stick(session):
+    pid = create_profile(session)
+    assert set_consent(
+        session, profile_id=pid, channel="email", status="granted", source="shopify checkout"
+    )
+    # the same status, now explicit (the newsletter form): recorded, so the flag cannot undo it
+    change = set_consent(
+        session, profile_id=pid, channel="email", status="granted", source="newsletter form"
+    )
+    assert change is not None
+    assert change.source == "newsletter form"
+    assert (
+        set_consent(
+            session,
+            profile_id=pid,
+            channel="email",
+            status="denied",
+            source="shopify checkout",
+            at=dt.datetime.now(dt.UTC) + HOUR,
+        )
+        is None
+    )
+    assert email_consent(session, pid) == "granted"
+    # an explicit decision outranks a flag whatever their times (flags are echoes)
+    other = create_profile(session)
+    set_consent(
+        session, profile_id=other, channel="sms", status="granted", source="shopify customer"
+    )
+    assert set_consent(
+        session,
+        profile_id=other,
+        channel="sms",
+        status="revoked",
+        source="api",
+        at=dt.datetime.now(dt.UTC) - 24 * HOUR,
+    )
+    assert load_snapshot(session, profile_id=other).consents == {"sms": "revoked"}
 
 
 def test_record_internal_event_is_idempotent(session):
