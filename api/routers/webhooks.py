@@ -76,10 +76,10 @@ async def shopify_webhook(request: Request, runtime: RuntimeDep) -> Response:
     mapped = hooks.map_shopify(
         topic, payload, message_id=f"shopify:{webhook_id[:200]}", shop=shop, received_at=utcnow()
     )
-    if mapped is None:
+    if not mapped:
         return _json({"accepted": 0, "duplicates": 0}, 202)
-    row, bucket = mapped
-    return await store(request, runtime, [row], [bucket], source="shopify")
+    rows, buckets = [row for row, _ in mapped], [bucket for _, bucket in mapped]
+    return await store(request, runtime, rows, buckets, source="shopify")
 
 
 @public.post(

@@ -20,6 +20,7 @@ from rejse.events.service import event_row
 from rejse.events.store import bucket_for
 from rejse.ids import new_id
 from rejse.models.events import WebhookSource
+from rejse.profiles.consent import SHOPIFY_CHECKOUT, SHOPIFY_CUSTOMER
 
 KINDS = ("shopify", "generic")
 
@@ -189,6 +190,26 @@ def _identity(payload: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, s
     return traits, external
 
 
+NAME_MAX = 255
+
+
+def _names(payload: dict[str, Any]) -> dict[str, str]:
+    """The buyer's first/last name: the Shopify customer's, else the billing address's (a
+    guest checkout). Both from one place, so a name is never half one person's, half another's."""
+    for where in ("customer", "billing_address"):
+        given = payload.get(where)
+        if not isinstance(given, dict):
+            continue
+        names = {
+            key: value.strip()[:NAME_MAX]
+            for key in ("first_name", "last_name")
+            if isinstance(value := given.get(key), str) and value.strip()
+        }
+        if names:
+            return names
+    return {}
+
+
 SHOPIFY_TOPICS = {
     "checkouts/create": "Checkout Started",
     "checkouts/update": "Checkout Started",
@@ -205,10 +226,12 @@ def map_shopify(
     message_id: str,
     shop: str | None,
     received_at: dt.datetime,
-) -> tuple[dict[str, Any], int] | None:
-    """One event row for a Shopify delivery, or None for topics we do not use."""
+) -> list[tuple[dict[str, Any], int]]:
+    """The event rows of a Shopify delivery (none for topics we do not use): one event, and
+    for a checkout that names its buyer an identify before it, so the names become traits
+    (a track event's traits do not touch the profile)."""
     if topic not in SHOPIFY_TOPICS:
-        return None
+        return []
     traits, external = _identity(payload)
     context: dict[str, Any] = {
         "traits": traits,
@@ -222,7 +245,7 @@ def map_shopify(
         token = payload.get("token") or payload.get("checkout_token")
         accepts = payload.get("buyer_accepts_marketing")
         if isinstance(accepts, bool):
-            context["consent"] = {"email": accepts, "source": "shopify checkout"}
+            context["consent"] = {"email": accepts, "source": SHOPIFY_CHECKOUT}
         properties = {
             "checkout_id": token,
             "checkout_token": token,
@@ -260,7 +283,7 @@ def map_shopify(
         context.update({"traits": traits, "externalIds": external})
         accepts = payload.get("accepts_marketing")
         if isinstance(accepts, bool):
-            context["consent"] = {"email": accepts, "source": "shopify customer"}
+            context["consent"] = {"email": accepts, "source": SHOPIFY_CUSTOMER}
         properties = {}
         row_type, name = "identify", None
         traits = {
@@ -270,20 +293,38 @@ def map_shopify(
         ts = _time(payload.get("updated_at") or payload.get("created_at"), received_at)
         anonymous = None
     if not traits and not external and not anonymous:
-        return None  # nobody to attach it to
-    row = event_row(
-        type=row_type,
-        message_id=message_id,
-        timestamp=ts,
-        received_at=received_at,
-        event=name,
-        anonymous_id=anonymous,
-        properties={k: v for k, v in properties.items() if v is not None},
-        traits=traits if row_type == "identify" else {},
-        context=context,
-        source=f"shopify:{topic}"[:60],
-    )
+        return []  # nobody to attach it to
     key = (traits.get("email") or "").lower() or (
         external[0]["id"] if external else anonymous or ""
     )
-    return row, bucket_for(key)
+    rows = []
+    names = _names(payload) if topic.startswith("checkouts/") else {}
+    if names:
+        rows.append(
+            event_row(
+                type="identify",
+                message_id=f"{message_id}:identify",
+                timestamp=ts,
+                received_at=received_at,
+                anonymous_id=anonymous,
+                traits={**traits, **names},
+                # the consent flag travels once, with the checkout
+                context={k: v for k, v in context.items() if k != "consent"},
+                source=f"shopify:{topic}"[:60],
+            )
+        )
+    rows.append(
+        event_row(
+            type=row_type,
+            message_id=message_id,
+            timestamp=ts,
+            received_at=received_at,
+            event=name,
+            anonymous_id=anonymous,
+            properties={k: v for k, v in properties.items() if v is not None},
+            traits=traits if row_type == "identify" else {},
+            context=context,
+            source=f"shopify:{topic}"[:60],
+        )
+    )
+    return [(row, bucket_for(key)) for row in rows]

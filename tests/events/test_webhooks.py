@@ -54,13 +54,22 @@ async def test_signed_shopify_payloads_are_accepted_and_mapped(client, shop, run
         headers=shopify_headers(checkout, "checkouts/create", "wh-1"),
     )
     assert r.status_code == 202
-    assert r.json() == {"accepted": 1, "duplicates": 0}
+    assert r.json() == {"accepted": 2, "duplicates": 0}  # the buyer's names + the checkout
     r = await client.post(
         "/webhooks/shopify", content=order, headers=shopify_headers(order, "orders/create", "wh-2")
     )
     assert r.status_code == 202
     assert r.json()["accepted"] == 1
-    started, completed = session.exec(select(Event).order_by(Event.received_at)).all()
+    names, started, completed = session.exec(
+        select(Event).order_by(Event.received_at, Event.type)
+    ).all()
+    assert names.type == "identify"
+    assert names.traits == {
+        "email": "mette.hansen@example.dk",
+        "phone": "+4520123456",
+        "first_name": "Mette",
+        "last_name": "Hansen",
+    }
     assert started.event == "Checkout Started"
     assert completed.event == "Order Completed"
     token = "7c1b2d0f9a4e4f6b8c3d2e1f0a9b8c7d"
@@ -77,6 +86,40 @@ async def test_signed_shopify_payloads_are_accepted_and_mapped(client, shop, run
     snap = load_snapshot(session, profile_id=pid)
     assert snap.consents == {"email": "granted"}
     assert snap.locale == "da-DK"
+    assert snap.traits["first_name"] == "Mette"
+    assert snap.traits["last_name"] == "Hansen"
+
+
+async def test_a_guest_checkout_takes_the_names_of_its_billing_address(
+    client, shop, runtime, session
+):
+    guest = json.loads((EXAMPLES / "shopify_checkouts_create.json").read_bytes())
+    del guest["customer"]
+    guest.update(
+        email="anna.berg@example.se",
+        token="guest-token-1",
+        cart_token="guest-cart-1",
+        billing_address={"first_name": " Anna ", "last_name": "Berg", "city": "Malmö"},
+    )
+    nameless = {**guest, "email": "nobody@example.se", "token": "t2", "cart_token": "c2"}
+    nameless["billing_address"] = {"first_name": "", "last_name": None, "city": "Lund"}
+    for n, payload in enumerate((guest, nameless)):
+        body = json.dumps(payload).encode()
+        r = await client.post(
+            "/webhooks/shopify",
+            content=body,
+            headers=shopify_headers(body, "checkouts/create", f"wh-guest-{n}"),
+        )
+        assert r.status_code == 202, r.text
+    # a checkout without any name stays one event
+    assert r.json() == {"accepted": 1, "duplicates": 0}
+    await EventProcessor(runtime, subscribers=[], dispatchers=[]).drain()
+    anna = find_by_identifier(session, type="email", value="anna.berg@example.se")
+    traits = load_snapshot(session, profile_id=anna).traits
+    assert traits["first_name"] == "Anna"
+    assert traits["last_name"] == "Berg"
+    nobody = find_by_identifier(session, type="email", value="nobody@example.se")
+    assert "first_name" not in load_snapshot(session, profile_id=nobody).traits
 
 
 @pytest.mark.parametrize("case", ["tampered", "wrong_secret", "missing_header"])
@@ -104,8 +147,8 @@ async def test_same_webhook_id_three_times_is_stored_once(client, shop, session)
             headers=shopify_headers(body, "checkouts/update", "wh-same"),
         )
         answers.append(r.json())
-    assert answers == [{"accepted": 1, "duplicates": 0}] + [{"accepted": 0, "duplicates": 1}] * 2
-    assert count(session) == 1
+    assert answers == [{"accepted": 2, "duplicates": 0}] + [{"accepted": 0, "duplicates": 2}] * 2
+    assert count(session) == 2
 
 
 async def test_secret_from_environment(client, session, monkeypatch):
