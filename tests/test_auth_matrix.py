@@ -129,6 +129,10 @@ ROUTE_RULES: dict[tuple[str, str], set[Role] | Public] = {
     ("POST", "/u/{token}"): Public(
         "RFC 8058 one-click unsubscribe from mail clients; HMAC-signed token"
     ),
+    ("GET", "/p/{token}"): Public("preference centre page from an email link; HMAC-signed token"),
+    ("POST", "/p/{token}"): Public(
+        "preference centre form; the same HMAC-signed token as the page it was sent from"
+    ),
     ("GET", "/v1/inbox/{user_id}"): {Role.ingest},
     ("POST", "/v1/inbox/{user_id}/{message_id}/read"): {Role.ingest},
 }

@@ -121,7 +121,7 @@ def sample_context(*, locale: str = "en") -> dict[str, Any]:
     }
     links = {
         "unsubscribe": "https://rejse.example/u/sample",
-        "preferences": "https://rejse.example/u/sample",
+        "preferences": "https://rejse.example/p/sample",
     }
     return {
         **build_context(

@@ -43,6 +43,7 @@ from rejse.messaging.service import (
 )
 from rejse.messaging.template_lookup import resolve
 from rejse.models.messaging import Message
+from rejse.profiles.consent import ALL_MARKETING
 from rejse.quiet_hours import QuietHours
 from rejse.settings import Settings
 
@@ -84,19 +85,24 @@ def profile_context(snap: ProfileSnapshot) -> dict[str, Any]:
 
 
 def tracking_links(settings: Settings, message_id: str) -> dict[str, str]:
-    base = settings.effective_public_url
-    unsubscribe = f"{base}/u/{tokens.sign(settings.secret_key, 'u', message_id)}"
-    return {"unsubscribe": unsubscribe, "preferences": unsubscribe}
+    """The signed links of a message: one-click unsubscribe and the preference centre."""
+    base, secret = settings.effective_public_url, settings.secret_key
+    return {
+        "unsubscribe": f"{base}/u/{tokens.sign(secret, 'u', message_id)}",
+        "preferences": f"{base}/p/{tokens.sign(secret, 'p', message_id)}",
+    }
 
 
 def track_html(html: str, *, settings: Settings, message_id: str) -> tuple[str, list[str]]:
-    """Rewrite http(s) links to signed click redirects and add the open pixel."""
+    """Rewrite http(s) links to signed click redirects and add the open pixel. Unsubscribe and
+    preference links stay as they are: a click on them is no interest in the message (and a
+    journey waiting for `Email Clicked` must not take it as one)."""
     base = settings.effective_public_url
     links: list[str] = []
 
     def swap(match: re.Match[str]) -> str:
         url = html_lib.unescape(match.group(1))
-        if url.startswith(f"{base}/u/"):
+        if url.startswith((f"{base}/u/", f"{base}/p/")):
             return match.group(0)
         if url not in links:
             links.append(url)
@@ -214,7 +220,10 @@ def _prepare(
     except PermanentFailure as exc:
         return fail(exc.reason)
     if not req.transactional:
+        # "all marketing" revoked blocks every channel, whatever the channel's own consent
         reason = guards.consent_reason(
+            snap.consents, ALL_MARKETING, require_opt_in=False
+        ) or guards.consent_reason(
             snap.consents, req.channel, require_opt_in=settings.message_require_opt_in
         )
         if reason:

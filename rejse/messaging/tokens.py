@@ -1,4 +1,4 @@
-"""Signed tracking tokens for open pixels, click redirects and unsubscribe links.
+"""Signed tracking tokens for open pixels, click redirects, unsubscribe and preference links.
 
 A token is `<payload>.<signature>`, both base64url: the payload is `<kind>:<message id>[:<link
 index>]`, the signature the first 16 bytes of HMAC-SHA256 under a key derived from the secret
@@ -11,7 +11,7 @@ import base64
 import hashlib
 import hmac
 
-KINDS = ("o", "c", "u")  # open, click, unsubscribe
+KINDS = ("o", "c", "u", "p")  # open, click, unsubscribe, preference centre
 
 
 class InvalidToken(ValueError):
