@@ -37,15 +37,18 @@ def is_implicit(source: str) -> bool:
     return source in IMPLICIT_SOURCES
 
 
-def prevails(*, source: str, at: dt.datetime, over: Consent | None) -> bool:
+def prevails(
+    *, source: str, at: dt.datetime, over: Consent | None, ties: bool = True
+) -> bool:
     """Whether a decision (`source`, `at`) replaces the current one: explicit beats implicit
-    whatever their times; of the same kind, the newer (or as new) wins."""
+    whatever their times; of the same kind, the newer wins (an equally new one when `ties`).
+    Used for new decisions and for the consents of two profiles being merged."""
     if over is None:
         return True
     implicit, current_implicit = is_implicit(source), is_implicit(over.source)
     if implicit != current_implicit:
         return current_implicit
-    return at >= over.at
+    return at > over.at or (ties and at == over.at)
 
 
 def validate(channel: str, status: str, source: str) -> None:

@@ -166,6 +166,45 @@ def test_saying_explicitly_what_a_flag_said_makes_it_stick(session):
     assert load_snapshot(session, profile_id=other).consents == {"sms": "revoked"}
 
 
+def test_a_merge_keeps_an_explicit_revocation_over_a_newer_flag(session):
+    from rejse.profiles.identity import merge_profiles
+
+    # the known customer unsubscribed; a guest cart profile (merged into her once her email
+    # arrives) carries a newer ticked box, and so does another guest's older one
+    survivor = create_profile(session)
+    guest = create_profile(session)
+    set_consent(
+        session, profile_id=survivor, channel="email", status="revoked", source="unsubscribe:m"
+    )
+    set_consent(
+        session,
+        profile_id=guest,
+        channel="email",
+        status="granted",
+        source="shopify checkout",
+        at=dt.datetime.now(dt.UTC) + HOUR,
+    )
+    # implicit flags merge as before: the newer one wins
+    set_consent(
+        session, profile_id=survivor, channel="sms", status="denied", source="shopify customer"
+    )
+    set_consent(
+        session,
+        profile_id=guest,
+        channel="sms",
+        status="granted",
+        source="shopify customer",
+        at=dt.datetime.now(dt.UTC) + HOUR,
+    )
+    session.flush()
+    merge_profiles(session, into=survivor, from_=guest, event_id=None, reason="test")
+    session.commit()
+    assert load_snapshot(session, profile_id=survivor).consents == {
+        "email": "revoked",
+        "sms": "granted",
+    }
+
+
 def test_record_internal_event_is_idempotent(session):
     pid = create_profile(session)
     assert record_internal_event(
