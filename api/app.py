@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -66,8 +67,77 @@ def create_app(
     app.state.profile_erasers = list(profile_erasers)
     app.state.activity_names = activity_names
     install_error_handlers(app)
+    document_auth_errors(app)
     app.add_middleware(RequestContextMiddleware)
     ingest.add_ingest_routes(app)  # first, on the app itself: the hot path matches at once
     for router in ROUTERS:
         app.include_router(router)
     return app
+
+
+# ----------------------------------------------------------------------------- OpenAPI
+
+# The body of a 401 or 403: `detail` says what is wrong (no key, or which roles may do this).
+AUTH_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "AuthError",
+    "type": "object",
+    "required": ["detail"],
+    "properties": {
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+_AUTH_ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/AuthError"}}}
+AUTH_RESPONSES: dict[str, dict[str, Any]] = {
+    "401": {
+        "description": "No API key, or one that is unknown or revoked",
+        "headers": {
+            "WWW-Authenticate": {
+                "description": "the schemes the operation takes",
+                "schema": {"type": "string"},
+            }
+        },
+        "content": _AUTH_ERROR_BODY,
+    },
+    "403": {
+        "description": "The key's role may not do this (the body names the roles that may)",
+        "content": _AUTH_ERROR_BODY,
+    },
+}
+
+
+def add_auth_responses(doc: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that takes an API key documents its 401 and 403: a client generated
+    from the document then knows both answers (they come from the key check every such route
+    runs, so no route declares them itself)."""
+    for operations in doc.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and operation.get("security"):
+                responses = operation.setdefault("responses", {})
+                for status, answer in AUTH_RESPONSES.items():
+                    # A route's own description stays; what it leaves out is added.
+                    mine = responses.setdefault(status, {})
+                    for part, value in answer.items():
+                        mine.setdefault(part, value)
+    doc.setdefault("components", {}).setdefault("schemas", {})["AuthError"] = AUTH_ERROR_SCHEMA
+    return doc
+
+
+def document_auth_errors(app: FastAPI) -> None:
+    """Post-process the app's OpenAPI document once, when it is first built."""
+    build: Callable[[], dict[str, Any]] = app.openapi
+    done: list[dict[str, Any]] = []
+
+    def openapi() -> dict[str, Any]:
+        if not done:
+            done.append(add_auth_responses(build()))
+        return done[0]
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override

@@ -17,6 +17,8 @@ import httpx
 import pytest
 import uvicorn
 
+from rejse.roles import Role
+from tests.conftest import auth
 from tests.test_auth_matrix import ROUTE_RULES, Public
 
 
@@ -119,3 +121,35 @@ async def test_docs_pages_load_only_what_the_app_serves(served, page, marker):
         assert spec, f"{page} names no OpenAPI document"
         assert spec.group(1) == "/openapi.json"
         assert (await http.get(urljoin(served, spec.group(1)))).status_code == 200
+
+
+# ----------------------------------------------------------------------------- auth answers
+
+
+async def test_every_operation_with_a_key_documents_its_401_and_403(client, keys):
+    doc = (await client.get("/openapi.json")).json()
+    schema = doc["components"]["schemas"]["AuthError"]
+    secured = [
+        (method, path, op)
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+        if op.get("security")
+    ]
+    assert secured
+    for method, path, op in secured:
+        for status in ("401", "403"):
+            answer = op["responses"].get(status)
+            assert answer, f"{method.upper()} {path} does not document its {status}"
+            ref = answer["content"]["application/json"]["schema"]["$ref"]
+            assert ref == "#/components/schemas/AuthError"
+        assert "WWW-Authenticate" in op["responses"]["401"]["headers"]
+    # the real answers have the documented shape
+    no_key = await client.get("/api/keys")
+    wrong_role = await client.get("/api/keys", headers=auth(keys[Role.ingest]))
+    for r, status in ((no_key, 401), (wrong_role, 403)):
+        assert r.status_code == status
+        body = r.json()
+        assert set(body) <= set(schema["properties"])
+        assert isinstance(body["detail"], str)
+        assert body["detail"]
+    assert no_key.headers["www-authenticate"].startswith("Bearer")
