@@ -37,9 +37,7 @@ def is_implicit(source: str) -> bool:
     return source in IMPLICIT_SOURCES
 
 
-def prevails(
-    *, source: str, at: dt.datetime, over: Consent | None, ties: bool = True
-) -> bool:
+def prevails(*, source: str, at: dt.datetime, over: Consent | None, ties: bool = True) -> bool:
     """Whether a decision (`source`, `at`) replaces the current one: explicit beats implicit
     whatever their times; of the same kind, the newer wins (an equally new one when `ties`).
     Used for new decisions and for the consents of two profiles being merged."""
