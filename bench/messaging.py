@@ -78,7 +78,7 @@ def bench_render(n: int, rounds: int) -> list[float]:
     context = build_context(
         profile=sample_context()["profile"],
         trigger=CHECKOUT,
-        links={"unsubscribe": "https://x/u/t"},
+        links={"unsubscribe": "https://x/u/t", "preferences": "https://x/p/t"},
         journey={},
         message={},
     )
