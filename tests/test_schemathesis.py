@@ -87,6 +87,8 @@ class Sweep:
     documented: set[str] = field(default_factory=set)
     # (operation label, caller) pairs that got at least one answer
     answered: set[tuple[str, str]] = field(default_factory=set)
+    # how often each operation answered each status (what the sweep reached)
+    statuses: dict[str, dict[int, int]] = field(default_factory=dict)
     # the slowest answer per operation, in seconds (a hang shows here before the timeout)
     slowest: dict[str, float] = field(default_factory=dict)
     # operations the harness could not exercise at all
@@ -183,18 +185,31 @@ async def seed_world(app: Any, runtime: Runtime, keys: dict[Role, str]) -> Known
 # ----------------------------------------------------------------------------- the sweep
 
 
+# Body fields that name a record: an aimed request fills them with one that exists.
+AIMED_BODY_FIELDS = ("profile_id",)
+
+
+def aim_body(case: Any, known: Known) -> Any:
+    if isinstance(case.body, dict):
+        for name in AIMED_BODY_FIELDS:
+            if name in case.body and known.values.get(name):
+                case.body[name] = known.values[name][0]
+    return case
+
+
 def case_strategy(operation: Any, known: Known) -> st.SearchStrategy[Any]:
-    """Valid and invalid requests, and valid ones whose path names a record that exists."""
+    """Valid and invalid requests, and valid ones that name records that exist (in the path and
+    in the body's fields that name one)."""
     modes = [operation.as_strategy(GenerationMode.POSITIVE)]
     modes.append(operation.as_strategy(GenerationMode.NEGATIVE))
     names = [p.name for p in operation.path_parameters]
     aimed = {n: known.for_path(operation.path, n) for n in names}
-    if names and all(aimed.values()):
+    if all(aimed.values()):
         modes.append(
             st.fixed_dictionaries({n: st.sampled_from(v) for n, v in aimed.items()}).flatmap(
                 lambda params: operation.as_strategy(
                     GenerationMode.POSITIVE, path_parameters=params
-                )
+                ).map(lambda case: aim_body(case, known))
             )
         )
     return st.one_of(modes)
@@ -203,8 +218,9 @@ def case_strategy(operation: Any, known: Known) -> st.SearchStrategy[Any]:
 def run_sweep(sweep: Sweep, app: Any, keys: dict[Role, str], known: Known) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    # Deleting runs last, so the records the other operations aim at still exist for them.
-    operations.sort(key=lambda op: op.method.upper() == "DELETE")
+    # Deleting and archiving run last, so the records the other operations aim at still exist
+    # (and the journey is still live when it is entered: that call needs Temporal).
+    operations.sort(key=lambda op: op.method.upper() == "DELETE" or op.path.endswith("/archive"))
     for operation in operations:
         sweep.documented.add(operation.label)
         rule = ROUTE_RULES.get(route_key(operation.method.upper(), operation.path))
@@ -273,6 +289,8 @@ def exercise(sweep: Sweep, operation: Any, callers: Callers, known: Known) -> An
                 continue
             took = time.monotonic() - started
             sweep.slowest[label] = max(took, sweep.slowest.get(label, 0.0))
+            seen = sweep.statuses.setdefault(label, {})
+            seen[response.status_code] = seen.get(response.status_code, 0) + 1
             sent = response.request.headers.get("Authorization")
             overridden = sent != headers.get("Authorization")
             if overridden:
@@ -331,6 +349,12 @@ def write_report(sweeps: list[Sweep], path: str) -> None:
             lines.append(f"- {check}: {ops or 'none'}")
         slow = sorted(sweep.slowest.items(), key=lambda item: -item[1])[:5]
         lines.append("- slowest answers: " + ", ".join(f"`{op}` {t:.2f} s" for op, t in slow))
+        lines.append("")
+        lines.append(f"## {sweep.backend}: statuses answered (status x times)")
+        lines.append("")
+        for op, seen in sorted(sweep.statuses.items()):
+            counts = ", ".join(f"{code} x{n}" for code, n in sorted(seen.items()))
+            lines.append(f"- `{op}`: {counts}")
         lines.append("")
         lines.append(
             f"## {sweep.backend}: {len(sweep.documented)} operations, {sweep.requests} requests"
