@@ -1,7 +1,8 @@
 """Schemathesis over the whole OpenAPI document of the real app, on SQLite and PostgreSQL.
 
 Every operation is called with generated requests (valid ones, invalid ones, and valid ones aimed
-at records that exist), each with the key of every role. A role the auth matrix allows gets the
+at records that exist), the first with the key of every role, each later one with the key of
+the next allowed role and of the next forbidden one. A role the auth matrix allows gets the
 response checks below; any other role must get 403 (and a conforming 403). Temporal is down on
 purpose (its address is a loopback port that refuses): what needs it must answer 503 at once.
 
@@ -45,7 +46,7 @@ from tests.conftest import auth, make_settings, role_keys, truncate_all
 from tests.events.helpers import example
 from tests.test_auth_matrix import ROUTE_RULES, Public, expected_roles
 
-# Generated requests per operation and generation mode; every request is sent once per role.
+# Generated requests per operation (valid, invalid and aimed ones together).
 EXAMPLES = int(os.environ.get("REJSE_SCHEMATHESIS_EXAMPLES", "6"))
 REPORT = os.environ.get("REJSE_SCHEMATHESIS_REPORT")
 # A request that takes longer than this has hung (the app answers 503 when Temporal is down).
@@ -93,6 +94,8 @@ class Sweep:
     slowest: dict[str, float] = field(default_factory=dict)
     # operations the harness could not exercise at all
     errors: list[str] = field(default_factory=list)
+    # the kinds of record the world was seeded with (path parameter names)
+    seeded: set[str] = field(default_factory=set)
 
     def add(self, finding: Finding) -> None:
         key = (finding.operation, finding.role, finding.status, finding.title)
@@ -402,7 +405,7 @@ def sweep(
     keys = role_keys(runtime)
     app = wiring.api_app(runtime)
     known = asyncio.run(seed_world(app, runtime, keys))
-    result = Sweep(request.param)
+    result = Sweep(request.param, seeded=set(known.values))
     run_sweep(result, app, keys, known)
     _SWEEPS[request.param] = result
     if REPORT:
@@ -451,4 +454,7 @@ def test_the_sweep_reaches_every_operation_with_every_role(sweep: Sweep) -> None
         callers = ["no key"] if isinstance(rule, Public) else [r.value for r in Role]
         missing += [f"{label} as {c}" for c in callers if (label, c) not in sweep.answered]
     assert not sweep.errors, "\n".join(sweep.errors)
+    expected = {"profile_id", "user_id", "channel", "journey_key", "template_key", "source_id"}
+    expected |= {"source", "rep_id", "version", "key_id"}
+    assert sweep.seeded >= expected, f"the world lacks {sorted(expected - sweep.seeded)}"
     assert not missing, "never answered:\n" + "\n".join(missing)
