@@ -36,8 +36,9 @@ class ProcessedEvent(BaseModel):
 
     event_id: str  # stable, unique (messageId-derived); use for idempotency
     profile_id: str  # the surviving (golden) profile after any merge
-    type: Literal["track", "identify", "page", "alias", "internal"]
+    type: Literal["track", "identify", "page", "screen", "group", "alias", "internal"]
     event: str | None = None  # track/internal event name, e.g. "Checkout Started"
+    group_id: str | None = None  # group calls: the group (account) the person belongs to
     properties: dict[str, Any] = Field(default_factory=dict)
     traits: dict[str, Any] = Field(default_factory=dict)  # traits given on this event
     timestamp: dt.datetime  # corrected event time (UTC)

@@ -19,11 +19,12 @@ class Event(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=40)  # evt_..., ProcessedEvent.event_id
     message_id: str = Field(sa_column=sa.Column(sa.String(300), unique=True, nullable=False))
-    type: str = Field(max_length=16)  # track identify page alias internal
+    type: str = Field(max_length=16)  # track identify page screen group alias internal
     event: str | None = Field(default=None, max_length=200)
     user_id: str | None = Field(default=None, max_length=255)
     anonymous_id: str | None = Field(default=None, max_length=255)
     previous_id: str | None = Field(default=None, max_length=255)
+    group_id: str | None = Field(default=None, max_length=255)  # group calls
     profile_id: str | None = Field(default=None, max_length=32)  # set when processed
     properties: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     traits: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)

@@ -22,6 +22,9 @@ class Profile(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=32)  # prf_<26 chars>, opaque
     traits: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    # Segment `group` calls: group id -> {"traits": {...}, "first_seen_at", "last_seen_at"}
+    # (ISO times of the group calls); the accounts the person belongs to.
+    groups: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     locale: str | None = Field(default=None, max_length=35)
     timezone: str | None = Field(default=None, max_length=64)
     lifecycle_stage: str | None = Field(default=None, max_length=32)  # written by leads

@@ -130,6 +130,7 @@ def erase_profile(
             eraser.erase(session, target)
         summary["domains"].append(eraser.name)
     profile.traits = {}
+    profile.groups = {}
     profile.locale = profile.timezone = profile.lifecycle_stage = None
     profile.lead_score = 0.0
     profile.erased_at = profile.updated_at = now

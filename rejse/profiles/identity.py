@@ -9,7 +9,12 @@ Rules (see docs/profiles.md):
   (one user_id per profile: such a profile is left alone and its identifier stays with it).
 - The survivor of a merge is the oldest profile (created first; ties: smaller id). Events,
   identifiers, consents and timeline entries move to it; counters are summed; traits are
-  combined key by key, the more recently updated profile winning a conflict.
+  combined key by key, the more recently updated profile winning a conflict; groups are
+  combined group by group (traits key by key, the more recently seen side winning).
+
+Traits an event brings (see docs/events.md): `context.traits` on any call (Segment's "traits
+of the current user"), with an identify's own `traits` winning a conflict. A `group` call's
+`traits` are the group's, kept per group id in `profile.groups`.
 """
 
 from __future__ import annotations
@@ -35,9 +40,11 @@ from rejse.models.profiles import (
     ProfileMerge,
 )
 from rejse.profiles import identifiers as ident
+from rejse.profiles.consent import prevails
 from rejse.timeline import add_entry, move_entries
 
 PROFILE = Profile.__table__  # type: ignore[attr-defined]
+MAX_GROUPS = 100  # per profile; beyond it the least recently seen group is dropped
 IDENT = ProfileIdentifier.__table__  # type: ignore[attr-defined]
 EVENT = Event.__table__  # type: ignore[attr-defined]
 
@@ -70,6 +77,101 @@ def event_identifiers(row: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def user_traits(row: dict[str, Any]) -> dict[str, Any]:
+    """The person's traits an event carries: `context.traits` of any call, and an identify's
+    top-level `traits`, which win a conflict (internal events carry none)."""
+    if row["type"] == "internal":
+        return {}
+    given = (row.get("context") or {}).get("traits")
+    from_context: dict[str, Any] = given if isinstance(given, dict) else {}
+    if row["type"] != "identify":
+        return from_context
+    own: dict[str, Any] = row.get("traits") or {}
+    return {**from_context, **own} if from_context else own
+
+
+def changes_profile_data(row: dict[str, Any]) -> bool:
+    """Whether folding this event writes the profile's traits or groups (read them first)."""
+    return bool(user_traits(row)) or (row["type"] == "group" and bool(row.get("group_id")))
+
+
+def _when(value: Any) -> dt.datetime | None:
+    try:
+        return _aware(dt.datetime.fromisoformat(value)) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _later(a: Any, b: Any) -> bool:
+    """Whether ISO time `a` is after ISO time `b` (an unreadable time counts as the oldest)."""
+    ta, tb = _when(a), _when(b)
+    return ta is not None and (tb is None or ta > tb)
+
+
+def fold_group(
+    groups: dict[str, Any], group_id: str, traits: dict[str, Any], at: dt.datetime
+) -> None:
+    """One group call: set the group's traits (a None value removes one), widen its seen
+    times, and keep at most `MAX_GROUPS` groups (the least recently seen one goes)."""
+    iso = at.isoformat()
+    entry = groups.get(group_id)
+    if not isinstance(entry, dict):
+        entry = {"traits": {}, "first_seen_at": iso, "last_seen_at": iso}
+    first, last = entry.get("first_seen_at") or iso, entry.get("last_seen_at") or iso
+    current = dict(entry.get("traits") or {})
+    for key, value in traits.items():
+        if value is None:
+            current.pop(key, None)
+        else:
+            current[key] = value
+    groups[group_id] = {
+        "traits": current,
+        "first_seen_at": iso if _later(first, iso) else first,
+        "last_seen_at": iso if _later(iso, last) else last,
+    }
+    _cap_groups(groups)
+
+
+_NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def _cap_groups(groups: dict[str, Any]) -> None:
+    def seen(group_id: str) -> dt.datetime:
+        entry = groups[group_id]
+        return (_when(entry.get("last_seen_at")) if isinstance(entry, dict) else None) or _NEVER
+
+    while len(groups) > MAX_GROUPS:
+        del groups[min(groups, key=seen)]
+
+
+def combine_groups(survivor: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """Both profiles' groups; a group both have gets its traits combined key by key (the side
+    that saw it more recently wins a conflict) and the wider seen times."""
+    out = dict(survivor)
+    for group_id, theirs in other.items():
+        mine = out.get(group_id)
+        if not isinstance(theirs, dict):
+            continue
+        if not isinstance(mine, dict):
+            out[group_id] = theirs
+            continue
+        newer = _later(theirs.get("last_seen_at"), mine.get("last_seen_at"))
+        first = (
+            theirs.get("first_seen_at")
+            if _later(mine.get("first_seen_at"), theirs.get("first_seen_at"))
+            else mine.get("first_seen_at")
+        )
+        out[group_id] = {
+            "traits": combine_traits(
+                dict(mine.get("traits") or {}), dict(theirs.get("traits") or {}), other_newer=newer
+            ),
+            "first_seen_at": first,
+            "last_seen_at": theirs.get("last_seen_at") if newer else mine.get("last_seen_at"),
+        }
+    _cap_groups(out)
+    return out
+
+
 class IdentityIndex:
     """Per-batch identity state: identifier owners, user ids, and the profile changes of the
     batch held in memory. Profile rows are not loaded: counters and seen-times are written with
@@ -86,6 +188,8 @@ class IdentityIndex:
         self.created: dict[str, dt.datetime] = {}
         self.traits: dict[str, dict[str, Any]] = {}
         self.traits_dirty: set[str] = set()
+        self.groups: dict[str, dict[str, Any]] = {}
+        self.groups_dirty: set[str] = set()
         self.pending: dict[str, dict[str, Any]] = {}  # profile -> counter changes
         self.new_profiles: list[dict[str, Any]] = []
         self.new_identifiers: list[dict[str, Any]] = []
@@ -147,8 +251,8 @@ class IdentityIndex:
         return self.created
 
     def prefetch_traits(self, idents: Iterable[list[tuple[str, str]]]) -> None:
-        """Read in one query the traits of the profiles owning these identifiers (those an
-        identify in this batch will change)."""
+        """Read in one query the traits and groups of the profiles owning these identifiers
+        (those the events of this batch that bring traits or groups will change)."""
         pids = list(
             {
                 pid
@@ -158,10 +262,13 @@ class IdentityIndex:
             }
         )
         for i in range(0, len(pids), 500):
-            for pid, traits in self.conn.execute(
-                sa.select(PROFILE.c.id, PROFILE.c.traits).where(PROFILE.c.id.in_(pids[i : i + 500]))
+            for pid, traits, groups in self.conn.execute(
+                sa.select(PROFILE.c.id, PROFILE.c.traits, PROFILE.c.groups).where(
+                    PROFILE.c.id.in_(pids[i : i + 500])
+                )
             ):
                 self.traits[pid] = dict(traits or {})
+                self.groups[pid] = dict(groups or {})
 
     def traits_of(self, pid: str) -> dict[str, Any]:
         if pid not in self.traits:
@@ -171,9 +278,17 @@ class IdentityIndex:
             )
         return self.traits[pid]
 
+    def groups_of(self, pid: str) -> dict[str, Any]:
+        if pid not in self.groups:
+            self.groups[pid] = dict(
+                self.conn.execute(sa.select(PROFILE.c.groups).where(PROFILE.c.id == pid)).scalar()
+                or {}
+            )
+        return self.groups[pid]
+
     # ---------------------------------------------------------------- folding an event
     def fold(self, pid: str, row: dict[str, Any]) -> None:
-        """Counters, seen-times, locale/time zone and (identify) traits of one event."""
+        """Counters, seen-times, locale/time zone, traits and groups of one event."""
         ts: dt.datetime = row["timestamp"]
         p = self.pending.get(pid)
         if p is None:
@@ -187,7 +302,7 @@ class IdentityIndex:
         p["n"] += 1
         p["first"] = min(p["first"], ts)
         p["last"] = max(p["last"], ts)
-        traits = row["traits"] if row["type"] == "identify" else {}
+        traits = user_traits(row)
         context = row["context"] or {}
         for column, limit in (("locale", 35), ("timezone", 64)):
             value = traits.get(column) or context.get(column)
@@ -201,6 +316,9 @@ class IdentityIndex:
                 else:
                     current[key] = value
             self.traits_dirty.add(pid)
+        if row["type"] == "group" and row.get("group_id"):
+            fold_group(self.groups_of(pid), row["group_id"], row["traits"] or {}, ts)
+            self.groups_dirty.add(pid)
 
     # ---------------------------------------------------------------- writing
     def flush(self) -> None:
@@ -239,6 +357,14 @@ class IdentityIndex:
                 [{"_id": pid, "traits": self.traits[pid]} for pid in sorted(self.traits_dirty)],
             )
             self.traits_dirty.clear()
+        if self.groups_dirty:
+            self.conn.execute(
+                PROFILE.update()
+                .where(PROFILE.c.id == sa.bindparam("_id"))
+                .values(groups=sa.bindparam("groups", type_=PROFILE.c.groups.type)),
+                [{"_id": pid, "groups": self.groups[pid]} for pid in sorted(self.groups_dirty)],
+            )
+            self.groups_dirty.clear()
 
     def create_profile(self, at: dt.datetime) -> str:
         pid = new_id("prf")
@@ -246,6 +372,7 @@ class IdentityIndex:
             {
                 "id": pid,
                 "traits": {},
+                "groups": {},
                 "locale": None,
                 "timezone": None,
                 "lifecycle_stage": None,
@@ -261,6 +388,7 @@ class IdentityIndex:
         self.user_id[pid] = None
         self.created[pid] = at
         self.traits[pid] = {}
+        self.groups[pid] = {}
         return pid
 
     def attach(self, pid: str, tv: tuple[str, str], at: dt.datetime) -> None:
@@ -346,9 +474,10 @@ class IdentityIndex:
             if pid == from_:
                 self.owner[tv] = into
         self.user_id[into] = self.user_id.get(into) or self.user_id.get(from_)
-        for cache in (self.user_id, self.created, self.traits):
+        for cache in (self.user_id, self.created, self.traits, self.groups):
             cache.pop(from_, None)
-        self.traits.pop(into, None)  # combined traits: read again when needed
+        self.traits.pop(into, None)  # combined traits and groups: read again when needed
+        self.groups.pop(into, None)
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -384,6 +513,7 @@ def merge_profiles(
     survivor.traits = combine_traits(
         dict(survivor.traits or {}), dict(other.traits or {}), other_newer=other_newer
     )
+    survivor.groups = combine_groups(dict(survivor.groups or {}), dict(other.groups or {}))
     survivor.locale = (other.locale if other_newer else None) or survivor.locale or other.locale
     survivor.timezone = (
         (other.timezone if other_newer else None) or survivor.timezone or other.timezone
@@ -406,7 +536,7 @@ def merge_profiles(
     conn.execute(EVENT.update().where(EVENT.c.profile_id == from_).values(profile_id=into))
     for row in list(session.exec(select(Consent).where(col(Consent.profile_id) == from_))):
         mine = session.get(Consent, (into, row.channel), populate_existing=True)
-        if mine is None or row.at > mine.at:
+        if prevails(source=row.source, at=row.at, over=mine, ties=False):
             if mine is not None:
                 mine.status, mine.source, mine.at = row.status, row.source, row.at
                 session.add(mine)

@@ -44,3 +44,30 @@ def test_migration_matches_models(engine):
         ctx = MigrationContext.configure(conn, opts={"compare_type": False})
         diff = compare_metadata(ctx, SQLModel.metadata)
     assert not _tables(diff), [d for d in diff if _tables([d])]
+
+
+def test_0007_gives_existing_profiles_no_groups_and_events_no_group_id(engine):
+    """0007_profile_groups on the events branch: rows written before it read as no groups."""
+    from alembic import command
+
+    from rejse.migrate import alembic_config, upgrade
+
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002_events")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO profile (id, traits, lead_score, event_count, created_at, updated_at)"
+                " VALUES ('prf_old', '{}', 0, 0, :at, :at)"
+            ),
+            {"at": "2026-11-20 09:00:00.000000"},
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        groups = conn.execute(sa.text("SELECT groups FROM profile WHERE id = 'prf_old'")).scalar()
+        heads = {r[0] for r in conn.execute(sa.text("SELECT version_num FROM alembic_version"))}
+    assert groups in ({}, "{}")
+    assert "0007_profile_groups" in heads
+    assert "0002_events" not in heads
