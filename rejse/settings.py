@@ -70,6 +70,29 @@ class Settings(BaseSettings):
     message_webhook_url: str | None = Field(
         default=None, description="target of the webhook channel"
     )
+    # template limits: every render (save-time trial, preview, send) runs under them
+    # (rejse.messaging.sandbox.TemplateLimits; docs/operations.md)
+    template_max_subject_bytes: int = Field(
+        default=2_048, ge=256, description="rendered subject, UTF-8 bytes"
+    )
+    template_max_html_bytes: int = Field(
+        default=512 * 1024, ge=4_096, description="rendered HTML part, UTF-8 bytes"
+    )
+    template_max_text_bytes: int = Field(
+        default=256 * 1024,
+        ge=1_024,
+        description="rendered text part (email text, SMS, in-app, webhook body), UTF-8 bytes",
+    )
+    template_max_steps: int = Field(
+        default=1_000_000,
+        ge=10_000,
+        description="work per message: loop iterations, calls, filters, output chunks",
+    )
+    template_max_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="wall-clock time per message render"
+    )
+    template_max_range: int = Field(default=10_000, ge=100, description="items in a range()")
+    template_max_depth: int = Field(default=32, ge=2, le=200, description="macro call nesting")
 
     @field_validator("message_frequency_window")
     @classmethod

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from api.deps import ReadDep, RuntimeDep, SessionDep, WriteDep
 from rejse.errors import NotFound
 from rejse.messaging import template_store
+from rejse.messaging.sandbox import TemplateLimits
 from rejse.messaging.template_lookup import list_file_templates
 
 router = APIRouter(prefix="/api/templates", tags=["templates"])
@@ -102,6 +103,7 @@ def create_template(
         variants=_variants(body.variants),
         description=body.description,
         templates_dir=runtime.settings.templates_dir,
+        limits=TemplateLimits.from_settings(runtime.settings),
     )
     session.commit()
     return _public({**row.model_dump(), "origin": "api"})
@@ -139,6 +141,7 @@ def add_version(
         variants=_variants(body.variants),
         description=body.description,
         templates_dir=runtime.settings.templates_dir,
+        limits=TemplateLimits.from_settings(runtime.settings),
     )
     session.commit()
     return _public({**row.model_dump(), "origin": "api"})
@@ -165,6 +168,7 @@ def preview(
         extra=body.extra,
         variants=_variants(body.variants) if body.variants is not None else None,
         templates_dir=runtime.settings.templates_dir,
+        limits=TemplateLimits.from_settings(runtime.settings),
     )
     return PreviewPublic(
         key=key,
@@ -184,7 +188,7 @@ def get_template(
     runtime: RuntimeDep,
     _: ReadDep,
     channel: Channel = "email",
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> TemplatePublic:
     return _public(
         template_store.get_template(

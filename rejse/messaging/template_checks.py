@@ -1,8 +1,9 @@
 """Save-time checks of template sources: syntax, unsafe names, unknown variables, includes, and a
-trial render with the sample context under the step budget.
+trial render with the sample context under the template limits.
 
-Only sandbox refusals and runaway work fail the trial render; data-dependent errors (a trait the
-sample profile lacks) pass at save and are reported by the real render.
+Only sandbox refusals and the limits (work, size, nesting) fail the trial render; data-dependent
+errors (a trait the sample profile lacks) pass at save and are reported by the real render,
+which runs under the same limits.
 """
 
 from __future__ import annotations
@@ -16,8 +17,14 @@ from jinja2.exceptions import SecurityError
 from rejse.errors import Unprocessable
 from rejse.messaging import formatting
 from rejse.messaging.render_context import sample_context
-from rejse.messaging.rendering import TemplateProblem, template_line
-from rejse.messaging.sandbox import TRIAL_STEPS, TooMuchWork, engines, step_budget
+from rejse.messaging.rendering import TemplateProblem, generate_part, template_line
+from rejse.messaging.sandbox import (
+    LimitExceeded,
+    TemplateLimits,
+    TooMuchWork,
+    engines,
+    step_budget,
+)
 from rejse.messaging.template_lookup import CHANNEL_PARTS, REQUIRED_PARTS, check_channel
 
 # The documented template context (docs/messaging.md). Anything else is an unknown variable.
@@ -59,16 +66,23 @@ def validate_source(
     field_name: str,
     templates_dir: str | Path | None = None,
     sample: dict[str, Any] | None = None,
+    limits: TemplateLimits | None = None,
 ) -> None:
     """Refuse a template part with its line number: syntax errors, unsafe attribute access,
-    variables outside the documented context, and sandbox violations in a trial render."""
+    variables outside the documented context, and sandbox violations or limits (`limits`,
+    default: this process's settings) in a trial render."""
     eng = engines(templates_dir)
     env = eng.for_part(part)
     try:
         ast = env.parse(source)
+        template = env.from_string(source)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(
             f"line {exc.lineno}: syntax error: {exc.message}", field=field_name
+        ) from None
+    except (RecursionError, SyntaxError):  # thousands of nested brackets
+        raise TemplateProblem(
+            "the template nests too deeply to be compiled", field=field_name
         ) from None
     line: int | None  # the template line a refusal names, when it is known
     unsafe = _unsafe_nodes(ast)
@@ -98,14 +112,13 @@ def validate_source(
                 f"included template {ref!r} does not exist", field=field_name
             ) from None
     try:
-        with step_budget():
-            env.from_string(source).render(sample if sample is not None else sample_context())
-    except TooMuchWork:
-        raise TemplateProblem(
-            f"the template does too much work (over {TRIAL_STEPS:,} steps with the "
-            "sample data); simplify its loops",
-            field=field_name,
-        ) from None
+        with step_budget(limits):
+            generate_part(template, sample if sample is not None else sample_context(), part=part)
+    except LimitExceeded as exc:
+        line = template_line(exc)
+        where = f"line {line}: " if line else ""
+        data = "with the sample data, " if isinstance(exc, TooMuchWork) else ""
+        raise TemplateProblem(f"{where}{data}{exc}", field=field_name) from None
     except SecurityError as exc:
         line = template_line(exc)
         raise TemplateProblem(
@@ -123,7 +136,11 @@ def validate_source(
 
 
 def validate_variants(
-    channel: str, variants: dict[str, dict[str, str]], *, templates_dir: str | Path | None = None
+    channel: str,
+    variants: dict[str, dict[str, str]],
+    *,
+    templates_dir: str | Path | None = None,
+    limits: TemplateLimits | None = None,
 ) -> None:
     check_channel(channel)
     if not variants:
@@ -154,4 +171,5 @@ def validate_variants(
                     field_name=f"variants.{loc}.{part}",
                     templates_dir=templates_dir,
                     sample=sample_context(locale=loc),
+                    limits=limits,
                 )

@@ -13,7 +13,7 @@ from rejse.errors import Conflict, NotFound, Unprocessable
 from rejse.messaging import formatting
 from rejse.messaging.render_context import build_context, sample_context
 from rejse.messaging.rendering import Rendered, render
-from rejse.messaging.sandbox import compile_part, engines
+from rejse.messaging.sandbox import TemplateLimits, compile_part, engines
 from rejse.messaging.template_checks import validate_variants
 from rejse.messaging.template_lookup import (
     CHANNEL_PARTS,
@@ -37,13 +37,14 @@ def _save(
     description: str | None,
     version: int,
     templates_dir: str | Path | None,
+    limits: TemplateLimits | None,
 ) -> MessageTemplate:
     check_key(key)
     check_channel(channel)
     clean = {
         loc: {p: s for p, s in parts.items() if s is not None} for loc, parts in variants.items()
     }
-    validate_variants(channel, clean, templates_dir=templates_dir)
+    validate_variants(channel, clean, templates_dir=templates_dir, limits=limits)
     row = MessageTemplate(
         key=key, channel=channel, version=version, description=description, variants=clean
     )
@@ -66,8 +67,10 @@ def create_template(
     variants: dict[str, dict[str, str]],
     description: str | None = None,
     templates_dir: str | Path | None = None,
+    limits: TemplateLimits | None = None,
 ) -> MessageTemplate:
-    """Version 1 of an API template. It may override a file template of the same key."""
+    """Version 1 of an API template. It may override a file template of the same key.
+    `limits` (default: this process's settings) bound the save-time trial render."""
     if latest_api_template(session, key=key, channel=channel) is not None:
         raise Conflict(f"template {key!r} ({channel}) exists; add a version instead", field="key")
     return _save(
@@ -78,6 +81,7 @@ def create_template(
         description=description,
         version=1,
         templates_dir=templates_dir,
+        limits=limits,
     )
 
 
@@ -89,6 +93,7 @@ def add_version(
     variants: dict[str, dict[str, str]],
     description: str | None = None,
     templates_dir: str | Path | None = None,
+    limits: TemplateLimits | None = None,
 ) -> MessageTemplate:
     latest = latest_api_template(session, key=key, channel=channel)
     version = 1 if latest is None else latest.version + 1
@@ -102,6 +107,7 @@ def add_version(
         description=description,
         version=version,
         templates_dir=templates_dir,
+        limits=limits,
     )
 
 
@@ -183,12 +189,14 @@ def preview(
     extra: dict[str, Any] | None = None,
     variants: dict[str, dict[str, str]] | None = None,
     templates_dir: str | Path | None = None,
+    limits: TemplateLimits | None = None,
 ) -> tuple[ResolvedTemplate, Rendered]:
-    """Render with a real profile or the sample data; `variants` previews an unsaved draft."""
+    """Render with a real profile or the sample data; `variants` previews an unsaved draft.
+    The render runs under `limits` (default: this process's settings), as a send does."""
     from rejse.messaging.sender import profile_context
 
     if variants is not None:
-        validate_variants(channel, variants, templates_dir=templates_dir)
+        validate_variants(channel, variants, templates_dir=templates_dir, limits=limits)
         wanted = formatting.language(locale or (profile.locale if profile else None))
         loc = wanted if wanted in variants else min(variants)
         eng = engines(templates_dir)
@@ -226,4 +234,4 @@ def preview(
         context["extra"] = extra
     if not isinstance(context.get("profile"), dict):
         raise Unprocessable("profile could not be loaded", field="profile_id")
-    return resolved, render(resolved, context)
+    return resolved, render(resolved, context, limits=limits)

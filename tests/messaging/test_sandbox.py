@@ -1,5 +1,7 @@
 """Templates render in the immutable sandbox: escape attempts are refused with a clear error at
-save (with the line) and at render; broken templates are rejected at save with their line."""
+save (with the line) and at render; broken templates are rejected at save with their line; and
+the limits (work, value and output size, nesting, range) hold at save and at render, refusing
+before anything large is built."""
 
 from __future__ import annotations
 
@@ -106,7 +108,7 @@ def test_money_and_dates_follow_locale():
 def test_runaway_loops_rejected_at_save():
     with pytest.raises(Unprocessable) as err:
         validate_source(
-            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
             part="text",
             field_name="variants.en.text",
         )
@@ -114,3 +116,115 @@ def test_runaway_loops_rejected_at_save():
     # the shipped templates are far below the budget
     source = (engines().templates_dir / "email/abandoned_cart/reminder/da/body.html").read_text()
     validate_source(source, part="html", field_name="variants.da.html")
+
+
+# ----------------------------------------------------------------------------- limits
+
+# Each builds 100 MB or more in one way or another; with the sample data, so refused at save.
+HUGE = {
+    "concat-doubling": "{% set ns = namespace(s='x' * 100000) %}{% for i in range(10) %}"
+    "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
+    "plus-doubling": "{% set ns = namespace(s='x' * 100000) %}{% for i in range(10) %}"
+    "{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s | length }}",
+    "center-filter": "{{ 'x' | center(100000000) | length }}",
+    "ljust-method": "{{ 'x'.ljust(100000000) | length }}",
+    "printf-width": "{{ '%100000000s' | format('x') | length }}",
+    "printf-star": "{{ '%*s' % (100000000, 'x') }}",
+    "str-format-width": "{{ '{:>100000000}'.format('x') | length }}",
+    "replace-empty": "{{ ('x' * 1000).replace('', 'y' * 100000) | length }}",
+    "join": "{{ (['x' * 100000] * 1000) | join | length }}",
+    "wordwrap": "{{ ('x ' * 1000) | wordwrap(1, wrapstring='y' * 100000) }}",
+    "nested-list-repr": "{% set ns = namespace(s='x') %}{% for i in range(40) %}"
+    "{% set ns.s = [ns.s, ns.s] %}{% endfor %}{{ ns.s }}",
+    "loop-output": "{% for i in range(1000) %}{{ 'x' * 100000 }}{% endfor %}",
+    "big-int": "{% set ns = namespace(x=9) %}{% for i in range(40) %}"
+    "{% set ns.x = ns.x * ns.x %}{% endfor %}{{ ns.x }}",
+}
+
+
+@pytest.mark.parametrize("source", list(HUGE.values()), ids=list(HUGE))
+def test_template_building_a_huge_value_is_refused_at_save_without_allocating_it(source):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(Unprocessable) as err:
+            validate_source("Hi\n" + source, part="html", field_name="variants.en.html")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert err.value.field == "variants.en.html"
+    assert "line 2" in err.value.message
+    assert peak < 20_000_000, f"{peak:,} bytes allocated"
+
+
+def test_self_calling_macro_is_refused_at_save_with_its_line():
+    with pytest.raises(Unprocessable) as err:
+        validate_source(
+            "Hi\n{% macro m(n) %}{{ m(n + 1) }}{% endmacro %}\n{{ m(0) }}",
+            part="text",
+            field_name="variants.en.text",
+        )
+    assert "nest deeper than 32" in err.value.message
+    assert "line 2" in err.value.message
+
+
+def test_range_over_the_limit_is_refused_at_save():
+    with pytest.raises(Unprocessable) as err:
+        validate_source(
+            "{% for i in range(50000) %}{% endfor %}", part="text", field_name="variants.en.text"
+        )
+    assert "range() of 50,000 items is over the limit of 10,000" in err.value.message
+
+
+def test_loops_driven_by_data_stop_at_render_within_bounded_time():
+    """Work that only explodes with the real data (here `extra.n`, cubic) passes the save-time
+    trial and is stopped by the same budget when it renders."""
+    import time
+
+    source = (
+        "{% for i in range(extra.n) %}{% for j in range(extra.n) %}{% for k in range(extra.n) %}"
+        "{{ i }}{% endfor %}{% endfor %}{% endfor %}"
+    )
+    validate_source(source, part="html", field_name="variants.en.html")  # sample: no extra.n
+    started = time.monotonic()
+    with pytest.raises(Unprocessable) as err:
+        render_part(
+            engines().html.from_string(source),
+            {**sample_context(), "extra": {"n": 300}},
+            part="html",
+        )
+    assert time.monotonic() - started < 2
+    assert "too much work" in err.value.message or "takes too long" in err.value.message
+    assert err.value.field == "template.html"
+
+
+def test_output_cap_is_per_part_and_configurable():
+    from rejse.messaging.sandbox import TemplateLimits
+
+    source = "{% for i in range(100) %}{{ 'x' * 100 }}{% endfor %}"  # 10,000 bytes
+    template = engines().html.from_string(source)
+    assert len(render_part(template, sample_context(), part="html")) == 10_000
+    small = TemplateLimits(html_bytes=8_192)
+    with pytest.raises(Unprocessable) as err:
+        render_part(template, sample_context(), part="html", limits=small)
+    assert "html output is over 8,192 bytes" in err.value.message
+    assert "line 1" in err.value.message
+    with pytest.raises(Unprocessable) as err:
+        validate_source(source, part="html", field_name="variants.da.html", limits=small)
+    assert err.value.field == "variants.da.html"
+    # the subject has its own, smaller cap
+    with pytest.raises(Unprocessable) as err:
+        render_part(engines().text.from_string(source), sample_context(), part="subject")
+    assert "subject output is over 2,048 bytes" in err.value.message
+
+
+def test_limits_come_from_settings():
+    from rejse.messaging.sandbox import TemplateLimits
+    from rejse.settings import Settings
+
+    limits = TemplateLimits.from_settings(
+        Settings(template_max_html_bytes=100_000, template_max_range=500, template_max_depth=8)
+    )
+    assert (limits.html_bytes, limits.range_size, limits.depth) == (100_000, 500, 8)
+    assert limits.text_bytes == 256 * 1024

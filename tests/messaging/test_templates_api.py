@@ -167,3 +167,137 @@ async def test_preview_with_odd_trigger_data_never_500(client, keys):
     )
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "template.subject"
+
+
+# ----------------------------------------------------------------------------- limits
+
+HUNDRED_MB = (
+    "{% set ns = namespace(s='x' * 100000) %}{% for i in range(10) %}"
+    "{% set ns.s = ns.s ~ ns.s %}{% endfor %}<p>{{ ns.s | length }}</p>"
+)
+CUBIC = (
+    "<p>{% for i in range(extra.n) %}{% for j in range(extra.n) %}"
+    "{% for k in range(extra.n) %}{{ i }}{% endfor %}{% endfor %}{% endfor %}</p>"
+)
+
+
+async def test_template_building_a_100_mb_string_is_refused_at_save_and_not_stored(client, keys):
+    import tracemalloc
+
+    marketer = auth(keys[Role.marketer])
+    body = {
+        "key": "bomb/concat",
+        "channel": "email",
+        "variants": {"en": {"subject": "Hi", "html": "<p>Hi</p>\n" + HUNDRED_MB}},
+    }
+    tracemalloc.start()
+    try:
+        r = await client.post("/api/templates", json=body, headers=marketer)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert r.status_code == 422, r.text
+    [error] = r.json()["errors"]
+    assert error["field"] == "variants.en.html"
+    assert error["message"].startswith("line 2: ")
+    assert "too large" in error["message"]
+    assert peak < 30_000_000, f"{peak:,} bytes allocated"
+    r = await client.get("/api/templates/bomb/concat", headers=marketer)
+    assert r.status_code == 404
+
+
+async def test_analyst_preview_with_cubic_extra_loops_ends_quickly_with_422(client, keys):
+    import time
+
+    marketer, analyst = auth(keys[Role.marketer]), auth(keys[Role.analyst])
+    body = {"key": "bomb/cubic", "variants": {"en": {"subject": "Hi", "html": CUBIC}}}
+    r = await client.post("/api/templates", json=body, headers=marketer)
+    assert r.status_code == 201, r.text  # the sample data has no extra.n: nothing to stop
+    started = time.monotonic()
+    r = await client.post(
+        "/api/templates/bomb/cubic/preview", json={"extra": {"n": 300}}, headers=analyst
+    )
+    elapsed = time.monotonic() - started
+    assert r.status_code == 422, r.text[:300]
+    assert elapsed < 2, f"preview took {elapsed:.1f} s"
+    [error] = r.json()["errors"]
+    assert error["field"] == "template.html"
+    assert "line 1" in error["message"]
+    assert "too much work" in error["message"] or "takes too long" in error["message"]
+    # the same draft, unsaved, is stopped the same way
+    r = await client.post(
+        "/api/templates/bomb/draft/preview",
+        json={"variants": body["variants"], "extra": {"n": 300}},
+        headers=analyst,
+    )
+    assert r.status_code == 422, r.text[:300]
+
+
+async def test_configured_output_cap_applies_to_save_and_preview(client, keys, runtime):
+    marketer = auth(keys[Role.marketer])
+    runtime.settings.template_max_html_bytes = 8_192
+    html = "<p>{% for i in range(100) %}{{ 'x' * 100 }}{% endfor %}</p>"  # 10 KB
+    r = await client.post(
+        "/api/templates",
+        json={"key": "big/html", "variants": {"da": {"subject": "Hej", "html": html}}},
+        headers=marketer,
+    )
+    assert r.status_code == 422, r.text
+    [error] = r.json()["errors"]
+    assert error["field"] == "variants.da.html"
+    assert "html output is over 8,192 bytes" in error["message"]
+    runtime.settings.template_max_html_bytes = 16_384
+    r = await client.post(
+        "/api/templates",
+        json={"key": "big/html", "variants": {"da": {"subject": "Hej", "html": html}}},
+        headers=marketer,
+    )
+    assert r.status_code == 201, r.text
+    runtime.settings.template_max_html_bytes = 8_192
+    r = await client.post("/api/templates/big/html/preview", json={}, headers=marketer)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "template.html"
+
+
+async def test_send_over_the_limits_fails_for_good_with_its_reason_in_the_log(
+    client, keys, runtime
+):
+    """At send time the message fails permanently (no retry, no hang) and says why."""
+    import time
+
+    from sqlmodel import Session
+
+    from rejse.contracts import SendRequest
+    from rejse.messaging import template_store
+    from rejse.messaging.sender import send_message
+    from tests.messaging.conftest import NOON
+
+    loops = CUBIC.replace("extra.n", "trigger.properties.n")
+    with Session(runtime.engine) as s:
+        template_store.create_template(
+            s,
+            key="bomb/send",
+            channel="email",
+            variants={"da": {"subject": "Hej", "html": loops}},
+            templates_dir=runtime.settings.templates_dir,
+        )
+        s.commit()
+    pid = mette(runtime)
+    request = SendRequest(
+        idempotency_key=f"test:{pid}:bomb",
+        profile_id=pid,
+        channel="email",
+        template="bomb/send",
+        trigger={"event": "Checkout Started", "properties": {"n": 300}},
+    )
+    started = time.monotonic()
+    result = send_message(runtime.settings, runtime.engine, request, now=NOON)
+    assert time.monotonic() - started < 5
+    assert result.status == "failed"
+    assert result.reason is not None
+    assert result.reason.startswith("template_error: html: line 1: ")
+    r = await client.get(f"/api/messages?profile_id={pid}", headers=auth(keys[Role.analyst]))
+    [logged] = r.json()
+    assert logged["status"] == "failed"
+    assert logged["reason"] == result.reason
+    assert logged["body_html"] is None
