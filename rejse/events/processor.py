@@ -13,7 +13,8 @@ Stages per batch (see docs/events.md):
 3. dispatch: every `EventDispatcher` gets the batch's `ProcessedEvent`s (at-least-once).
 4. finish: delete the outbox rows.
 A failing event is retried alone with exponential backoff; after `max_attempts` it goes to
-`event_dead_letter` and the others carry on.
+`event_dead_letter` and the others carry on. A failure no retry can fix (`failures.is_permanent`:
+the event's data is the problem) and a stored row that cannot be decoded go there at once.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from sqlmodel import Session
 
 from rejse.contracts import ConsentChange, EventDispatcher, InTransactionSubscriber, ProcessedEvent
 from rejse.db import utcnow
+from rejse.events.failures import failure_reason, is_permanent
 from rejse.events.service import event_row
 from rejse.events.store import (
     EVENT,
     OUTBOX,
+    Unloadable,
     bucket_for,
     load_outbox,
     mark_processed,
@@ -45,7 +48,7 @@ from rejse.metrics import EVENTS_DEAD_LETTERED, EVENTS_PROCESSED, EVENTS_RETRIED
 from rejse.models.events import OUTBOX_BUCKETS, DeadLetter, OutboxBucket
 from rejse.models.profiles import Profile
 from rejse.profiles.consent import STATUSES, set_consent
-from rejse.profiles.identity import IdentityIndex, event_identifiers
+from rejse.profiles.identity import IdentityIndex, changes_profile_data, event_identifiers
 from rejse.profiles.service import resolve_profile_id
 from rejse.runtime import Runtime
 
@@ -133,13 +136,15 @@ class EventProcessor:
         try:
             if claim.buckets == []:
                 return 0
-            entries = await asyncio.to_thread(self._load, claim.buckets)
+            entries, unloadable = await asyncio.to_thread(self._load, claim.buckets)
+            if unloadable:
+                await asyncio.to_thread(self._dead_letter_unloadable, unloadable)
             if not entries:
-                return 0
+                return len(unloadable)
             results = await asyncio.to_thread(self._apply_batch, entries)
             done = await self._dispatch(results)
             await asyncio.to_thread(self._finish, done)
-            return len(entries)
+            return len(entries) + len(unloadable)
         finally:
             await asyncio.to_thread(claim.release)
 
@@ -175,14 +180,52 @@ class EventProcessor:
             )
         self._buckets_ready = True
 
-    def _load(self, buckets: list[int] | None) -> list[Entry]:
+    def _load(self, buckets: list[int] | None) -> tuple[list[Entry], list[Unloadable]]:
         with self.engine.connect() as conn:
-            return [
-                Entry(outbox_id=oid, state=state, attempts=attempts, processed=processed, row=row)
-                for oid, state, attempts, processed, row in load_outbox(
-                    conn, now=utcnow(), buckets=buckets, limit=self.batch_size
-                )
-            ]
+            loaded, unloadable = load_outbox(
+                conn, now=utcnow(), buckets=buckets, limit=self.batch_size
+            )
+        entries = [
+            Entry(
+                outbox_id=e.outbox_id,
+                state=e.state,
+                attempts=e.attempts,
+                processed=e.processed,
+                row=e.row,
+            )
+            for e in loaded
+        ]
+        return entries, unloadable
+
+    def _dead_letter_unloadable(self, rows: list[Unloadable]) -> None:
+        """Stored text does not change on a retry: to the dead letters at once."""
+        for row in rows:
+            log.warning(
+                "event_failed",
+                event_id=row.event_id,
+                stage="load",
+                attempts=row.attempts + 1,
+                error="Undecodable",
+                permanent=True,
+            )
+        with self.engine.begin() as conn:
+            conn.execute(
+                DEAD.insert(),
+                [
+                    {
+                        "event_id": row.event_id,
+                        "stage": "load",
+                        "error": row.reason[:1000],
+                        "attempts": row.attempts + 1,
+                        "at": utcnow(),
+                        "processed": None,
+                    }
+                    for row in rows
+                ],
+            )
+            conn.execute(OUTBOX.delete().where(OUTBOX.c.id.in_([r.outbox_id for r in rows])))
+        EVENTS_DEAD_LETTERED.inc(len(rows))
+        self.stats["failed"] += len(rows)
 
     # ------------------------------------------------------------------ apply
     def _apply_batch(self, entries: list[Entry]) -> list[tuple[Entry, ProcessedEvent]]:
@@ -190,7 +233,10 @@ class EventProcessor:
         applied: dict[int, ProcessedEvent] = {}
         for e in entries:
             if e.state == "applied" and e.row["profile_id"]:
-                applied[e.outbox_id] = processed_event(e.row, e.processed)
+                try:
+                    applied[e.outbox_id] = processed_event(e.row, e.processed)
+                except Exception as exc:  # noqa: BLE001 - a saved state that no longer fits
+                    self._fail(e, "dispatch", exc)
         if pending:
             try:
                 applied.update(self._apply_in_transaction(pending))
@@ -232,7 +278,7 @@ class EventProcessor:
         }
         index.preload(idents.values())
         index.prefetch_traits(
-            ids for oid, ids in idents.items() if entries_by_id[oid].row["type"] == "identify"
+            ids for oid, ids in idents.items() if changes_profile_data(entries_by_id[oid].row)
         )
         out: dict[int, ProcessedEvent] = {}
         event_updates: list[tuple[str, str, dt.datetime]] = []
@@ -381,7 +427,8 @@ class EventProcessor:
         self, entry: Entry, stage: str, exc: BaseException, event: ProcessedEvent | None = None
     ) -> None:
         attempts = entry.attempts + 1
-        error = f"{type(exc).__name__}: {exc}"[:480]
+        permanent = is_permanent(exc)
+        error = failure_reason(exc)
         self.stats["failed"] += 1
         log.warning(
             "event_failed",
@@ -389,33 +436,51 @@ class EventProcessor:
             stage=stage,
             attempts=attempts,
             error=type(exc).__name__,
+            permanent=permanent,
         )
+        if permanent or attempts >= self.max_attempts:
+            state = event.model_dump(mode="json") if event else None
+            try:
+                self._dead_letter(entry, stage, error, attempts, state)
+            except Exception:  # noqa: BLE001 - the saved state itself may be what fails
+                if state is None:
+                    raise
+                self._dead_letter(entry, stage, error, attempts, None)
+            EVENTS_DEAD_LETTERED.inc()
+            return
+        delay = min(self.backoff_max, self.backoff_base * 2 ** (attempts - 1))
         with self.engine.begin() as conn:
-            if attempts >= self.max_attempts:
-                conn.execute(
-                    DEAD.insert().values(
-                        event_id=entry.row["id"],
-                        stage=stage,
-                        error=error,
-                        attempts=attempts,
-                        at=utcnow(),
-                        processed=event.model_dump(mode="json") if event else None,
-                    )
-                )
-                conn.execute(OUTBOX.delete().where(OUTBOX.c.id == entry.outbox_id))
-                EVENTS_DEAD_LETTERED.inc()
-                return
-            delay = min(self.backoff_max, self.backoff_base * 2 ** (attempts - 1))
             conn.execute(
                 OUTBOX.update()
                 .where(OUTBOX.c.id == entry.outbox_id)
                 .values(
                     attempts=attempts,
-                    last_error=error,
+                    last_error=error[:480],
                     available_at=utcnow() + dt.timedelta(seconds=delay),
                 )
             )
-            EVENTS_RETRIED.inc()
+        EVENTS_RETRIED.inc()
+
+    def _dead_letter(
+        self,
+        entry: Entry,
+        stage: str,
+        error: str,
+        attempts: int,
+        state: dict[str, Any] | None,
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                DEAD.insert().values(
+                    event_id=entry.row["id"],
+                    stage=stage,
+                    error=error[:1000],
+                    attempts=attempts,
+                    at=utcnow(),
+                    processed=state,
+                )
+            )
+            conn.execute(OUTBOX.delete().where(OUTBOX.c.id == entry.outbox_id))
 
 
 def _extras(event: ProcessedEvent) -> dict[str, Any]:
@@ -433,6 +498,7 @@ def processed_event(row: dict[str, Any], extras: dict[str, Any] | None) -> Proce
         profile_id=row["profile_id"],
         type=row["type"],
         event=row["event"],
+        group_id=row.get("group_id"),
         properties=row["properties"] or {},
         traits=row["traits"] or {},
         timestamp=row["timestamp"],

@@ -7,12 +7,14 @@ import datetime as dt
 import json
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy.engine import Connection
 
 from rejse.db import driver_mark, driver_value, sqlite_time
+from rejse.events.values import find_unstorable, might_be_unstorable
 from rejse.models.events import OUTBOX_BUCKETS, Event, OutboxEntry
 
 EVENT = Event.__table__  # type: ignore[attr-defined]
@@ -31,11 +33,16 @@ _TIME_COLUMNS = frozenset({"timestamp", "received_at", "processed_at"})
 _ROWS_PER_STATEMENT = 500
 
 
+class UnstorableEvent(ValueError):
+    """An event value JSON cannot carry faithfully; refused when written, so no row exists that
+    the processor could not read back."""
+
+
 def _json(value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
-    except TypeError:  # e.g. integers beyond 64 bits
-        return json.dumps(value)
+    except TypeError as exc:  # an integer beyond 64 bits, a lone surrogate, a non-JSON type
+        raise UnstorableEvent(f"event value cannot be stored as JSON: {exc}") from None
 
 
 # Per column: 0 = as is, 1 = JSON text, 2 = UTC datetime (text on SQLite). Precomputed: this
@@ -133,6 +140,7 @@ LOAD_EVENT_COLUMNS = (
     "user_id",
     "anonymous_id",
     "previous_id",
+    "group_id",
     "profile_id",
     "properties",
     "traits",
@@ -141,36 +149,115 @@ LOAD_EVENT_COLUMNS = (
     "received_at",
     "source",
 )
+_LOAD_JSON = ("properties", "traits", "context")
+
+
+class Undecodable(ValueError):
+    """A stored row the loader cannot turn back into the event it was (its message names the
+    column and the kind of problem, never a value)."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """An available outbox row with its event row decoded."""
+
+    outbox_id: int
+    state: str
+    attempts: int
+    processed: dict[str, Any] | None
+    row: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Unloadable:
+    """An available outbox row whose event (or saved processing state) cannot be decoded."""
+
+    outbox_id: int
+    event_id: str
+    attempts: int
+    reason: str
+
+
+def decode_json(text: str | bytes | None, column: str) -> Any:
+    """Stored JSON text as the event had it. orjson reads what it can represent exactly; text
+    that may hold an integer beyond 64 bits, NaN/Infinity or a NUL (written by older code or
+    by hand) is read exactly and checked, and refused with `Undecodable`."""
+    if not text:
+        return None
+    if not might_be_unstorable(text):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise Undecodable(f"{column}: not valid JSON ({exc.msg})") from None
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        message = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+        raise Undecodable(f"{column}: not valid JSON ({message})") from None
+    problem = find_unstorable(value)
+    if problem is not None:
+        raise Undecodable(f"{column}: {problem[1]}") from None
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _decode_row(
+    row: dict[str, Any], processed: Any, *, sqlite: bool
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Decoded in place like the column types would; `Undecodable` names what failed."""
+    for name in _LOAD_JSON:
+        value = decode_json(row[name], name)
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise Undecodable(f"{name}: a JSON {type(value).__name__}, not an object")
+        row[name] = value
+    for name in ("timestamp", "received_at"):
+        value = row[name]
+        if sqlite:
+            try:
+                value = dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+            except (TypeError, ValueError):
+                raise Undecodable(f"{name}: not a datetime") from None
+        row[name] = value
+    state = decode_json(processed, "processed")
+    if state is not None and not isinstance(state, dict):
+        raise Undecodable(f"processed: a JSON {type(state).__name__}, not an object")
+    return row, state
 
 
 def load_outbox(
     conn: Connection, *, now: dt.datetime, buckets: Sequence[int] | None, limit: int
-) -> list[tuple[int, str, int, Any, dict[str, Any]]]:
-    """Available outbox rows in id order with their events: (outbox id, state, attempts,
-    processed, event row). Driver-level for speed; decodes like the column types would."""
+) -> tuple[list[Loaded], list[Unloadable]]:
+    """Available outbox rows in id order with their events, and those that cannot be decoded
+    (for the dead letters: no retry can change stored text). Driver-level for speed; JSON is
+    read as text on both backends and decoded the same way (`decode_json`)."""
     sqlite = conn.dialect.name == "sqlite"
     m = driver_mark(conn)
     where = f"o.available_at <= {m}"
     params: list[Any] = [driver_value(conn, now)]
     if buckets is not None:
         if not buckets:
-            return []
+            return [], []
         where += f" AND o.bucket IN ({', '.join([m] * len(buckets))})"
         params.extend(buckets)
-    cols = ", ".join(f"e.{c}" for c in LOAD_EVENT_COLUMNS)
+    text = "" if sqlite else "::text"
+    cols = ", ".join(f"e.{c}{text}" if c in _LOAD_JSON else f"e.{c}" for c in LOAD_EVENT_COLUMNS)
     sql = (
-        f"SELECT o.id, o.state, o.attempts, o.processed, {cols} FROM event_outbox o "  # noqa: S608 - our column names, placeholders and an int
+        f"SELECT o.id, o.state, o.attempts, o.processed{text}, {cols} FROM event_outbox o "  # noqa: S608 - our column names, placeholders and an int
         f"JOIN event e ON e.id = o.event_id WHERE {where} ORDER BY o.id LIMIT {int(limit)}"
     )
-    out = []
+    loaded: list[Loaded] = []
+    failed: list[Unloadable] = []
     for r in conn.exec_driver_sql(sql, tuple(params)):
         row = dict(zip(LOAD_EVENT_COLUMNS, r[4:], strict=True))
-        processed = r[3]
-        if sqlite:
-            for name in ("properties", "traits", "context"):
-                row[name] = orjson.loads(row[name]) if row[name] else {}
-            for name in ("timestamp", "received_at"):
-                row[name] = dt.datetime.fromisoformat(row[name]).replace(tzinfo=dt.UTC)
-            processed = orjson.loads(processed) if processed else None
-        out.append((r[0], r[1], r[2], processed, row))
-    return out
+        try:
+            row, processed = _decode_row(row, r[3], sqlite=sqlite)
+        except Undecodable as exc:
+            failed.append(Unloadable(r[0], row["id"], r[2], f"undecodable row: {exc}"))
+            continue
+        loaded.append(Loaded(r[0], r[1], r[2], processed, row))
+    return loaded, failed
