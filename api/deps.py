@@ -8,14 +8,50 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import (
+    HTTPAuthorizationCredentials,
+    HTTPBasic,
+    HTTPBasicCredentials,
+    HTTPBearer,
+)
 from sqlmodel import Session
+from starlette.requests import HTTPConnection
 
 from rejse.contracts import ProfileEraser
 from rejse.roles import Role
 from rejse.runtime import Runtime
 
 bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
+BEARER_ONLY = "Bearer"
+BEARER_OR_BASIC = 'Bearer, Basic realm="rejse"'
+
+
+class KeyAsUserName(HTTPBasic):
+    """HTTP Basic as Segment's and RudderStack's SDKs send it: the write key as the user name,
+    no password. Its 401s challenge for both schemes the ingestion routes take."""
+
+    def make_authenticate_headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": BEARER_OR_BASIC}
+
+    async def __call__(  # type: ignore[override]  # FastAPI's HTTPBasic narrows it the same way
+        self, request: HTTPConnection
+    ) -> HTTPBasicCredentials | None:
+        try:
+            return await super().__call__(request)
+        except HTTPException:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "malformed HTTP Basic credentials: base64 of `<key>:` expected",
+                headers=self.make_authenticate_headers(),
+            ) from None
+
+
+basic = KeyAsUserName(
+    scheme_name="HTTPBasic",
+    auto_error=False,
+    description="Ingestion (`/v1`) only: the API key as the user name, empty password "
+    "(`Authorization: Basic base64(<key>:)`), as the Segment and RudderStack SDKs send it",
+)
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -57,21 +93,34 @@ class Principal:
     role: Role
 
 
-def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+def authenticate(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None,
+    basic_credentials: HTTPBasicCredentials | None = None,
+    *,
+    challenge: str = BEARER_ONLY,
+) -> Principal:
     """The caller's key and role, or 401. A cache hit is a dict lookup; a miss (once per key
-    per TTL) is one short indexed query, so this stays async-safe on the ingestion path."""
-    if credentials is None or not credentials.credentials:
+    per TTL) is one short indexed query, so this stays async-safe on the ingestion path.
+    `basic_credentials` (ingestion only) carry the key as the user name."""
+    key = credentials.credentials if credentials is not None else None
+    if not key and basic_credentials is not None:
+        key = basic_credentials.username
+    if not key:
+        how = "`Authorization: Bearer <key>`"
+        if challenge != BEARER_ONLY:
+            how += " or HTTP Basic with the key as user name"
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "missing API key: send `Authorization: Bearer <key>`",
-            headers={"WWW-Authenticate": "Bearer"},
+            f"missing API key: send {how}",
+            headers={"WWW-Authenticate": challenge},
         )
-    resolved = request.app.state.runtime.keys.resolve(credentials.credentials)
+    resolved = request.app.state.runtime.keys.resolve(key)
     if resolved is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "invalid or revoked API key",
-            headers={"WWW-Authenticate": "Bearer"},
+            headers={"WWW-Authenticate": challenge},
         )
     return Principal(key_id=resolved[0], role=resolved[1])
 
@@ -83,23 +132,22 @@ async def get_principal(
     return authenticate(request, credentials)
 
 
-# What `require(...)` returns: FastAPI calls it with the request and the bearer credentials.
-RoleCheck = Callable[[Request, HTTPAuthorizationCredentials | None], Coroutine[Any, Any, Principal]]
+# What `require(...)` returns: FastAPI calls it with the request and the credentials of its
+# schemes (bearer; bearer and basic for ingestion).
+RoleCheck = Callable[..., Coroutine[Any, Any, Principal]]
 
 
-def require(*roles: Role) -> RoleCheck:
+def require(*roles: Role, basic_auth: bool = False) -> RoleCheck:
     """Dependency factory: the key must have one of `roles` (admin always passes).
+    `basic_auth=True` (the `/v1` ingestion routes) also takes the key as HTTP Basic user name.
 
-    One flat dependency (plus the bearer scheme, which documents auth in OpenAPI): FastAPI's
-    dependency solving costs per node, and this runs on every request, ingestion included."""
+    One flat dependency (plus the auth schemes, which document auth in OpenAPI): FastAPI's
+    dependency solving costs per node, and this runs on every request, ingestion included.
+    `check.from_request(request)` runs the same check without the solver (`LeanRoute`)."""
     allowed = frozenset(roles) | {Role.admin}
     names = ", ".join(sorted(r.value for r in allowed))
 
-    async def check(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Principal:
-        principal = authenticate(request, credentials)
+    def decide(principal: Principal) -> Principal:
         if principal.role not in allowed:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
@@ -107,19 +155,60 @@ def require(*roles: Role) -> RoleCheck:
             )
         return principal
 
-    check.allowed_roles = allowed  # type: ignore[attr-defined]  # read by the auth matrix test
+    check: RoleCheck
+    if basic_auth:
+
+        async def check_bearer_or_basic(
+            request: Request,
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+            basic_credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],
+        ) -> Principal:
+            return decide(
+                authenticate(request, credentials, basic_credentials, challenge=BEARER_OR_BASIC)
+            )
+
+        async def from_request(request: Request) -> Principal:
+            credentials = await bearer(request)
+            basic_credentials = None if credentials else await basic(request)
+            return await check_bearer_or_basic(request, credentials, basic_credentials)
+
+        check = check_bearer_or_basic
+    else:
+
+        async def check_bearer(
+            request: Request,
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        ) -> Principal:
+            return decide(authenticate(request, credentials))
+
+        async def from_request(request: Request) -> Principal:
+            return await check_bearer(request, await bearer(request))
+
+        check = check_bearer
+
+    _describe(check, allowed=allowed, from_request=from_request)
     return check
+
+
+def _describe(
+    check: Any,
+    *,
+    allowed: frozenset[Role],
+    from_request: Callable[[Request], Coroutine[Any, Any, Principal]],
+) -> None:
+    check.allowed_roles = allowed  # read by the auth matrix test
+    check.from_request = from_request  # run by LeanRoute
 
 
 # Common role sets, so routers read like a policy table.
 ADMIN = (Role.admin,)
 READ = (Role.marketer, Role.analyst)  # control-plane reads
 WRITE = (Role.marketer,)  # control-plane writes
-INGEST = (Role.ingest,)
+INGEST = (Role.ingest,)  # with HTTP Basic too (IngestDep), as analytics SDKs authenticate
 SALES = (Role.sales,)
 
 AdminDep = Annotated[Principal, Depends(require(*ADMIN))]
 ReadDep = Annotated[Principal, Depends(require(*READ))]
 WriteDep = Annotated[Principal, Depends(require(*WRITE))]
-IngestDep = Annotated[Principal, Depends(require(*INGEST))]
+IngestDep = Annotated[Principal, Depends(require(*INGEST, basic_auth=True))]
 SalesDep = Annotated[Principal, Depends(require(*SALES))]
