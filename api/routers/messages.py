@@ -1,4 +1,8 @@
-"""The message log and development outbox: `GET /api/messages?profile_id=&journey=&channel=`."""
+"""The message log and development outbox: `GET /api/messages?profile_id=&journey=&channel=`.
+
+Bodies are shown with their tracking tokens redacted (`/u/…`, `/p/…`, `/t/c/…`): a reader of
+the log (an analyst key) sees what was sent but cannot unsubscribe, change the preferences of,
+or click for its recipient."""
 
 from __future__ import annotations
 
@@ -8,8 +12,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from api.deps import ReadDep, SessionDep
+from api.deps import ReadDep, RuntimeDep, SessionDep
 from rejse.messaging import service
+from rejse.models.messaging import Message
+from rejse.runtime import Runtime
 
 router = APIRouter(prefix="/api/messages", tags=["messages"])
 
@@ -41,16 +47,28 @@ class MessagePublic(BaseModel):
     click_count: int
 
 
+def _public(row: Message, runtime: Runtime) -> MessagePublic:
+    out = MessagePublic.model_validate(row, from_attributes=True)
+    base = runtime.settings.effective_public_url
+    return out.model_copy(
+        update={
+            name: service.redact_tokens(getattr(out, name), base_url=base)
+            for name in ("subject", "body_text", "body_html")
+        }
+    )
+
+
 @router.get("", response_model=list[MessagePublic])
 def list_messages(
     session: SessionDep,
+    runtime: RuntimeDep,
     _: ReadDep,
     profile_id: Annotated[str | None, Query(max_length=64)] = None,
     journey: Annotated[str | None, Query(max_length=200)] = None,
     channel: Literal["email", "sms", "in_app", "webhook"] | None = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[MessagePublic]:
     rows = service.list_messages(
         session,
@@ -61,11 +79,11 @@ def list_messages(
         limit=limit,
         offset=offset,
     )
-    return [MessagePublic.model_validate(r, from_attributes=True) for r in rows]
+    return [_public(r, runtime) for r in rows]
 
 
 @router.get("/{message_id}", response_model=MessagePublic)
-def get_message(message_id: str, session: SessionDep, _: ReadDep) -> MessagePublic:
-    return MessagePublic.model_validate(
-        service.get_message(session, message_id), from_attributes=True
-    )
+def get_message(
+    message_id: str, session: SessionDep, runtime: RuntimeDep, _: ReadDep
+) -> MessagePublic:
+    return _public(service.get_message(session, message_id), runtime)

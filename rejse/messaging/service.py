@@ -1,10 +1,13 @@
 """The message log: lookups, listing (the development outbox), tracking (opens, clicks,
-unsubscribe), the in-app inbox, journey stats and GDPR erase."""
+unsubscribe), the in-app inbox, journey stats and GDPR erase; and the redaction of the live
+tracking tokens in bodies the API shows."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -23,6 +26,35 @@ DELIVERED = ("sent", "opened", "clicked")
 def message_id_for(idempotency_key: str) -> str:
     """Deterministic message id (and SMTP Message-ID) for an idempotency key; no PII in it."""
     return "msg_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+
+
+REDACTED = "\u2026"  # what a token becomes in a body the API shows
+# A signed token (rejse.messaging.tokens): base64url payload "." base64url signature. Matched only
+# from the start of a run of such characters (the lookbehind), so a long run costs linear time.
+_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])([A-Za-z0-9_-]{8,}+)\.[A-Za-z0-9_-]{16,}+")
+_TOKEN_PAYLOAD = re.compile(r"[a-z]{1,8}:[A-Za-z0-9_.-]{1,128}(?::[0-9]{1,9})?")
+
+
+def _is_token(payload_b64: str) -> bool:
+    try:
+        payload = base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4))
+        return _TOKEN_PAYLOAD.fullmatch(payload.decode("ascii")) is not None
+    except (ValueError, UnicodeDecodeError):
+        return False
+
+
+def redact_tokens(text: str | None, *, base_url: str | None = None) -> str | None:
+    """`text` with every live tracking token replaced by an ellipsis: unsubscribe (`/u/`),
+    preference (`/p/`), click and open (`/t/`) links stay readable but no longer work, so who
+    reads a stored body cannot act for its recipient. Tokens are recognised by their signed
+    shape wherever they are; under `base_url` every such link's token part goes too."""
+    if not text:
+        return text
+    text = _TOKEN.sub(lambda m: REDACTED if _is_token(m.group(1)) else m.group(0), text)
+    if base_url:
+        links = re.compile(re.escape(base_url.rstrip("/")) + r"/(u|p|t/[a-z])/[^\s\"'<>?#&]+")
+        text = links.sub(lambda m: f"{m.group(0)[: m.end(1) - m.start()]}/{REDACTED}", text)
+    return text
 
 
 def get_by_key(session: Session, idempotency_key: str) -> Message | None:
