@@ -13,6 +13,10 @@ A condition is JSON:
 
 `op` is one of eq ne gt gte lt lte in contains exists. `exists` takes an optional boolean value
 (default true). A comparison between values of different types is false, never an error.
+
+A condition nests at most `MAX_DEPTH` levels (a leaf alone is one) and holds at most
+`MAX_NODES` conditions; validation measures that first, without recursion, so a hostile tree
+(a `not` nested a thousand deep) is refused with its field instead of exhausting the stack.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from rejse.durations import DurationError, parse_duration
 OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists")
 COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte")
 LEAF_KEYS = ("trait", "property", "event", "score", "audience", "consent")
+MAX_DEPTH = 32
+MAX_NODES = 1_000
 _MISSING = object()
 
 
@@ -204,8 +210,47 @@ def evaluate(cond: Mapping[str, Any], facts: Facts, *, now: dt.datetime) -> bool
 # --------------------------------------------------------------------------------- validate
 
 
+def condition_size(cond: Any) -> tuple[int, int]:
+    """(depth, number of conditions) of a condition tree, counted without recursion; stops
+    counting once either is over its limit."""
+    deepest, count = 0, 0
+    todo = [(cond, 1)]
+    while todo and deepest <= MAX_DEPTH and count <= MAX_NODES:
+        node, depth = todo.pop()
+        count += 1
+        deepest = max(deepest, depth)
+        if not isinstance(node, Mapping):
+            continue
+        if isinstance(node.get("not"), Mapping):
+            todo.append((node["not"], depth + 1))
+        for key in ("all", "any"):
+            items = node.get(key)
+            if isinstance(items, list):
+                todo.extend((c, depth + 1) for c in items)
+    return deepest, count
+
+
+def size_issues(cond: Any, *, path: str = "condition") -> list[Issue]:
+    """The limits: at most `MAX_DEPTH` levels and `MAX_NODES` conditions."""
+    depth, count = condition_size(cond)
+    if depth > MAX_DEPTH:
+        return [
+            Issue(path, f"conditions nest at most {MAX_DEPTH} levels deep; this one nests deeper")
+        ]
+    if count > MAX_NODES:
+        return [
+            Issue(path, f"a condition holds at most {MAX_NODES:,} conditions; this one holds more")
+        ]
+    return []
+
+
 def validate_condition(cond: Any, *, path: str = "condition") -> list[Issue]:
-    """All problems of a condition tree, each naming its dotted field path."""
+    """All problems of a condition tree, each naming its dotted field path; the size limits
+    first (a tree over them is not looked into further)."""
+    return size_issues(cond, path=path) or _validate(cond, path)
+
+
+def _validate(cond: Any, path: str) -> list[Issue]:
     if not isinstance(cond, Mapping):
         return [Issue(path, "must be an object")]
     groups = [k for k in ("all", "any", "not") if k in cond]
@@ -217,13 +262,11 @@ def validate_condition(cond: Any, *, path: str = "condition") -> list[Issue]:
         if len(cond) != 1:
             return [Issue(path, f"'{key}' cannot be combined with other keys")]
         if key == "not":
-            return validate_condition(cond["not"], path=f"{path}.not")
+            return _validate(cond["not"], f"{path}.not")
         items = cond[key]
         if not isinstance(items, list) or not items:
             return [Issue(f"{path}.{key}", "must be a non-empty list of conditions")]
-        return [
-            i for n, c in enumerate(items) for i in validate_condition(c, path=f"{path}.{key}[{n}]")
-        ]
+        return [i for n, c in enumerate(items) for i in _validate(c, f"{path}.{key}[{n}]")]
     return _validate_leaf(leaves[0], cond, path)
 
 

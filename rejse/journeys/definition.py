@@ -1,10 +1,17 @@
 """Journey definitions: the JSON schema as pydantic models, and the checks that
 reject a broken definition with errors naming the step and field (`steps.reminder_1.template`).
 
+Size limits come first, on the raw JSON and without recursion, so a definition built to exhaust
+the service (ten thousand steps, a condition nested a thousand deep, megabytes of body) is
+refused with its field before anything else looks at it: at most `MAX_STEPS` steps,
+`MAX_DEFINITION_BYTES` of JSON, `MAX_JSON_DEPTH` levels of nesting anywhere, and the condition
+limits of `rejse.conditions` in every branch.
+
 Framework-free; imported by the workflow sandbox (pure data, no I/O)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
@@ -12,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from rejse.conditions import Issue, resolve_path, validate_condition
+from rejse.conditions import Issue, resolve_path, size_issues, validate_condition
 from rejse.durations import DurationError, parse_duration
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -20,6 +27,9 @@ STEP_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 TEMPLATE_REF = re.compile(r"^\{\{\s*([A-Za-z_][\w]*(?:\.[\w-]+)*)\s*\}\}$")
 WAITING_STEPS = ("wait", "wait_for_event")
+MAX_STEPS = 500
+MAX_DEFINITION_BYTES = 256 * 1024  # well inside a Temporal payload: the definition is run input
+MAX_JSON_DEPTH = 100  # room for conditions at their own limit (a group is two JSON levels)
 
 
 class _Model(BaseModel):
@@ -353,10 +363,65 @@ def _loc_to_field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "definition"
 
 
+def _field(path: list[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "definition"
+
+
+def _too_deep(data: Any) -> list[str | int] | None:
+    """The path (its first few parts) to where `data` nests deeper than `MAX_JSON_DEPTH`."""
+    todo: list[tuple[Any, list[str | int]]] = [(data, [])]
+    while todo:
+        node, path = todo.pop()
+        if len(path) > MAX_JSON_DEPTH:
+            return path[:5]
+        if isinstance(node, dict):
+            todo.extend((v, [*path, str(k)]) for k, v in node.items())
+        elif isinstance(node, list):
+            todo.extend((v, [*path, n]) for n, v in enumerate(node))
+    return None
+
+
+def size_limit_issues(data: dict[str, Any]) -> list[Issue]:
+    """The limits, checked on the raw JSON before it is parsed (docs/journeys.md)."""
+    steps = data.get("steps")
+    if isinstance(steps, dict) and len(steps) > MAX_STEPS:
+        return [
+            Issue("steps", f"a journey has at most {MAX_STEPS} steps (this one has {len(steps):,})")
+        ]
+    issues: list[Issue] = []
+    for step_id, step in (steps or {}).items() if isinstance(steps, dict) else ():
+        cases = step.get("if") if isinstance(step, dict) else None
+        for n, case in enumerate(cases if isinstance(cases, list) else []):
+            if isinstance(case, dict) and "when" in case:
+                issues += size_issues(case["when"], path=f"steps.{step_id}.if[{n}].when")
+    if issues:
+        return issues
+    deep = _too_deep(data)
+    if deep is not None:
+        return [Issue(_field(deep), f"nests deeper than {MAX_JSON_DEPTH} levels (the limit)")]
+    size = len(json.dumps(data, separators=(",", ":")).encode())
+    if size > MAX_DEFINITION_BYTES:
+        return [
+            Issue(
+                "definition",
+                f"a definition is at most {MAX_DEFINITION_BYTES:,} bytes of JSON "
+                f"(this one has {size:,})",
+            )
+        ]
+    return []
+
+
 def parse_definition(data: Any) -> tuple[JourneyDefinition | None, list[Issue]]:
-    """Parse JSON into a definition; structural problems become issues naming the field."""
+    """Parse JSON into a definition; the size limits first, then structural problems, each an
+    issue naming the field."""
     if not isinstance(data, dict):
         return None, [Issue("definition", "must be a JSON object")]
+    limits = size_limit_issues(data)
+    if limits:
+        return None, limits
     try:
         return JourneyDefinition.model_validate(data), []
     except ValidationError as exc:
@@ -460,25 +525,31 @@ def _graph_issues(defn: JourneyDefinition) -> list[Issue]:
     state: dict[str, int] = {}
     reported: set[str] = set()
 
-    def visit(sid: str, path: list[str]) -> None:
-        state[sid] = 1
-        for nxt in edges[sid]:
-            if nxt not in busy:
-                continue
-            if state.get(nxt) == 1:
-                cycle = path[path.index(nxt) :] + [nxt] if nxt in path else [sid, nxt]
-                if nxt not in reported:
-                    reported.add(nxt)
-                    issues.append(
-                        Issue(f"steps.{sid}.next", "loop without a wait: " + " -> ".join(cycle))
-                    )
-            elif state.get(nxt) is None:
-                visit(nxt, path + [nxt])
-        state[sid] = 2
-
-    for sid in sorted(busy):
-        if state.get(sid) is None:
-            visit(sid, [sid])
+    # depth first, with an explicit stack: a long chain of steps must not exhaust Python's
+    for root in sorted(busy):
+        if state.get(root) is not None:
+            continue
+        state[root] = 1
+        stack = [(root, [root], iter(edges[root]))]
+        while stack:
+            sid, path, pending = stack[-1]
+            for nxt in pending:
+                if nxt not in busy:
+                    continue
+                if state.get(nxt) == 1:
+                    cycle = path[path.index(nxt) :] + [nxt] if nxt in path else [sid, nxt]
+                    if nxt not in reported:
+                        reported.add(nxt)
+                        issues.append(
+                            Issue(f"steps.{sid}.next", "loop without a wait: " + " -> ".join(cycle))
+                        )
+                elif state.get(nxt) is None:
+                    state[nxt] = 1
+                    stack.append((nxt, [*path, nxt], iter(edges[nxt])))
+                    break
+            else:
+                state[sid] = 2
+                stack.pop()
     return issues
 
 

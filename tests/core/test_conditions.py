@@ -119,3 +119,31 @@ def test_durations():
     for bad in ("P1M", "3 days", "PT0S", None):
         with pytest.raises(DurationError):
             parse_duration(bad)
+
+
+def _nested_not(depth: int) -> dict:
+    cond: dict = {"trait": "country", "op": "eq", "value": "DK"}
+    for _ in range(depth - 1):
+        cond = {"not": cond}
+    return cond
+
+
+def test_depth_limit_names_the_field_and_never_recurses_into_a_deep_tree():
+    assert validate_condition(_nested_not(32), path="rules[0].condition") == []
+    for depth in (33, 900, 20_000):
+        issues = validate_condition(_nested_not(depth), path="rules[0].condition")
+        assert [i.field for i in issues] == ["rules[0].condition"], depth
+        assert "at most 32 levels" in issues[0].message
+    # groups count as levels too: all/any nested 33 deep
+    cond: dict = {"consent": "email"}
+    for n in range(32):
+        cond = {"all" if n % 2 else "any": [cond]}
+    assert validate_condition(cond)[0].message.startswith("conditions nest at most 32")
+
+
+def test_node_limit():
+    leaf = {"consent": "email"}
+    assert validate_condition({"any": [leaf] * 999}) == []
+    [issue] = validate_condition({"any": [leaf] * 1_000})
+    assert issue.field == "condition"
+    assert "at most 1,000 conditions" in issue.message
