@@ -1,7 +1,10 @@
-"""Segment-compatible ingestion: `/v1/track|identify|page|alias|batch` (role ingest).
+"""Segment-compatible ingestion: `/v1/track|identify|page|screen|group|alias|batch` (role
+ingest; the key as Bearer token or as HTTP Basic user name, as the Segment and RudderStack SDKs
+send it).
 
-A lean path: the raw body is validated in one pass (pydantic-core parses the JSON), stored with
-its outbox row in one transaction, then 202. Journey work happens later in the processor.
+A lean path: the raw body (gzip/deflate decompressed with a bound) is validated in one pass
+(pydantic-core parses the JSON), stored with its outbox row in one transaction, then 200
+`{"success": true, ...}`. Journey work happens later in the processor.
 `add_ingest_routes` puts these routes on the application itself (not through an included
 router, which FastAPI resolves lazily per request) with the `LeanRoute` class."""
 
@@ -12,7 +15,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -20,22 +23,39 @@ from api.deps import AdminDep, IngestDep, SessionDep
 from api.lean_route import LeanEndpoint, LeanRoute
 from rejse.errors import DomainError
 from rejse.events import deadletters, ingest
+from rejse.events.bodies import content_encoding, read_body, too_large, wire_limit
 from rejse.events.schemas import (
     MAX_BATCH_BYTES,
     MAX_EVENT_BYTES,
     SINGLE_SCHEMAS,
     BatchItem,
-    IngestAccepted,
+    IngestResult,
     SegmentMessageBase,
 )
 from rejse.events.writer import writer_for
+from rejse.logging import get_logger
 from rejse.runtime import Runtime
 
+log = get_logger("rejse.api.ingest")
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "malformed JSON"},
-    413: {"description": "event over 32 KB or batch over 500 KB"},
+    400: {
+        "description": "malformed JSON or compressed data, or a value no database can hold "
+        "(integer beyond 64 bits, NaN/Infinity, NUL character), named by its path"
+    },
+    401: {"description": "no API key, or an unknown one"},
+    403: {"description": "the key's role may not ingest"},
+    413: {
+        "description": "event over 32 KB or batch over 500 KB (decompressed), or a body that "
+        "expands more than 100 times"
+    },
+    415: {"description": "Content-Encoding other than gzip, deflate or identity"},
     422: {"description": "invalid fields (each named in `errors`)"},
 }
+
+# The `code` of an error answer: RudderStack's SDK reads `code` and `message` from any answer
+# but 200, and retries (as if the network had failed) when they are missing.
+_CODES = {400: "invalid_request", 413: "too_large", 415: "unsupported_encoding"}
 
 
 def _json(content: Any, status_code: int) -> Response:
@@ -49,22 +69,53 @@ def error_response(exc: DomainError) -> Response:
     return _json({"detail": exc.message, "errors": errors}, status_code=exc.status_code)
 
 
+def _v1_error(exc: DomainError) -> Response:
+    errors = getattr(exc, "errors", None) or [
+        {"field": exc.field or "body", "message": exc.message}
+    ]
+    code = _CODES.get(exc.status_code, "invalid_messages" if exc.status_code == 422 else "refused")
+    body = {"detail": exc.message, "errors": errors, "code": code, "message": exc.message}
+    return _json(body, status_code=exc.status_code)
+
+
 async def _read(request: Request, limit: int) -> bytes:
+    """The raw body, at most `limit` bytes (413 otherwise); no decoding (signed webhooks)."""
     length = request.headers.get("content-length")
     if length and length.isdigit():
         if int(length) > limit:
-            raise DomainError(
-                f"body is larger than {limit // 1024} KB", field="body", status_code=413
-            )
+            raise too_large(limit)
         return await request.body()  # bounded by the checked Content-Length
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise DomainError(
-                f"body is larger than {limit // 1024} KB", field="body", status_code=413
-            )
+            raise too_large(limit)
     return bytes(body)
+
+
+async def _read_v1(request: Request, limit: int) -> bytes:
+    """The body decompressed per Content-Encoding; `limit` applies to the decompressed bytes
+    (the declared length of a compressed body only to what it could hold)."""
+    encoding = request.headers.get("content-encoding")
+    if content_encoding(encoding) is None:
+        return await _read(request, limit)
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > wire_limit(limit):
+        raise too_large(limit)
+    return await read_body(request.stream(), encoding=encoding, limit=limit)
+
+
+async def _submit(
+    request: Request,
+    runtime: Runtime,
+    rows: Sequence[dict[str, Any]],
+    buckets: Sequence[int],
+    *,
+    source: str,
+) -> tuple[int, int]:
+    """Durably store (group commit with concurrent requests); (accepted, duplicates)."""
+    writer = writer_for(request.app.state, runtime.engine)
+    return await writer.submit(rows, buckets, source=source)
 
 
 async def store(
@@ -75,10 +126,30 @@ async def store(
     *,
     source: str = "api",
 ) -> Response:
-    """Durably store (group commit with concurrent requests), then 202."""
-    writer = writer_for(request.app.state, runtime.engine)
-    accepted, duplicates = await writer.submit(rows, buckets, source=source)
+    """Durably store, then 202 `{"accepted", "duplicates"}` (the webhooks' answer)."""
+    accepted, duplicates = await _submit(request, runtime, rows, buckets, source=source)
     return _json({"accepted": accepted, "duplicates": duplicates}, status_code=202)
+
+
+async def _accept(
+    request: Request,
+    rows: Sequence[dict[str, Any]],
+    buckets: Sequence[int],
+    errors: Sequence[dict[str, Any]] = (),
+    rejected: int = 0,
+) -> Response:
+    """Durably store, then 200 `{"success": true, ...}`: what Segment's API answers and the
+    SDKs count as delivered (RudderStack's takes nothing else)."""
+    runtime: Runtime = request.app.state.runtime
+    accepted, duplicates = await _submit(request, runtime, rows, buckets, source="api")
+    body = {
+        "success": True,
+        "accepted": accepted,
+        "duplicates": duplicates,
+        "rejected": rejected,
+        "errors": list(errors),
+    }
+    return _json(body, status_code=200)
 
 
 def _single(type_: str) -> tuple[LeanEndpoint, type[SegmentMessageBase]]:
@@ -86,26 +157,37 @@ def _single(type_: str) -> tuple[LeanEndpoint, type[SegmentMessageBase]]:
 
     async def endpoint(request: Request, _: IngestDep) -> Response:
         try:
-            row, bucket = ingest.parse_single(type_, await _read(request, MAX_EVENT_BYTES))
+            row, bucket = ingest.parse_single(type_, await _read_v1(request, MAX_EVENT_BYTES))
         except DomainError as exc:
-            return error_response(exc)
-        return await store(request, request.app.state.runtime, [row], [bucket])
+            return _v1_error(exc)
+        return await _accept(request, [row], [bucket])
 
     endpoint.__name__ = f"ingest_{type_}"
     endpoint.__doc__ = (
         f"Segment `{type_}` call. `userId` or `anonymousId` is required; "
-        "`messageId` makes it idempotent. Answers 202 once stored."
+        "`messageId` makes it idempotent. Answers 200 `success` once stored."
     )
     return endpoint, schema
 
 
 async def ingest_batch(request: Request, _: IngestDep) -> Response:
-    """Up to 500 KB of Segment messages (each with `type`), stored all-or-nothing."""
+    """Up to 500 KB of Segment messages (each with `type`). A bad message is refused alone:
+    the others are stored, and `rejected`/`errors` name it by index and field. Only a batch
+    with no good message, or a bad envelope, is refused as a whole."""
     try:
-        rows, buckets = ingest.parse_batch(await _read(request, MAX_BATCH_BYTES))
+        parsed = ingest.split_batch(await _read_v1(request, MAX_BATCH_BYTES))
     except DomainError as exc:
-        return error_response(exc)
-    return await store(request, request.app.state.runtime, rows, buckets)
+        return _v1_error(exc)
+    if parsed.errors:
+        # Which fields (not their values, which may be personal data) and how many.
+        log.info(
+            "ingest_messages_rejected",
+            rejected=parsed.rejected,
+            fields=sorted(
+                {".".join(e["field"].split(".")[2:3]) or "message" for e in parsed.errors}
+            ),
+        )
+    return await _accept(request, parsed.rows, parsed.buckets, parsed.errors, parsed.rejected)
 
 
 _BATCH_BODY = {
@@ -121,7 +203,7 @@ _BATCH_BODY = {
 
 
 def add_ingest_routes(app: FastAPI) -> None:
-    """`/v1/track|identify|page|alias|batch` directly on the app (the hot path)."""
+    """`/v1/track|identify|page|screen|group|alias|batch` directly on the app (the hot path)."""
 
     def add(
         path: str,
@@ -133,8 +215,8 @@ def add_ingest_routes(app: FastAPI) -> None:
             path,
             endpoint,
             methods=["POST"],
-            status_code=202,
-            response_model=IngestAccepted,
+            status_code=200,
+            response_model=IngestResult,
             responses=_ERRORS,
             summary=summary,
             tags=["ingest"],
@@ -143,11 +225,12 @@ def add_ingest_routes(app: FastAPI) -> None:
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": body_schema}},
+                    "description": "JSON; `Content-Encoding: gzip` or `deflate` welcome",
                 }
             },
         )
 
-    for type_ in ("track", "identify", "page", "alias"):
+    for type_ in ("track", "identify", "page", "screen", "group", "alias"):
         endpoint, schema = _single(type_)
         add(
             f"/v1/{type_}",
@@ -190,7 +273,9 @@ def list_dead_letters(
 
 
 @admin.post("/{dead_letter_id}/retry", response_model=DeadLetterPublic)
-def retry_dead_letter(dead_letter_id: int, session: SessionDep, _: AdminDep) -> DeadLetterPublic:
+def retry_dead_letter(
+    dead_letter_id: Annotated[int, Path(ge=1, le=2**31 - 1)], session: SessionDep, _: AdminDep
+) -> DeadLetterPublic:
     """Put the event back on the outbox; the processor picks it up again."""
     dead = deadletters.retry_dead_letter(session, dead_letter_id=dead_letter_id)
     session.commit()

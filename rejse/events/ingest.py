@@ -1,10 +1,19 @@
 """Ingestion: raw request bytes -> validated Segment messages -> event rows, stored durably
-(events + outbox in one transaction) before the API answers 202. No framework code."""
+(events + outbox in one transaction) before the API answers. No framework code.
+
+A single call is all or nothing. A batch is split: each message is validated on its own and a
+bad one is refused alone (the answer names its index and field) while the good ones are
+stored, because an SDK cannot repair a message it has already queued, and refusing the whole
+batch would lose every good event sent with the bad one. Only a batch whose envelope is wrong
+(not JSON, over 500 KB, no `batch` list, a bad top-level `context`) or whose every message is
+bad is refused as a whole."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -17,20 +26,29 @@ from rejse.events.schemas import (
     MAX_BATCH_BYTES,
     MAX_EVENT_BYTES,
     SINGLE_SCHEMAS,
+    UNSTORABLE,
+    BatchEnvelope,
     BatchIn,
+    BatchItem,
     SegmentMessageBase,
-    needs_deep_check,
 )
 from rejse.events.service import event_row
 from rejse.events.store import bucket_for, store_events
+from rejse.events.values import might_be_unstorable
 from rejse.ids import ulid
 from rejse.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE
 
+TOO_LARGE = "too_large"  # internal problem kind of an oversized batch message
+
+# (field, message, kind): kind is the pydantic error type, UNSTORABLE or TOO_LARGE
+Problem = tuple[str, str, str]
+
 
 class InvalidEvents(DomainError):
-    """Validation failed; `errors` lists every field with its message."""
+    """Validation failed; `errors` lists every field with its message (and, in a batch, the
+    message's `index`)."""
 
-    def __init__(self, errors: list[dict[str, str]], status_code: int = 422):
+    def __init__(self, errors: list[dict[str, Any]], status_code: int = 422):
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         super().__init__(
             summary, field=errors[0]["field"] if errors else None, status_code=status_code
@@ -38,34 +56,52 @@ class InvalidEvents(DomainError):
         self.errors = errors
 
 
-def _errors(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+def _problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
     out = []
     for err in exc.errors(include_url=False):
         loc = ".".join(str(p) for p in err.get("loc", ()))
-        field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "body")
-        out.append({"field": field, "message": err.get("msg", "invalid")})
+        sub = str((err.get("ctx") or {}).get("path") or "") if err["type"] == UNSTORABLE else ""
+        if sub:
+            loc = f"{loc}.{sub}" if loc else sub
+        where = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "body")
+        out.append((where, err.get("msg", "invalid"), err["type"]))
     return out
+
+
+def _status(problems: Sequence[Problem]) -> int:
+    """400 when every problem is a value no database can hold, 413 when every one is a
+    message over its size, 422 otherwise."""
+    kinds = {kind for _, _, kind in problems}
+    if kinds == {UNSTORABLE}:
+        return 400
+    if kinds == {TOO_LARGE}:
+        return 413
+    return 422
 
 
 def _too_large(what: str, limit: int, field: str) -> DomainError:
     return DomainError(f"{what} is larger than {limit // 1024} KB", field=field, status_code=413)
 
 
-def _check_rules(msg: SegmentMessageBase, type_: str, prefix: str) -> list[dict[str, str]]:
+def _check_rules(msg: SegmentMessageBase, type_: str, prefix: str) -> list[Problem]:
     p = f"{prefix}." if prefix else ""
-    errors = []
+    problems: list[Problem] = []
+
+    def add(name: str, message: str) -> None:
+        problems.append((f"{p}{name}", message, "missing"))
+
     if msg.userId is None and msg.anonymousId is None:
-        errors.append({"field": f"{p}userId", "message": "userId or anonymousId is required"})
+        add("userId", "userId or anonymousId is required")
     if type_ == "track" and not getattr(msg, "event", None):
-        errors.append({"field": f"{p}event", "message": "event is required for track"})
+        add("event", "event is required for track")
+    if type_ == "group" and not getattr(msg, "groupId", None):
+        add("groupId", "groupId is required for group")
     if type_ == "alias":
         if not getattr(msg, "previousId", None):
-            errors.append(
-                {"field": f"{p}previousId", "message": "previousId is required for alias"}
-            )
+            add("previousId", "previousId is required for alias")
         if msg.userId is None:
-            errors.append({"field": f"{p}userId", "message": "userId is required for alias"})
-    return errors
+            add("userId", "userId is required for alias")
+    return problems
 
 
 def corrected_timestamp(
@@ -98,7 +134,7 @@ def _row(
     source: str = "api",
 ) -> tuple[dict[str, Any], int]:
     properties = msg.properties
-    if type_ == "page":
+    if type_ in ("page", "screen"):
         name, category = getattr(msg, "name", None), getattr(msg, "category", None)
         if name is not None or category is not None:
             properties = {
@@ -116,6 +152,7 @@ def _row(
         user_id=msg.userId,
         anonymous_id=msg.anonymousId,
         previous_id=getattr(msg, "previousId", None),
+        group_id=getattr(msg, "groupId", None),
         properties=properties,
         traits=msg.traits,
         context=context,
@@ -131,59 +168,134 @@ def parse_single(type_: str, body: bytes) -> tuple[dict[str, Any], int]:
         raise _too_large("event", MAX_EVENT_BYTES, "body")
     try:
         msg = SINGLE_SCHEMAS[type_].model_validate_json(
-            body, context={"shallow": not needs_deep_check(body)}
+            body, context={"shallow": not might_be_unstorable(body)}
         )
     except ValidationError as exc:
         raise _as_error(exc) from None
-    errors = _check_rules(msg, type_, "")
-    if errors:
-        raise InvalidEvents(errors)
+    problems = _check_rules(msg, type_, "")
+    if problems:
+        raise InvalidEvents(_entries(problems), _status(problems))
     return _row(msg, type_, utcnow())
 
 
-def parse_batch(body: bytes) -> tuple[list[dict[str, Any]], list[int]]:
+@dataclass
+class ParsedBatch:
+    """The stored-to-be rows of a batch and the problems of the messages refused."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    buckets: list[int] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)  # {index, field, message}
+    status: int = 422  # what refusing all of it would answer (see `_status`)
+
+    @property
+    def rejected(self) -> int:
+        return len({e["index"] for e in self.errors})
+
+
+def split_batch(body: bytes) -> ParsedBatch:
+    """Validate a `/v1/batch` body message by message. Raises DomainError (400/413/422) only
+    when the envelope is wrong or no message is good; otherwise the bad messages are listed
+    in `errors` and the good ones are in `rows`."""
     if len(body) > MAX_BATCH_BYTES:
         raise _too_large("batch", MAX_BATCH_BYTES, "body")
-    if len(body) > MAX_EVENT_BYTES:  # only then can a single event be over its limit
+    validation = {"shallow": not might_be_unstorable(body)}
+    envelope: BatchEnvelope | None = None
+    oversized: set[int] = set()
+    if len(body) > MAX_EVENT_BYTES:  # only then can a single message be over its limit
+        envelope = _envelope(body, validation)
+        oversized = {
+            i for i, item in enumerate(envelope.batch) if _encoded_size(item) > MAX_EVENT_BYTES
+        }
+    messages: list[tuple[int, BatchItem]] = []
+    problems: list[tuple[int, Problem]] = []
+    context: dict[str, Any]
+    sent_at: dt.datetime | None
+    full: BatchIn | None = None
+    if not oversized:
+        try:  # the common case: one pass over the whole body
+            full = BatchIn.model_validate_json(body, context=validation)
+        except ValidationError as exc:
+            if not _only_message_errors(exc):
+                raise _as_error(exc) from None
+    if full is not None:
+        messages = list(enumerate(full.batch))
+        context, sent_at = full.context, full.sentAt
+    else:  # some message is bad: validate each on its own
+        envelope = envelope or _envelope(body, validation)
+        context, sent_at = envelope.context, envelope.sentAt
+        for i, item in enumerate(envelope.batch):
+            if i in oversized:
+                message = f"event is larger than {MAX_EVENT_BYTES // 1024} KB"
+                problems.append((i, (f"batch.{i}", message, TOO_LARGE)))
+                continue
+            try:
+                messages.append((i, BatchItem.model_validate(item, context=validation)))
+            except ValidationError as exc:
+                problems.extend((i, p) for p in _problems(exc, f"batch.{i}"))
+    out = ParsedBatch()
+    received_at = utcnow()
+    for i, msg in messages:
+        rules = _check_rules(msg, msg.type, f"batch.{i}")
+        if rules:
+            problems.extend((i, p) for p in rules)
+            continue
         try:
-            raw = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raw = None
-        items = raw.get("batch") if isinstance(raw, dict) else None
-        for i, item in enumerate(items if isinstance(items, list) else []):
-            if len(orjson.dumps(item)) > MAX_EVENT_BYTES:
-                raise _too_large(f"event batch.{i}", MAX_EVENT_BYTES, f"batch.{i}")
+            row, bucket = _row(msg, msg.type, received_at, context, sent_at)
+        except DomainError as exc:
+            problems.append((i, (f"batch.{i}.{exc.field}", exc.message, "invalid")))
+            continue
+        out.rows.append(row)
+        out.buckets.append(bucket)
+    problems.sort(key=lambda p: p[0])
+    out.errors = [{"index": i, "field": f, "message": m} for i, (f, m, _) in problems]
+    out.status = _status([p for _, p in problems])
+    if not out.rows:  # nothing good in it: refuse the batch, naming every problem
+        raise InvalidEvents(out.errors, out.status)
+    return out
+
+
+def parse_batch(body: bytes) -> tuple[list[dict[str, Any]], list[int]]:
+    """A batch all or nothing (signed webhooks): any bad message refuses the request."""
+    parsed = split_batch(body)
+    if parsed.errors:
+        raise InvalidEvents(parsed.errors, parsed.status)
+    return parsed.rows, parsed.buckets
+
+
+def _envelope(body: bytes, validation: dict[str, Any]) -> BatchEnvelope:
     try:
-        envelope = BatchIn.model_validate_json(
-            body, context={"shallow": not needs_deep_check(body)}
-        )
+        return BatchEnvelope.model_validate_json(body, context=validation)
     except ValidationError as exc:
         raise _as_error(exc) from None
-    received_at = utcnow()
-    rows, buckets, errors = [], [], []
-    for i, msg in enumerate(envelope.batch):
-        prefix = f"batch.{i}"
-        item_errors = _check_rules(msg, msg.type, prefix)
-        if item_errors:
-            errors.extend(item_errors)
-            continue
-        row, bucket = _row(msg, msg.type, received_at, envelope.context, envelope.sentAt)
-        rows.append(row)
-        buckets.append(bucket)
-    if errors:  # all or nothing: never a partial silent write
-        raise InvalidEvents(errors)
-    return rows, buckets
+
+
+def _only_message_errors(exc: ValidationError) -> bool:
+    """Every problem lies inside a message (`batch.<i>...`), none in the envelope."""
+    return all(
+        len(loc) >= 2 and loc[0] == "batch" and isinstance(loc[1], int)
+        for loc in (err.get("loc", ()) for err in exc.errors(include_url=False))
+    )
+
+
+def _encoded_size(item: Any) -> int:
+    try:
+        return len(orjson.dumps(item))
+    except TypeError:  # an integer orjson cannot write: the size still counts
+        return len(json.dumps(item))
+
+
+def _entries(problems: Sequence[Problem]) -> list[dict[str, Any]]:
+    return [{"field": f, "message": m} for f, m, _ in problems]
 
 
 def _as_error(exc: ValidationError) -> DomainError:
-    errors = _errors(exc)
-    if any(e.get("type") == "json_invalid" for e in exc.errors(include_url=False)):
-        return DomainError("malformed JSON: " + errors[0]["message"], field="body")
-    if any(
-        e.get("type") == "model_type" and not e.get("loc") for e in exc.errors(include_url=False)
-    ):
+    errors = exc.errors(include_url=False)
+    problems = _problems(exc)
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return DomainError("malformed JSON: " + problems[0][1], field="body")
+    if any(e.get("type") == "model_type" and not e.get("loc") for e in errors):
         return DomainError("the body must be a JSON object", field="body")
-    return InvalidEvents(errors)
+    return InvalidEvents(_entries(problems), _status(problems))
 
 
 def accept(

@@ -47,7 +47,7 @@ async def test_segment_batch_ends_as_one_profile(client, keys, runtime, session)
     r = await client.post(
         "/v1/batch", json=example("segment_batch.json"), headers=auth(keys[Role.ingest])
     )
-    assert r.status_code == 202
+    assert r.status_code == 200
     proc, rec = processor(runtime)
     assert await proc.drain() == 4
     assert count(session, Profile) == 1
