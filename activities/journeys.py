@@ -1,5 +1,9 @@
 """Side effects of `JourneyWorkflow`: the journey_run bookkeeping, branch facts, profile updates
-and signed webhooks. Sync methods run on the worker's thread pool."""
+and signed webhooks. Sync methods run on the worker's thread pool.
+
+A webhook goes only to public addresses (`rejse.netguard`: the name is resolved once, every
+address checked, the checked one connected to) unless `REJSE_WEBHOOK_ALLOW_PRIVATE`; a refused
+target, like a receiver's 4xx, fails the step for good and is recorded on the step and the run."""
 
 from __future__ import annotations
 
@@ -12,14 +16,14 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from rejse import signatures
+from rejse import netguard, signatures
 from rejse.conditions import evaluate
-from rejse.db import session_scope
+from rejse.db import session_scope, utcnow
 from rejse.journeys import runtypes as rt
 from rejse.journeys.facts import ProfileFacts
 from rejse.logging import get_logger
-from rejse.models.journeys import Journey, JourneyRun, JourneyStep
-from rejse.outbound import OutboundError, application_error, request
+from rejse.models.journeys import ACTIVE_RUN_STATUSES, Journey, JourneyRun, JourneyStep
+from rejse.outbound import OutboundError, Rejected, Transient, application_error, request
 from rejse.runtime import Runtime
 from rejse.timeline import add_entry
 
@@ -194,12 +198,77 @@ class JourneyActivities:
             signatures.HEADER: signatures.sign(self.runtime.settings.secret_key, body),
             "Idempotency-Key": inp.idempotency_key,
         }
+        try:
+            target = netguard.pin(
+                inp.url, allow_private=self.runtime.settings.webhook_allow_private
+            )
+        except netguard.BlockedAddress as exc:
+            self._step_failed(inp, outcome="refused", reason=str(exc))
+            log.warning("journey_webhook_refused", journey=inp.journey_key, step=inp.step_id)
+            raise ApplicationError(
+                f"journey webhook: {exc}", type="WebhookRefused", non_retryable=True
+            ) from None
+        except netguard.Unresolvable as exc:  # DNS may answer later: like an outage
+            raise application_error(
+                Transient("journey webhook", str(exc)), kind="Webhook"
+            ) from None
         # classified like every other outbound call, so a receiver's 4xx ends the step at once
         # (WebhookRejected) while an outage or a 429 (after its Retry-After) is waited out
         try:
             with httpx.Client(timeout=10) as client:
                 request(
-                    client, "POST", inp.url, what="journey webhook", content=body, headers=headers
+                    client,
+                    "POST",
+                    target.url,
+                    what="journey webhook",
+                    content=body,
+                    headers={**headers, **target.headers},
+                    extensions=target.extensions,
                 )
         except OutboundError as exc:
+            if isinstance(exc, Rejected):
+                self._step_failed(inp, outcome="rejected", reason=str(exc))
             raise application_error(exc, kind="Webhook") from None
+
+    def _step_failed(self, inp: rt.WebhookInput, *, outcome: str, reason: str) -> None:
+        """A step that failed for good: its outcome, the run `failed` (its workflow fails with
+        the activity), and a timeline entry with the reason (no URL: it may hold a token)."""
+        workflow_id = activity.info().workflow_id
+        with session_scope(self.runtime.engine) as session:
+            run = session.exec(
+                select(JourneyRun)
+                .where(
+                    JourneyRun.workflow_id == workflow_id,
+                    col(JourneyRun.status).in_(ACTIVE_RUN_STATUSES),
+                )
+                .order_by(col(JourneyRun.entered_at).desc())
+                .limit(1)
+            ).first()
+            if run is None:
+                return
+            step = session.exec(
+                select(JourneyStep)
+                .where(JourneyStep.run_id == run.id, JourneyStep.step_id == inp.step_id)
+                .order_by(col(JourneyStep.id).desc())
+                .limit(1)
+            ).first()
+            if step is not None:
+                step.outcome = outcome
+                session.add(step)
+            now = utcnow()
+            run.status, run.ended_at, run.current_step = "failed", now, inp.step_id
+            session.add(run)
+            add_entry(
+                session,
+                profile_id=run.profile_id,
+                kind="journey_step",
+                summary=f"journey {inp.journey_key}: step {inp.step_id} failed: {reason}"[:500],
+                data={
+                    "journey": inp.journey_key,
+                    "step": inp.step_id,
+                    "run_id": run.id,
+                    "status": "failed",
+                    "reason": reason,
+                },
+                at=now,
+            )

@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     )
     template_max_range: int = Field(default=10_000, ge=100, description="items in a range()")
     template_max_depth: int = Field(default=32, ge=2, le=200, description="macro call nesting")
+    # journey webhook steps (docs/journeys.md): private and loopback targets are refused
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="let journey webhook steps call loopback, private and link-local addresses",
+    )
 
     @field_validator("message_frequency_window")
     @classmethod

@@ -174,6 +174,7 @@ def publish(
     key: str,
     session: SessionDep,
     activity_names: ActivityNamesDep,
+    runtime: RuntimeDep,
     _: WriteDep,
     body: Annotated[PublishRequest | None, Body()] = None,
 ) -> JourneyPublic | JSONResponse:
@@ -183,6 +184,7 @@ def publish(
             key=key,
             version=body.version if body else None,
             activity_names=activity_names,
+            webhook_allow_private=runtime.settings.webhook_allow_private,
         )
     except DefinitionInvalid as exc:
         return _invalid(exc)

@@ -553,9 +553,17 @@ def _graph_issues(defn: JourneyDefinition) -> list[Issue]:
     return issues
 
 
-def publish_issues(defn: JourneyDefinition, *, activity_names: AbstractSet[str]) -> list[Issue]:
-    """What stops a valid definition from going live in this installation."""
+def publish_issues(
+    defn: JourneyDefinition,
+    *,
+    activity_names: AbstractSet[str],
+    webhook_allow_private: bool = False,
+) -> list[Issue]:
+    """What stops a valid definition from going live in this installation: a missing
+    activity, or a webhook step whose URL is written as a loopback/private/... address or
+    `localhost` (unless `webhook_allow_private`; names are checked when the step runs)."""
     from rejse.contracts import ADD_SCORE, SEND_MESSAGE, START_HANDOFF
+    from rejse.netguard import literal_problem
 
     needs = {
         "send": SEND_MESSAGE,
@@ -575,6 +583,16 @@ def publish_issues(defn: JourneyDefinition, *, activity_names: AbstractSet[str])
                     f"the {owner[name]} activity {name!r} is not installed",
                 )
             )
+        if isinstance(step, WebhookStep) and not webhook_allow_private:
+            problem = literal_problem(step.url)
+            if problem is not None:
+                issues.append(
+                    Issue(
+                        f"steps.{step_id}.url",
+                        f"the webhook URL {problem}; journey webhooks may only call public "
+                        "addresses (REJSE_WEBHOOK_ALLOW_PRIVATE)",
+                    )
+                )
     if getattr(defn.trigger, "audience", None) is not None:
         issues.append(
             Issue(

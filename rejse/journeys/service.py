@@ -144,8 +144,11 @@ def publish(
     version: int | None = None,
     activity_names: AbstractSet[str],
     template_exists: TemplateCheck | None = None,
+    webhook_allow_private: bool = False,
 ) -> Journey:
-    """Pin `version` (default: the latest) for new entries. A paused journey stays paused."""
+    """Pin `version` (default: the latest) for new entries. A paused journey stays paused.
+    Webhook steps must call public addresses unless `webhook_allow_private`
+    (`REJSE_WEBHOOK_ALLOW_PRIVATE`)."""
     journey = get_journey(session, key=key)
     if journey.status == "archived":
         raise Conflict(f"journey {key!r} is archived", field="key")
@@ -153,7 +156,9 @@ def publish(
     defn = validate_definition(
         row.definition, template_exists=template_exists or _template_check(session)
     )
-    issues = publish_issues(defn, activity_names=activity_names)
+    issues = publish_issues(
+        defn, activity_names=activity_names, webhook_allow_private=webhook_allow_private
+    )
     if issues:
         raise DefinitionInvalid(issues)
     if row.published_at is None:

@@ -45,7 +45,12 @@ def publish(runtime: Runtime, definition: dict[str, Any], *, new_version: bool =
             service.add_version(s, key=definition["key"], definition=definition)
         else:
             service.create_journey(s, definition=definition)
-        service.publish(s, key=definition["key"], activity_names=activity_names(runtime))
+        service.publish(
+            s,
+            key=definition["key"],
+            activity_names=activity_names(runtime),
+            webhook_allow_private=runtime.settings.webhook_allow_private,
+        )
         s.commit()
 
 
@@ -120,6 +125,14 @@ async def save_histories(client, runtime: Runtime, name: str) -> None:
             continue
         history = await handle.fetch_history()
         (HISTORIES / f"{name.removeprefix('test_')}-{n}.json").write_text(history.to_json())
+
+
+@pytest.fixture
+def private_webhooks(jruntime: Runtime) -> Runtime:
+    """Webhook steps may call loopback: the tests' receivers listen there, which a journey
+    refuses by default (`REJSE_WEBHOOK_ALLOW_PRIVATE`)."""
+    jruntime.settings.webhook_allow_private = True
+    return jruntime
 
 
 @pytest.fixture

@@ -242,7 +242,9 @@ def hook_server(on_post: Callable[[dict[str, str], bytes], None]) -> Iterator[st
         server.shutdown()
 
 
-async def test_webhook_step_posts_signed_json(jruntime, worker, client, keys, time_env):
+async def test_webhook_step_posts_signed_json(
+    jruntime, private_webhooks, worker, client, keys, time_env
+):
     got: list[tuple[dict[str, str], bytes]] = []
     with hook_server(lambda headers, body: got.append((headers, body))) as url:
         publish(
@@ -376,7 +378,7 @@ async def test_a_send_in_quiet_hours_is_held_until_they_end(
 
 
 async def test_wait_for_event_counts_an_event_that_arrives_during_the_step_before(
-    jruntime, worker, dispatcher, time_env
+    jruntime, private_webhooks, worker, dispatcher, time_env
 ):
     """The order comes while the webhook step before the wait is still in flight: it happened
     after the customer entered, so `wait_for_event` takes `on_event` (it used to be missed)."""
