@@ -63,10 +63,13 @@ def _settings(**overrides: Any) -> Settings:
 def _run(settings: Settings, parts: Any) -> None:
     """Long-running commands: configure logging, serve until SIGINT/SIGTERM."""
     from rejse.logging import configure_logging
-    from rejse.up import serve
+    from rejse.up import default_secret_warning, serve
 
     json_logs = settings.log_json if settings.log_json is not None else not sys.stderr.isatty()
     configure_logging(level=settings.log_level, json=json_logs)
+    warning = default_secret_warning(settings, parts)
+    if warning is not None:  # before anything starts, where a person looks: on stderr
+        err_console.print(warning, style="bold red", markup=False, highlight=False)
     code = asyncio.run(serve(settings, parts, on_started=_print_started))
     raise typer.Exit(code)
 

@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, TypeVar
 from rejse.db import open_database
 from rejse.devserver import DevServer
 from rejse.logging import get_logger
-from rejse.settings import ConfigError, Settings
+from rejse.settings import DEFAULT_SECRET, ConfigError, Settings
 
 if TYPE_CHECKING:
     import uvicorn
@@ -154,6 +154,22 @@ def prepare_database(settings: Settings, engine: Engine, *, migrate: bool) -> st
     return new_key
 
 
+def default_secret_warning(settings: Settings, parts: Parts) -> str | None:
+    """The warning for a process that signs with the built-in secret (the API verifies
+    tracking links, the worker signs them and webhooks), else None. Production never gets
+    here: its settings refuse the default secret."""
+    if settings.secret_key != DEFAULT_SECRET or not (parts.api or parts.worker):
+        return None
+    return (
+        "WARNING: REJSE_SECRET_KEY is the built-in development default.\n"
+        "  It is in rejse's source code, so anyone can forge this installation's unsubscribe,\n"
+        "  preference and tracking links and the signatures of its outgoing webhooks.\n"
+        "  Set a random secret of at least 32 characters before anyone else can reach it:\n"
+        "    export REJSE_SECRET_KEY=$(openssl rand -hex 32)\n"
+        "  With REJSE_ENVIRONMENT=production rejse refuses to start without one."
+    )
+
+
 # ----------------------------------------------------------------------------- running
 
 
@@ -213,6 +229,12 @@ async def serve(
     Temporal server then boots while the database is migrated. What is started is stopped in
     reverse order, whatever happens (one exit stack)."""
     stop = stop or asyncio.Event()
+    if default_secret_warning(settings, parts) is not None:
+        log.warning(
+            "default_secret_in_use",
+            environment=settings.environment,
+            hint="set REJSE_SECRET_KEY to a random value of at least 32 characters",
+        )
     ran = _Ran()
     try:
         return await _serve(settings, parts, stop, on_started, ran)
