@@ -103,10 +103,13 @@ def results(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Pa
         running = {}
         for case, (args, env, needles) in cases(busy).items():
             cwd = tmp_path_factory.mktemp(case)
+            # a real secret, so the only line is the error (the default secret's warning is
+            # tested in test_default_secret.py); the production case keeps the default
+            secret = {} if "REJSE_ENVIRONMENT" in env else {"REJSE_SECRET_KEY": "c0ffee" * 8}
             proc = subprocess.Popen(
                 rejse_command(*args),
                 cwd=cwd,
-                env=clean_env(**env),
+                env=clean_env(**secret, **env),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
