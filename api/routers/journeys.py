@@ -17,6 +17,7 @@ from api.deps import ActivityNamesDep, ReadDep, RuntimeDep, SessionDep, WriteDep
 from rejse.contracts import ProcessedEvent
 from rejse.db import utcnow
 from rejse.errors import Conflict, DomainError, NotFound
+from rejse.inputs import MAX_INT32, MAX_OFFSET, Text
 from rejse.journeys import service
 from rejse.journeys.definition import JourneyDefinition
 from rejse.journeys.diagram import mermaid
@@ -28,6 +29,7 @@ from rejse.runtime import Runtime
 
 router = APIRouter(prefix="/api/journeys", tags=["journeys"])
 
+VersionQuery = Annotated[int | None, Query(ge=1, le=MAX_INT32)]
 DefinitionBody = Annotated[
     dict[str, Any],
     Body(description="A journey definition", examples=[{"key": "abandoned-cart"}]),
@@ -57,7 +59,9 @@ class JourneyDetail(JourneyPublic):
 
 
 class PublishRequest(BaseModel):
-    version: int | None = Field(default=None, ge=1, description="default: the latest version")
+    version: int | None = Field(
+        default=None, ge=1, le=MAX_INT32, description="null or left out: the latest version"
+    )
 
 
 class LifecycleResult(JourneyPublic):
@@ -65,12 +69,15 @@ class LifecycleResult(JourneyPublic):
 
 
 class EnterRequest(BaseModel):
-    profile_id: str = Field(min_length=1, max_length=64)
+    profile_id: Text = Field(min_length=1, max_length=64)
     properties: dict[str, Any] = Field(
         default_factory=dict, description="available to the journey as trigger.properties"
     )
-    idempotency_key: str | None = Field(
-        default=None, min_length=1, max_length=200, description="the same key enters once"
+    idempotency_key: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="the same key enters once; null or left out: every call enters",
     )
 
 
@@ -146,7 +153,7 @@ def list_journeys(
 
 @router.get("/{key}", response_model=JourneyDetail)
 def get_journey(
-    key: str, session: SessionDep, _: ReadDep, version: Annotated[int | None, Query(ge=1)] = None
+    key: str, session: SessionDep, _: ReadDep, version: VersionQuery = None
 ) -> JourneyDetail:
     journey = service.get_journey(session, key=key)
     row = service.get_version(session, key=key, version=version or journey.latest_version)
@@ -291,7 +298,7 @@ def list_runs(
     status_: Annotated[str | None, Query(alias="status")] = None,
     profile_id: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[RunPublic]:
     """Who is at which step since when (newest entries first)."""
     if status_ is not None and status_ not in RUN_STATUSES:
@@ -315,7 +322,7 @@ def stats(key: str, session: SessionDep, _: ReadDep) -> dict[str, Any]:
     responses={200: {"content": {"text/plain": {}}, "description": "Mermaid flowchart"}},
 )
 def diagram(
-    key: str, session: SessionDep, _: ReadDep, version: Annotated[int | None, Query(ge=1)] = None
+    key: str, session: SessionDep, _: ReadDep, version: VersionQuery = None
 ) -> PlainTextResponse:
     journey = service.get_journey(session, key=key)
     row = service.get_version(

@@ -7,12 +7,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api.deps import AdminDep, ProfileErasersDep, ReadDep, RuntimeDep, SessionDep, WriteDep
 from rejse.errors import DomainError, NotFound
+from rejse.inputs import Instant, Omittable, Text
+from rejse.models.profiles import Profile
 from rejse.profiles import gdpr, service
 from rejse.profiles.consent import set_consent
 from rejse.profiles.identifiers import KNOWN_TYPES
@@ -52,15 +55,21 @@ class TimelineItem(BaseModel):
 
 
 class TraitsPatch(BaseModel):
-    traits: dict[str, Any] = Field(
-        description="traits to set; null removes a trait", min_length=1, max_length=200
+    traits: dict[Annotated[Text, Field(min_length=1, max_length=200)], Any] = Field(
+        description="traits to set, the others stay as they are; null removes a trait",
+        min_length=1,
+        max_length=200,
     )
 
 
 class ConsentUpdate(BaseModel):
     status: Literal["granted", "denied", "revoked"]
-    source: str = Field(min_length=1, max_length=100, description="e.g. preference centre, support")
-    at: dt.datetime | None = Field(default=None, description="when it was given (default: now)")
+    source: Text = Field(
+        min_length=1, max_length=100, description="e.g. preference centre, support"
+    )
+    at: Omittable[Instant] = Field(
+        default=None, description="when it was given (no zone: UTC); left out: now"
+    )
 
 
 class ErasurePublic(BaseModel):
@@ -139,10 +148,33 @@ def get_timeline(
     return service.timeline(session, profile_id=profile_id, limit=limit)
 
 
+# Traits that also fill a profile column (as text): their values must fit it. The JSON of the
+# traits keeps any length; PostgreSQL refuses a longer value for the column, SQLite keeps it.
+def _length(column: str) -> int:
+    length = getattr(sa.inspect(Profile).columns[column].type, "length", None)
+    if not isinstance(length, int):
+        raise TypeError(f"profile.{column} is not a sized text column")
+    return length
+
+
+_COLUMN_TRAITS = {name: _length(name) for name in ("locale", "timezone")}
+
+
+def _check_column_traits(traits: dict[str, Any]) -> None:
+    for name, length in _COLUMN_TRAITS.items():
+        value = traits.get(name)
+        if value not in (None, "") and len(str(value)) > length:
+            raise DomainError(
+                f"at most {length} characters", field=f"traits.{name}", status_code=422
+            )
+
+
 @router.patch("/{profile_id}/traits", response_model=ProfilePublic)
 def patch_traits(
     profile_id: str, body: TraitsPatch, session: SessionDep, _: WriteDep
 ) -> ProfilePublic:
+    """Set the traits sent (null removes one); the others stay as they are."""
+    _check_column_traits(body.traits)
     profile = service.patch_traits(session, profile_id=profile_id, traits=body.traits)
     session.commit()
     return _public(session, profile.id)
@@ -156,14 +188,13 @@ def put_consent(
     profile = service.get_live_profile(session, profile_id)
     if profile.erased_at is not None:
         raise DomainError("profile is erased", field="profile_id", status_code=409)
-    at = body.at if body.at is None or body.at.tzinfo else body.at.replace(tzinfo=dt.UTC)
     set_consent(
         session,
         profile_id=profile.id,
         channel=channel,
         status=body.status,
         source=body.source,
-        at=at,
+        at=body.at,
     )
     session.commit()
     return _public(session, profile.id)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import READ, SALES, WRITE, ReadDep, SessionDep, WriteDep, require
 from rejse.errors import NotFound
-from rejse.leads.schemas import Text
+from rejse.inputs import Text
 from rejse.models.leads import ScoringModel
 from rejse.models.profiles import STAGES
 from rejse.scoring import service as scoring

@@ -26,6 +26,7 @@ from rejse.errors import DomainError
 from rejse.events import ingest
 from rejse.events import webhooks as hooks
 from rejse.events.schemas import MAX_BATCH_BYTES, IngestAccepted, check_json
+from rejse.inputs import Omittable, Text
 from rejse.models.events import WebhookSource
 from rejse.runtime import Runtime
 
@@ -124,11 +125,11 @@ class SourceCreate(BaseModel):
         pattern=r"^[A-Za-z0-9._*-]+$",
         description="shop domain (shopify; `*` = any shop) or source name (generic)",
     )
-    secret: str | None = Field(
+    secret: Omittable[Text] = Field(
         default=None,
         min_length=16,
         max_length=255,
-        description="the signing secret; generated when omitted",
+        description="the signing secret; generated when left out",
     )
 
 

@@ -5,16 +5,23 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, EmailStr, Field, HttpUrl
+from pydantic import AfterValidator, BaseModel, EmailStr, Field, HttpUrl, UrlConstraints
+
+from rejse.inputs import Omittable, Text
+
+WEBHOOK_URL_LENGTH = 1000  # sales_rep.webhook_url
 
 
-def _no_nul(value: str) -> str:
-    if "\x00" in value:  # PostgreSQL text cannot hold NUL characters
-        raise ValueError("must not contain NUL characters")
-    return value
+def _fits_column(url: HttpUrl) -> HttpUrl:
+    # The URL as stored: percent-encoding can make it several times longer than what was sent.
+    if len(str(url)) > WEBHOOK_URL_LENGTH:
+        raise ValueError(f"at most {WEBHOOK_URL_LENGTH} characters, percent-encoded")
+    return url
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
+WebhookUrl = Annotated[
+    HttpUrl, UrlConstraints(max_length=WEBHOOK_URL_LENGTH), AfterValidator(_fits_column)
+]
 
 OUTCOMES = ("contacted", "meeting", "won", "lost", "not_relevant")
 Outcome = Literal["contacted", "meeting", "won", "lost", "not_relevant"]
@@ -28,7 +35,7 @@ class RepBase(BaseModel):
     )
     active: bool = True
     manager_id: Text | None = Field(default=None, max_length=32)
-    webhook_url: HttpUrl | None = Field(
+    webhook_url: WebhookUrl | None = Field(
         default=None, description="Slack-compatible incoming webhook"
     )
     crm_owner_id: Text | None = Field(
@@ -44,14 +51,20 @@ class RepCreate(RepBase):
 
 
 class RepUpdate(BaseModel):
-    name: Text | None = Field(default=None, min_length=1, max_length=200)
-    email: EmailStr | None = None
-    territories: list[Annotated[Text, Field(max_length=100)]] | None = None
-    active: bool | None = None
-    manager_id: Text | None = Field(default=None, max_length=32)
-    webhook_url: HttpUrl | None = None
-    crm_owner_id: Text | None = Field(default=None, max_length=100)
-    locale: Literal["da", "sv", "en"] | None = None
+    """A partial change: a field left out stays as it is. Null clears `manager_id`,
+    `webhook_url` and `crm_owner_id`; the other fields always hold a value, so null is refused
+    for them (422 naming the field)."""
+
+    name: Omittable[Text] = Field(default=None, min_length=1, max_length=200)
+    email: Omittable[EmailStr] = None
+    territories: Omittable[list[Annotated[Text, Field(max_length=100)]]] = Field(
+        default=None, description="replaces the list; [] for none"
+    )
+    active: Omittable[bool] = None
+    manager_id: Text | None = Field(default=None, max_length=32, description="null: no manager")
+    webhook_url: WebhookUrl | None = Field(default=None, description="null: no chat notifications")
+    crm_owner_id: Text | None = Field(default=None, max_length=100, description="null: none")
+    locale: Omittable[Literal["da", "sv", "en"]] = None
 
 
 class RepPublic(RepBase):
