@@ -1,18 +1,36 @@
-"""Error responses: every 4xx names the field or the problem; no 500 leaks internals."""
+"""Error responses and what is logged about errors.
+
+Every 4xx body is `{"detail": str, "errors": [{"field": str, "message": str}]}` (`errors` empty
+when no field is to blame), and `/openapi.json` documents exactly that body for every 422. A
+500 says nothing about its cause; the log names the error's class, SQLSTATE and constraint and
+where it was raised, never its message: a database error's message echoes the failing row's
+values (an email in a unique violation), and any other message may hold request data."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import PurePath
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 
 from rejse.errors import DomainError
+from rejse.inputs import MAX_CONTROL_PLANE_BODY
 from rejse.logging import get_logger
 
 log = get_logger("rejse.api")
+
+INTERNAL_ERROR = {"detail": "internal error; see server logs"}
+LIMIT_TEXT = f"{MAX_CONTROL_PLANE_BODY / 1024 / 1024:g} MB"
+
+# Unique and exclusion violations: another request stored the same key first (PostgreSQL's
+# SQLSTATE, SQLite's extended error names).
+_CONFLICT_SQLSTATES = frozenset({"23505", "23P01"})
+_CONFLICT_SQLITE = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
 
 
 def _loc(loc: Sequence[object]) -> str:
@@ -22,10 +40,68 @@ def _loc(loc: Sequence[object]) -> str:
 
 def validation_payload(errors: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     details = [
-        {"field": _loc(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in errors
+        {
+            # A JSON syntax error's location is a character offset, not a field.
+            "field": "body" if e.get("type") == "json_invalid" else _loc(e.get("loc", ())),
+            "message": e.get("msg", "invalid"),
+        }
+        for e in errors
     ]
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
     return {"detail": summary, "errors": details}
+
+
+def field_error(field: str, message: str, *, status_code: int = 422) -> JSONResponse:
+    """The 4xx body for one field."""
+    return JSONResponse(
+        {"detail": f"{field}: {message}", "errors": [{"field": field, "message": message}]},
+        status_code=status_code,
+    )
+
+
+def describe_error(exc: BaseException) -> dict[str, Any]:
+    """What may be logged about `exc`: its class and its cause's, the driver's SQLSTATE (or
+    SQLite's error name), the constraint and table it names, and the frames it passed through
+    (file, line, function). Never a message: those echo values."""
+    info: dict[str, Any] = {"error": type(exc).__name__}
+    driver = getattr(exc, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
+    cause = driver if driver is not None else (exc.__cause__ or exc.__context__)
+    if cause is not None:
+        info["cause"] = type(cause).__name__
+    if driver is not None:
+        sqlstate = getattr(driver, "sqlstate", None)
+        if sqlstate:
+            info["sqlstate"] = str(sqlstate)
+        diag = getattr(driver, "diag", None)  # psycopg: the server's fields, one by one
+        for name, attribute in (
+            ("constraint", "constraint_name"),
+            ("table", "table_name"),
+            ("column", "column_name"),
+        ):
+            value = getattr(diag, attribute, None) if diag is not None else None
+            if value:
+                info[name] = str(value)
+        sqlite_name = getattr(driver, "sqlite_errorname", None)
+        if sqlite_name:
+            info["sqlite_error"] = str(sqlite_name)
+    info["where"] = [
+        f"{'/'.join(PurePath(f.filename).parts[-2:])}:{f.lineno} in {f.name}"
+        for f in traceback.extract_tb(exc.__traceback__)[-10:]
+    ]
+    return info
+
+
+def is_conflict(exc: IntegrityError) -> bool:
+    """A unique (or exclusion) violation: the same key was stored by another request first."""
+    driver = exc.orig
+    return (
+        getattr(driver, "sqlstate", None) in _CONFLICT_SQLSTATES
+        or getattr(driver, "sqlite_errorname", None) in _CONFLICT_SQLITE
+    )
+
+
+def _route(request: Request) -> str | None:
+    return getattr(request.scope.get("route"), "path", None)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -35,12 +111,120 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        body: dict[str, Any] = {"detail": exc.message}
-        if exc.field:
-            body["errors"] = [{"field": exc.field, "message": exc.message}]
-        return JSONResponse(body, status_code=exc.status_code)
+        errors = [{"field": exc.field, "message": exc.message}] if exc.field else []
+        return JSONResponse({"detail": exc.message, "errors": errors}, status_code=exc.status_code)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        if is_conflict(exc):
+            # Two requests raced for the same unique value; the loser may simply retry.
+            log.warning("database_conflict", route=_route(request), **describe_error(exc))
+            return JSONResponse(
+                {"detail": "a record with the same key was stored meanwhile; retry", "errors": []},
+                status_code=409,
+            )
+        log.error("unhandled_error", route=_route(request), **describe_error(exc))
+        return JSONResponse(INTERNAL_ERROR, status_code=500)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled_error", route=getattr(request.scope.get("route"), "path", None))
-        return JSONResponse({"detail": "internal error; see server logs"}, status_code=500)
+        # Reached only by errors outside the request context middleware (which answers the
+        # rest itself, see api.middleware): logged the same way.
+        log.error("unhandled_error", route=_route(request), **describe_error(exc))
+        return JSONResponse(INTERNAL_ERROR, status_code=500)
+
+    document_validation_errors(app)
+
+
+# ----------------------------------------------------------------------------- OpenAPI
+
+FIELD_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "FieldError",
+    "type": "object",
+    "required": ["field", "message"],
+    "properties": {
+        "field": {
+            "type": "string",
+            "description": "the culprit: a dotted path into the body (`traits.tags.1`), a "
+            "parameter's name, or `body` for the body as a whole",
+        },
+        "message": {"type": "string"},
+    },
+}
+VALIDATION_FAILED_SCHEMA: dict[str, Any] = {
+    "title": "ValidationFailed",
+    "type": "object",
+    "required": ["detail", "errors"],
+    "properties": {
+        "detail": {"type": "string", "description": "one line naming the fields (up to five)"},
+        "errors": {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/FieldError"},
+            "description": "every field that failed, each with its message",
+        },
+    },
+}
+_VALIDATION_REF = {"$ref": "#/components/schemas/ValidationFailed"}
+_FASTAPI_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def _references(node: Any, name: str) -> bool:
+    target = f"#/components/schemas/{name}"
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            if current.get("$ref") == target:
+                return True
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+    return False
+
+
+def rewrite_validation_responses(doc: dict[str, Any]) -> dict[str, Any]:
+    """Point every operation's 422 at `ValidationFailed` (rejse's body) instead of FastAPI's
+    `HTTPValidationError`, keeping each 422's own description, and document the 413 of every
+    control-plane operation that takes a body; drop FastAPI's schemas once nothing names
+    them."""
+
+    def body() -> dict[str, Any]:
+        return {"application/json": {"schema": dict(_VALIDATION_REF)}}
+
+    for path, operations in doc.get("paths", {}).items():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            responses = operation.get("responses", {})
+            if "422" in responses:
+                responses["422"]["content"] = body()
+            if path.startswith("/api/") and "requestBody" in operation:
+                responses.setdefault(
+                    "413",
+                    {
+                        "description": f"The body is over {LIMIT_TEXT}, the control plane's "
+                        "limit (refused before it is read)",
+                        "content": body(),
+                    },
+                )
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas["FieldError"] = FIELD_ERROR_SCHEMA
+    schemas["ValidationFailed"] = VALIDATION_FAILED_SCHEMA
+    for name in _FASTAPI_SCHEMAS:
+        if name in schemas:
+            rest = {k: v for k, v in schemas.items() if k != name}
+            if not _references({"paths": doc.get("paths", {}), "schemas": rest}, name):
+                del schemas[name]
+    return doc
+
+
+def document_validation_errors(app: FastAPI) -> None:
+    """Post-process the app's OpenAPI document once, when it is first built."""
+    build: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = rewrite_validation_responses(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override

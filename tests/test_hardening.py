@@ -8,18 +8,31 @@ NaN, database errors in the log, the documented 422 body."""
 
 from __future__ import annotations
 
+import asyncio
+import io
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import fastapi.routing
 import httpx
+import jsonschema_rs
 import pytest
+import structlog
+import uvicorn
 from fastapi import FastAPI, Path, Query
 from fastapi.routing import APIRoute
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from api.deps import SessionDep
 from rejse import signatures
 from rejse.events import webhooks as hooks
+from rejse.models.events import Event
 from rejse.models.leads import SalesRep
+from rejse.models.profiles import ProfileIdentifier
 from rejse.profiles.service import create_profile
 from rejse.roles import Role
 from tests.conftest import auth
@@ -414,3 +427,496 @@ async def test_an_oversized_version_in_a_body_is_422(client, keys):
     )
     assert r.status_code == 422, r.text
     assert fields(r) == ["version"]
+
+
+# ----------------------------------------------------------------------------- body limits, auth
+
+
+class Body:
+    """An ASGI request body of `size` bytes in 64 KB chunks, made as it is read; counts what
+    the app pulled."""
+
+    CHUNK = 64 * 1024
+
+    def __init__(self, size: int, fill: bytes = b"x") -> None:
+        self.left = size
+        self.chunk = fill * self.CHUNK
+        self.pulled = 0
+
+    async def receive(self) -> dict[str, Any]:
+        if self.left <= 0:
+            await asyncio.sleep(3600)  # a client that sends nothing more
+        part = self.chunk[: min(self.CHUNK, self.left)]
+        self.left -= len(part)
+        self.pulled += len(part)
+        return {"type": "http.request", "body": part, "more_body": self.left > 0}
+
+
+async def asgi_request(
+    app, method: str, path: str, body: Body, headers: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    """One request straight through the ASGI interface; (status, JSON body)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(app(scope, body.receive, send), 10)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, json.loads(content)
+
+
+JSON = {"content-type": "application/json"}
+FIFTY_MB = 50 * MB
+
+
+@pytest.mark.parametrize("length", [True, False], ids=["content-length", "streamed"])
+async def test_no_key_is_401_before_a_50_mb_body_is_read(app, length):
+    body = Body(FIFTY_MB)
+    headers = {**JSON, "content-length": str(FIFTY_MB)} if length else JSON
+    status, answer = await asgi_request(app, "POST", "/api/sales/reps", body, headers)
+    assert status == 401, answer
+    assert body.pulled == 0
+
+
+async def test_the_guards_answers_are_logged_by_route_template(app, log_lines):
+    status, _ = await asgi_request(app, "PATCH", "/api/sales/reps/rep_1", Body(10), JSON)
+    assert status == 401
+    records = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    (logged,) = [r for r in records if r["event"] == "http_request"]
+    assert logged["route"] == "/api/sales/reps/{rep_id}"
+    assert logged["status"] == 401
+
+
+async def test_a_wrong_role_is_403_before_a_50_mb_body_is_read(app, keys):
+    body = Body(FIFTY_MB)
+    headers = {**JSON, **auth(keys[Role.analyst]), "content-length": str(FIFTY_MB)}
+    status, answer = await asgi_request(app, "POST", "/api/sales/reps", body, headers)
+    assert status == 403, answer
+    assert body.pulled == 0
+
+
+async def test_a_declared_length_over_the_limit_is_413_unread(app, keys):
+    body = Body(FIFTY_MB)
+    headers = {**JSON, **auth(keys[Role.sales]), "content-length": str(FIFTY_MB)}
+    status, answer = await asgi_request(app, "POST", "/api/sales/reps", body, headers)
+    assert status == 413, answer
+    assert fields_of(answer) == ["body"]
+    assert body.pulled == 0
+
+
+async def test_a_streamed_body_passing_the_limit_is_413_once_it_passes(app, keys):
+    body = Body(FIFTY_MB)
+    status, answer = await asgi_request(
+        app, "POST", "/api/sales/reps", body, {**JSON, **auth(keys[Role.sales])}
+    )
+    assert status == 413, answer
+    assert body.pulled <= MB + Body.CHUNK
+
+
+def fields_of(answer: dict[str, Any]) -> list[str]:
+    return [e["field"] for e in answer["errors"]]
+
+
+@pytest.mark.parametrize(
+    ("key", "status"), [(None, 401), ("nope", 401), (Role.analyst, 403), (Role.marketer, 403)]
+)
+async def test_malformed_json_gets_the_auth_answer_first(client, keys, key, status):
+    headers = dict(JSON)
+    if key == "nope":
+        headers |= auth("rjk_00000000_nope")
+    elif key is not None:
+        headers |= auth(keys[key])
+    r = await client.post("/api/sales/reps", content=b'{"name": "A", ', headers=headers)
+    assert r.status_code == status, r.text
+
+
+async def test_malformed_json_with_the_right_key_is_422(client, keys):
+    r = await client.post(
+        "/api/sales/reps",
+        content=b'{"name": "A", ',
+        headers={**JSON, **auth(keys[Role.sales])},
+    )
+    assert r.status_code == 422, r.text
+    assert fields(r) == ["body"]
+
+
+async def test_a_body_under_the_limit_passes(client, keys):
+    r = await client.post(
+        "/api/sales/reps",
+        json={"name": "Anna", "email": "anna@shop.dk", "territories": ["x" * 100] * 9000},
+        headers=auth(keys[Role.sales]),
+    )
+    assert 900_000 < len(r.request.content) < MB
+    assert r.status_code == 201, r.text
+
+
+async def test_ingest_keeps_its_own_limits(client, keys):
+    r = await client.post(
+        "/v1/batch",
+        content=b'{"batch": [' + b" " * (600 * 1024) + b"]}",
+        headers={**JSON, **auth(keys[Role.ingest])},
+    )
+    assert r.status_code == 413, r.text
+    r = await client.post(
+        "/v1/track", json={"userId": "u1", "event": "X"}, headers=auth(keys[Role.ingest])
+    )
+    assert r.status_code in (200, 202), r.text
+
+
+@pytest.fixture
+def served(app) -> Iterator[tuple[str, int]]:
+    """The app under uvicorn on a loopback port: the wire as a client sees it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    yield "127.0.0.1", port
+    server.should_exit = True
+    thread.join(timeout=5)
+    sock.close()
+
+
+async def _answer_before_the_body(served, headers: str) -> bytes:
+    """Send the head of a 50 MB request and 1 KB of its body; the answer must come anyway."""
+    reader, writer = await asyncio.open_connection(*served)
+    try:
+        writer.write(
+            (
+                "POST /api/sales/reps HTTP/1.1\r\nHost: testserver\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {FIFTY_MB}\r\n{headers}\r\n"
+            ).encode()
+            + b"x" * 1024
+        )
+        await writer.drain()
+        return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    finally:
+        writer.close()
+
+
+async def test_over_the_wire_no_key_is_answered_without_the_body(served):
+    head = await _answer_before_the_body(served, "")
+    assert head.startswith(b"HTTP/1.1 401"), head
+
+
+async def test_over_the_wire_a_big_body_is_413_without_reading_it(served, keys):
+    head = await _answer_before_the_body(served, f"Authorization: Bearer {keys[Role.sales]}\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), head
+
+
+# ----------------------------------------------------------------------------- NUL and NaN
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"traits": {"name": "A\\u0000B"}}', "traits.name"),
+        ('{"traits": {"score": NaN}}', "traits.score"),
+        ('{"traits": {"score": -Infinity}}', "traits.score"),
+        ('{"traits": {"score": 1e999}}', "traits.score"),
+        ('{"traits": {"tags": ["a", "b\\u0000"]}}', "traits.tags.1"),
+        ('{"traits": {"deep": {"er": [{"x": NaN}]}}}', "traits.deep.er.0.x"),
+        ('{"traits": {"a\\u0000": 1}}', "traits.a\\u0000"),
+        ('{"traits": {"a": "x\\ud800y"}}', "traits.a"),
+        ('{"traits": {"tags": ["\\uDC00"]}}', "traits.tags.0"),
+        ('{"traits": {"\\udc00": 1}}', "traits"),
+    ],
+)
+async def test_nul_and_nan_in_a_trait_patch_are_422_naming_the_field(
+    client, keys, profile_id, body, field
+):
+    r = await client.patch(
+        f"/api/profiles/{profile_id}/traits",
+        content=body,
+        headers={**JSON, **auth(keys[Role.marketer])},
+    )
+    assert r.status_code == 422, r.text
+    assert fields(r) == [field]
+    r = await client.get(f"/api/profiles/{profile_id}", headers=auth(keys[Role.analyst]))
+    assert r.json()["traits"] == {"first_name": "Ida"}
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "field"),
+    [
+        (
+            "PUT",
+            "/api/profiles/{pid}/consents/email",
+            '{"status": "granted", "source": "w\\u0000"}',
+            "source",
+        ),
+        ("POST", "/api/journeys", '{"key": "j", "name": "J\\u0000", "steps": []}', "name"),
+        (
+            "POST",
+            "/api/journeys/j/enter",
+            '{"profile_id": "{pid}", "properties": {"v": NaN}}',
+            "properties.v",
+        ),
+        (
+            "POST",
+            "/api/sales/reps",
+            '{"name": "A", "email": "a@shop.dk", "territories": ["D\\u0000K"]}',
+            "territories.0",
+        ),
+        ("POST", "/api/sales/leads/x/outcome", '{"outcome": "won", "note": "\\u0000"}', "note"),
+        ("POST", "/api/keys", '{"name": "k\\u0000", "role": "admin"}', "name"),
+        (
+            "POST",
+            "/api/templates",
+            '{"key": "k", "channel": "email", "subject": "\\u0000"}',
+            "subject",
+        ),
+    ],
+)
+async def test_nul_and_nan_in_any_control_plane_body_are_422(
+    client, keys, profile_id, method, url, body, field
+):
+    r = await client.request(
+        method,
+        url.replace("{pid}", profile_id),
+        content=body.replace("{pid}", profile_id),
+        headers={**JSON, **auth(keys[Role.admin])},
+    )
+    assert r.status_code == 422, r.text
+    assert fields(r) == [field]
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/api/profiles/prf_a%00b", "profile_id"),
+        ("/api/profiles/prf_a%00b/timeline", "profile_id"),
+        ("/api/profiles/{pid}/consents/em%00ail", "channel"),
+        ("/api/profiles/lookup?email=a%00b%40shop.dk", "email"),
+        ("/api/journeys/j%00/runs", "key"),
+        ("/api/journeys/j/runs?profile_id=p%00", "profile_id"),
+        ("/api/sales/leads/l%00", "lead_id"),
+        ("/api/sales/next?rep=r%00", "rep"),
+        ("/api/messages?profile_id=p%00", "profile_id"),
+        ("/v1/inbox/u%00", "user_id"),
+    ],
+)
+async def test_nul_in_a_path_or_query_parameter_is_422_naming_it(
+    client, keys, profile_id, url, field
+):
+    method = "PUT" if "consents" in url else "GET"
+    body = {"status": "granted", "source": "web"} if method == "PUT" else None
+    r = await client.request(
+        method, url.replace("{pid}", profile_id), json=body, headers=auth(keys[Role.admin])
+    )
+    assert r.status_code == 422, r.text
+    assert fields(r) == [field]
+
+
+async def test_nul_in_a_webhook_source_is_422_naming_it(client):
+    r = await client.post("/webhooks/generic/sh%00p", content=b"{}", headers=JSON)
+    assert r.status_code == 422, r.text
+    assert fields(r) == ["source"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"type": "track", "event": "X", "userId": "u1", "properties": {"a": "b\\u0000"}}',
+        b'{"type": "track", "event": "X", "userId": "u1", "properties": {"a": NaN}}',
+        b'{"type": "track", "event": "X", "userId": "u1", "properties": {"a": 1e999}}',
+    ],
+)
+async def test_a_signed_webhook_with_nul_or_nan_is_4xx_and_stores_nothing(
+    client, generic_source, session, body
+):
+    r = await client.post(
+        generic_source,
+        content=body,
+        headers={**JSON, "x-rejse-signature": signatures.sign(SECRET, body)},
+    )
+    assert 400 <= r.status_code < 500, r.text
+    assert r.json()["errors"][0]["field"].endswith("properties.a") or fields(r) == ["body"]
+    assert session.exec(select(Event)).all() == []
+
+
+async def test_nul_in_a_query_parameter_the_route_does_not_read_is_ignored(client, keys):
+    r = await client.get("/api/sales/reps?utm=%00", headers=auth(keys[Role.sales]))
+    assert r.status_code == 200, r.text
+
+
+async def test_nan_as_a_string_is_just_a_string(client, keys, profile_id):
+    r = await client.patch(
+        f"/api/profiles/{profile_id}/traits",
+        json={"traits": {"note": "NaN and Infinity, \\u0000 as text", "n": 1e300}},
+        headers=auth(keys[Role.marketer]),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["traits"]["note"] == "NaN and Infinity, \\u0000 as text"
+
+
+async def test_a_surrogate_pair_is_just_a_character(client, keys, profile_id):
+    r = await client.patch(
+        f"/api/profiles/{profile_id}/traits",
+        content='{"traits": {"mood": "\\ud83d\\ude00"}}',
+        headers={**JSON, **auth(keys[Role.marketer])},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["traits"]["mood"] == "\U0001f600"
+
+
+# ----------------------------------------------------------------------------- errors in the log
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """structlog's output as rejse renders it (JSON lines), into a buffer."""
+    buffer = io.StringIO()
+    previous = structlog.get_config()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(buffer),
+        cache_logger_on_first_use=False,
+    )
+    try:
+        yield buffer
+    finally:
+        structlog.configure(**previous)
+
+
+EMAIL = "hemmelig.person@example.dk"
+
+
+async def test_a_unique_violation_logs_no_values(app, session, engine, log_lines, caplog):
+    create_profile(session, identifiers={"email": EMAIL})
+    session.commit()
+
+    def duplicate(session: SessionDep) -> dict[str, str]:
+        # What a race between two requests that claim the same email ends in.
+        session.add(ProfileIdentifier(profile_id="prf_other", type="email", value=EMAIL))
+        session.commit()
+        return {}
+
+    app.add_api_route("/api/test-duplicate", duplicate, methods=["POST"])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        r = await c.post("/api/test-duplicate")
+    assert r.status_code == 409, r.text
+    assert EMAIL not in r.text
+    logged = log_lines.getvalue() + caplog.text
+    assert EMAIL not in logged
+    assert "hemmelig" not in logged
+    records = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    (record,) = [r for r in records if r["event"] == "database_conflict"]
+    assert record["error"] == "IntegrityError"
+    if engine.dialect.name == "postgresql":
+        assert record["sqlstate"] == "23505"
+        assert record["constraint"] == "uq_identifier_type_value"
+        assert record["cause"] == "UniqueViolation"
+    else:
+        assert record["cause"] == "IntegrityError"
+
+
+async def test_an_unexpected_error_logs_its_class_not_its_message(app, log_lines, caplog):
+    def boom() -> None:
+        raise RuntimeError(f"could not mail {EMAIL}")
+
+    app.add_api_route("/api/test-boom", boom, methods=["GET"])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        r = await c.get("/api/test-boom")
+    assert r.status_code == 500
+    assert r.json() == {"detail": "internal error; see server logs"}
+    logged = log_lines.getvalue() + caplog.text
+    assert EMAIL not in logged
+    records = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    (record,) = [r for r in records if r["event"] == "unhandled_error"]
+    assert record["error"] == "RuntimeError"
+    assert record["route"] == "/api/test-boom"
+    assert any("boom" in frame for frame in record["where"])
+
+
+# ----------------------------------------------------------------------------- the 422 body
+
+
+async def test_every_documented_422_is_rejses_body(client):
+    doc = (await client.get("/openapi.json")).json()
+    wrong, count = [], 0
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            answer = op.get("responses", {}).get("422")
+            if answer is None:
+                continue
+            count += 1
+            schema = answer.get("content", {}).get("application/json", {}).get("schema", {})
+            if schema.get("$ref") != "#/components/schemas/ValidationFailed":
+                wrong.append(f"{method.upper()} {path}: {schema}")
+    assert count > 40
+    assert not wrong, "\n".join(wrong)
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    body = doc["components"]["schemas"]["ValidationFailed"]
+    assert set(body["required"]) == {"detail", "errors"}
+
+
+async def test_every_control_plane_body_documents_its_413(client):
+    doc = (await client.get("/openapi.json")).json()
+    missing, count = [], 0
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            if not path.startswith("/api/") or "requestBody" not in op:
+                continue
+            count += 1
+            schema = op["responses"].get("413", {}).get("content", {})
+            if schema.get("application/json", {}).get("schema", {}).get("$ref") != (
+                "#/components/schemas/ValidationFailed"
+            ):
+                missing.append(f"{method.upper()} {path}")
+    assert count > 15
+    assert not missing, missing
+
+
+async def test_real_422s_match_the_documented_body(client, keys, rep):
+    doc = (await client.get("/openapi.json")).json()
+    validator = jsonschema_rs.validator_for(
+        {"$ref": "#/components/schemas/ValidationFailed", "components": doc["components"]}
+    )
+    s, m = auth(keys[Role.sales]), auth(keys[Role.marketer])
+    answers = [
+        await client.patch(f"/api/sales/reps/{rep}", headers=s, json={"territories": None}),
+        await client.post(
+            "/api/sales/reps",
+            headers=s,
+            json={"name": "B", "email": "b@shop.dk", "manager_id": "rep_nope"},
+        ),
+        await client.get("/api/journeys/j/runs?offset=-1", headers=m),
+        await client.post("/api/journeys", headers=m, json={"key": "j", "steps": "no"}),
+        await client.post("/api/scoring/models", headers=m, json={"event_rules": [{"id": "x"}]}),
+        await client.post("/api/sales/reps", headers={**s, **JSON}, content=b"{"),
+        await client.post("/v1/track", headers=auth(keys[Role.ingest]), json={"userId": "u"}),
+    ]
+    for r in answers:
+        assert r.status_code == 422, (r.request.url, r.text)
+        errors = list(validator.iter_errors(r.json()))
+        assert not errors, (r.request.url, r.json(), [str(e) for e in errors])

@@ -205,7 +205,7 @@ async def test_unstorable_input_is_4xx_never_500(client, keys):
     m, s = auth(keys[Role.marketer]), auth(keys[Role.sales])
     bad = {**MODEL, "event_rules": [{"id": "a", "event": "X\u0000", "points": 1}]}
     r = await client.post("/api/scoring/models", json=bad, headers=m)
-    assert r.status_code == 400
+    assert r.status_code == 422  # NUL and NaN: 422 naming the field, like any invalid value
     assert r.json()["errors"][0]["field"] == "event_rules.0.event"
     body = '{"event_rules": [{"id": "a", "event": "X", "points": NaN}]}'
     r = await client.post(
