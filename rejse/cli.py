@@ -181,10 +181,14 @@ def _engine() -> Engine:
 def keys_create(
     role: Annotated[str, typer.Option(help="admin, marketer, analyst, sales or ingest")],
     name: Annotated[str | None, typer.Option(help="What the key is for")] = None,
+    rep: Annotated[
+        str | None, typer.Option(help="Sales keys: the rep id whose leads the key sees")
+    ] = None,
 ) -> None:
     """Create an API key and print it (the only time it is shown)."""
     from sqlmodel import Session
 
+    from rejse.errors import DomainError
     from rejse.keys import create_key
     from rejse.roles import Role
 
@@ -196,7 +200,12 @@ def keys_create(
         ) from None
     engine = _engine()
     with Session(engine) as session:
-        row, raw = create_key(session, name=name or f"{chosen.value} key", role=chosen)
+        try:
+            row, raw = create_key(
+                session, name=name or f"{chosen.value} key", role=chosen, rep_id=rep
+            )
+        except DomainError as exc:
+            raise ConfigError(f"--rep: {exc.message}") from None
         session.commit()
         key_id = row.id
     engine.dispose()

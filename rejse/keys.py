@@ -9,15 +9,31 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from rejse.db import utcnow
+from rejse.errors import DomainError
 from rejse.models.auth import ApiKey
+from rejse.models.leads import SalesRep
 from rejse.roles import Role, generate_key, hash_key, key_id
 
 
 def create_key(
-    session: Session, *, name: str, role: Role, raw_key: str | None = None
+    session: Session,
+    *,
+    name: str,
+    role: Role,
+    raw_key: str | None = None,
+    rep_id: str | None = None,
 ) -> tuple[ApiKey, str]:
+    """A new key (flushed) and its raw value. `rep_id` binds a sales key to one rep: it then
+    sees and changes only that rep's leads."""
+    if rep_id is not None:
+        if role is not Role.sales:
+            raise DomainError(
+                "only a sales key can be bound to a rep", field="rep_id", status_code=422
+            )
+        if session.get(SalesRep, rep_id) is None:
+            raise DomainError(f"no rep with id {rep_id!r}", field="rep_id", status_code=422)
     raw = raw_key or generate_key()
-    row = ApiKey(id=key_id(raw), name=name, role=role.value, key_hash=hash_key(raw))
+    row = ApiKey(id=key_id(raw), name=name, role=role.value, key_hash=hash_key(raw), rep_id=rep_id)
     session.add(row)
     session.flush()
     return row, raw
@@ -67,13 +83,15 @@ def ensure_admin_access(session: Session, *, bootstrap_key: str | None) -> str |
 
 class KeyCache:
     """Resolves a raw key to (key id, role) with a short TTL, so ingestion does not hit the
-    database for every request. Revocation takes effect within `ttl` seconds."""
+    database for every request. Revocation takes effect within `ttl` seconds. `rep_of` answers
+    the rep a resolved key is bound to (a binding never changes, so it is kept until `forget`)."""
 
     def __init__(self, engine: Engine, ttl: float = 5.0) -> None:
         self._engine = engine
         self._ttl = ttl
         self._lock = threading.Lock()
         self._items: dict[str, tuple[float, tuple[str, Role] | None]] = {}
+        self._reps: dict[str, str | None] = {}
 
     def resolve(self, raw_key: str) -> tuple[str, Role] | None:
         digest = hash_key(raw_key)
@@ -88,9 +106,25 @@ class KeyCache:
         with self._lock:
             if len(self._items) > 10_000:
                 self._items.clear()
+                self._reps.clear()
             self._items[digest] = (now + self._ttl, value)
+            if row is not None:
+                self._reps[row.id] = row.rep_id
         return value
+
+    def rep_of(self, key_id: str) -> str | None:
+        """The rep the key `key_id` is bound to, None when it is not bound (or unknown)."""
+        with self._lock:
+            if key_id in self._reps:
+                return self._reps[key_id]
+        with Session(self._engine) as session:
+            row = session.get(ApiKey, key_id)
+            rep = row.rep_id if row is not None else None
+        with self._lock:
+            self._reps[key_id] = rep
+        return rep
 
     def forget(self) -> None:
         with self._lock:
             self._items.clear()
+            self._reps.clear()

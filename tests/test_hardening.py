@@ -222,6 +222,15 @@ async def test_a_consent_time_with_no_utc_value_is_422(client, keys, profile_id,
     assert fields(r) == ["at"]
 
 
+@pytest.mark.parametrize("since", NO_UTC_TIME)
+async def test_a_metrics_since_with_no_utc_value_is_422(client, keys, since):
+    r = await client.get(
+        "/api/sales/metrics", params={"since": since}, headers=auth(keys[Role.marketer])
+    )
+    assert r.status_code == 422, r.text
+    assert fields(r) == ["since"]
+
+
 async def test_a_time_without_a_zone_is_utc(client, keys, profile_id):
     r = await client.put(
         f"/api/profiles/{profile_id}/consents/email",

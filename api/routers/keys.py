@@ -10,20 +10,29 @@ from pydantic import BaseModel, Field
 from api.deps import AdminDep, RuntimeDep, SessionDep
 from rejse import keys as key_service
 from rejse.errors import NotFound
+from rejse.inputs import Text
 from rejse.roles import Role
 
 router = APIRouter(prefix="/api/keys", tags=["keys"])
 
 
 class KeyCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     role: Role
+    rep_id: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="sales keys only: the rep whose leads the key sees and changes; "
+        "null or left out: every rep's (a sales manager's key)",
+    )
 
 
 class KeyPublic(BaseModel):
     id: str
     name: str
     role: Role
+    rep_id: str | None = Field(default=None, description="the rep a sales key is bound to")
     created_at: dt.datetime
     revoked_at: dt.datetime | None = None
 
@@ -34,7 +43,7 @@ class KeyCreated(KeyPublic):
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)
 def create_key(body: KeyCreate, session: SessionDep, _: AdminDep) -> KeyCreated:
-    row, raw = key_service.create_key(session, name=body.name, role=body.role)
+    row, raw = key_service.create_key(session, name=body.name, role=body.role, rep_id=body.rep_id)
     session.commit()
     return KeyCreated(**row.model_dump(exclude={"key_hash"}), key=raw)
 

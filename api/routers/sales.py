@@ -1,16 +1,21 @@
-"""The sales API: reps, "next customer to contact", leads and their outcomes, follow-up figures."""
+"""The sales API: reps, "next customer to contact", leads and their outcomes, follow-up figures.
+
+A sales key bound to a rep (`rep_id` on the key) sees and changes only that rep's leads (another
+rep's lead is 404, as a missing one is), sees only its own rep record and changes no rep; an
+unbound sales key and admin see every rep's, as a sales manager does."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import READ, SALES, RuntimeDep, SalesDep, SessionDep, require
+from api.deps import READ, SALES, Principal, RuntimeDep, SalesDep, SessionDep, require
 from rejse.db import session_scope
+from rejse.errors import DomainError, NotFound
+from rejse.inputs import Instant, Text
 from rejse.leads import service as leads
 from rejse.leads.schemas import (
     LeadPublic,
@@ -23,11 +28,26 @@ from rejse.leads.schemas import (
 )
 from rejse.logging import get_logger
 from rejse.models.leads import Lead, SalesRep
+from rejse.runtime import Runtime
 
 router = APIRouter(prefix="/api/sales", tags=["sales"])
 log = get_logger("rejse.sales")
 
-MetricsDep = Annotated[Any, Depends(require(*SALES, *READ))]
+MetricsDep = Annotated[Principal, Depends(require(*SALES, *READ))]
+
+
+def _bound_rep(runtime: Runtime, principal: Principal) -> str | None:
+    """The rep the caller's key is bound to; None: it sees every rep's leads."""
+    return runtime.keys.rep_of(principal.key_id)
+
+
+def _no_rep_changes(runtime: Runtime, principal: Principal) -> None:
+    if _bound_rep(runtime, principal) is not None:
+        # Territories, activity and managers steer the assignment of every rep's leads: a
+        # manager's (unbound) key changes them.
+        raise DomainError(
+            "a key bound to a rep cannot change reps; use an unbound sales key", status_code=403
+        )
 
 
 def _rep(row: SalesRep) -> RepPublic:
@@ -39,24 +59,41 @@ def _lead(row: Lead) -> LeadPublic:
 
 
 @router.post("/reps", status_code=status.HTTP_201_CREATED, response_model=RepPublic)
-def create_rep(body: RepCreate, session: SessionDep, _: SalesDep) -> RepPublic:
+def create_rep(
+    body: RepCreate, session: SessionDep, runtime: RuntimeDep, principal: SalesDep
+) -> RepPublic:
+    _no_rep_changes(runtime, principal)
     row = leads.create_rep(session, rep=body)
     session.commit()
     return _rep(row)
 
 
 @router.get("/reps", response_model=list[RepPublic])
-def list_reps(session: SessionDep, _: SalesDep) -> list[RepPublic]:
+def list_reps(session: SessionDep, runtime: RuntimeDep, principal: SalesDep) -> list[RepPublic]:
+    """Every rep; a rep-bound key sees only its own."""
+    bound = _bound_rep(runtime, principal)
+    if bound is not None:
+        return [_rep(leads.get_rep(session, rep_id=bound))]
     return [_rep(r) for r in leads.list_reps(session)]
 
 
 @router.get("/reps/{rep_id}", response_model=RepPublic)
-def get_rep(rep_id: str, session: SessionDep, _: SalesDep) -> RepPublic:
+def get_rep(
+    rep_id: str, session: SessionDep, runtime: RuntimeDep, principal: SalesDep
+) -> RepPublic:
+    bound = _bound_rep(runtime, principal)
+    if bound is not None and rep_id != bound:
+        raise NotFound(f"no rep with id {rep_id!r}", field="rep_id")
     return _rep(leads.get_rep(session, rep_id=rep_id))
 
 
 @router.patch("/reps/{rep_id}", response_model=RepPublic)
-def update_rep(rep_id: str, body: RepUpdate, session: SessionDep, _: SalesDep) -> RepPublic:
+def update_rep(
+    rep_id: str, body: RepUpdate, session: SessionDep, runtime: RuntimeDep, principal: SalesDep
+) -> RepPublic:
+    """Change the fields sent; a field left out stays as it is, null clears the fields that
+    may be empty (`manager_id`, `webhook_url`, `crm_owner_id`)."""
+    _no_rep_changes(runtime, principal)
     row = leads.update_rep(session, rep_id=rep_id, changes=body)
     session.commit()
     return _rep(row)
@@ -65,23 +102,36 @@ def update_rep(rep_id: str, body: RepUpdate, session: SessionDep, _: SalesDep) -
 @router.get("/next", response_model=list[NextItem])
 def next_to_contact(
     session: SessionDep,
-    _: SalesDep,
-    rep: Annotated[str | None, Query(description="rep id; all open leads without")] = None,
+    runtime: RuntimeDep,
+    principal: SalesDep,
+    rep: Annotated[
+        Text | None,
+        Query(
+            max_length=32, description="rep id; all open leads without (a rep-bound key: its rep)"
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> list[NextItem]:
     """Open leads, highest priority first (score, recent high-intent behaviour, SLA due), each
     with its reason and contact data."""
+    bound = _bound_rep(runtime, principal)
+    if bound is not None:
+        if rep is not None and rep != bound:
+            raise NotFound(f"no rep with id {rep!r}", field="rep")
+        rep = bound
     return leads.next_to_contact(session, rep_id=rep, limit=limit)
 
 
 @router.get("/leads/{lead_id}", response_model=LeadPublic)
-def get_lead(lead_id: str, session: SessionDep, _: SalesDep) -> LeadPublic:
-    return _lead(leads.get_lead(session, lead_id=lead_id))
+def get_lead(
+    lead_id: str, session: SessionDep, runtime: RuntimeDep, principal: SalesDep
+) -> LeadPublic:
+    return _lead(leads.get_lead(session, lead_id=lead_id, rep_id=_bound_rep(runtime, principal)))
 
 
 @router.post("/leads/{lead_id}/outcome", response_model=LeadPublic)
 async def record_outcome(
-    lead_id: str, body: OutcomeCreate, runtime: RuntimeDep, _: SalesDep
+    lead_id: str, body: OutcomeCreate, runtime: RuntimeDep, principal: SalesDep
 ) -> LeadPublic:
     """Record the outcome (the same outcome twice acts once) and tell the hand-off workflow.
     `won` moves the profile to `customer`; `not_relevant` suppresses new hand-offs."""
@@ -89,7 +139,11 @@ async def record_outcome(
     def write() -> tuple[Lead, bool]:
         with session_scope(runtime.engine) as session:
             return leads.record_outcome(
-                session, lead_id=lead_id, outcome=body.outcome, note=body.note
+                session,
+                lead_id=lead_id,
+                outcome=body.outcome,
+                note=body.note,
+                rep_id=_bound_rep(runtime, principal),
             )
 
     lead, changed = await run_in_threadpool(write)
@@ -107,10 +161,12 @@ async def record_outcome(
 @router.get("/metrics", response_model=Metrics)
 def metrics(
     session: SessionDep,
-    _: MetricsDep,
-    since: Annotated[dt.datetime | None, Query(description="only leads created since")] = None,
+    runtime: RuntimeDep,
+    principal: MetricsDep,
+    since: Annotated[
+        Instant | None, Query(description="only leads created since (no zone: UTC)")
+    ] = None,
 ) -> Metrics:
-    """AQLs created, share contacted within the SLA, median time to contact, outcomes."""
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=dt.UTC)
-    return leads.metrics(session, since=since)
+    """AQLs created, share contacted within the SLA, median time to contact, outcomes (a
+    rep-bound key: over its rep's leads)."""
+    return leads.metrics(session, since=since, rep_id=_bound_rep(runtime, principal))

@@ -61,10 +61,8 @@ def create_rep(session: Session, *, rep: RepCreate) -> SalesRep:
 
 def update_rep(session: Session, *, rep_id: str, changes: RepUpdate) -> SalesRep:
     row = get_rep(session, rep_id=rep_id)
+    # Only what the request set; RepUpdate already refused null where the column holds a value.
     data = changes.model_dump(mode="json", exclude_unset=True)
-    for key in ("name", "email", "active"):
-        if key in data and data[key] is None:
-            raise DomainError(f"{key} cannot be null", field=key, status_code=422)
     if "manager_id" in data:
         _check_manager(session, data["manager_id"], rep_id)
     for key, value in data.items():
@@ -88,9 +86,11 @@ def list_reps(session: Session) -> list[SalesRep]:
 # ----------------------------------------------------------------------------------- leads
 
 
-def get_lead(session: Session, *, lead_id: str) -> Lead:
+def get_lead(session: Session, *, lead_id: str, rep_id: str | None = None) -> Lead:
+    """The lead; with `rep_id` (a rep-bound key) only when it is that rep's: another rep's
+    lead is not found, with the very answer of a lead that does not exist."""
     row = session.get(Lead, lead_id)
-    if row is None:
+    if row is None or (rep_id is not None and row.rep_id != rep_id):
         raise NotFound(f"no lead with id {lead_id!r}", field="lead_id")
     return row
 
@@ -282,13 +282,15 @@ def record_outcome(
     outcome: str,
     note: str | None = None,
     now: dt.datetime | None = None,
+    rep_id: str | None = None,
 ) -> tuple[Lead, bool]:
     """Record a rep's outcome; returns (lead, changed). The same outcome twice acts once.
-    `won` moves the profile to `customer`; `not_relevant` suppresses new hand-offs."""
+    `won` moves the profile to `customer`; `not_relevant` suppresses new hand-offs. With
+    `rep_id` (a rep-bound key) only on that rep's lead."""
     if outcome not in CONTACT_OUTCOMES:
         raise DomainError(f"unknown outcome {outcome!r}", field="outcome", status_code=422)
     now = now or utcnow()
-    lead = get_lead(session, lead_id=lead_id)
+    lead = get_lead(session, lead_id=lead_id, rep_id=rep_id)
     if lead.profile_id == ERASED:
         raise Conflict("the person of this lead was erased", field="lead_id")
     if lead.outcome == outcome:
@@ -407,12 +409,19 @@ def next_to_contact(
 
 
 def metrics(
-    session: Session, *, since: dt.datetime | None = None, now: dt.datetime | None = None
+    session: Session,
+    *,
+    since: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+    rep_id: str | None = None,
 ) -> Metrics:
+    """Follow-up figures over every lead, or over one rep's (`rep_id`, a rep-bound key)."""
     now = now or utcnow()
     stmt = select(Lead)
     if since is not None:
         stmt = stmt.where(col(Lead.created_at) >= since)
+    if rep_id is not None:
+        stmt = stmt.where(Lead.rep_id == rep_id)
     leads = list(session.exec(stmt))
     # (lead, first contact) of every contacted lead
     contacted = [(lead, at) for lead in leads if (at := lead.first_contact_at) is not None]

@@ -18,3 +18,6 @@ class ApiKey(ApiKeyBase, table=True):
     key_hash: str = Field(sa_column=sa.Column(sa.String(64), unique=True, nullable=False))
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     revoked_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # A sales key bound to one rep sees only that rep's leads; None: every rep's (a manager's
+    # key, and every key of another role). A plain id: reps live in the leads domain.
+    rep_id: str | None = Field(default=None, max_length=32)
