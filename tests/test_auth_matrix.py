@@ -59,6 +59,8 @@ ROUTE_RULES: dict[tuple[str, str], set[Role] | Public] = {
     ("POST", "/v1/track"): {Role.ingest},
     ("POST", "/v1/identify"): {Role.ingest},
     ("POST", "/v1/page"): {Role.ingest},
+    ("POST", "/v1/screen"): {Role.ingest},
+    ("POST", "/v1/group"): {Role.ingest},
     ("POST", "/v1/alias"): {Role.ingest},
     ("POST", "/v1/batch"): {Role.ingest},
     ("POST", "/webhooks/shopify"): Public(

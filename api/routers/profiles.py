@@ -32,6 +32,10 @@ class ConsentPublic(BaseModel):
 class ProfilePublic(BaseModel):
     id: str
     traits: dict[str, Any]
+    groups: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Segment group calls: group id -> its traits, first_seen_at, last_seen_at",
+    )
     identifiers: dict[str, list[str]]
     consents: dict[str, ConsentPublic]
     locale: str | None
