@@ -438,11 +438,9 @@ def _format(found: list[Finding]) -> str:
 
 # Checks that still fail while other parts of the app are being fixed.
 XFAIL: dict[str, str] = {
-    "not_a_server_error": "/readyz's 503 (Temporal down) is undocumented; oversized integers",
-    "response_schema_conformance": "422 bodies are documented as FastAPI's HTTPValidationError",
+    "not_a_server_error": "the 503s of /readyz and journey entry (Temporal down) are undocumented",
     "status_code_conformance": "404, 400 and 409 are undocumented on most routes",
     "content_type_conformance": "/metrics documents application/json, answers Prometheus text",
-    "forbidden_answers_403": "a malformed body answers 400 before the key's role is checked",
 }
 
 
