@@ -89,7 +89,7 @@ class Settings(BaseSettings):
         description="work per message: loop iterations, calls, filters, output chunks",
     )
     template_max_seconds: float = Field(
-        default=1.0, gt=0, le=60, description="wall-clock time per message render"
+        default=5.0, gt=0, le=60, description="CPU seconds per message render"
     )
     template_max_range: int = Field(default=10_000, ge=100, description="items in a range()")
     template_max_depth: int = Field(default=32, ge=2, le=200, description="macro call nesting")
