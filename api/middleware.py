@@ -7,7 +7,8 @@ error's class and where, never its message). Inside it `InputGuard` applies the 
 endpoint can apply itself, because FastAPI reads and parses a body before it runs any
 dependency:
 
-- a NUL character in a path or query parameter: 422 naming the parameter (everywhere);
+- a NUL character in a path parameter, or in a query parameter the route reads: 422 naming
+  the parameter (on every route);
 - on the control plane (`/api/...`), before a byte of the body is read: the route's API key
   (401 without one, 403 for a role the route does not allow), then the body's size (413 for a
   `Content-Length` over `MAX_CONTROL_PLANE_BODY`, or as soon as a streamed body passes it);
@@ -284,7 +285,9 @@ class InputGuard:
                 if not value.isdigit():
                     await _field_error(send, 400, "content-length", "not a number of bytes")
                     return None
-                if int(value) > limit:
+                # A length of more digits than any real one is over the limit without int(),
+                # which refuses more than 4,300 digits.
+                if len(value) > 18 or int(value) > limit:
                     await _field_error(send, 413, "body", too_large)
                     return None
         chunks, size, more = [], 0, True

@@ -530,6 +530,15 @@ async def test_a_declared_length_over_the_limit_is_413_unread(app, keys):
     assert body.pulled == 0
 
 
+@pytest.mark.parametrize(("length", "status"), [("9" * 5000, 413), ("12x", 400)])
+async def test_an_absurd_content_length_is_refused_unread(app, keys, length, status):
+    body = Body(1024)
+    headers = {**JSON, **auth(keys[Role.sales]), "content-length": length}
+    answer_status, answer = await asgi_request(app, "POST", "/api/sales/reps", body, headers)
+    assert answer_status == status, answer
+    assert body.pulled == 0
+
+
 async def test_a_streamed_body_passing_the_limit_is_413_once_it_passes(app, keys):
     body = Body(FIFTY_MB)
     status, answer = await asgi_request(
