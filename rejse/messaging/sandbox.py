@@ -6,7 +6,8 @@ autoescaped. On top of the sandbox, each render (the save-time trial, a preview,
 inside `step_budget`, which enforces `TemplateLimits`:
 
 - work: every loop iteration, call, filter, operator and output chunk costs a step, and so does
-  every 16 characters a value is made of; over the budget (or the time limit) the render stops;
+  every 16 bytes of each value made (a character, or 8 per item of a list); over the budget (or
+  the time limit) the render stops, so neither CPU nor memory runs away;
 - size: no value a template makes (string, list, number) may exceed the value cap, and the
   size is checked *before* the operation that would allocate it (`'x' * n`, `a ~ b`, `center`,
   `'%*s'`, `join`, `replace`, ...); the output of each part has its own cap;
@@ -23,7 +24,7 @@ from __future__ import annotations
 import re
 import string
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -46,7 +47,8 @@ from rejse.settings import REPO_ROOT, ConfigError, Settings, get_settings
 MAX_EXPONENT = 100
 MAX_INT_BITS = 10_000  # about 3,000 digits: more than any price or count, far less than a bomb
 MAX_JSON_INDENT = 16
-CHARS_PER_STEP = 16  # making a value costs a step per 16 characters (or items) in it
+CHARS_PER_STEP = 16  # making a value costs a step per 16 bytes of it
+ITEM_BYTES = 8  # what an item of a list (or dict, set) takes: a reference
 LOOP_FILTER = "_rejse_loop"  # wraps every for-loop's iterable: one step per iteration
 CONCAT_FILTER = "_rejse_concat"  # replaces `~`, so the joined size is checked first
 
@@ -143,12 +145,16 @@ class _Budget:
                 )
 
     def charge(self, value: Any) -> Any:
-        """Check the size of a value a template made, pay for it, and pass it on."""
-        if isinstance(value, (str, bytes, list, tuple, dict, set, frozenset)):
-            size = len(value)
-            if size > self.cap:
-                raise TooLarge(_too_large(size, self.limits))
-            self.tick(1 + size // CHARS_PER_STEP)
+        """Check the size of a value a template made, pay for it (by the memory it takes: a
+        step per 16 bytes), and pass it on."""
+        if isinstance(value, (str, bytes)):
+            if len(value) > self.cap:
+                raise TooLarge(_too_large(len(value), self.limits))
+            self.tick(1 + len(value) // CHARS_PER_STEP)
+        elif isinstance(value, (list, tuple, dict, set, frozenset)):
+            if len(value) > self.cap:
+                raise TooLarge(_too_large(len(value), self.limits))
+            self.tick(1 + len(value) * ITEM_BYTES // CHARS_PER_STEP)
         elif isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
             raise TooLarge(f"a number of {value.bit_length():,} bits is too large")
         return value
@@ -165,7 +171,10 @@ def _current() -> _Budget:
 
 
 def _too_large(size: int, limits: TemplateLimits) -> str:
-    return f"a value of {size:,} characters is too large (the limit is {limits.value_chars:,})"
+    return (
+        f"a value of {size:,} characters (or items) is too large "
+        f"(the limit is {limits.value_chars:,})"
+    )
 
 
 @contextmanager
@@ -347,7 +356,7 @@ def _precheck_filter(
         if isinstance(value, str):
             _check_printf(value, dict(kwargs) if kwargs else tuple(args), budget)
     elif name == "join":
-        if isinstance(value, (list, tuple, set, frozenset, dict, str, range)):
+        if isinstance(value, Sized) and isinstance(value, Iterable):  # others: listed already
             size = _join_size(list(value), _arg(args, kwargs, 0, "d", ""), budget)
             if size > cap:
                 raise TooLarge(_too_large(size, budget.limits))
@@ -358,7 +367,8 @@ def _precheck_filter(
             if size > cap:
                 raise TooLarge(_too_large(size, budget.limits))
     elif name in ("batch", "slice"):
-        _check_count(args[0] if args else None, f"{name} count", budget.limits.range_size)
+        count = _arg(args, kwargs, 0, "linecount" if name == "batch" else "slices", None)
+        _check_count(count, f"{name} count", budget.limits.range_size)
     elif name == "tojson":
         _check_count(_arg(args, kwargs, 0, "indent", None), "a JSON indent of", MAX_JSON_INDENT)
         _check_text(value, budget)
@@ -378,6 +388,9 @@ _STRUCTURAL_FILTERS = frozenset(
 )  # fmt: skip
 
 
+_MATERIALISED = frozenset({"join", "sum"})
+
+
 def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     """`func` with a step per call, the size checks before it runs and on what it returns."""
     skip = 1 if hasattr(func, "jinja_pass_arg") else 0  # context / eval context / environment
@@ -387,7 +400,17 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         budget = _current()
         budget.tick()
         if len(args) > skip:
-            _precheck_filter(name, args[skip], args[skip + 1 :], kwargs, budget)
+            value = args[skip]
+            if (
+                name in _MATERIALISED
+                and isinstance(value, Iterable)
+                and not isinstance(value, Sized)
+            ):
+                # `...|map(...)|join`: a generator is listed first (its items are charged as
+                # they are made), so the joined size can be known before joining
+                value = list(value)
+                args = (*args[:skip], value, *args[skip + 1 :])
+            _precheck_filter(name, value, args[skip + 1 :], kwargs, budget)
         return budget.charge(func(*args, **kwargs))
 
     return guarded
@@ -404,10 +427,16 @@ class _Counted:
         self.budget = budget
 
     def __iter__(self) -> Iterator[Any]:
-        tick = self.budget.tick
+        # paid in batches of 64: a call per item would cost more than an empty loop's work
+        budget, unpaid = self.budget, 0
         for item in self.items:
-            tick()
+            unpaid += 1
+            if unpaid == 64:
+                budget.tick(64)
+                unpaid = 0
             yield item
+        if unpaid:
+            budget.tick(unpaid)
 
     def __len__(self) -> int:
         return len(self.items)  # type: ignore[arg-type]  # TypeError for unsized: LoopContext copes

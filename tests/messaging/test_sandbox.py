@@ -141,6 +141,9 @@ HUGE = {
     "nested-list-repr": "{% set ns = namespace(s='x') %}{% for i in range(40) %}"
     "{% set ns.s = [ns.s, ns.s] %}{% endfor %}{{ ns.s }}",
     "loop-output": "{% for i in range(1000) %}{{ 'x' * 100000 }}{% endfor %}",
+    "map-join": "{{ (['x' * 100000] * 1000) | map('upper') | join | length }}",
+    "sum-of-lists": "{{ (['x' * 100000] * 1000) | map('list') | sum(start=[]) | length }}",
+    "batch-fill": "{{ [1] | batch(linecount=100000000, fill_with='x') | list | length }}",
     "big-int": "{% set ns = namespace(x=9) %}{% for i in range(40) %}"
     "{% set ns.x = ns.x * ns.x %}{% endfor %}{{ ns.x }}",
 }
