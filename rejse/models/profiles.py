@@ -30,6 +30,13 @@ class Profile(SQLModel, table=True):
     lifecycle_stage: str | None = Field(default=None, max_length=32)  # written by leads
     lead_score: float = Field(default=0.0)  # written by leads
     event_count: int = Field(default=0)
+    # Customer value, kept by the processor from order events (`rejse.profiles.value`):
+    # orders counted once each, revenue net of refunds, in the shop's currency.
+    order_count: int = Field(default=0)
+    revenue: float = Field(default=0.0)
+    currency: str | None = Field(default=None, max_length=3)
+    first_order_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_order_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     first_seen_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_seen_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,1 @@
+"""Audiences: saved conditions over profiles with exact, real-time membership."""
