@@ -15,7 +15,11 @@ OUTBOX_BUCKETS = 64  # identity-key hash partitions; a processor locks whole buc
 
 class Event(SQLModel, table=True):
     __tablename__ = "event"
-    __table_args__ = (sa.Index("ix_event_profile_ts", "profile_id", "timestamp"),)
+    __table_args__ = (
+        sa.Index("ix_event_profile_ts", "profile_id", "timestamp"),
+        # who did X within a window, over all profiles (audiences), read from the index alone
+        sa.Index("ix_event_name_ts_profile", "event", "timestamp", "profile_id"),
+    )
 
     id: str = Field(primary_key=True, max_length=40)  # evt_..., ProcessedEvent.event_id
     message_id: str = Field(sa_column=sa.Column(sa.String(300), unique=True, nullable=False))

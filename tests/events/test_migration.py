@@ -69,5 +69,14 @@ def test_0007_gives_existing_profiles_no_groups_and_events_no_group_id(engine):
         groups = conn.execute(sa.text("SELECT groups FROM profile WHERE id = 'prf_old'")).scalar()
         heads = {r[0] for r in conn.execute(sa.text("SELECT version_num FROM alembic_version"))}
     assert groups in ({}, "{}")
-    assert "0007_profile_groups" in heads
+    applied = _applied(cfg, heads)
+    assert "0007_profile_groups" in applied
     assert "0002_events" not in heads
+
+
+def _applied(cfg, heads: set[str]) -> set[str]:
+    """Every revision at or below the database's heads (later migrations move the heads on)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(cfg)
+    return {rev.revision for rev in script.iterate_revisions(tuple(heads), "base")}
