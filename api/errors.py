@@ -164,7 +164,51 @@ VALIDATION_FAILED_SCHEMA: dict[str, Any] = {
         },
     },
 }
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["detail", "errors"],
+    "properties": {
+        "detail": {"type": "string", "description": "what is wrong, in one line"},
+        "errors": {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/FieldError"},
+            "description": "the field to blame, when there is one (else empty)",
+        },
+    },
+}
 _VALIDATION_REF = {"$ref": "#/components/schemas/ValidationFailed"}
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+# What each documented error status means when a route says no more. The body is always
+# `Error` (422: `ValidationFailed`, the same shape): DomainError's handler writes it.
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "The request is refused; `errors` names the field to blame",
+    404: "No such record; `errors` names the parameter or field that named it",
+    409: "The record's state does not allow this (or the same key was stored meanwhile)",
+    422: "Invalid input; `errors` names each field",
+    503: "A service the operation needs (Temporal) is unavailable; retry later",
+}
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+def responses(*statuses: int | tuple[int, str]) -> Responses:
+    """The `responses=` of a route decorator for the error statuses the route itself can give
+    (401/403/413/422 of the key check, size limit and request schema are documented already):
+    `responses(404, (409, "the profile is erased"))`. Each gets rejse's error body; a status
+    given as `(status, description)` gets its own description. Merge with `|`."""
+    out: Responses = {}
+    for entry in statuses:
+        status, description = entry if isinstance(entry, tuple) else (entry, None)
+        out[status] = {
+            "description": description or ERROR_DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": dict(_ERROR_REF)}},
+        }
+    return out
+
+
+NOT_FOUND = responses(404)
 _FASTAPI_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 
@@ -210,6 +254,7 @@ def rewrite_validation_responses(doc: dict[str, Any]) -> dict[str, Any]:
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     schemas["FieldError"] = FIELD_ERROR_SCHEMA
     schemas["ValidationFailed"] = VALIDATION_FAILED_SCHEMA
+    schemas["Error"] = ERROR_SCHEMA
     for name in _FASTAPI_SCHEMAS:
         if name in schemas:
             rest = {k: v for k, v in schemas.items() if k != name}

@@ -153,3 +153,39 @@ async def test_every_operation_with_a_key_documents_its_401_and_403(client, keys
         assert isinstance(body["detail"], str)
         assert body["detail"]
     assert no_key.headers["www-authenticate"].startswith("Bearer")
+
+
+# ----------------------------------------------------------------------------- error statuses
+
+
+def test_responses_helper_documents_rejse_error_bodies():
+    """`api.errors.responses(...)` on a decorator documents each status with the `Error` body
+    the domain error handler really writes, a status's own description when given."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from api.errors import install_error_handlers, responses
+    from rejse.errors import Conflict, NotFound
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/things/{thing_id}", responses=responses(404, (409, "the thing is erased")))
+    def thing(thing_id: int) -> dict[str, int]:
+        if thing_id == 1:
+            raise NotFound("no thing 1", field="thing_id")
+        raise Conflict("the thing is erased", field="thing_id")
+
+    with TestClient(app) as http:
+        doc = http.get("/openapi.json").json()
+        answers = doc["paths"]["/things/{thing_id}"]["get"]["responses"]
+        schema = doc["components"]["schemas"]["Error"]
+        assert answers["409"]["description"] == "the thing is erased"
+        assert answers["404"]["description"].startswith("No such record")
+        for status in ("404", "409"):
+            body = answers[status]["content"]["application/json"]["schema"]
+            assert body == {"$ref": "#/components/schemas/Error"}
+            r = http.get(f"/things/{1 if status == '404' else 2}")
+            assert r.status_code == int(status)
+            assert set(r.json()) == set(schema["required"]) == set(schema["properties"])
+            assert r.json()["errors"] == [{"field": "thing_id", "message": r.json()["detail"]}]
