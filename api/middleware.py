@@ -7,10 +7,11 @@ error's class and where, never its message). Inside it `InputGuard` applies the 
 endpoint can apply itself, because FastAPI reads and parses a body before it runs any
 dependency:
 
+- first the route's API key (401 without one, 403 for a role the route does not allow): on
+  the control plane (`/api/...`) always, elsewhere when the request holds a NUL;
 - a NUL character in a path parameter, or in a query parameter the route reads: 422 naming
   the parameter (on every route);
-- on the control plane (`/api/...`), before a byte of the body is read: the route's API key
-  (401 without one, 403 for a role the route does not allow), then the body's size (413 for a
+- on the control plane, before a byte of the body is read: the body's size (413 for a
   `Content-Length` over `MAX_CONTROL_PLANE_BODY`, or as soon as a streamed body passes it);
 - then a JSON body holding what the databases do not store alike (NUL, NaN/Infinity, integers
   beyond 64 bits) or cannot store at all (an unpaired surrogate): 422 naming the field.
@@ -219,12 +220,14 @@ class InputGuard:
         # What the router would set: the access log and the metrics name the route's template
         # for the guard's answers too.
         scope["route"] = route.context.original_route
+        # The key first, whatever else is wrong: a caller without the right key learns nothing
+        # about the route's input.
+        if route.checks and not await self._authorized(scope, route.checks, send):
+            return
         if nul and await self._refuse_nul(route, child, query, send):
             return
         if not path.startswith(CONTROL_PLANE):
             await self.app(scope, receive, send)
-            return
-        if route.checks and not await self._authorized(scope, route.checks, send):
             return
         body = await self._read_body(scope, receive, send)
         if body is None:
