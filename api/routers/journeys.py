@@ -14,6 +14,7 @@ from sqlmodel import Session
 from temporalio.service import RPCError
 
 from api.deps import ActivityNamesDep, ReadDep, RuntimeDep, SessionDep, WriteDep
+from api.errors import NOT_FOUND, responses
 from rejse.contracts import ProcessedEvent
 from rejse.db import utcnow
 from rejse.errors import Conflict, DomainError, NotFound
@@ -28,6 +29,9 @@ from rejse.models.journeys import RUN_STATUSES, Journey, JourneyRun, JourneyVers
 from rejse.runtime import Runtime
 
 router = APIRouter(prefix="/api/journeys", tags=["journeys"])
+
+ARCHIVED = "The journey is archived"
+LIFECYCLE = responses(404, (409, "The journey's status does not allow this change"))
 
 VersionQuery = Annotated[int | None, Query(ge=1, le=MAX_INT32)]
 DefinitionBody = Annotated[
@@ -131,7 +135,8 @@ def _detail(session: Session, journey: Journey, version: JourneyVersion) -> Jour
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=JourneyDetail,
-    responses={422: {"description": "invalid definition; `errors` name step and field"}},
+    responses=responses((409, "A journey with this key exists"))
+    | {422: {"description": "invalid definition; `errors` name step and field"}},
 )
 def create_journey(
     body: DefinitionBody, session: SessionDep, _: WriteDep
@@ -151,7 +156,7 @@ def list_journeys(
     return [_public(j) for j in service.list_journeys(session, status=status_)]
 
 
-@router.get("/{key}", response_model=JourneyDetail)
+@router.get("/{key}", response_model=JourneyDetail, responses=NOT_FOUND)
 def get_journey(
     key: str, session: SessionDep, _: ReadDep, version: VersionQuery = None
 ) -> JourneyDetail:
@@ -163,7 +168,8 @@ def get_journey(
 @router.put(
     "/{key}",
     response_model=JourneyDetail,
-    responses={422: {"description": "invalid definition; `errors` name step and field"}},
+    responses=responses(404, (409, ARCHIVED))
+    | {422: {"description": "invalid definition; `errors` name step and field"}},
 )
 def add_version(
     key: str, body: DefinitionBody, session: SessionDep, _: WriteDep
@@ -176,7 +182,9 @@ def add_version(
     return _detail(session, service.get_journey(session, key=key), version)
 
 
-@router.post("/{key}/publish", response_model=JourneyPublic)
+@router.post(
+    "/{key}/publish", response_model=JourneyPublic, responses=responses(404, (409, ARCHIVED))
+)
 def publish(
     key: str,
     session: SessionDep,
@@ -215,20 +223,20 @@ async def _lifecycle(
     return LifecycleResult(**journey.model_dump(), runs_told=told)
 
 
-@router.post("/{key}/pause", response_model=LifecycleResult)
+@router.post("/{key}/pause", response_model=LifecycleResult, responses=LIFECYCLE)
 async def pause(key: str, session: SessionDep, runtime: RuntimeDep, _: WriteDep) -> LifecycleResult:
     """No new entries; running runs are held before their next step."""
     return await _lifecycle(key, session, runtime, "paused")
 
 
-@router.post("/{key}/resume", response_model=LifecycleResult)
+@router.post("/{key}/resume", response_model=LifecycleResult, responses=LIFECYCLE)
 async def resume(
     key: str, session: SessionDep, runtime: RuntimeDep, _: WriteDep
 ) -> LifecycleResult:
     return await _lifecycle(key, session, runtime, "published")
 
 
-@router.post("/{key}/archive", response_model=LifecycleResult)
+@router.post("/{key}/archive", response_model=LifecycleResult, responses=LIFECYCLE)
 async def archive(
     key: str, session: SessionDep, runtime: RuntimeDep, _: WriteDep
 ) -> LifecycleResult:
@@ -236,7 +244,16 @@ async def archive(
     return await _lifecycle(key, session, runtime, "archived")
 
 
-@router.post("/{key}/enter", response_model=EnterResult, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/{key}/enter",
+    response_model=EnterResult,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(
+        (404, "No such journey or profile"),
+        (409, "The journey is not published, or the profile may not enter it now"),
+        (503, "Temporal is unavailable; retry with the same idempotency_key"),
+    ),
+)
 async def enter(
     key: str, body: EnterRequest, session: SessionDep, runtime: RuntimeDep, _: WriteDep
 ) -> EnterResult:
@@ -290,7 +307,11 @@ async def enter(
     )
 
 
-@router.get("/{key}/runs", response_model=list[RunPublic])
+@router.get(
+    "/{key}/runs",
+    response_model=list[RunPublic],
+    responses=responses((400, "Unknown status"), 404),
+)
 def list_runs(
     key: str,
     session: SessionDep,
@@ -309,7 +330,7 @@ def list_runs(
     return [RunPublic(**r.model_dump()) for r in rows]
 
 
-@router.get("/{key}/stats")
+@router.get("/{key}/stats", responses=NOT_FOUND)
 def stats(key: str, session: SessionDep, _: ReadDep) -> dict[str, Any]:
     """Per step: entered, waiting, sent, converted, exited; per split variant: conversion with a
     two-proportion z-test against the control."""
@@ -319,7 +340,10 @@ def stats(key: str, session: SessionDep, _: ReadDep) -> dict[str, Any]:
 @router.get(
     "/{key}/diagram",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}, "description": "Mermaid flowchart"}},
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Mermaid flowchart"},
+        **NOT_FOUND,
+    },
 )
 def diagram(
     key: str, session: SessionDep, _: ReadDep, version: VersionQuery = None
