@@ -17,8 +17,16 @@ from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from rejse.audiences.definition import AUDIENCE_ENTERED, AUDIENCE_EXITED
 from rejse.conditions import Issue, resolve_path, size_issues, validate_condition
 from rejse.durations import DurationError, parse_duration
 
@@ -70,9 +78,29 @@ class Cooldown(_Model):
     cooldown: str
 
 
+AUDIENCE_EVENTS = {"audience_entered": AUDIENCE_ENTERED, "audience_left": AUDIENCE_EXITED}
+
+
 class ExitGoal(_Model):
+    """A goal event. `{"audience_left": "vip"}` (or `audience_entered`) is shorthand for the
+    internal membership event of that audience and is stored expanded:
+    `{"event": "Audience Exited", "match": {"type": "internal", "properties.audience": "vip"}}`
+    (a tracked event of the same name does not count)."""
+
     event: str = Field(min_length=1, max_length=200)
     match: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _audience_shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and len(data) == 1:
+            [(name, audience)] = data.items()
+            if name in AUDIENCE_EVENTS and isinstance(audience, str) and audience:
+                return {
+                    "event": AUDIENCE_EVENTS[name],
+                    "match": {"type": "internal", "properties.audience": audience},
+                }
+        return data
 
 
 # --------------------------------------------------------------------------------- steps
@@ -558,10 +586,13 @@ def publish_issues(
     *,
     activity_names: AbstractSet[str],
     webhook_allow_private: bool = False,
+    audience_exists: Callable[[str], bool] | None = None,
 ) -> list[Issue]:
     """What stops a valid definition from going live in this installation: a missing
-    activity, or a webhook step whose URL is written as a loopback/private/... address or
-    `localhost` (unless `webhook_allow_private`; names are checked when the step runs)."""
+    activity, a webhook step whose URL is written as a loopback/private/... address or
+    `localhost` (unless `webhook_allow_private`; names are checked when the step runs), or an
+    audience that does not exist (`audience_refs`; not judged without `audience_exists`).
+    Drafts may name audiences that are still to be made; publishing may not."""
     from rejse.contracts import ADD_SCORE, SEND_MESSAGE, START_HANDOFF
     from rejse.netguard import literal_problem
 
@@ -593,15 +624,61 @@ def publish_issues(
                         "addresses (REJSE_WEBHOOK_ALLOW_PRIVATE)",
                     )
                 )
-    if getattr(defn.trigger, "audience", None) is not None:
-        issues.append(
-            Issue(
-                "trigger.audience",
-                f"'{defn.trigger.type}' triggers with an audience "
-                "need audiences, which this installation does not have yet",
-            )
-        )
+    if audience_exists is not None:
+        issues += [
+            Issue(field, f"audience {key!r} does not exist")
+            for field, key in audience_refs(defn)
+            if not audience_exists(key)
+        ]
     return issues
+
+
+def _condition_audiences(cond: Any, path: str) -> Iterator[tuple[str, str]]:
+    """(field, key) of every `{"audience": key}` leaf of a condition, in document order."""
+    todo: list[tuple[Any, str]] = [(cond, path)]
+    while todo:
+        node, at = todo.pop()
+        if not isinstance(node, dict):
+            continue
+        if isinstance(node.get("audience"), str):
+            yield f"{at}.audience", node["audience"]
+        if "not" in node:
+            todo.append((node["not"], f"{at}.not"))
+        for group in ("any", "all"):
+            items = node.get(group)
+            if isinstance(items, list):
+                todo.extend((c, f"{at}.{group}[{n}]") for n, c in reversed(list(enumerate(items))))
+
+
+def _event_audience(event: str, match: dict[str, Any], path: str) -> Iterator[tuple[str, str]]:
+    """A match on a membership event names its audience in `properties.audience`."""
+    value = match.get("properties.audience")
+    if event not in (AUDIENCE_ENTERED, AUDIENCE_EXITED) or not isinstance(value, str):
+        return
+    if template_ref(value) is None:  # a literal key (a `{{ trigger... }}` one is not known yet)
+        yield f"{path}.properties.audience", value
+
+
+def audience_refs(defn: JourneyDefinition) -> list[tuple[str, str]]:
+    """(field, audience key) of every audience the definition names: the trigger's audience,
+    `{"audience": key}` leaves of branch conditions, and the audience of membership events
+    matched by the trigger, `exit_when` goals and `wait_for_event` steps."""
+    refs: list[tuple[str, str]] = []
+    trigger = defn.trigger
+    if isinstance(trigger, (AudienceTrigger, ScheduleTrigger)) and trigger.audience is not None:
+        refs.append(("trigger.audience", trigger.audience))
+    if isinstance(trigger, EventTrigger):
+        refs += _event_audience(trigger.event, trigger.match, "trigger.match")
+    for n, goal in enumerate(defn.exit_when):
+        refs += _event_audience(goal.event, goal.match, f"exit_when[{n}].match")
+    for step_id, step in defn.steps.items():
+        at = f"steps.{step_id}"
+        if isinstance(step, BranchStep):
+            for n, case in enumerate(step.if_):
+                refs += _condition_audiences(case.when, f"{at}.if[{n}].when")
+        elif isinstance(step, WaitForEventStep):
+            refs += _event_audience(step.event, step.match, f"{at}.match")
+    return refs
 
 
 def steps_of_type(defn: JourneyDefinition, *types: str) -> list[str]:

@@ -36,6 +36,7 @@ from rejse.db import session_scope
 from rejse.journeys import runtypes as rt
 from rejse.journeys.definition import JourneyDefinition, WaitForEventStep
 from rejse.journeys.entry import (
+    TRIGGERED_BY_EVENTS,
     Entry,
     entry_workflow_id,
     plan_entry,
@@ -181,7 +182,7 @@ class JourneyDispatcher:
             merged = {old: ev.profile_id for ev in events for old in ev.merged_from}
             if merged:
                 self._follow_merges(session, merged)
-            journeys = published_definitions(session, trigger_types=("event",))
+            journeys = published_definitions(session, trigger_types=TRIGGERED_BY_EVENTS)
             profiles = {ev.profile_id for ev in events}
             active: dict[str, dict[str, frozenset[str]]] = defaultdict(dict)  # pid -> wid -> events
             for pid, wid, key, version in session.exec(

@@ -19,7 +19,13 @@ from sqlmodel import Session, col, select
 from rejse.conditions import resolve_path
 from rejse.contracts import ProcessedEvent
 from rejse.durations import parse_duration
-from rejse.journeys.definition import Cooldown, EventTrigger, JourneyDefinition
+from rejse.journeys.definition import (
+    AUDIENCE_EVENTS,
+    AudienceTrigger,
+    Cooldown,
+    EventTrigger,
+    JourneyDefinition,
+)
 from rejse.journeys.matching import event_matches
 from rejse.journeys.runtypes import RunInput
 from rejse.models.journeys import ACTIVE_RUN_STATUSES, Journey, JourneyRun, JourneyVersion
@@ -36,9 +42,23 @@ def workflow_id_for(key: str, profile_id: str, entry_value: Any | None) -> str:
     return base if entry_value is None else f"{base}:{entry_token(entry_value)}"
 
 
+TRIGGERED_BY_EVENTS = ("event", "audience_entered", "audience_left")  # the dispatcher's
+
+
 def trigger_matches(defn: JourneyDefinition, ev: ProcessedEvent) -> bool:
+    """An event trigger: its event and match. An audience trigger: the internal membership
+    event (`Audience Entered` / `Audience Exited`) of its audience; a tracked event that only
+    bears the name does not enter anyone."""
     trigger = defn.trigger
-    return isinstance(trigger, EventTrigger) and event_matches(ev, trigger.event, trigger.match)
+    if isinstance(trigger, EventTrigger):
+        return event_matches(ev, trigger.event, trigger.match)
+    if isinstance(trigger, AudienceTrigger):
+        return (
+            ev.type == "internal"
+            and ev.event == AUDIENCE_EVENTS[trigger.type]
+            and ev.properties.get("audience") == trigger.audience
+        )
+    return False
 
 
 def entry_value_of(defn: JourneyDefinition, ev: ProcessedEvent) -> Any | None:

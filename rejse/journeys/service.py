@@ -148,7 +148,7 @@ def publish(
 ) -> Journey:
     """Pin `version` (default: the latest) for new entries. A paused journey stays paused.
     Webhook steps must call public addresses unless `webhook_allow_private`
-    (`REJSE_WEBHOOK_ALLOW_PRIVATE`)."""
+    (`REJSE_WEBHOOK_ALLOW_PRIVATE`); every audience the definition names must exist."""
     journey = get_journey(session, key=key)
     if journey.status == "archived":
         raise Conflict(f"journey {key!r} is archived", field="key")
@@ -157,7 +157,10 @@ def publish(
         row.definition, template_exists=template_exists or _template_check(session)
     )
     issues = publish_issues(
-        defn, activity_names=activity_names, webhook_allow_private=webhook_allow_private
+        defn,
+        activity_names=activity_names,
+        webhook_allow_private=webhook_allow_private,
+        audience_exists=lambda audience: _audience_exists(session, audience),
     )
     if issues:
         raise DefinitionInvalid(issues)
@@ -170,6 +173,12 @@ def publish(
     session.add_all([journey, row])
     session.flush()
     return journey
+
+
+def _audience_exists(session: Session, key: str) -> bool:
+    from rejse.models.audiences import Audience
+
+    return session.get(Audience, key) is not None
 
 
 def set_status(session: Session, *, key: str, status: str) -> Journey:
