@@ -13,7 +13,8 @@ dependency:
   the parameter (on every route);
 - on the control plane, before a byte of the body is read: the body's size (413 for a
   `Content-Length` over `MAX_CONTROL_PLANE_BODY`, or as soon as a streamed body passes it);
-- then a JSON body holding what the databases do not store alike (NUL, NaN/Infinity, integers
+- then a JSON body that is not UTF-8 (422 naming the body, as malformed JSON is), or one
+  holding what the databases do not store alike (NUL, NaN/Infinity, integers
   beyond 64 bits) or cannot store at all (an unpaired surrogate): 422 naming the field.
 
 `/v1` ingestion and the signed webhooks keep their own limits and checks."""
@@ -232,7 +233,12 @@ class InputGuard:
         body = await self._read_body(scope, receive, send)
         if body is None:
             return
-        if body and _is_json(scope) and (might_be_unstorable(body) or may_hold_surrogate(body)):
+        json_body = bool(body) and _is_json(scope)
+        if json_body and not _is_utf8(body):
+            # JSON is UTF-8 (RFC 8259); FastAPI would answer a 400 of its own shape.
+            await _field_error(send, 422, "body", "not UTF-8 text")
+            return
+        if json_body and (might_be_unstorable(body) or may_hold_surrogate(body)):
             try:
                 parsed = json.loads(body)
             except ValueError:
@@ -314,6 +320,16 @@ def _is_json(scope: Scope) -> bool:
             media: bytes = value.split(b";", 1)[0].strip().lower()
             return media == b"application/json" or media.endswith(b"+json")
     return False
+
+
+def _is_utf8(body: bytes) -> bool:
+    if body.isascii():
+        return True
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
