@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, status
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import READ, SALES, Principal, RuntimeDep, SalesDep, SessionDep, require
+from api.errors import NOT_FOUND, responses
 from rejse.db import session_scope
 from rejse.errors import DomainError, NotFound
 from rejse.inputs import Instant, Text
@@ -77,7 +78,7 @@ def list_reps(session: SessionDep, runtime: RuntimeDep, principal: SalesDep) -> 
     return [_rep(r) for r in leads.list_reps(session)]
 
 
-@router.get("/reps/{rep_id}", response_model=RepPublic)
+@router.get("/reps/{rep_id}", response_model=RepPublic, responses=NOT_FOUND)
 def get_rep(
     rep_id: str, session: SessionDep, runtime: RuntimeDep, principal: SalesDep
 ) -> RepPublic:
@@ -87,7 +88,11 @@ def get_rep(
     return _rep(leads.get_rep(session, rep_id=rep_id))
 
 
-@router.patch("/reps/{rep_id}", response_model=RepPublic)
+@router.patch(
+    "/reps/{rep_id}",
+    response_model=RepPublic,
+    responses=responses((400, "A rep cannot be their own manager"), 404),
+)
 def update_rep(
     rep_id: str, body: RepUpdate, session: SessionDep, runtime: RuntimeDep, principal: SalesDep
 ) -> RepPublic:
@@ -99,7 +104,7 @@ def update_rep(
     return _rep(row)
 
 
-@router.get("/next", response_model=list[NextItem])
+@router.get("/next", response_model=list[NextItem], responses=responses((404, "No such rep")))
 def next_to_contact(
     session: SessionDep,
     runtime: RuntimeDep,
@@ -122,14 +127,18 @@ def next_to_contact(
     return leads.next_to_contact(session, rep_id=rep, limit=limit)
 
 
-@router.get("/leads/{lead_id}", response_model=LeadPublic)
+@router.get("/leads/{lead_id}", response_model=LeadPublic, responses=NOT_FOUND)
 def get_lead(
     lead_id: str, session: SessionDep, runtime: RuntimeDep, principal: SalesDep
 ) -> LeadPublic:
     return _lead(leads.get_lead(session, lead_id=lead_id, rep_id=_bound_rep(runtime, principal)))
 
 
-@router.post("/leads/{lead_id}/outcome", response_model=LeadPublic)
+@router.post(
+    "/leads/{lead_id}/outcome",
+    response_model=LeadPublic,
+    responses=responses(404, (409, "The person of this lead was erased")),
+)
 async def record_outcome(
     lead_id: str, body: OutcomeCreate, runtime: RuntimeDep, principal: SalesDep
 ) -> LeadPublic:

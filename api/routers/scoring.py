@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, Field
 
 from api.deps import READ, SALES, WRITE, ReadDep, SessionDep, WriteDep, require
+from api.errors import NOT_FOUND, responses
 from rejse.errors import NotFound
 from rejse.inputs import Text
 from rejse.models.leads import ScoringModel
@@ -44,7 +45,13 @@ def _public(row: ScoringModel) -> ScoringModelPublic:
 
 
 @router.post(
-    "/api/scoring/models", status_code=status.HTTP_201_CREATED, response_model=ScoringModelPublic
+    "/api/scoring/models",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ScoringModelPublic,
+    responses=responses(
+        (400, "The definition is refused; `errors` names the rule"),
+        (409, "Another version was created meanwhile; retry"),
+    ),
 )
 def create_model(
     body: ScoringDefinition,
@@ -63,7 +70,11 @@ def list_models(session: SessionDep, _: ReadDep) -> list[ScoringModelPublic]:
     return [_public(r) for r in scoring.list_models(session)]
 
 
-@router.get("/api/scoring/models/active", response_model=ScoringModelPublic)
+@router.get(
+    "/api/scoring/models/active",
+    response_model=ScoringModelPublic,
+    responses=responses((404, "No model is active yet")),
+)
 def active_model(session: SessionDep, _: ReadDep) -> ScoringModelPublic:
     row = scoring.active_row(session)
     if row is None:
@@ -71,7 +82,7 @@ def active_model(session: SessionDep, _: ReadDep) -> ScoringModelPublic:
     return _public(row)
 
 
-@router.get("/api/scoring/models/{version}", response_model=ScoringModelPublic)
+@router.get("/api/scoring/models/{version}", response_model=ScoringModelPublic, responses=NOT_FOUND)
 def get_model(version: Version, session: SessionDep, _: ReadDep) -> ScoringModelPublic:
     row = session.get(ScoringModel, version)
     if row is None:
@@ -79,14 +90,18 @@ def get_model(version: Version, session: SessionDep, _: ReadDep) -> ScoringModel
     return _public(row)
 
 
-@router.post("/api/scoring/models/{version}/activate", response_model=ScoringModelPublic)
+@router.post(
+    "/api/scoring/models/{version}/activate",
+    response_model=ScoringModelPublic,
+    responses=NOT_FOUND,
+)
 def activate_model(version: Version, session: SessionDep, _: WriteDep) -> ScoringModelPublic:
     row = scoring.activate_model(session, version=version)
     session.commit()
     return _public(row)
 
 
-@router.get("/api/profiles/{profile_id}/score", response_model=ScoreView)
+@router.get("/api/profiles/{profile_id}/score", response_model=ScoreView, responses=NOT_FOUND)
 def profile_score(profile_id: str, session: SessionDep, _: ScoreReadDep) -> ScoreView:
     """The score now (decay applied) with its breakdown per rule. A merged-away id answers
     with its survivor's score."""
@@ -106,7 +121,11 @@ class StageChanged(BaseModel):
     stage: str
 
 
-@router.post("/api/profiles/{profile_id}/stage", response_model=StageChanged)
+@router.post(
+    "/api/profiles/{profile_id}/stage",
+    response_model=StageChanged,
+    responses=responses((400, "Unknown stage"), 404),
+)
 def change_stage(
     profile_id: str, body: StageChange, session: SessionDep, _: StageWriteDep
 ) -> StageChanged:
