@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import IngestDep, SessionDep
+from api.errors import responses
 from rejse.messaging import service
 from rejse.models.messaging import Message
 
@@ -53,7 +54,11 @@ def get_inbox(
     ]
 
 
-@router.post("/{user_id}/{message_id}/read", response_model=InboxMessage)
+@router.post(
+    "/{user_id}/{message_id}/read",
+    response_model=InboxMessage,
+    responses=responses((404, "No such message in this user's inbox")),
+)
 def mark_read(user_id: str, message_id: str, session: SessionDep, _: IngestDep) -> InboxMessage:
     row = service.mark_read(session, user_id=user_id, message_id=message_id)
     session.commit()

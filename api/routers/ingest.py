@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from api.deps import AdminDep, IngestDep, SessionDep
+from api.errors import responses
 from api.lean_route import LeanEndpoint, LeanRoute
 from rejse.errors import DomainError
 from rejse.events import deadletters, ingest
@@ -272,7 +273,13 @@ def list_dead_letters(
     ]
 
 
-@admin.post("/{dead_letter_id}/retry", response_model=DeadLetterPublic)
+@admin.post(
+    "/{dead_letter_id}/retry",
+    response_model=DeadLetterPublic,
+    responses=responses(
+        (404, "No such dead letter, or its event was erased"), (409, "Retried already")
+    ),
+)
 def retry_dead_letter(
     dead_letter_id: Annotated[int, Path(ge=1, le=2**31 - 1)], session: SessionDep, _: AdminDep
 ) -> DeadLetterPublic:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, RuntimeDep, SessionDep
+from api.errors import NOT_FOUND
 from rejse import keys as key_service
 from rejse.errors import NotFound
 from rejse.inputs import Text
@@ -53,7 +54,7 @@ def list_keys(session: SessionDep, _: AdminDep) -> list[KeyPublic]:
     return [KeyPublic(**r.model_dump(exclude={"key_hash"})) for r in key_service.list_keys(session)]
 
 
-@router.delete("/{key_id}", response_model=KeyPublic)
+@router.delete("/{key_id}", response_model=KeyPublic, responses=NOT_FOUND)
 def revoke_key(key_id: str, session: SessionDep, runtime: RuntimeDep, _: AdminDep) -> KeyPublic:
     row = key_service.revoke_key(session, key_id=key_id)
     if row is None:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import ReadDep, RuntimeDep, SessionDep
+from api.errors import NOT_FOUND
 from rejse.messaging import service
 from rejse.models.messaging import Message
 from rejse.runtime import Runtime
@@ -82,7 +83,7 @@ def list_messages(
     return [_public(r, runtime) for r in rows]
 
 
-@router.get("/{message_id}", response_model=MessagePublic)
+@router.get("/{message_id}", response_model=MessagePublic, responses=NOT_FOUND)
 def get_message(
     message_id: str, session: SessionDep, runtime: RuntimeDep, _: ReadDep
 ) -> MessagePublic:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
 from api.deps import ReadDep, RuntimeDep, SessionDep, WriteDep
+from api.errors import NOT_FOUND, responses
 from rejse.errors import NotFound
 from rejse.messaging import template_store
 from rejse.messaging.sandbox import TemplateLimits
@@ -92,7 +93,12 @@ def _public(data: dict[str, Any]) -> TemplatePublic:
     return TemplatePublic(**data)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TemplatePublic)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TemplatePublic,
+    responses=responses((409, "The template exists; add a version instead")),
+)
 def create_template(
     body: TemplateCreate, session: SessionDep, runtime: RuntimeDep, _: WriteDep
 ) -> TemplatePublic:
@@ -129,7 +135,10 @@ def list_templates(session: SessionDep, runtime: RuntimeDep, _: ReadDep) -> list
 
 
 @router.post(
-    "/{key:path}/versions", status_code=status.HTTP_201_CREATED, response_model=TemplatePublic
+    "/{key:path}/versions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TemplatePublic,
+    responses=responses((409, "Another version was saved meanwhile; retry")),
 )
 def add_version(
     key: str, body: TemplateVersionCreate, session: SessionDep, runtime: RuntimeDep, _: WriteDep
@@ -147,7 +156,11 @@ def add_version(
     return _public({**row.model_dump(), "origin": "api"})
 
 
-@router.post("/{key:path}/preview", response_model=PreviewPublic)
+@router.post(
+    "/{key:path}/preview",
+    response_model=PreviewPublic,
+    responses=responses((404, "No such template or profile")),
+)
 def preview(
     key: str, body: PreviewRequest, session: SessionDep, runtime: RuntimeDep, _: ReadDep
 ) -> PreviewPublic:
@@ -181,7 +194,7 @@ def preview(
     )
 
 
-@router.get("/{key:path}", response_model=TemplatePublic)
+@router.get("/{key:path}", response_model=TemplatePublic, responses=NOT_FOUND)
 def get_template(
     key: str,
     session: SessionDep,

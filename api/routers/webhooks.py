@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api.deps import AdminDep, RuntimeDep, SessionDep
+from api.errors import NOT_FOUND, responses
 from api.routers.ingest import _json, _read, error_response, store
 from rejse import signatures
 from rejse.db import utcnow
@@ -152,7 +153,12 @@ def _source(row: WebhookSource, *, reveal: bool = False) -> dict[str, Any]:
     return data
 
 
-@admin.post("", status_code=201, response_model=SourceCreated)
+@admin.post(
+    "",
+    status_code=201,
+    response_model=SourceCreated,
+    responses=responses((409, "An active source of this kind and name exists")),
+)
 def create_source(body: SourceCreate, session: SessionDep, _: AdminDep) -> dict[str, Any]:
     row = hooks.create_source(session, kind=body.kind, name=body.name, secret=body.secret)
     session.commit()
@@ -164,7 +170,7 @@ def list_sources(session: SessionDep, _: AdminDep) -> list[dict[str, Any]]:
     return [_source(r) for r in hooks.list_sources(session)]
 
 
-@admin.delete("/{source_id}", response_model=SourcePublic)
+@admin.delete("/{source_id}", response_model=SourcePublic, responses=NOT_FOUND)
 def disable_source(source_id: str, session: SessionDep, _: AdminDep) -> dict[str, Any]:
     row = hooks.disable_source(session, source_id=source_id)
     session.commit()
