@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api.deps import AdminDep, ProfileErasersDep, ReadDep, RuntimeDep, SessionDep, WriteDep
+from api.errors import NOT_FOUND, responses
 from rejse.errors import DomainError, NotFound
 from rejse.inputs import Instant, Omittable, Text
 from rejse.models.profiles import Profile
@@ -97,7 +98,14 @@ def _public(session: Session, profile_id: str) -> ProfilePublic:
     )
 
 
-@router.get("/lookup", response_model=ProfilePublic)
+ERASED = "The profile is erased"
+
+
+@router.get(
+    "/lookup",
+    response_model=ProfilePublic,
+    responses=responses((400, "Not exactly one identifier given"), 404),
+)
 def lookup_profile(
     session: SessionDep,
     _: ReadDep,
@@ -135,13 +143,13 @@ def lookup_profile(
     return _public(session, pid)
 
 
-@router.get("/{profile_id}", response_model=ProfilePublic)
+@router.get("/{profile_id}", response_model=ProfilePublic, responses=NOT_FOUND)
 def get_profile(profile_id: str, session: SessionDep, _: ReadDep) -> ProfilePublic:
     """A profile by id (a merged-away id answers with the surviving profile)."""
     return _public(session, profile_id)
 
 
-@router.get("/{profile_id}/timeline", response_model=list[TimelineItem])
+@router.get("/{profile_id}/timeline", response_model=list[TimelineItem], responses=NOT_FOUND)
 def get_timeline(
     profile_id: str,
     session: SessionDep,
@@ -173,7 +181,13 @@ def _check_column_traits(traits: dict[str, Any]) -> None:
             )
 
 
-@router.patch("/{profile_id}/traits", response_model=ProfilePublic)
+@router.patch(
+    "/{profile_id}/traits",
+    response_model=ProfilePublic,
+    responses=responses(
+        404, (409, "The profile is erased, or an identifier trait belongs to another profile")
+    ),
+)
 def patch_traits(
     profile_id: str, body: TraitsPatch, session: SessionDep, _: WriteDep
 ) -> ProfilePublic:
@@ -184,7 +198,11 @@ def patch_traits(
     return _public(session, profile.id)
 
 
-@router.put("/{profile_id}/consents/{channel}", response_model=ProfilePublic)
+@router.put(
+    "/{profile_id}/consents/{channel}",
+    response_model=ProfilePublic,
+    responses=responses((400, "Not a channel name"), 404, (409, ERASED)),
+)
 def put_consent(
     profile_id: str, channel: str, body: ConsentUpdate, session: SessionDep, _: WriteDep
 ) -> ProfilePublic:
@@ -204,13 +222,15 @@ def put_consent(
     return _public(session, profile.id)
 
 
-@router.get("/{profile_id}/export")
+@router.get("/{profile_id}/export", responses=NOT_FOUND)
 def export_profile(profile_id: str, session: SessionDep, _: AdminDep) -> dict[str, Any]:
     """GDPR export: everything held about the profile, as JSON."""
     return gdpr.export_profile(session, profile_id=profile_id)
 
 
-@router.delete("/{profile_id}", response_model=ErasurePublic)
+@router.delete(
+    "/{profile_id}", response_model=ErasurePublic, responses=responses(404, (409, ERASED))
+)
 async def erase_profile(
     profile_id: str,
     session: SessionDep,
