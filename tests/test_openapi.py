@@ -189,3 +189,25 @@ def test_responses_helper_documents_rejse_error_bodies():
             assert r.status_code == int(status)
             assert set(r.json()) == set(schema["required"]) == set(schema["properties"])
             assert r.json()["errors"] == [{"field": "thing_id", "message": r.json()["detail"]}]
+
+
+async def test_metrics_are_documented_as_the_prometheus_text_they_are(client, keys):
+    doc = (await client.get("/openapi.json")).json()
+    documented = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(documented) == ["text/plain"]
+    r = await client.get("/metrics", headers=auth(keys[Role.analyst]))
+    assert r.status_code == 200
+    assert r.headers["content-type"].split(";")[0] == "text/plain"
+
+
+async def test_readyz_documents_its_503_with_the_body_it_answers(client):
+    """Temporal is not running in this test: /readyz answers 503 on purpose, as documented."""
+    doc = (await client.get("/openapi.json")).json()
+    answers = doc["paths"]["/readyz"]["get"]["responses"]
+    r = await client.get("/readyz")
+    assert r.status_code == 503
+    schema = answers["503"]["content"]["application/json"]["schema"]
+    assert schema == answers["200"]["content"]["application/json"]["schema"]
+    assert set(r.json()) == set(schema["required"])
+    assert r.json()["status"] in schema["properties"]["status"]["enum"]
+    assert r.json()["checks"]["temporal"] == "unreachable"

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import RuntimeDep, require
@@ -16,6 +16,20 @@ from rejse.roles import Role
 from rejse.runtime import Runtime
 
 router = APIRouter(tags=["operations"])
+
+_CHECK = {"type": "string", "enum": ["ok", "unreachable"]}
+READINESS: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "checks"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ready", "not ready"]},
+        "checks": {
+            "type": "object",
+            "required": ["database", "temporal"],
+            "properties": {"database": _CHECK, "temporal": _CHECK},
+        },
+    },
+}
 
 
 @router.get("/healthz")
@@ -40,7 +54,19 @@ async def _within(check: Awaitable[bool], seconds: float = 3.0) -> bool:
         return False
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={
+        200: {
+            "description": "The database and Temporal answer",
+            "content": {"application/json": {"schema": READINESS}},
+        },
+        503: {
+            "description": "The database or Temporal does not answer (`checks` says which)",
+            "content": {"application/json": {"schema": READINESS}},
+        },
+    },
+)
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     db_ok, temporal_ok = await asyncio.gather(
         _within(asyncio.to_thread(_db_ok, runtime)), _within(runtime.temporal.ping())
@@ -56,7 +82,12 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics", dependencies=[Depends(require(Role.analyst))])
+@router.get(
+    "/metrics",
+    dependencies=[Depends(require(Role.analyst))],
+    response_class=PlainTextResponse,
+    responses={200: {"description": "Prometheus text exposition format"}},
+)
 def metrics() -> Response:
     """Prometheus metrics; scrape with an admin or analyst key as bearer token."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
