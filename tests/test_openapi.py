@@ -4,21 +4,17 @@ work on a machine without internet: everything they load is served by the app it
 
 from __future__ import annotations
 
-import asyncio
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 
 from rejse.roles import Role
 from tests.conftest import auth
+from tests.servers import serve
 from tests.test_auth_matrix import ROUTE_RULES, Public
 
 
@@ -74,20 +70,8 @@ EXPECTED_TYPES = {
 @pytest.fixture
 def served(app) -> Iterator[str]:
     """The app under uvicorn on a loopback port: the pages are fetched as a browser would."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=5)
-    sock.close()
+    with serve(app) as url:
+        yield url
 
 
 @pytest.mark.parametrize(("page", "marker"), [("/docs", "SwaggerUIBundle"), ("/redoc", "<redoc")])

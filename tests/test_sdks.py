@@ -10,9 +10,6 @@ import asyncio
 import gzip
 import json
 import logging
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from rudderstack.analytics.client import Client as RudderClient
 from segment.analytics.client import Client as SegmentClient
 from sqlmodel import select
@@ -31,6 +27,7 @@ from rejse.models.profiles import Profile
 from rejse.profiles.service import find_by_identifier, load_snapshot
 from rejse.roles import Role
 from tests.conftest import auth
+from tests.servers import serve
 
 
 @dataclass
@@ -87,20 +84,8 @@ class Counting:
 def served(app) -> Iterator[tuple[str, Counting]]:
     """The app under uvicorn on a free loopback port (its own thread and event loop)."""
     counting = Counting(app)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(counting, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    yield url, counting
-    server.should_exit = True
-    thread.join(timeout=5)
-    sock.close()
+    with serve(counting) as url:
+        yield url, counting
 
 
 class Collect(logging.Handler):

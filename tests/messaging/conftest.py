@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
-import uvicorn
 from aiosmtpd.controller import Controller
 from sqlmodel import Session
 
@@ -23,6 +20,7 @@ from rejse.settings import Settings
 # `jruntime`). A conftest is where pytest looks for shared fixtures; imported into the test
 # module, each would be shadowed by the test parameter of the same name.
 from tests.journeys.conftest import dispatcher, worker  # noqa: F401 - fixtures, used by name
+from tests.servers import serve
 
 NOON = dt.datetime(2026, 11, 23, 11, 0, tzinfo=dt.UTC)  # 12:00 in Copenhagen: outside quiet hours
 
@@ -81,20 +79,8 @@ def smtp() -> Iterator[tuple[Mailbox, str]]:
 def served(app) -> Iterator[str]:
     """The API under uvicorn on a loopback port, so links from emails are followed over real
     HTTP, as a mail client's browser would."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=5)
-    sock.close()
+    with serve(app) as url:
+        yield url
 
 
 def with_settings(runtime: Runtime, **changes) -> Runtime:
