@@ -436,21 +436,7 @@ def _format(found: list[Finding]) -> str:
     )
 
 
-# Checks that still fail while other parts of the app are being fixed.
-XFAIL: dict[str, str] = {
-    "not_a_server_error": "the 503s of /readyz and journey entry (Temporal down) are undocumented",
-    "status_code_conformance": "404, 400 and 409 are undocumented on most routes",
-    "content_type_conformance": "/metrics documents application/json, answers Prometheus text",
-}
-
-
-@pytest.mark.parametrize(
-    "check",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(strict=False, reason=XFAIL[c])) if c in XFAIL else c
-        for c in CHECK_NAMES
-    ],
-)
+@pytest.mark.parametrize("check", CHECK_NAMES)
 def test_api_conforms_to_its_document(sweep: Sweep, check: str) -> None:
     found = sweep.of(check)
     assert not found, f"{check}: {len(found)} finding(s) on {sweep.backend}\n" + _format(found)
