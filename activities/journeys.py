@@ -20,7 +20,7 @@ from rejse import netguard, signatures
 from rejse.conditions import evaluate
 from rejse.db import session_scope, utcnow
 from rejse.journeys import runtypes as rt
-from rejse.journeys.facts import ProfileFacts
+from rejse.journeys.facts import load_facts
 from rejse.logging import get_logger
 from rejse.models.journeys import ACTIVE_RUN_STATUSES, Journey, JourneyRun, JourneyStep
 from rejse.outbound import OutboundError, Rejected, Transient, application_error, request
@@ -151,14 +151,8 @@ class JourneyActivities:
     @activity.defn(name=rt.CHOOSE_BRANCH)
     def choose_branch(self, inp: rt.BranchInput) -> int:
         """Index of the first condition that holds for the profile, -1 for `else`."""
-        from rejse.contracts import ProfileSnapshot
-        from rejse.profiles.service import load_snapshot
-
         with Session(self.runtime.engine) as session:
-            snapshot = load_snapshot(session, profile_id=inp.profile_id) or ProfileSnapshot(
-                id=inp.profile_id
-            )
-            facts = ProfileFacts(session=session, profile=snapshot, properties=inp.properties)
+            facts = load_facts(session, inp.profile_id, now=inp.at, properties=inp.properties)
             for n, cond in enumerate(inp.conditions):
                 if evaluate(cond, facts, now=inp.at):
                     return n
