@@ -99,6 +99,14 @@ class Settings(BaseSettings):
         description="let journey webhook steps call loopback, private and link-local addresses",
     )
 
+    # entries of many profiles at once (a schedule fire, an audience entered by hand)
+    journey_entry_rate: float = Field(
+        default=100.0,
+        gt=0,
+        le=10_000,
+        description="journey runs started per second by a schedule fire or an audience entry",
+    )
+
     @field_validator("message_frequency_window")
     @classmethod
     def _window_is_a_duration(cls, value: str) -> str:

@@ -1,24 +1,23 @@
-"""Scheduled journeys (`"trigger": {"type": "schedule", "cron": "0 9 * * MON"}`).
+"""Scheduled journeys (`"trigger": {"type": "schedule", "cron": "0 9 * * MON", "audience": "vip"}`).
 
 One scheduler job (`journeys.schedule`, every minute) looks for cron fire times of published
-schedule journeys in the last two minutes and enters every live profile (audiences do not exist
-yet, so a schedule journey addresses all profiles that are not erased). Each entry's workflow id
-is deterministic, `journey:{key}:{profile}:{fire time}`, and so is its trigger event id, so the
-next tick, a second scheduler or a restart re-planning the same fire time starts nothing twice."""
+schedule journeys in the last two minutes and opens an entry for each fire
+(`rejse.journeys.bulk`): the audience's members, or every live profile when the trigger names
+no audience. The entry's id is the fire time and each run's workflow id is deterministic,
+`journey:{key}:{profile}:{fire time}`, and so is its trigger event id, so the next tick, a
+second scheduler or a restart re-planning the same fire time starts nothing twice. The same job
+then drives every unfinished entry (its own, and manual ones whose driver stopped) at
+`REJSE_JOURNEY_ENTRY_RATE`."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from sqlmodel import Session, col, select
-
-from rejse.contracts import ProcessedEvent
 from rejse.crontab import parse_crontab
 from rejse.db import session_scope, utcnow
+from rejse.journeys.bulk import drive_unfinished, open_entry, schedule_entry_id
 from rejse.journeys.definition import ScheduleTrigger
-from rejse.journeys.entry import Entry, plan_entry
 from rejse.journeys.service import published_definitions
 from rejse.logging import get_logger
 from rejse.runtime import Runtime
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
 
 log = get_logger("rejse.journeys")
 LOOKBACK = dt.timedelta(minutes=2)
-PAGE = 500
 
 
 def due_fire_time(trigger: ScheduleTrigger, now: dt.datetime) -> dt.datetime | None:
@@ -41,21 +39,9 @@ def due_fire_time(trigger: ScheduleTrigger, now: dt.datetime) -> dt.datetime | N
     return latest.astimezone(dt.UTC) if latest else None
 
 
-def _live_profiles(session: Session, after: str, limit: int) -> list[str]:
-    from rejse.models.profiles import Profile
-
-    return list(
-        session.exec(
-            select(Profile.id)
-            .where(col(Profile.erased_at).is_(None), Profile.id > after)
-            .order_by(Profile.id)
-            .limit(limit)
-        )
-    )
-
-
-def plan_scheduled(runtime: Runtime, *, now: dt.datetime) -> list[Entry]:
-    entries: list[Entry] = []
+def open_fires(runtime: Runtime, *, now: dt.datetime) -> list[str]:
+    """Open an entry for each due fire (an existing one is left as it is); their ids."""
+    opened = []
     with session_scope(runtime.engine) as session:
         for journey, defn in published_definitions(session, trigger_types=("schedule",)):
             schedule = defn.trigger
@@ -64,48 +50,27 @@ def plan_scheduled(runtime: Runtime, *, now: dt.datetime) -> list[Entry]:
             fire = due_fire_time(schedule, now)
             if fire is None:
                 continue
-            stamp = fire.strftime("%Y%m%dT%H%MZ")
-            after = ""
-            while page := _live_profiles(session, after, PAGE):
-                after = page[-1]
-                for pid in page:
-                    trigger = ProcessedEvent(
-                        event_id=f"schedule:{journey.key}:{stamp}:{pid}",
-                        profile_id=pid,
-                        type="internal",
-                        event="Journey Scheduled",
-                        properties={"fired_at": fire.isoformat()},
-                        timestamp=fire,
-                        received_at=now,
-                    )
-                    entry = plan_entry(
-                        session,
-                        journey=journey,
-                        defn=defn,
-                        event=trigger,
-                        workflow_id=f"journey:{journey.key}:{pid}:{stamp}",
-                    )
-                    if entry is not None:
-                        entries.append(entry)
-    return entries
+            row = open_entry(
+                session,
+                journey_key=journey.key,
+                entry_id=schedule_entry_id(fire),
+                source="schedule",
+                audience=schedule.audience,
+                fired_at=fire,
+            )
+            opened.append(row.id)
+    return opened
 
 
 async def fire_scheduled_journeys(runtime: Runtime, *, now: dt.datetime | None = None) -> int:
     """The scheduler job; returns how many new runs it started (re-planned ones are only
     re-sent to Temporal, which ignores them)."""
-    from rejse.journeys.dispatcher import start_entry
+    import asyncio
 
-    entries = await asyncio.to_thread(plan_scheduled, runtime, now=now or utcnow())
-    if not entries:
-        return 0
-    client = await runtime.temporal.client()
-    started = 0
-    for n in range(0, len(entries), 50):
-        chunk = entries[n : n + 50]
-        results = await asyncio.gather(*(start_entry(client, runtime, e) for e in chunk))
-        # `gather` answers once per entry of the chunk, in order
-        started += sum(1 for e, ok in zip(chunk, results, strict=True) if ok and not e.redelivery)
-    log.info("scheduled_journeys_started", runs=started)
+    await asyncio.to_thread(open_fires, runtime, now=now or utcnow())
+    started = await drive_unfinished(runtime)
+    if started:
+        log.info("scheduled_journeys_started", runs=started)
     return started
 
 

@@ -85,3 +85,33 @@ class JourneyStep(SQLModel, table=True):
     step_id: str = Field(max_length=64)
     at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     outcome: str | None = Field(default=None, max_length=20)
+
+
+ENTRY_STATUSES = ("running", "done", "cancelled")
+
+
+class JourneyEntry(SQLModel, table=True):
+    """One entry of many profiles at once: a schedule fire or a manual entry of an audience
+    (`rejse.journeys.bulk`). Its members are entered page by page after `cursor` (profile id
+    order) at the configured rate; `entered` and `skipped` count the profiles done so far of
+    `total` (the members when it began). A driver holds `lease_owner` until `lease_until` so
+    two drivers never plan the same page."""
+
+    __tablename__ = "journey_entry"
+    __table_args__ = (sa.Index("ix_journey_entry_status", "status"),)
+
+    journey_key: str = Field(primary_key=True, max_length=64)
+    id: str = Field(primary_key=True, max_length=64)  # schedule-20261123T0800Z, manual-<hash>
+    source: str = Field(max_length=20)  # schedule / manual
+    audience: str | None = Field(default=None, max_length=64)  # None: every live profile
+    fired_at: dt.datetime = Field(sa_type=UTCDateTime)  # the trigger's time
+    properties: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)  # trigger's
+    total: int = 0
+    entered: int = 0
+    skipped: int = 0  # in the journey already, or its re-entry rule said no
+    cursor: str | None = Field(default=None, max_length=64)  # the last profile id done
+    status: str = Field(default="running", max_length=20)
+    lease_owner: str | None = Field(default=None, max_length=32)
+    lease_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    finished_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
