@@ -26,10 +26,11 @@ BackgroundService = Callable[["asyncio.Event"], Coroutine[Any, Any, None]]
 
 
 def in_transaction_subscribers(runtime: Runtime) -> list[InTransactionSubscriber]:
-    """Run inside the event processor's transaction (scoring)."""
+    """Run inside the event processor's transaction (scoring, customer value)."""
+    from rejse.profiles.value import CustomerValueSubscriber
     from rejse.scoring.subscriber import ScoringSubscriber
 
-    return [ScoringSubscriber()]
+    return [ScoringSubscriber(), CustomerValueSubscriber()]
 
 
 def event_dispatchers(runtime: Runtime) -> list[EventDispatcher]:
