@@ -24,6 +24,7 @@ from rejse.models.profiles import (
 from rejse.models.timeline import TimelineEntry
 from rejse.profiles import identifiers as ident
 from rejse.profiles.service import get_live_profile
+from rejse.profiles.value import clear as clear_value
 from rejse.timeline import erase_entries
 
 
@@ -133,6 +134,7 @@ def erase_profile(
     profile.groups = {}
     profile.locale = profile.timezone = profile.lifecycle_stage = None
     profile.lead_score = 0.0
+    clear_value(profile)
     profile.erased_at = profile.updated_at = now
     session.add(profile)
     audit = ProfileErasure(profile_id=pid, requested_by=requested_by, at=now, summary=summary)

@@ -41,6 +41,7 @@ from rejse.models.profiles import (
 )
 from rejse.profiles import identifiers as ident
 from rejse.profiles.consent import prevails
+from rejse.profiles.value import combine as combine_value
 from rejse.timeline import add_entry, move_entries
 
 PROFILE = Profile.__table__  # type: ignore[attr-defined]
@@ -526,6 +527,7 @@ def merge_profiles(
         (t for t in (survivor.last_seen_at, other.last_seen_at) if t), default=None
     )
     survivor.lead_score = max(survivor.lead_score or 0.0, other.lead_score or 0.0)
+    combine_value(survivor, other)
     stages = [s for s in (survivor.lifecycle_stage, other.lifecycle_stage) if s]
     if stages:
         survivor.lifecycle_stage = max(stages, key=lambda s: STAGES.index(s) if s in STAGES else -1)
