@@ -3,32 +3,41 @@ Mermaid diagram. Marketers write, analysts read."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, Body, Path, Query, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 from temporalio.service import RPCError
 
 from api.deps import ActivityNamesDep, ReadDep, RuntimeDep, SessionDep, WriteDep
 from api.errors import NOT_FOUND, responses
 from rejse.contracts import ProcessedEvent
 from rejse.db import utcnow
-from rejse.errors import Conflict, DomainError, NotFound
+from rejse.errors import Conflict, DomainError, NotFound, Unprocessable
 from rejse.inputs import MAX_INT32, MAX_OFFSET, Text
-from rejse.journeys import service
+from rejse.journeys import bulk, service
 from rejse.journeys.definition import JourneyDefinition
 from rejse.journeys.diagram import mermaid
 from rejse.journeys.dispatcher import PreviousRunClosing, start_entry, tell_runs
 from rejse.journeys.entry import plan_entry
 from rejse.journeys.service import DefinitionInvalid
-from rejse.models.journeys import RUN_STATUSES, Journey, JourneyRun, JourneyVersion
+from rejse.logging import get_logger
+from rejse.models.journeys import (
+    RUN_STATUSES,
+    Journey,
+    JourneyEntry,
+    JourneyRun,
+    JourneyVersion,
+)
 from rejse.runtime import Runtime
 
 router = APIRouter(prefix="/api/journeys", tags=["journeys"])
+log = get_logger("rejse.journeys")
 
 ARCHIVED = "The journey is archived"
 LIFECYCLE = responses(404, (409, "The journey's status does not allow this change"))
@@ -73,7 +82,17 @@ class LifecycleResult(JourneyPublic):
 
 
 class EnterRequest(BaseModel):
-    profile_id: Text = Field(min_length=1, max_length=64)
+    profile_id: Text | None = Field(
+        default=None, min_length=1, max_length=64, description="one profile (or give audience)"
+    )
+    audience: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="every current member of this audience (or give profile_id): answered 202 "
+        "with the entry's progress, which GET /api/journeys/{key}/entries/{id} shows as the "
+        "members are entered at REJSE_JOURNEY_ENTRY_RATE per second",
+    )
     properties: dict[str, Any] = Field(
         default_factory=dict, description="available to the journey as trigger.properties"
     )
@@ -89,6 +108,24 @@ class EnterResult(BaseModel):
     run_id: str
     workflow_id: str
     version: int
+
+
+class EntryProgress(BaseModel):
+    """An entry of many profiles: a schedule fire or an audience entered by hand."""
+
+    id: str = Field(description="schedule-<fire time> or manual-<hash>")
+    journey: str
+    source: str = Field(description="schedule or manual")
+    audience: str | None = Field(description="null: every live profile")
+    fired_at: dt.datetime
+    total: int = Field(description="members when the entry began")
+    entered: int = Field(description="runs started so far")
+    skipped: int = Field(
+        description="members already in the journey, or whose re-entry rule said no"
+    )
+    status: str = Field(description="running, done or cancelled (the journey was archived)")
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
 
 
 class RunPublic(BaseModel):
@@ -249,23 +286,37 @@ async def archive(
     response_model=EnterResult,
     status_code=status.HTTP_201_CREATED,
     responses=responses(
-        (404, "No such journey or profile"),
+        (404, "No such journey, profile or audience"),
         (409, "The journey is not published, or the profile may not enter it now"),
         (503, "Temporal is unavailable; retry with the same idempotency_key"),
-    ),
+    )
+    | {
+        202: {
+            "model": EntryProgress,
+            "description": "an audience's members are being entered (its progress)",
+        }
+    },
 )
 async def enter(
     key: str, body: EnterRequest, session: SessionDep, runtime: RuntimeDep, _: WriteDep
-) -> EnterResult:
-    """Put one profile into a published journey now (manual entry; any trigger type)."""
+) -> EnterResult | JSONResponse:
+    """Put one profile (`profile_id`) into a published journey now, or every current member of
+    an audience (`audience`; 202 with the entry's progress). Manual entry; any trigger type."""
     from rejse.profiles.service import load_snapshot
 
+    if (body.profile_id is None) == (body.audience is None):
+        raise Unprocessable(
+            "give exactly one of profile_id or audience",
+            field="profile_id" if body.profile_id is None else "audience",
+        )
     journey = service.get_journey(session, key=key)
     if journey.status != "published" or journey.published_version is None:
         raise Conflict(
             f"journey {key!r} is {journey.status}; only a published journey takes entries",
             field="key",
         )
+    if body.profile_id is None:  # then the audience (exactly one of the two, checked above)
+        return await _enter_audience(key, str(body.audience), body, session, runtime)
     snapshot = load_snapshot(session, profile_id=body.profile_id)
     if snapshot is None or snapshot.erased:
         raise NotFound(f"no profile {body.profile_id!r}", field="profile_id")
@@ -305,6 +356,81 @@ async def enter(
         workflow_id=entry.workflow_id,
         version=entry.run_input.version,
     )
+
+
+_driving: set[asyncio.Task[int]] = set()  # entries this process drives (kept from the GC)
+
+
+async def _enter_audience(
+    key: str, audience: str, body: EnterRequest, session: Session, runtime: Runtime
+) -> JSONResponse:
+    """Open the entry (the same idempotency key finds the same one) and drive it in this
+    process; the scheduler job carries it on should this process stop."""
+    from rejse.models.audiences import Audience
+
+    if session.get(Audience, audience) is None:
+        raise NotFound(f"no audience {audience!r}", field="audience")
+    row = bulk.open_entry(
+        session,
+        journey_key=key,
+        entry_id=bulk.manual_entry_id(body.idempotency_key),
+        source="manual",
+        audience=audience,
+        fired_at=utcnow(),
+        properties=body.properties,
+    )
+    session.commit()
+    progress = _progress(row)
+    if row.status == "running":
+        task = asyncio.create_task(_drive(runtime, key, row.id))
+        _driving.add(task)
+        task.add_done_callback(_driving.discard)
+    return JSONResponse(status_code=202, content=progress.model_dump(mode="json"))
+
+
+async def _drive(runtime: Runtime, key: str, entry_id: str) -> int:
+    try:
+        return await bulk.drive(runtime, key, entry_id)
+    except Exception as exc:  # noqa: BLE001 - the scheduler job resumes the entry
+        log.warning("journey_entry_failed", journey=key, entry=entry_id, error=type(exc).__name__)
+        return 0
+
+
+def _progress(row: JourneyEntry) -> EntryProgress:
+    return EntryProgress(journey=row.journey_key, **row.model_dump(exclude={"journey_key"}))
+
+
+@router.get("/{key}/entries", response_model=list[EntryProgress], responses=NOT_FOUND)
+def list_entries(
+    key: str,
+    session: SessionDep,
+    _: ReadDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[EntryProgress]:
+    """Entries of many profiles (schedule fires, audiences entered by hand), newest first,
+    each with its progress: entered and skipped so far of the total."""
+    service.get_journey(session, key=key)
+    rows = session.exec(
+        select(JourneyEntry)
+        .where(JourneyEntry.journey_key == key)
+        .order_by(col(JourneyEntry.created_at).desc(), col(JourneyEntry.id))
+        .limit(limit)
+    )
+    return [_progress(r) for r in rows]
+
+
+@router.get(
+    "/{key}/entries/{entry_id}",
+    response_model=EntryProgress,
+    responses=responses((404, "No such journey or entry")),
+)
+def get_entry(
+    key: str, entry_id: Annotated[str, Path(max_length=64)], session: SessionDep, _: ReadDep
+) -> EntryProgress:
+    row = session.get(JourneyEntry, (key, entry_id))
+    if row is None:
+        raise NotFound(f"journey {key!r} has no entry {entry_id!r}", field="entry_id")
+    return _progress(row)
 
 
 @router.get(

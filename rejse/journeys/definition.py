@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from rejse.audiences.definition import AUDIENCE_ENTERED, AUDIENCE_EXITED
-from rejse.conditions import Issue, resolve_path, size_issues, validate_condition
+from rejse.conditions import Issue, leaves, resolve_path, size_issues, validate_condition
 from rejse.durations import DurationError, parse_duration
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -634,20 +634,10 @@ def publish_issues(
 
 
 def _condition_audiences(cond: Any, path: str) -> Iterator[tuple[str, str]]:
-    """(field, key) of every `{"audience": key}` leaf of a condition, in document order."""
-    todo: list[tuple[Any, str]] = [(cond, path)]
-    while todo:
-        node, at = todo.pop()
-        if not isinstance(node, dict):
-            continue
-        if isinstance(node.get("audience"), str):
-            yield f"{at}.audience", node["audience"]
-        if "not" in node:
-            todo.append((node["not"], f"{at}.not"))
-        for group in ("any", "all"):
-            items = node.get(group)
-            if isinstance(items, list):
-                todo.extend((c, f"{at}.{group}[{n}]") for n, c in reversed(list(enumerate(items))))
+    """(field, key) of every `{"audience": key}` leaf of a (validated) condition."""
+    for at, leaf in leaves(cond, path):
+        if isinstance(leaf.get("audience"), str):
+            yield f"{at}.audience", leaf["audience"]
 
 
 def _event_audience(event: str, match: dict[str, Any], path: str) -> Iterator[tuple[str, str]]:
