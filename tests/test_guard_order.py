@@ -70,3 +70,18 @@ async def test_a_json_body_that_is_not_utf8_is_422_naming_the_body(client, keys,
     )
     assert r.status_code == 422, r.text
     assert r.json()["errors"] == [{"field": "body", "message": "not UTF-8 text"}]
+
+
+# ----------------------------------------------------------------------------- Content-Length
+
+
+@pytest.mark.parametrize("path", ["/v1/track", "/webhooks/shopify", "/webhooks/generic/shop"])
+async def test_a_content_length_of_thousands_of_digits_is_413_not_500(client, keys, path):
+    """int() refuses more than 4,300 digits: such a length is over any limit, unparsed."""
+    request = client.build_request(
+        "POST", path, content=b"{}", headers={**JSON, **auth(keys[Role.ingest])}
+    )
+    request.headers["content-length"] = "9" * 5000
+    r = await client.send(request)
+    assert r.status_code == 413, r.text
+    assert r.json()["errors"][0]["field"] == "body"

@@ -79,11 +79,20 @@ def _v1_error(exc: DomainError) -> Response:
     return _json(body, status_code=exc.status_code)
 
 
+def _declared_length(request: Request) -> int | None:
+    """The Content-Length as a number; one of more digits than any real body counts as over
+    every limit without int(), which refuses more than 4,300 digits."""
+    length = request.headers.get("content-length")
+    if not length or not length.isascii() or not length.isdigit():
+        return None
+    return int(length) if len(length) <= 18 else 2**63
+
+
 async def _read(request: Request, limit: int) -> bytes:
     """The raw body, at most `limit` bytes (413 otherwise); no decoding (signed webhooks)."""
-    length = request.headers.get("content-length")
-    if length and length.isdigit():
-        if int(length) > limit:
+    length = _declared_length(request)
+    if length is not None:
+        if length > limit:
             raise too_large(limit)
         return await request.body()  # bounded by the checked Content-Length
     body = bytearray()
@@ -100,8 +109,8 @@ async def _read_v1(request: Request, limit: int) -> bytes:
     encoding = request.headers.get("content-encoding")
     if content_encoding(encoding) is None:
         return await _read(request, limit)
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > wire_limit(limit):
+    length = _declared_length(request)
+    if length is not None and length > wire_limit(limit):
         raise too_large(limit)
     return await read_body(request.stream(), encoding=encoding, limit=limit)
 
