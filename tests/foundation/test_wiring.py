@@ -23,7 +23,10 @@ def test_every_part_is_built_from_the_runtime_it_is_given(tmp_path):
     runtime = Runtime.create(Settings(data_dir=tmp_path), engine=make_engine("sqlite://"))
     processor = wiring.event_processor(runtime)
     assert processor.runtime is runtime
-    assert [type(s).__name__ for s in processor.subscribers] == ["ScoringSubscriber"]
+    assert [type(s).__name__ for s in processor.subscribers][:2] == [
+        "ScoringSubscriber",
+        "CustomerValueSubscriber",
+    ]
     assert {type(d).__name__ for d in processor.dispatchers} == {
         "JourneyDispatcher",
         "HandoffDispatcher",
