@@ -47,6 +47,16 @@ class ProcessedEvent(BaseModel):
     consent_changes: list[ConsentChange] = Field(default_factory=list)
 
 
+# Imported history (`rejse import`): its events have this `source` and carry the import's start
+# in `context[IMPORT_CONTEXT]["started_at"]` (ISO 8601). The processor applies an imported event
+# older than its import's start (profile, customer value, memberships) but dispatches neither it
+# nor the events derived from it (marked `context[HISTORIC] = True`): no journey starts, no
+# lead is handed off for the past.
+IMPORT_SOURCE = "import"
+IMPORT_CONTEXT = "rejse_import"
+HISTORIC = "historic"
+
+
 class InTransactionSubscriber(Protocol):
     """Runs inside the processor's transaction for each event, in per-profile order.
 

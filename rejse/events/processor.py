@@ -10,7 +10,8 @@ Stages per batch (see docs/events.md):
    in-transaction subscriber (their derived events are stored as new events), store the
    `ProcessedEvent` on the outbox row. Commit. A crash before this commit leaves the rows
    pending; after it, they are applied and never applied again.
-3. dispatch: every `EventDispatcher` gets the batch's `ProcessedEvent`s (at-least-once).
+3. dispatch: every `EventDispatcher` gets the batch's `ProcessedEvent`s (at-least-once),
+   except historic ones (`is_historic`: imported history and what derives from it).
 4. finish: delete the outbox rows.
 A failing event is retried alone with exponential backoff; after `max_attempts` it goes to
 `event_dead_letter` and the others carry on. A failure no retry can fix (`failures.is_permanent`:
@@ -30,7 +31,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from rejse.contracts import ConsentChange, EventDispatcher, InTransactionSubscriber, ProcessedEvent
+from rejse.contracts import (
+    HISTORIC,
+    IMPORT_CONTEXT,
+    IMPORT_SOURCE,
+    ConsentChange,
+    EventDispatcher,
+    InTransactionSubscriber,
+    ProcessedEvent,
+)
 from rejse.db import utcnow
 from rejse.events.failures import failure_reason, is_permanent
 from rejse.events.service import event_row
@@ -309,7 +318,7 @@ class EventProcessor:
             if subscribers:
                 index.flush()  # the subscriber reads the profile as of this event
                 session.flush()
-                self._run_subscribers(session, conn, event, subscribers)
+                self._run_subscribers(session, conn, event, subscribers, is_historic(row))
             out[entry.outbox_id] = event
         index.flush()
         session.flush()
@@ -374,6 +383,7 @@ class EventProcessor:
         conn: Connection,
         event: ProcessedEvent,
         subscribers: Sequence[InTransactionSubscriber],
+        historic: bool = False,
     ) -> None:
         for subscriber in subscribers:
             derived = subscriber.apply(session, event) or ()
@@ -390,6 +400,7 @@ class EventProcessor:
                         profile_id=event.profile_id,
                         properties=dict(properties or {}),
                         source=f"derived:{subscriber.name}"[:60],
+                        context={HISTORIC: True} if historic else None,
                     )
                 )
                 buckets.append(bucket_for(event.profile_id))
@@ -398,6 +409,10 @@ class EventProcessor:
 
     # ------------------------------------------------------------------ dispatch + finish
     async def _dispatch(self, results: list[tuple[Entry, ProcessedEvent]]) -> list[Entry]:
+        historic = [e for e, _ in results if is_historic(e.row)]
+        if historic:  # applied, and done: nothing to dispatch
+            results = [(e, ev) for e, ev in results if not is_historic(e.row)]
+            return historic + await self._dispatch(results)
         if not results:
             return []
         try:
@@ -488,6 +503,25 @@ def _extras(event: ProcessedEvent) -> dict[str, Any]:
         "merged_from": event.merged_from,
         "consent_changes": [c.model_dump() for c in event.consent_changes],
     }
+
+
+def is_historic(row: dict[str, Any]) -> bool:
+    """An imported event older than its import's start, or an event derived from such a one:
+    its database effects apply, its dispatch is skipped (see `rejse.contracts.IMPORT_SOURCE`).
+    Only rejse sets these sources, so a live event cannot mark itself historic."""
+    context = row.get("context") or {}
+    source = row.get("source") or ""
+    if source == IMPORT_SOURCE:
+        started = context.get(IMPORT_CONTEXT)
+        started = started.get("started_at") if isinstance(started, dict) else None
+        try:
+            at = dt.datetime.fromisoformat(started) if isinstance(started, str) else None
+        except ValueError:
+            return False
+        if at is None or at.tzinfo is None:
+            return False
+        return bool(row["timestamp"] < at)
+    return source.startswith("derived:") and context.get(HISTORIC) is True
 
 
 def processed_event(row: dict[str, Any], extras: dict[str, Any] | None) -> ProcessedEvent:
