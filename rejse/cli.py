@@ -283,3 +283,124 @@ def journeys_install_examples(
             console.print(f"{key}: {what}", markup=False)
     finally:
         runtime.engine.dispose()
+
+
+IMPORT_HELP = """Import history from FILE: Segment JSON lines, a CSV with a column map, or a Shopify
+orders export. Events go through the same validation and store as /v1/batch, idempotent by
+messageId (importing a file twice stores nothing new). Bad lines are reported with their line
+number and field and skipped. Ctrl-C stops; the same command again continues where it stopped.
+
+Events older than the import's start build profiles, customer value and audience memberships
+but start no journey and hand no lead off. The event processor (rejse up or rejse worker)
+applies them.
+
+\b
+Formats (--format; default: segment, or for a .csv file csv with --map, else shopify-orders):
+  segment         one Segment message per line, with "type" (as in a /v1/batch); a line
+                  without messageId gets one from its content; sentAt is ignored (the
+                  timestamp is taken as the event's time)
+  csv             one message per row: --map column=field[:type],... (repeatable) names where
+                  each column goes; --set field=value gives every row a constant
+  shopify-orders  the orders CSV the Shopify admin exports: per order an identify (email,
+                  phone, billing name, Accepts Marketing as email consent), an Order Completed
+                  (order_id = Id, total/revenue/value = Total, products from the Lineitem
+                  columns) and, when Refunded Amount > 0, an Order Refunded; orders that are
+                  pending, authorized, voided or expired and unpaid are skipped, as are orders
+                  with neither email nor phone
+
+\b
+CSV fields: type, event, userId, anonymousId, messageId, timestamp, groupId, previousId,
+name, category, traits.<path>, properties.<path>, context.<path>; types: string (default),
+number, integer, boolean (true/false, yes/no, 1/0), json. Empty cells are left out. A row
+without type is a track when it has an event, else an identify. Times: ISO 8601 or
+"2024-01-31 12:00:00 +0100"; without an offset, UTC.
+
+\b
+Example:
+  rejse import orders.csv --set "event=Order Completed" \\
+    --map "Email=traits.email,Email=userId,Order=properties.order_id" \\
+    --map "Total=properties.revenue:number,Currency=properties.currency,Date=timestamp"
+"""
+
+
+@app.command("import", help=IMPORT_HELP)
+def import_(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The file")
+    ],
+    format: Annotated[
+        str | None, typer.Option("--format", help="segment, csv or shopify-orders")
+    ] = None,
+    map: Annotated[
+        list[str] | None, typer.Option("--map", help="CSV: column=field[:type],...")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="CSV: field=value for every row")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL [env: REJSE_DATABASE_URL]")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    from rejse.db import open_database, redact
+    from rejse.imports.formats import FormatError, parse_constants, parse_map
+    from rejse.imports.progress import RichReporter
+    from rejse.imports.runner import run_import
+    from rejse.migrate import migrate_database
+
+    chosen = format or (
+        ("csv" if map else "shopify-orders") if file.suffix.lower() == ".csv" else "segment"
+    )
+    try:
+        mapping = parse_map(map or [])
+        constants = parse_constants(set_ or [])
+    except FormatError as exc:
+        raise ConfigError(str(exc)) from None
+    if chosen != "csv" and (mapping or constants):
+        raise ConfigError(f"--map and --set are for --format csv, not {chosen}")
+    settings = _settings(database_url=database_url, data_dir=data_dir)
+    engine = open_database(settings)
+    try:
+        migrate_database(settings, engine)
+        database = redact(settings.effective_database_url)
+        reporter = RichReporter(err_console, label=f"{file.name} ({chosen})")
+        try:
+            summary = run_import(
+                engine,
+                file,
+                fmt=chosen,
+                data_dir=settings.data_dir,
+                database=database,
+                mapping=mapping,
+                constants=constants,
+                options=[*(map or []), *(set_ or [])],
+                reporter=reporter,
+            )
+        except FormatError as exc:
+            raise ConfigError(str(exc)) from None
+    finally:
+        engine.dispose()
+    if summary.restarted:
+        err_console.print("the file changed since the interrupted import: started over")
+    if summary.resumed_at_line:
+        console.print(f"resumed at line {summary.resumed_at_line:,}", markup=False, soft_wrap=True)
+    skipped = ", ".join(f"{n:,} ({why})" for why, n in sorted(summary.skipped.items()))
+    console.print(
+        f"{summary.records:,} records read: {summary.stored:,} events stored, "
+        f"{summary.duplicates:,} already stored, {summary.bad:,} refused"
+        + (f", skipped {skipped}" if skipped else "")
+        + f"; {summary.events_per_second:,.0f} events/s into {database}",
+        markup=False,
+        soft_wrap=True,
+    )
+    if summary.bad > len(summary.problems):
+        console.print(
+            f"(the first {len(summary.problems)} refused lines are listed above)", markup=False
+        )
+    if summary.interrupted:
+        err_console.print(
+            "interrupted: run the same command again to continue where it stopped", markup=False
+        )
+        raise typer.Exit(130)
+    if summary.bad:
+        raise typer.Exit(1)
