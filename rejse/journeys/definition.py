@@ -61,12 +61,12 @@ class ScheduleTrigger(_Model):
     type: Literal["schedule"]
     cron: str = Field(min_length=1)  # crontab: "0 9 * * MON"
     timezone: str = "UTC"
-    audience: str | None = None  # None: every profile that is not erased
+    audience: str | None = Field(default=None, min_length=1, max_length=64)  # None: everyone live
 
 
 class AudienceTrigger(_Model):
     type: Literal["audience_entered", "audience_left"]
-    audience: str = Field(min_length=1)
+    audience: str = Field(min_length=1, max_length=64)
 
 
 Trigger = Annotated[

@@ -165,3 +165,16 @@ def test_the_exit_shorthand_is_stored_expanded():
     assert defn.dump()["exit_when"] == [
         {"event": "Audience Exited", "match": {"type": "internal", "properties.audience": "vip"}}
     ]
+
+
+def test_an_audience_key_longer_than_a_key_is_refused_at_create():
+    from rejse.journeys.definition import parse_definition
+
+    for trigger in (
+        {"type": "audience_entered", "audience": "v" * 65},
+        {"type": "schedule", "cron": "0 9 * * *", "audience": "v" * 65},
+        {"type": "schedule", "cron": "0 9 * * *", "audience": ""},
+    ):
+        defn, issues = parse_definition(welcome_vip(trigger=trigger))
+        assert defn is None
+        assert [i.field for i in issues] == ["trigger.audience"], issues
