@@ -179,13 +179,17 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 _VALIDATION_REF = {"$ref": "#/components/schemas/ValidationFailed"}
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
+_AUTH_ERROR_REF = {"$ref": "#/components/schemas/AuthError"}  # api.app documents it
 
 # What each documented error status means when a route says no more. The body is always
 # `Error` (422: `ValidationFailed`, the same shape): DomainError's handler writes it.
 ERROR_DESCRIPTIONS: dict[int, str] = {
     400: "The request is refused; `errors` names the field to blame",
     404: "No such record; `errors` names the parameter or field that named it",
+    401: "No valid credentials (API key or signature)",
     409: "The record's state does not allow this (or the same key was stored meanwhile)",
+    413: "The body is over the operation's size limit",
+    415: "A Content-Encoding the operation does not take",
     422: "Invalid input; `errors` names each field",
     503: "A service the operation needs (Temporal) is unavailable; retry later",
 }
@@ -196,14 +200,16 @@ Responses = dict[int | str, dict[str, Any]]
 def responses(*statuses: int | tuple[int, str]) -> Responses:
     """The `responses=` of a route decorator for the error statuses the route itself can give
     (401/403/413/422 of the key check, size limit and request schema are documented already):
-    `responses(404, (409, "the profile is erased"))`. Each gets rejse's error body; a status
-    given as `(status, description)` gets its own description. Merge with `|`."""
+    `responses(404, (409, "the profile is erased"))`. Each gets rejse's error body (a 401 the
+    body of a refused key, `AuthError`: `errors` may be left out); a status given as
+    `(status, description)` gets its own description. Merge with `|`."""
     out: Responses = {}
     for entry in statuses:
         status, description = entry if isinstance(entry, tuple) else (entry, None)
+        schema = _AUTH_ERROR_REF if status == 401 else _ERROR_REF
         out[status] = {
             "description": description or ERROR_DESCRIPTIONS[status],
-            "content": {"application/json": {"schema": dict(_ERROR_REF)}},
+            "content": {"application/json": {"schema": dict(schema)}},
         }
     return out
 

@@ -195,3 +195,32 @@ async def test_readyz_documents_its_503_with_the_body_it_answers(client):
     assert set(r.json()) == set(schema["required"])
     assert r.json()["status"] in schema["properties"]["status"]["enum"]
     assert r.json()["checks"]["temporal"] == "unreachable"
+
+
+async def test_every_documented_error_names_the_body_it_answers_with(client, keys):
+    """Each 4xx/5xx of the document has a JSON body schema (a client can read `detail` and
+    `errors` from any of them), and real answers of the routes that lacked one match it."""
+    import jsonschema_rs  # schemathesis' own validator
+
+    doc = (await client.get("/openapi.json")).json()
+    missing = [
+        f"{method.upper()} {path} {status}"
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+        for status, answer in op["responses"].items()
+        if int(status) >= 400 and not answer.get("content", {}).get("application/json")
+    ]
+    assert not missing, "no body documented:\n" + "\n".join(missing)
+
+    def check(path: str, r: httpx.Response) -> None:
+        answer = doc["paths"][path]["post"]["responses"][str(r.status_code)]
+        schema = {**answer["content"]["application/json"]["schema"], **doc}
+        jsonschema_rs.validate(schema, r.json())
+
+    bad = {"content-type": "application/json", **auth(keys[Role.ingest])}
+    r = await client.post("/v1/track", content=b"{not json", headers=bad)
+    assert r.status_code == 400
+    check("/v1/track", r)
+    r = await client.post("/webhooks/shopify", content=b"{}", headers=bad)
+    assert r.status_code == 401
+    check("/webhooks/shopify", r)

@@ -39,18 +39,23 @@ from rejse.runtime import Runtime
 
 log = get_logger("rejse.api.ingest")
 
+# Every error body also carries `code` and `message` (RudderStack's SDK reads them).
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {
-        "description": "malformed JSON or compressed data, or a value no database can hold "
-        "(integer beyond 64 bits, NaN/Infinity, NUL character), named by its path"
-    },
+    **responses(
+        (
+            400,
+            "malformed JSON or compressed data, or a value no database can hold "
+            "(integer beyond 64 bits, NaN/Infinity, NUL character), named by its path",
+        ),
+        (
+            413,
+            "event over 32 KB or batch over 500 KB (decompressed), or a body that "
+            "expands more than 100 times",
+        ),
+        (415, "Content-Encoding other than gzip, deflate or identity"),
+    ),
     401: {"description": "no API key, or an unknown one"},
     403: {"description": "the key's role may not ingest"},
-    413: {
-        "description": "event over 32 KB or batch over 500 KB (decompressed), or a body that "
-        "expands more than 100 times"
-    },
-    415: {"description": "Content-Encoding other than gzip, deflate or identity"},
     422: {"description": "invalid fields (each named in `errors`)"},
 }
 

@@ -47,7 +47,12 @@ def _secrets(runtime: Runtime, kind: str, name: str | None) -> list[str]:
     "/shopify",
     status_code=202,
     response_model=IngestAccepted,
-    responses={401: {"description": "bad or missing signature"}},
+    responses=responses(
+        (400, "Malformed JSON, or not an object"),
+        (401, "Bad or missing signature"),
+        (413, "The body is over 500 KB"),
+        (422, "A value the databases cannot store"),
+    ),
 )
 async def shopify_webhook(request: Request, runtime: RuntimeDep) -> Response:
     """Shopify webhooks: checkouts/create|update -> `Checkout Started`, orders/create ->
@@ -88,7 +93,12 @@ async def shopify_webhook(request: Request, runtime: RuntimeDep) -> Response:
     "/generic/{source}",
     status_code=202,
     response_model=IngestAccepted,
-    responses={401: {"description": "bad, missing or expired signature"}},
+    responses=responses(
+        (400, "Malformed JSON, or a value no database can hold"),
+        (401, "Bad, missing or expired signature, or no such source"),
+        (413, "The body (or a message in it) is over its size limit"),
+        (422, "Invalid messages; `errors` names each field (and message index)"),
+    ),
 )
 async def generic_webhook(source: str, request: Request, runtime: RuntimeDep) -> Response:
     """A signed Segment message (with `type`) or `{"batch": [...]}` from a registered source."""
