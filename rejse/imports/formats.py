@@ -34,6 +34,7 @@ class Item:
     resume: int  # byte offset to read on from after this record
     resume_line: int  # lines before `resume`
     message: dict[str, Any] | None = None  # a Segment message to validate
+    encoded: bytes | None = None  # the message as JSON, when the line is already that
     rows: list[tuple[dict[str, Any], int]] = field(default_factory=list)  # ready rows
     field: str | None = None  # a bad record: the field and the problem
     error: str | None = None
@@ -106,10 +107,12 @@ def segment_items(source: LineSource) -> Iterator[Item]:
             item.field, item.error = "body", "a line must be a JSON object (one message)"
             yield item
             continue
+        unchanged = "sentAt" not in message and bool(message.get("messageId"))
         message.pop("sentAt", None)
         if not message.get("messageId"):
             message["messageId"] = content_id("import", text)
         item.message = message
+        item.encoded = text if unchanged else None
         yield item
 
 
