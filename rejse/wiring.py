@@ -26,11 +26,13 @@ BackgroundService = Callable[["asyncio.Event"], Coroutine[Any, Any, None]]
 
 
 def in_transaction_subscribers(runtime: Runtime) -> list[InTransactionSubscriber]:
-    """Run inside the event processor's transaction (scoring, customer value)."""
+    """Run inside the event processor's transaction (scoring, customer value, audiences)."""
+    from rejse.audiences.subscriber import AudienceSubscriber
     from rejse.profiles.value import CustomerValueSubscriber
     from rejse.scoring.subscriber import ScoringSubscriber
 
-    return [ScoringSubscriber(), CustomerValueSubscriber()]
+    # Audiences last: they read the score and customer value this event left.
+    return [ScoringSubscriber(), CustomerValueSubscriber(), AudienceSubscriber()]
 
 
 def event_dispatchers(runtime: Runtime) -> list[EventDispatcher]:
@@ -43,11 +45,12 @@ def event_dispatchers(runtime: Runtime) -> list[EventDispatcher]:
 
 def profile_erasers(runtime: Runtime) -> list[ProfileEraser]:
     """GDPR erase: each domain deletes its data and cancels its workflows."""
+    from rejse.audiences.service import AudienceEraser
     from rejse.journeys.dispatcher import JourneyEraser
     from rejse.leads.control import LeadEraser
     from rejse.messaging.service import MessagingEraser
 
-    return [MessagingEraser(), JourneyEraser(runtime), LeadEraser(runtime)]
+    return [MessagingEraser(), JourneyEraser(runtime), LeadEraser(runtime), AudienceEraser()]
 
 
 def workflows() -> list[type]:
@@ -101,11 +104,13 @@ def background_services(runtime: Runtime) -> list[BackgroundService]:
 def scheduler_jobs(runtime: Runtime) -> list[ScheduledJob]:
     """Periodic jobs for the one scheduler process (`rejse up`, `rejse scheduler`). A job only
     starts Temporal workflows with deterministic ids, so a double fire is harmless
-    (see `rejse.scheduler`)."""
+    (see `rejse.scheduler`); the audience recheck sweep writes rows instead, each change once
+    and each event under a deterministic message id."""
+    from rejse.audiences.sweep import scheduler_jobs as audience_jobs
     from rejse.journeys.schedule import scheduler_jobs as journey_jobs
     from rejse.leads.control import scheduled_jobs as lead_jobs
 
-    return [*journey_jobs(runtime), *lead_jobs()]
+    return [*journey_jobs(runtime), *lead_jobs(), *audience_jobs(runtime)]
 
 
 def api_app(runtime: Runtime) -> FastAPI:

@@ -1,0 +1,420 @@
+"""Audience membership of one profile: re-evaluate, write, say what changed.
+
+The one place membership rows and recheck rows are written for a single profile; the event
+processor's subscriber, the recheck sweep and merges all come through `recheck_profile`.
+
+- A membership row is inserted with `INSERT ... ON CONFLICT DO NOTHING` and removed with a
+  `DELETE`; a change counts (and becomes an `Audience Entered` / `Audience Exited` event) only
+  when that statement changed a row. Two writers that race for the same profile (the sweep and
+  the processor on PostgreSQL) therefore report one change between them, never two.
+- Audiences are evaluated in dependency order (an audience that names another comes after
+  it), and when a profile enters or leaves an audience, the audiences that name it are
+  re-evaluated in the same pass, seeing the new membership.
+- When time alone can change the answer (`dependencies(cond).timed`: a `within` window, days
+  since an order, a decaying score), the pair gets an `audience_recheck` row at
+  `next_change(...)`; otherwise any recheck row of the pair is removed.
+
+The audience size is not kept on the audience row here: writing one counter row per audience
+from every processor transaction would serialise all processors on popular audiences (and
+deadlock them on PostgreSQL when two batches touch two audiences in opposite orders). The
+service counts the membership rows when it reports a size (`service.get_audience`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import threading
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+
+from rejse.audiences.definition import AUDIENCE_ENTERED, AUDIENCE_EXITED
+from rejse.audiences.facts import load_facts
+from rejse.conditions import Dependencies, Facts, StaticFacts, dependencies, evaluate, next_change
+from rejse.db import insert_ignore, utcnow
+from rejse.events.service import event_row
+from rejse.events.store import bucket_for, store_events
+from rejse.models.audiences import Audience, AudienceMembership, AudienceRecheck
+from rejse.models.profiles import Profile
+
+MEMBERSHIP = AudienceMembership.__table__  # type: ignore[attr-defined]
+RECHECK = AudienceRecheck.__table__  # type: ignore[attr-defined]
+AUDIENCE = Audience.__table__  # type: ignore[attr-defined]
+PROFILE = Profile.__table__  # type: ignore[attr-defined]
+
+# Events that change a profile's customer value (kept by the customer value subscriber, which
+# runs before the audiences): the `customer` leaves can change with these only.
+CUSTOMER_EVENTS = frozenset({"Order Completed", "Order Refunded"})
+MIN_RECHECK = dt.timedelta(seconds=1)  # a recheck is always strictly after the check
+
+ENTERED, EXITED = "entered", "exited"
+EVENT_NAMES = {ENTERED: AUDIENCE_ENTERED, EXITED: AUDIENCE_EXITED}
+
+
+# --------------------------------------------------------------------------------- the index
+
+
+@dataclass(frozen=True)
+class CompiledAudience:
+    key: str
+    condition: dict[str, Any]
+    deps: Dependencies
+    version: int
+    stamp: str  # the audience's creation time: tells apart two audiences of the same key
+
+
+@dataclass
+class AudienceIndex:
+    """Every audience with what it depends on, and the reverse maps the subscriber needs to
+    find the audiences an event can change."""
+
+    audiences: dict[str, CompiledAudience] = field(default_factory=dict)
+    position: dict[str, int] = field(default_factory=dict)  # dependency order
+    dependents: dict[str, set[str]] = field(default_factory=dict)  # key -> audiences naming it
+    by_event: dict[str, set[str]] = field(default_factory=dict)
+    by_trait: dict[str, set[str]] = field(default_factory=dict)
+    consent: set[str] = field(default_factory=set)
+    score: set[str] = field(default_factory=set)
+    customer: set[str] = field(default_factory=set)
+    # Audiences an empty profile belongs to (`not` an event, a trait `ne`): a new profile's
+    # first event checks every audience, whatever the event.
+    default_true: set[str] = field(default_factory=set)
+
+    @classmethod
+    def build(cls, rows: Iterable[tuple[str, dict[str, Any], int, dt.datetime]]) -> AudienceIndex:
+        index = cls()
+        for key, condition, version, created_at in rows:
+            deps = dependencies(condition)
+            index.audiences[key] = CompiledAudience(
+                key, condition, deps, version, stamp_of(created_at)
+            )
+            for name in deps.events:
+                index.by_event.setdefault(name, set()).add(key)
+            for trait in deps.traits:
+                index.by_trait.setdefault(trait, set()).add(key)
+            if deps.consent:
+                index.consent.add(key)
+            if deps.score:
+                index.score.add(key)
+            if deps.customer:
+                index.customer.add(key)
+            if _true_when_empty(condition):
+                index.default_true.add(key)
+        for key, audience in index.audiences.items():
+            for other in audience.deps.audiences:
+                index.dependents.setdefault(other, set()).add(key)
+        index.position = {key: n for n, key in enumerate(dependency_order(index.audiences))}
+        return index
+
+    def ordered(self, keys: Iterable[str]) -> list[str]:
+        return sorted((k for k in keys if k in self.audiences), key=self.position.__getitem__)
+
+
+def _true_when_empty(condition: Mapping[str, Any]) -> bool:
+    try:
+        return evaluate(condition, StaticFacts(), now=utcnow())
+    except Exception:  # noqa: BLE001 - cannot tell without data: check new profiles anyway
+        return True
+
+
+def dependency_order(audiences: Mapping[str, CompiledAudience]) -> list[str]:
+    """Keys such that an audience comes after every audience it names (Kahn, ties by key).
+    Saved audiences have no cycles (the service refuses them); were one there anyway, its
+    members come last in key order rather than being left out."""
+    needs = {
+        key: {d for d in a.deps.audiences if d in audiences and d != key}
+        for key, a in audiences.items()
+    }
+    users: dict[str, set[str]] = {}
+    for key, deps in needs.items():
+        for dep in deps:
+            users.setdefault(dep, set()).add(key)
+    ready = [key for key, deps in needs.items() if not deps]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        key = heapq.heappop(ready)
+        order.append(key)
+        for user in users.get(key, ()):
+            needs[user].discard(key)
+            if not needs[user]:
+                heapq.heappush(ready, user)
+    placed = set(order)
+    order.extend(sorted(k for k in audiences if k not in placed))
+    return order
+
+
+def stamp_of(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ") if at.tzinfo else at.isoformat()
+
+
+def load_index(session: Session) -> AudienceIndex:
+    rows = session.execute(
+        sa.select(AUDIENCE.c.key, AUDIENCE.c.condition, AUDIENCE.c.version, AUDIENCE.c.created_at)
+    ).all()
+    return AudienceIndex.build((r[0], r[1] or {}, r[2], r[3]) for r in rows)
+
+
+_generation = 0  # bumped by the service when an audience changes in this process
+_generation_lock = threading.Lock()
+
+
+def audiences_changed() -> None:
+    """Tell this process's caches that an audience was created, changed or deleted (other
+    processes see it through the stamp within the cache's `ttl`)."""
+    global _generation
+    with _generation_lock:
+        _generation += 1
+
+
+class IndexCache:
+    """The index, rebuilt when the audiences change: checked by a cheap stamp (how many
+    audiences and their latest `updated_at`) at most every `ttl` seconds, and at once after a
+    change made in this process."""
+
+    def __init__(self, ttl: float = 1.0) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._index: AudienceIndex | None = None
+        self._stamp: tuple[Any, ...] | None = None
+        self._checked: tuple[float, int] = (0.0, -1)
+
+    def get(self, session: Session) -> AudienceIndex:
+        with self._lock:
+            checked_at, generation = self._checked
+            if (
+                self._index is not None
+                and generation == _generation
+                and time.monotonic() - checked_at < self.ttl
+            ):
+                return self._index
+            generation = _generation
+        stamp = tuple(
+            session.execute(sa.select(sa.func.count(), sa.func.max(AUDIENCE.c.updated_at))).one()
+        )
+        with self._lock:
+            if self._index is None or stamp != self._stamp:
+                self._index, self._stamp = load_index(session), stamp
+            self._checked = (time.monotonic(), generation)
+            return self._index
+
+
+# --------------------------------------------------------------------------------- one profile
+
+
+class WithAudiences:
+    """The profile's facts, with the audiences it is in as this pass has left them."""
+
+    def __init__(self, facts: Any, audiences: Collection[str]) -> None:
+        self._facts = facts
+        self.audiences = audiences
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._facts, name)
+
+
+@dataclass(frozen=True)
+class Change:
+    key: str
+    kind: str  # ENTERED or EXITED
+
+    @property
+    def event(self) -> tuple[str, dict[str, Any]]:
+        return EVENT_NAMES[self.kind], {"audience": self.key}
+
+
+def memberships_of(session: Session, profile_id: str) -> set[str]:
+    return set(
+        session.execute(
+            sa.select(MEMBERSHIP.c.audience_key).where(MEMBERSHIP.c.profile_id == profile_id)
+        ).scalars()
+    )
+
+
+def is_live(session: Session, profile_id: str) -> bool:
+    row = session.execute(
+        sa.select(PROFILE.c.erased_at).where(PROFILE.c.id == profile_id)
+    ).one_or_none()
+    return row is not None and row[0] is None
+
+
+def recheck_profile(
+    session: Session,
+    index: AudienceIndex,
+    profile_id: str,
+    keys: Iterable[str],
+    *,
+    now: dt.datetime,
+) -> list[Change]:
+    """Re-evaluate audiences `keys` (and, when they change, the audiences naming them) for one
+    profile as of `now`; write its membership and recheck rows; return what changed in
+    dependency order. A profile that is gone or erased loses its rows and changes nothing."""
+    start = index.ordered(set(keys))
+    if not start:
+        return []
+    conn = session.connection()
+    if not is_live(session, profile_id):
+        forget_profile(conn, profile_id)
+        return []
+    current = memberships_of(session, profile_id)
+    facts = cast(Facts, WithAudiences(load_facts(session, profile_id, now=now), current))
+    todo = [(index.position[k], k) for k in start]
+    heapq.heapify(todo)
+    done: set[str] = set()
+    changes: list[Change] = []
+    while todo:
+        _, key = heapq.heappop(todo)
+        if key in done:
+            continue
+        done.add(key)
+        audience = index.audiences[key]
+        inside = evaluate(audience.condition, facts, now=now)
+        if inside != (key in current):
+            if inside:
+                current.add(key)
+                changed = enter(conn, key, profile_id, at=now)
+            else:
+                current.discard(key)
+                changed = leave(conn, key, profile_id)
+            if changed:
+                changes.append(Change(key, ENTERED if inside else EXITED))
+            for user in index.dependents.get(key, ()):
+                heapq.heappush(todo, (index.position[user], user))
+        due = next_change(audience.condition, facts, now=now) if audience.deps.timed else None
+        set_recheck(conn, key, profile_id, due, now=now)
+    return changes
+
+
+# --------------------------------------------------------------------------------- rows
+
+
+def enter(conn: Connection, key: str, profile_id: str, *, at: dt.datetime) -> bool:
+    """Add the membership row; True when it was not there."""
+    result = conn.execute(
+        insert_ignore(conn, MEMBERSHIP).values(
+            audience_key=key, profile_id=profile_id, entered_at=at
+        )
+    )
+    return bool(result.rowcount)
+
+
+def leave(conn: Connection, key: str, profile_id: str) -> bool:
+    """Remove the membership row; True when it was there."""
+    result = conn.execute(
+        MEMBERSHIP.delete().where(
+            MEMBERSHIP.c.audience_key == key, MEMBERSHIP.c.profile_id == profile_id
+        )
+    )
+    return bool(result.rowcount)
+
+
+def _upsert(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(RECHECK)
+    return sqlite.insert(RECHECK)
+
+
+def set_recheck(
+    conn: Connection, key: str, profile_id: str, due: dt.datetime | None, *, now: dt.datetime
+) -> None:
+    """The pair's next recheck at `due` (at least `MIN_RECHECK` after `now`), or none."""
+    if due is None:
+        conn.execute(
+            RECHECK.delete().where(
+                RECHECK.c.audience_key == key, RECHECK.c.profile_id == profile_id
+            )
+        )
+        return
+    due = max(due, now + MIN_RECHECK)
+    stmt = _upsert(conn).values(audience_key=key, profile_id=profile_id, due_at=due)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["audience_key", "profile_id"], set_={"due_at": stmt.excluded.due_at}
+        )
+    )
+
+
+def set_rechecks(conn: Connection, key: str, dues: Sequence[tuple[str, dt.datetime]]) -> None:
+    """Insert recheck rows of audience `key` that do not exist yet (after a recomputation
+    removed the old ones)."""
+    if dues:
+        conn.execute(
+            insert_ignore(conn, RECHECK),
+            [{"audience_key": key, "profile_id": pid, "due_at": due} for pid, due in dues],
+        )
+
+
+def forget_profile(conn: Connection, profile_id: str) -> tuple[int, int]:
+    """Remove every membership and recheck row of a profile; (memberships, rechecks)."""
+    members = conn.execute(MEMBERSHIP.delete().where(MEMBERSHIP.c.profile_id == profile_id))
+    rechecks = conn.execute(RECHECK.delete().where(RECHECK.c.profile_id == profile_id))
+    return members.rowcount or 0, rechecks.rowcount or 0
+
+
+def move_profile(conn: Connection, *, from_: str, into: str) -> None:
+    """A merge: the memberships of `from_` become the survivor's (keeping the earlier entry
+    time where both were members), silently: the person was in them already. Its rechecks are
+    dropped; the caller re-checks the survivor against every audience, which writes fresh
+    ones."""
+    rows = conn.execute(
+        sa.select(MEMBERSHIP.c.audience_key, MEMBERSHIP.c.entered_at).where(
+            MEMBERSHIP.c.profile_id == from_
+        )
+    ).all()
+    for key, entered_at in rows:
+        if not enter(conn, key, into, at=entered_at):
+            conn.execute(
+                MEMBERSHIP.update()
+                .where(
+                    MEMBERSHIP.c.audience_key == key,
+                    MEMBERSHIP.c.profile_id == into,
+                    MEMBERSHIP.c.entered_at > entered_at,
+                )
+                .values(entered_at=entered_at)
+            )
+    forget_profile(conn, from_)
+
+
+# --------------------------------------------------------------------------------- events
+
+
+def message_id(key: str, profile_id: str, kind: str, cause: str) -> str:
+    """Deterministic per transition: a retry or a second sweep stores the event once."""
+    return f"aud:{key}:{profile_id}:{kind}:{cause}"[:300]
+
+
+def emit(
+    conn: Connection,
+    changes: Iterable[tuple[str, Change]],
+    *,
+    cause: str,
+    at: dt.datetime,
+) -> int:
+    """Store `Audience Entered` / `Audience Exited` events (profile id, change) outside the
+    processor, each with a deterministic message id; the processor applies and routes them
+    like any event. Returns how many were new."""
+    rows, buckets = [], []
+    received = utcnow()
+    for profile_id, change in changes:
+        name, properties = change.event
+        rows.append(
+            event_row(
+                type="internal",
+                message_id=message_id(change.key, profile_id, change.kind, cause),
+                timestamp=at,
+                received_at=received,
+                event=name,
+                profile_id=profile_id,
+                properties=properties,
+                source="audiences",
+            )
+        )
+        buckets.append(bucket_for(profile_id))
+    return store_events(conn, rows, buckets) if rows else 0

@@ -1,0 +1,120 @@
+"""The event processor's audience subscriber: membership kept exact as each event is applied.
+
+Runs in the processor's transaction after scoring and customer value, so it sees the event's
+effect on the profile. Per event it re-checks only the audiences whose conditions the event
+can change (`AudienceIndex`: event names, top-level trait names, consent changes, events that
+score, order events for customer value), for the event's profile alone, and the audiences that
+name one whose membership changed. The work is that of the profile and those audiences, never
+a scan over profiles. Besides:
+
+- a merge moves the merged-away profiles' memberships to the survivor and then checks the
+  survivor against every audience (its traits, events and value are new);
+- a profile's first event checks every audience an empty profile belongs to (a condition such
+  as "has not ordered" is true before any event names it).
+
+Each change is returned as a derived event (`Audience Entered` / `Audience Exited` with
+`{"audience": key}`), which the processor stores and routes like any event (journeys).
+
+Known blind spots (they have no `ProcessedEvent` signal): traits sent in `context.traits` of a
+track call, consent changed outside the processor, manual score points. The next event that
+touches the audience, or a definition change, puts such a profile right.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlmodel import Session
+
+from rejse.audiences.membership import (
+    CUSTOMER_EVENTS,
+    AudienceIndex,
+    IndexCache,
+    move_profile,
+    recheck_profile,
+)
+from rejse.contracts import ProcessedEvent
+from rejse.db import utcnow
+from rejse.models.events import Event
+from rejse.models.profiles import Profile
+from rejse.scoring.service import ModelCache
+
+EVENT = Event.__table__  # type: ignore[attr-defined]
+
+
+class AudienceSubscriber:
+    name = "audiences"
+
+    def __init__(
+        self,
+        cache: IndexCache | None = None,
+        *,
+        clock: Callable[[], dt.datetime] = utcnow,
+        scoring: ModelCache | None = None,
+    ) -> None:
+        self.cache = cache or IndexCache()
+        self.clock = clock
+        self.scoring = scoring or ModelCache()
+
+    def touched(self, session: Session, index: AudienceIndex, event: ProcessedEvent) -> set[str]:
+        """The audiences this event can change (before the ones naming them)."""
+        keys: set[str] = set()
+        if event.event:
+            keys |= index.by_event.get(event.event, set())
+            if event.event in CUSTOMER_EVENTS:
+                keys |= index.customer
+        for trait in event.traits:
+            keys |= index.by_trait.get(trait, set())
+        if event.consent_changes:
+            keys |= index.consent
+        if index.score and self._scores(session, event):
+            keys |= index.score
+        return keys
+
+    def _scores(self, session: Session, event: ProcessedEvent) -> bool:
+        """Whether the scoring subscriber changed the score with this event (as its `wants`)."""
+        model = self.scoring.get(session)
+        return model is not None and bool(event.traits or event.event in model.rules_by_event)
+
+    def wants(self, session: Session, event: ProcessedEvent) -> bool:
+        index = self.cache.get(session)
+        if not index.audiences:
+            return False
+        return bool(event.merged_from or index.default_true or self.touched(session, index, event))
+
+    def apply(
+        self, session: Session, event: ProcessedEvent
+    ) -> Sequence[tuple[str, dict[str, Any]]]:
+        index = self.cache.get(session)
+        if not index.audiences:
+            return []
+        pid = event.profile_id
+        conn = session.connection()
+        if event.merged_from:
+            for old in event.merged_from:
+                move_profile(conn, from_=old, into=pid)
+            keys = set(index.audiences)
+        else:
+            keys = self.touched(session, index, event)
+            if index.default_true and _first_event(session, pid):
+                keys = set(index.audiences)
+        if not keys:
+            return []
+        # The processor attributes the batch's events to their profiles after the batch; the
+        # event being applied counts already (its own `within` window, its count).
+        conn.execute(EVENT.update().where(EVENT.c.id == event.event_id).values(profile_id=pid))
+        changes = recheck_profile(session, index, pid, keys, now=self.clock())
+        return [change.event for change in changes]
+
+
+def _first_event(session: Session, profile_id: str) -> bool:
+    import sqlalchemy as sa
+
+    count = session.execute(
+        sa.select(Profile.__table__.c.event_count).where(  # type: ignore[attr-defined]
+            Profile.__table__.c.id == profile_id  # type: ignore[attr-defined]
+        )
+    ).scalar()
+    return (count or 0) <= 1
