@@ -1,0 +1,178 @@
+"""The event processor with 50 audiences defined vs none, SQLite file, same events.
+
+Ours: the processor with the subscribers `rejse up` runs (scoring, customer value, audiences)
+and 50 audiences over the events' names, traits, windows, customer value and each other.
+Baseline, same run, same data: the same processor and subscribers with no audience defined
+(the audience subscriber then wants nothing). Rounds interleave the two, each on a fresh
+database; figures are medians. Also: the time of each audience subscriber `apply` (the
+per-event membership work), p50/p95/p99 over every event of every round of ours.
+
+    python -m bench.audience_processor [--events 20000] [--profiles 2000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from rejse import wiring
+from rejse.audiences.definition import AudienceDefinition
+from rejse.audiences.service import create_audience
+from rejse.audiences.subscriber import AudienceSubscriber
+from rejse.db import make_engine, utcnow
+from rejse.events.ingest import accept
+from rejse.events.processor import EventProcessor
+from rejse.events.service import event_row
+from rejse.events.store import bucket_for
+from rejse.migrate import upgrade
+from rejse.runtime import Runtime
+from rejse.settings import Settings
+
+NAMES = ("Product Viewed", "Checkout Started", "Order Completed", "Order Refunded", "Signed Up")
+
+
+def audiences() -> list[dict[str, Any]]:
+    """50 conditions of the shapes marketers write (seed 004: high spenders, churners, ...)."""
+    out: list[dict[str, Any]] = []
+    for i in range(10):
+        out.append({"event": NAMES[i % 5], "within": f"P{7 + i}D", "count": {"gte": 1 + i % 3}})
+        out.append({"trait": "plan", "op": "eq", "value": ("pro", "free", "team")[i % 3]})
+        out.append({"customer": "revenue", "op": "gte", "value": 100 * (i + 1)})
+        out.append(
+            {
+                "all": [
+                    {"trait": "country", "op": "in", "value": ["DK", "SE"]},
+                    {"event": "Order Completed", "within": "P90D"},
+                    {"not": {"event": "Order Refunded", "within": "P90D"}},
+                ]
+            }
+        )
+        out.append(
+            {"any": [{"customer": "order_count", "op": "gte", "value": 2 + i}, {"audience": "a1"}]}
+        )
+    return out
+
+
+def load(engine: Engine, events: int, profiles: int) -> None:
+    now = utcnow()
+    rows, buckets = [], []
+    for i in range(events):
+        p = i % profiles
+        if i // profiles % 4 == 1:
+            row = event_row(
+                type="identify",
+                message_id=f"m-{i}",
+                timestamp=now,
+                received_at=now,
+                user_id=f"user-{p}",
+                anonymous_id=f"anon-{p}",
+                traits={
+                    "plan": ("pro", "free", "team")[i % 3],
+                    "country": ("DK", "SE", "NO")[p % 3],
+                },
+            )
+        else:
+            name = NAMES[i % 5]
+            row = event_row(
+                type="track",
+                message_id=f"m-{i}",
+                timestamp=now,
+                received_at=now,
+                event=name,
+                anonymous_id=f"anon-{p}",
+                properties={"revenue": 150.0, "currency": "DKK"} if "Order" in name else {},
+            )
+        rows.append(row)
+        buckets.append(bucket_for(f"anon-{p}"))
+    for i in range(0, events, 1000):
+        accept(engine, rows[i : i + 1000], buckets[i : i + 1000])
+
+
+class TimedAudiences(AudienceSubscriber):
+    def __init__(self, times: list[float]) -> None:
+        super().__init__()
+        self.times = times
+
+    def apply(self, session, event):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        try:
+            return super().apply(session, event)
+        finally:
+            self.times.append(time.perf_counter() - t0)
+
+
+def one_round(
+    tmp: Path, n: int, args: argparse.Namespace, with_audiences: bool, times: list[float]
+) -> float:
+    engine = make_engine(f"sqlite:///{tmp / f'r{n}.db'}")
+    upgrade(engine)
+    if with_audiences:
+        with Session(engine) as s:
+            for i, cond in enumerate(audiences()):
+                definition = AudienceDefinition(key=f"a{i}", name=f"A{i}", condition=cond)
+                create_audience(s, definition, now=utcnow())
+            s.commit()
+    load(engine, args.events, args.profiles)
+    runtime = Runtime.create(
+        Settings(environment="test", database_url=str(engine.url)), engine=engine
+    )
+    subscribers = [
+        s if s.name != "audiences" else TimedAudiences(times if with_audiences else [])
+        for s in wiring.in_transaction_subscribers(runtime)
+    ]
+    proc = EventProcessor(runtime, subscribers=subscribers, dispatchers=[], batch_size=500)
+    t0 = time.perf_counter()
+    done = asyncio.run(proc.drain())
+    # derived events (Audience Entered/Exited) are processed too; count the tracked ones
+    elapsed = time.perf_counter() - t0
+    with engine.connect() as conn:
+        derived = conn.scalar(sa.text("SELECT count(*) FROM event WHERE type = 'internal'"))
+    engine.dispose()
+    return (done - (derived or 0)) / elapsed
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--profiles", type=int, default=2_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    ours: list[float] = []
+    base: list[float] = []
+    times: list[float] = []
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        for r in range(args.rounds):
+            base.append(one_round(tmp, 2 * r, args, False, times))
+            ours.append(one_round(tmp, 2 * r + 1, args, True, times))
+    o, b = statistics.median(ours), statistics.median(base)
+    print(
+        f"processor, {args.events:,} events over {args.profiles:,} profiles (SQLite), "
+        f"median of {args.rounds} interleaved rounds"
+    )
+    print(f"  with 50 audiences       : {o:8.0f} events/s")
+    print(f"  no audiences (baseline) : {b:8.0f} events/s")
+    print(f"  ratio                   : {o / b:8.2f}x   (target >= 0.5x)")
+    ms = [t * 1000 for t in times]
+    print(
+        f"  membership work per event: p50 {pct(ms, 50):.2f} ms, p95 {pct(ms, 95):.2f} ms, "
+        f"p99 {pct(ms, 99):.2f} ms over {len(ms):,} calls   (target p95 <= 5 ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()
