@@ -176,9 +176,9 @@ def publish(
 
 
 def _audience_exists(session: Session, key: str) -> bool:
-    from rejse.models.audiences import Audience
+    from rejse.audiences.service import audience_exists
 
-    return session.get(Audience, key) is not None
+    return audience_exists(session, key)
 
 
 def set_status(session: Session, *, key: str, status: str) -> Journey:
