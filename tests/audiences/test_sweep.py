@@ -117,3 +117,30 @@ async def test_sweep_pages_and_drops_rows_of_deleted_audiences(client, keys, run
 def test_the_sweep_is_a_scheduler_job_every_30_seconds(runtime):
     [job] = [j for j in wiring.scheduler_jobs(runtime) if j.id == "audiences.recheck"]
     assert job.trigger == dt.timedelta(seconds=30)
+
+
+async def test_a_decaying_score_leaves_a_score_audience_by_time(client, keys, runtime, engine):
+    from rejse.scoring import service as scoring
+    from rejse.scoring.definition import ScoringDefinition
+
+    model = {
+        "event_rules": [{"id": "demo", "event": "Demo Requested", "points": 40}],
+        "half_life": "P7D",
+        "thresholds": {"lead": 10, "aql": 100},
+    }
+    with Session(engine) as s:
+        scoring.create_model(s, definition=ScoringDefinition.model_validate(model), activate=True)
+        s.commit()
+    create(engine, "hot", {"score": {"gte": 30}})
+    requested = utcnow()
+    await track(client, keys, "u-1", "Demo Requested", at=requested)
+    await wiring.event_processor(runtime).drain()
+    pid = pid_of(engine, "u-1")
+    assert members(engine, "hot") == {pid}
+    # 40 points halve every 7 days: below 30 after 7 * log2(4/3) days, about 2.9
+    [due] = rechecks(engine, "hot").values()
+    crossing = requested + dt.timedelta(days=7 * 0.41503749927884376)
+    assert abs((due - crossing).total_seconds()) < 60
+    assert sweep_due(runtime.engine, now=due - dt.timedelta(minutes=1)).checked == 0
+    assert sweep_due(runtime.engine, now=due + INTERVAL).exited == 1
+    assert members(engine, "hot") == set()
