@@ -214,8 +214,11 @@ def _is_number(value: Any) -> bool:
 
 
 def _is_scalar(value: Any) -> bool:
+    """A value a condition may hold: a JSON scalar, integers in signed 64 bits (as stored)."""
     if isinstance(value, float):
         return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -(2**63) <= value < 2**63
     return value is None or isinstance(value, (str, int, bool))
 
 
@@ -447,8 +450,14 @@ def next_change(cond: Mapping[str, Any], facts: Facts, *, now: dt.datetime) -> d
                 )
                 at = facts.customer.get(key)
                 if at is not None:
-                    edge = at + days(leaf["value"])
-                    moments.extend(m for m in (edge, edge + _MICRO) if m > now)
+                    edge = at + days(leaf["value"])  # now - at == days from here
+                    flips = {
+                        "gt": (edge + _MICRO,),
+                        "lte": (edge + _MICRO,),
+                        "gte": (edge,),
+                        "lt": (edge,),
+                    }.get(leaf["op"], (edge, edge + _MICRO))  # eq, ne: on and off again
+                    moments.extend(m for m in flips if m > now)
             elif "score" in leaf:
                 for op, value in leaf["score"].items():
                     if op in ("gt", "gte", "lt", "lte"):
