@@ -11,6 +11,7 @@ from fastapi_offline import FastAPIOffline
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
 from api.routers import (
+    audiences,
     health,
     inbox,
     ingest,
@@ -39,6 +40,7 @@ ROUTERS = [
     inbox.router,
     tracking.router,
     journeys.router,
+    audiences.router,
     scoring.router,
     sales.router,
 ]

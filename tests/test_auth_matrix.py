@@ -97,6 +97,15 @@ ROUTE_RULES: dict[tuple[str, str], set[Role] | Public] = {
     ("POST", "/api/journeys/{key}/resume"): {Role.marketer},
     ("GET", "/api/journeys/{key}/runs"): {Role.marketer, Role.analyst},
     ("GET", "/api/journeys/{key}/stats"): {Role.marketer, Role.analyst},
+    # audiences
+    ("GET", "/api/audiences"): {Role.marketer, Role.analyst},
+    ("POST", "/api/audiences"): {Role.marketer},
+    ("POST", "/api/audiences/preview"): {Role.marketer, Role.analyst},
+    ("GET", "/api/audiences/{key}"): {Role.marketer, Role.analyst},
+    ("PUT", "/api/audiences/{key}"): {Role.marketer},
+    ("DELETE", "/api/audiences/{key}"): {Role.marketer},
+    ("GET", "/api/audiences/{key}/members"): {Role.marketer, Role.analyst},
+    ("GET", "/api/audiences/{key}/export"): {Role.marketer, Role.analyst},
     # lead scoring and sales
     ("GET", "/api/profiles/{profile_id}/score"): {Role.marketer, Role.analyst, Role.sales},
     ("POST", "/api/profiles/{profile_id}/stage"): {Role.marketer, Role.sales},

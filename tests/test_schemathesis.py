@@ -135,14 +135,19 @@ class Known:
             self.values.setdefault(name, []).append(value)
 
     def for_path(self, path: str, name: str) -> list[Any]:
-        if name == "key":  # journeys and templates both call it key
-            name = "template_key" if path.startswith("/api/templates") else "journey_key"
+        if name == "key":  # journeys, templates and audiences all call it key
+            if path.startswith("/api/templates"):
+                name = "template_key"
+            elif path.startswith("/api/audiences"):
+                name = "audience_key"
+            else:
+                name = "journey_key"
         return self.values.get(name, [])
 
 
 async def seed_world(app: Any, runtime: Runtime, keys: dict[Role, str]) -> Known:
     """A profile with events, the example journey (a draft), a webhook source, a sales rep, a
-    scoring model and a spare API key, made through the API itself."""
+    scoring model, an audience and a spare API key, made through the API itself."""
     known = Known()
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -182,6 +187,14 @@ async def seed_world(app: Any, runtime: Runtime, keys: dict[Role, str]) -> Known
         model = await post("/api/scoring/models", {}, Role.marketer)
         if model:
             known.add("version", model.get("version"))
+        danes = {"trait": "country", "op": "eq", "value": "DK"}
+        audience = await post(
+            "/api/audiences",
+            {"key": "sweep-danes", "name": "Danes", "condition": danes},
+            Role.marketer,
+        )
+        if audience:
+            known.add("audience_key", audience.get("key"))
         spare = await post("/api/keys", {"name": "spare", "role": "analyst"}, Role.admin)
         if spare:
             known.add("key_id", spare.get("id"))
@@ -453,6 +466,6 @@ def test_the_sweep_reaches_every_operation_with_every_role(sweep: Sweep) -> None
         missing += [f"{label} as {c}" for c in callers if (label, c) not in sweep.answered]
     assert not sweep.errors, "\n".join(sweep.errors)
     expected = {"profile_id", "user_id", "channel", "journey_key", "template_key", "source_id"}
-    expected |= {"source", "rep_id", "version", "key_id"}
+    expected |= {"source", "rep_id", "version", "key_id", "audience_key"}
     assert sweep.seeded >= expected, f"the world lacks {sorted(expected - sweep.seeded)}"
     assert not missing, "never answered:\n" + "\n".join(missing)

@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from api.deps import AdminDep, ProfileErasersDep, ReadDep, RuntimeDep, SessionDep, WriteDep
 from api.errors import NOT_FOUND, responses
+from rejse.audiences.service import profile_audiences
 from rejse.errors import DomainError, NotFound
 from rejse.inputs import Instant, Omittable, Text
 from rejse.models.profiles import Profile
@@ -28,6 +29,17 @@ class ConsentPublic(BaseModel):
     status: str
     source: str
     at: dt.datetime
+
+
+class CustomerValue(BaseModel):
+    """What the profile has bought, kept from `Order Completed` and `Order Refunded` events."""
+
+    order_count: int
+    revenue: float = Field(description="net of refunds, in `currency`")
+    currency: str | None = Field(description="the shop's currency (ISO 4217)")
+    average_order_value: float | None = Field(description="revenue / order_count; null: no orders")
+    first_order_at: dt.datetime | None
+    last_order_at: dt.datetime | None
 
 
 class ProfilePublic(BaseModel):
@@ -50,6 +62,8 @@ class ProfilePublic(BaseModel):
     updated_at: dt.datetime
     erased_at: dt.datetime | None
     merged_from: list[str] = Field(description="profile ids folded into this one")
+    customer_value: CustomerValue
+    audiences: list[str] = Field(description="keys of the audiences the profile is in now")
 
 
 class TimelineItem(BaseModel):
@@ -95,6 +109,17 @@ def _public(session: Session, profile_id: str) -> ProfilePublic:
             c: ConsentPublic(status=r.status, source=r.source, at=r.at) for c, r in consents.items()
         },
         merged_from=gdpr.merged_ids(session, profile.id),
+        customer_value=CustomerValue(
+            order_count=profile.order_count,
+            revenue=profile.revenue,
+            currency=profile.currency,
+            average_order_value=(
+                profile.revenue / profile.order_count if profile.order_count > 0 else None
+            ),
+            first_order_at=profile.first_order_at,
+            last_order_at=profile.last_order_at,
+        ),
+        audiences=profile_audiences(session, profile.id),
     )
 
 
