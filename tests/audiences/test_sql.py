@@ -137,3 +137,40 @@ def ids(engine):
 def test_leaf_in_sql_equals_memory(engine, ids, cond):
     assert validate_condition(cond) == []
     assert by_sql(engine, cond) == in_memory(engine, cond, ids)
+
+
+@pytest.mark.parametrize(
+    ("cond", "expected"),
+    [
+        ({"trait": "country", "op": "eq", "value": "DK"}, {0}),  # the erased DK profile is out
+        ({"trait": "age", "op": "eq", "value": 41}, {0, 1}),  # 41 == 41.0, not "41"
+        ({"trait": "flag", "op": "eq", "value": 1}, {3}),  # true is not 1
+        ({"trait": "big", "op": "gt", "value": 2**53}, {0}),
+        ({"trait": "bigf", "op": "eq", "value": 2**53 + 1}, set()),
+        ({"trait": "address.0", "op": "eq", "value": "x"}, {1}),
+        ({"trait": 'q"k', "op": "eq", "value": "quoted"}, {0}),
+        ({"trait": "missing", "op": "ne", "value": 1}, {0, 1, 3}),
+        ({"event": "Order Completed", "within": "P30D"}, {0, 1}),
+        ({"event": "Order Completed", "within": "P29D"}, {0}),
+        ({"event": "Order Completed", "count": {"eq": 0}}, {3}),
+        ({"score": {"gte": 34.99, "lt": 35.01}}, {0}),  # 60 halved once plus 5
+        ({"customer": "days_since_last_order", "op": "gt", "value": 10}, set()),
+        ({"customer": "days_since_last_order", "op": "gte", "value": 10}, {0}),
+        ({"customer": "average_order_value", "op": "eq", "value": 99.75}, {0}),
+        ({"consent": "email"}, {0}),
+        ({"audience": "vip"}, {0}),
+    ],
+)
+def test_known_answers(engine, ids, cond, expected):
+    assert by_sql(engine, cond) == {ids[n] for n in expected}
+    assert by_sql(engine, cond, profile_ids=[ids[1]]) == {ids[1]} & {ids[n] for n in expected}
+
+
+def test_property_leaves_do_not_compile(engine):
+    from sqlmodel import Session
+
+    from rejse.audiences.sql import UncompilableCondition, profiles_matching
+
+    with Session(engine) as session, pytest.raises(UncompilableCondition) as err:
+        profiles_matching(session, {"not": {"property": "total", "op": "exists"}}, now=NOW)
+    assert err.value.field == "condition.not.property"
