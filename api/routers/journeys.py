@@ -19,7 +19,7 @@ from api.errors import NOT_FOUND, responses
 from rejse.contracts import ProcessedEvent
 from rejse.db import utcnow
 from rejse.errors import Conflict, DomainError, NotFound, Unprocessable
-from rejse.inputs import MAX_INT32, MAX_OFFSET, Text
+from rejse.inputs import MAX_INT32, MAX_OFFSET, Omittable, Text
 from rejse.journeys import bulk, service
 from rejse.journeys.definition import JourneyDefinition
 from rejse.journeys.diagram import mermaid
@@ -82,10 +82,10 @@ class LifecycleResult(JourneyPublic):
 
 
 class EnterRequest(BaseModel):
-    profile_id: Text | None = Field(
+    profile_id: Omittable[Text] = Field(
         default=None, min_length=1, max_length=64, description="one profile (or give audience)"
     )
-    audience: Text | None = Field(
+    audience: Omittable[Text] = Field(
         default=None,
         min_length=1,
         max_length=64,
