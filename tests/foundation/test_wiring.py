@@ -23,9 +23,11 @@ def test_every_part_is_built_from_the_runtime_it_is_given(tmp_path):
     runtime = Runtime.create(Settings(data_dir=tmp_path), engine=make_engine("sqlite://"))
     processor = wiring.event_processor(runtime)
     assert processor.runtime is runtime
-    assert [type(s).__name__ for s in processor.subscribers][:2] == [
+    # audiences last: they read the score and the customer value the event left
+    assert [type(s).__name__ for s in processor.subscribers] == [
         "ScoringSubscriber",
         "CustomerValueSubscriber",
+        "AudienceSubscriber",
     ]
     assert {type(d).__name__ for d in processor.dispatchers} == {
         "JourneyDispatcher",
@@ -33,5 +35,10 @@ def test_every_part_is_built_from_the_runtime_it_is_given(tmp_path):
     }
     app = wiring.api_app(runtime)
     assert app.state.runtime is runtime
-    assert {e.name for e in app.state.profile_erasers} == {"messaging", "journeys", "leads"}
+    assert {e.name for e in app.state.profile_erasers} == {
+        "messaging",
+        "journeys",
+        "leads",
+        "audiences",
+    }
     assert app.state.activity_names == wiring.activity_names()
