@@ -1,0 +1,1 @@
+"""Analytics: campaign KPIs with attribution, the A/B programme, the lead funnel, and charts."""
