@@ -7,7 +7,8 @@ Stages per batch (see docs/events.md):
    SQLite runs one processor and takes every bucket.
 2. apply (one transaction): mark the outbox rows `applied` (guarded: only `pending` rows), resolve
    identities / merge, fold traits, counters and consent into the profile, run every
-   in-transaction subscriber (their derived events are stored as new events), store the
+   in-transaction subscriber (their derived events are stored as new events; when one runs,
+   the batch's events up to its own already carry their profile id), store the
    `ProcessedEvent` on the outbox row. Commit. A crash before this commit leaves the rows
    pending; after it, they are applied and never applied again.
 3. dispatch: every `EventDispatcher` gets the batch's `ProcessedEvent`s (at-least-once),
@@ -291,6 +292,7 @@ class EventProcessor:
         )
         out: dict[int, ProcessedEvent] = {}
         event_updates: list[tuple[str, str, dt.datetime]] = []
+        stamped = 0  # event_updates[:stamped] are written already
         dropped: list[str] = []
         for entry in entries:
             row = entry.row
@@ -316,13 +318,17 @@ class EventProcessor:
             event_updates.append((row["id"], pid, now))
             subscribers = self._wanting(session, event)
             if subscribers:
-                index.flush()  # the subscriber reads the profile as of this event
+                # The subscriber reads the profile as of this event, and the event attributed
+                # to it (its own count, its `within` window): stamp the events so far now.
+                index.flush()
                 session.flush()
+                mark_processed(conn, event_updates[stamped:])
+                stamped = len(event_updates)
                 self._run_subscribers(session, conn, event, subscribers, is_historic(row))
             out[entry.outbox_id] = event
         index.flush()
         session.flush()
-        mark_processed(conn, event_updates)
+        mark_processed(conn, event_updates[stamped:])
         extras = [
             {"_id": oid, "processed": _extras(ev)}
             for oid, ev in out.items()

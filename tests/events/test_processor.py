@@ -255,3 +255,48 @@ async def test_subscriber_runs_only_on_events_it_wants_and_reads_the_profile_as_
     assert [e.event for e in rec.applied] == ["Scored", "Scored"]
     assert rec.seen_traits == ["basic", "pro"]
     assert len(rec.dispatched) == 5
+
+
+async def test_a_subscriber_sees_the_event_and_the_ones_before_it_attributed(
+    client, keys, runtime, session
+):
+    """When a subscriber runs, the batch's events up to and including its own carry their
+    profile id (a count of the profile's events, or a `within` window, includes this one)."""
+
+    class Counting(Recorder):
+        def __init__(self):
+            super().__init__()
+            self.counted: list[int] = []
+
+        def wants(self, session, event):
+            return event.event == "Scored"
+
+        def apply(self, session, event):
+            self.counted.append(
+                session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(Event)
+                    .where(Event.profile_id == event.profile_id)
+                )
+            )
+            return super().apply(session, event)
+
+    batch = [
+        {"type": "track", "userId": "u-1", "event": "Page Seen"},
+        {"type": "identify", "userId": "u-1", "traits": {"plan": "basic"}},
+        {"type": "track", "userId": "u-1", "event": "Scored"},
+        {"type": "track", "userId": "u-1", "event": "Page Seen"},
+        {"type": "track", "userId": "u-1", "event": "Scored"},
+        {"type": "track", "userId": "u-1", "event": "Page Seen"},
+    ]
+    r = await client.post("/v1/batch", json={"batch": batch}, headers=auth(keys[Role.ingest]))
+    assert r.status_code == 200, r.text
+    proc, rec = processor(runtime, Counting())
+    assert await proc.drain() == 6
+    assert rec.counted == [3, 5]
+    pid = find_by_identifier(session, type="user_id", value="u-1")
+    assert count(session, Event) == 6
+    session.expire_all()
+    stamped = session.exec(select(Event).where(Event.profile_id == pid)).all()
+    assert len(stamped) == 6
+    assert all(e.processed_at is not None for e in stamped)
