@@ -10,6 +10,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import READ, SALES, Principal, RuntimeDep, SalesDep, SessionDep, require
@@ -153,6 +154,7 @@ async def record_outcome(
                 outcome=body.outcome,
                 note=body.note,
                 rep_id=_bound_rep(runtime, principal),
+                reason=body.reason,
             )
 
     lead, changed = await run_in_threadpool(write)
@@ -167,7 +169,7 @@ async def record_outcome(
     return _lead(lead)
 
 
-@router.get("/metrics", response_model=Metrics)
+@router.get("/metrics", response_model=Metrics, responses=responses((404, "No such rep")))
 def metrics(
     session: SessionDep,
     runtime: RuntimeDep,
@@ -175,7 +177,26 @@ def metrics(
     since: Annotated[
         Instant | None, Query(description="only leads created since (no zone: UTC)")
     ] = None,
+    rep: Annotated[
+        Text | None,
+        Query(max_length=32, description="rep id: over that rep's leads; all leads without"),
+    ] = None,
 ) -> Metrics:
-    """AQLs created, share contacted within the SLA, median time to contact, outcomes (a
-    rep-bound key: over its rep's leads)."""
-    return leads.metrics(session, since=since, rep_id=_bound_rep(runtime, principal))
+    """AQLs created, share contacted within the SLA, median time to contact, outcomes; over
+    one rep's leads with `rep` (a rep-bound key: always its own rep's, another rep is 404)."""
+    return leads.metrics(session, since=since, rep_id=metrics_rep(session, runtime, principal, rep))
+
+
+def metrics_rep(
+    session: Session, runtime: Runtime, principal: Principal, rep: str | None
+) -> str | None:
+    """The rep whose figures a caller sees: a rep-bound key only its own (another rep is not
+    found, as a missing one is), any other caller the one asked for (which must exist)."""
+    bound = _bound_rep(runtime, principal)
+    if bound is not None:
+        if rep is not None and rep != bound:
+            raise NotFound(f"no rep with id {rep!r}", field="rep")
+        return bound
+    if rep is not None and session.get(SalesRep, rep) is None:
+        raise NotFound(f"no rep with id {rep!r}", field="rep")
+    return rep

@@ -5,7 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, EmailStr, Field, HttpUrl, UrlConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    EmailStr,
+    Field,
+    HttpUrl,
+    UrlConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from rejse.inputs import Omittable, Text
 
@@ -74,9 +83,24 @@ class RepPublic(RepBase):
     webhook_url: str | None = None  # type: ignore[assignment]
 
 
+LossReason = Literal[
+    "price", "timing", "competitor", "no_budget", "no_need", "no_response", "other"
+]
+
+
 class OutcomeCreate(BaseModel):
     outcome: Outcome
     note: Text | None = Field(default=None, max_length=1000)
+    reason: LossReason | None = Field(
+        default=None, description="why the lead was lost (`lost` or `not_relevant` only)"
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _only_when_lost(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("outcome") not in ("lost", "not_relevant"):
+            raise ValueError("a reason goes with the outcomes lost and not_relevant only")
+        return value
 
 
 class LeadPublic(BaseModel):

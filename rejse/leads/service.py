@@ -283,6 +283,7 @@ def record_outcome(
     note: str | None = None,
     now: dt.datetime | None = None,
     rep_id: str | None = None,
+    reason: str | None = None,
 ) -> tuple[Lead, bool]:
     """Record a rep's outcome; returns (lead, changed). The same outcome twice acts once.
     `won` moves the profile to `customer`; `not_relevant` suppresses new hand-offs. With
@@ -299,7 +300,15 @@ def record_outcome(
     lead.outcome, lead.outcome_at, lead.status = outcome, now, outcome
     if lead.first_contact_at is None:
         lead.first_contact_at = now
-    _log(lead, "outcome", now, outcome=outcome, previous=previous, note=bool(note))
+    _log(
+        lead,
+        "outcome",
+        now,
+        outcome=outcome,
+        previous=previous,
+        note=bool(note),
+        **({"reason": reason} if reason else {}),
+    )
     session.add(lead)
     timeline.add_entry(
         session,

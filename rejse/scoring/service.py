@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Session, col, delete, select
 
+from rejse.analytics import funnel
 from rejse.contracts import ProcessedEvent
 from rejse.db import utcnow
 from rejse.errors import DomainError, NotFound
@@ -141,6 +142,8 @@ class ScoreState:
     recent: list[dict[str, Any]] = field(default_factory=list)
     suppressed_until: dt.datetime | None = None
     new: bool = False
+    since: dt.datetime | None = None  # a new state: when it entered the funnel
+    entry_logged: bool = False
 
 
 # Statements built once; executed with parameters (statement construction dominates otherwise).
@@ -174,13 +177,43 @@ def _load_state(session: Session, profile_id: str, at: dt.datetime) -> tuple[Sco
     stage = _profile_column(session, profile_id, "lifecycle_stage")
     stage = stage if stage in STAGE_RANK else "subscriber"
     return ScoreState(
-        profile_id=profile_id, stage=stage, decayed_at=at, updated_at=at, new=True
+        profile_id=profile_id, stage=stage, decayed_at=at, updated_at=at, new=True, since=at
     ), True
+
+
+def _log_entry(session: Session, state: ScoreState) -> None:
+    """A new state enters the funnel in its first stage (once, before any change of it)."""
+    if state.new and not state.entry_logged:
+        funnel.record_change(
+            session,
+            profile_id=state.profile_id,
+            from_stage=None,
+            to_stage=state.stage,
+            at=state.since or state.decayed_at,
+            reason="entered",
+        )
+        state.entry_logged = True
+
+
+def _move(session: Session, state: ScoreState, stage: str, at: dt.datetime, reason: str) -> None:
+    """Every change of `state.stage` goes through here: the funnel's history in the same
+    transaction."""
+    _log_entry(session, state)
+    funnel.record_change(
+        session,
+        profile_id=state.profile_id,
+        from_stage=state.stage,
+        to_stage=stage,
+        at=at,
+        reason=reason,
+    )
+    state.stage = stage
 
 
 def _save(session: Session, state: ScoreState) -> None:
     values = {f: getattr(state, f) for f in _STATE_FIELDS}
     conn = session.connection()
+    _log_entry(session, state)
     if state.new:
         conn.execute(_INSERT, {"profile_id": state.profile_id, **values})
         state.new = False
@@ -249,7 +282,8 @@ def _advance_stage(
     derived: Derived = []
     score = total(state)
     for stage in stages_crossed(state.stage, score, model.definition.thresholds):
-        previous, state.stage = state.stage, stage
+        previous = state.stage
+        _move(session, state, stage, at, "score_threshold")
         add_entry(
             session,
             profile_id=state.profile_id,
@@ -489,7 +523,7 @@ def set_stage(
     state, _ = _load_state(session, profile_id, at)
     previous = state.stage
     if previous != stage:
-        state.stage = stage
+        _move(session, state, stage, at, reason)
         state.updated_at = utcnow()
         _save(session, state)
         add_entry(
@@ -529,7 +563,15 @@ def merge_scores(
     for key, value in old.breakdown.items():
         _grant(state, key, value)
     if STAGE_RANK[old.stage] > STAGE_RANK[state.stage]:
-        state.stage = old.stage
+        _move(session, state, old.stage, at, "merged")
+    funnel.record_change(
+        session,
+        profile_id=from_profile,
+        from_stage=old.stage,
+        to_stage=None,
+        at=at,
+        reason=f"merged into {into}",
+    )
     if old.suppressed_until and (
         state.suppressed_until is None or old.suppressed_until > state.suppressed_until
     ):
@@ -544,6 +586,17 @@ def merge_scores(
 
 
 def erase_scores(session: Session, *, profile_id: str) -> None:
+    state = read_state(session, profile_id)
+    if state is not None:
+        funnel.record_change(
+            session,
+            profile_id=profile_id,
+            from_stage=state.stage,
+            to_stage=None,
+            at=utcnow(),
+            reason="erased",
+        )
+    funnel.erase_history(session, profile_id=profile_id)
     for table in (ProfileScore, ScoreCounter, ScoreGrant):
         session.exec(delete(table).where(col(table.profile_id) == profile_id))
 
