@@ -1,0 +1,182 @@
+"""The customer-data answers (questions 4-6) as rejse's data suggests them.
+
+Each is the share of *live* profiles (not erased; merged-away profiles have no row and their
+events belong to the survivor) that carry the kind of data, turned into a 1-5 answer by
+`rejse.maturity.model.answer_for_share`:
+
+- structural: the profile's traits, or the traits of a group (account) it belongs to through a
+  Segment `group` call, hold a value (not null, not an empty string) at one of
+  `STRUCTURAL_TRAITS`: size, industry or region, the workbook's examples;
+- transactional: the profile has at least one track event named in `TRANSACTION_EVENTS` (the
+  Segment e-commerce order events; Shopify orders and `rejse import` of past orders arrive as
+  them);
+- activity: the profile has at least one `page` or `screen` call, or a track event named in
+  `ACTIVITY_EVENTS` (browsing, cart and checkout steps, app lifecycle): how, when and where
+  the customer uses the shop or the app. Email engagement (opens, clicks) and rejse's own
+  derived events are not activity with the product and do not count.
+
+Three aggregate queries, each one pass (profiles; order events by the event-name index; the
+activity events): the prefill is asked once per assessment, not on a hot path."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from rejse.maturity.model import answer_for_share
+from rejse.models.events import Event
+from rejse.models.profiles import Profile
+
+STRUCTURAL_TRAITS: tuple[str, ...] = (
+    # size
+    "employees",
+    "company.employees",
+    "company.employee_count",
+    # industry
+    "industry",
+    "company.industry",
+    # region
+    "country",
+    "region",
+    "state",
+    "city",
+    "postal_code",
+    "address.country",
+    "address.region",
+    "address.state",
+    "address.city",
+    "address.postal_code",
+    "address.postalCode",
+)
+TRANSACTION_EVENTS: tuple[str, ...] = (
+    "Order Completed",
+    "Order Updated",
+    "Order Refunded",
+    "Order Cancelled",
+)
+ACTIVITY_CALLS: tuple[str, ...] = ("page", "screen")
+ACTIVITY_EVENTS: tuple[str, ...] = (
+    "Products Searched",
+    "Product List Viewed",
+    "Product List Filtered",
+    "Product Clicked",
+    "Product Viewed",
+    "Product Added",
+    "Product Removed",
+    "Product Added to Wishlist",
+    "Product Shared",
+    "Product Reviewed",
+    "Cart Viewed",
+    "Checkout Started",
+    "Checkout Step Viewed",
+    "Checkout Step Completed",
+    "Payment Info Entered",
+    "Application Installed",
+    "Application Opened",
+    "Application Backgrounded",
+    "Application Updated",
+    "Deep Link Opened",
+)
+
+PROFILE = Profile.__table__  # type: ignore[attr-defined]
+EVENT = Event.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Share:
+    profiles: int  # live profiles that carry the kind of data
+    share: float  # of all live profiles; 0 when there are none
+    answer: int  # the suggested 1-5 answer
+
+
+@dataclass(frozen=True)
+class Prefill:
+    live_profiles: int
+    structural: Share
+    transactional: Share
+    activity: Share
+    computed_at: dt.datetime
+
+
+def _share(having: int, total: int) -> Share:
+    return Share(
+        profiles=having,
+        share=having / total if total else 0.0,
+        answer=answer_for_share(having, total),
+    )
+
+
+def _has_value(dialect: str, column: str, path: str) -> str:
+    """SQL: the JSON document in `column` has a value (not null, not '') at the dotted path."""
+    parts = path.split(".")
+    if dialect == "postgresql":
+        return f"NULLIF({column} #>> '{{{','.join(parts)}}}', '') IS NOT NULL"
+    return f"NULLIF(json_extract({column}, '$.{path}'), '') IS NOT NULL"
+
+
+def _structural_sql(dialect: str) -> str:
+    """SQL over `p` (a profile row): it carries structural data itself or through a group."""
+    own = " OR ".join(_has_value(dialect, "p.traits", path) for path in STRUCTURAL_TRAITS)
+    if dialect == "postgresql":
+        in_group = " OR ".join(
+            _has_value(dialect, "g.value", f"traits.{path}") for path in STRUCTURAL_TRAITS
+        )
+        groups = (
+            "SELECT 1 FROM json_each(CASE WHEN json_typeof(p.groups) = 'object' "  # noqa: S608 - constant paths
+            "THEN p.groups ELSE '{}'::json END) AS g "
+            f"WHERE json_typeof(g.value) = 'object' AND ({in_group})"
+        )
+    else:
+        in_group = " OR ".join(
+            _has_value(dialect, "g.value", f"traits.{path}") for path in STRUCTURAL_TRAITS
+        )
+        groups = (
+            "SELECT 1 FROM json_each(CASE WHEN json_type(p.groups) = 'object' "  # noqa: S608 - constant paths
+            "THEN p.groups ELSE '{}' END) AS g "
+            f"WHERE g.type = 'object' AND ({in_group})"
+        )
+    return f"({own}) OR EXISTS ({groups})"
+
+
+def _profiles_with(condition: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """Live profiles with at least one event matching `condition`."""
+    return (
+        sa.select(sa.func.count(sa.distinct(EVENT.c.profile_id)))
+        .select_from(EVENT.join(PROFILE, PROFILE.c.id == EVENT.c.profile_id))
+        .where(PROFILE.c.erased_at.is_(None), condition)
+    )
+
+
+def prefill(session: Session, *, now: dt.datetime) -> Prefill:
+    """The three shares of live profiles as of now (`now` is only stamped on the answer)."""
+    dialect = session.get_bind().dialect.name
+    row = session.execute(
+        sa.text(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN "  # noqa: S608 - constant paths
+            f"{_structural_sql(dialect)} THEN 1 ELSE 0 END), 0) "
+            "FROM profile p WHERE p.erased_at IS NULL"
+        )
+    ).one()
+    live, structural = int(row[0]), int(row[1])
+    transactional = session.execute(
+        _profiles_with(sa.and_(EVENT.c.type == "track", EVENT.c.event.in_(TRANSACTION_EVENTS)))
+    ).scalar_one()
+    activity = session.execute(
+        _profiles_with(
+            sa.or_(
+                EVENT.c.type.in_(ACTIVITY_CALLS),
+                sa.and_(EVENT.c.type == "track", EVENT.c.event.in_(ACTIVITY_EVENTS)),
+            )
+        )
+    ).scalar_one()
+    return Prefill(
+        live_profiles=live,
+        structural=_share(structural, live),
+        transactional=_share(int(transactional), live),
+        activity=_share(int(activity), live),
+        computed_at=now,
+    )

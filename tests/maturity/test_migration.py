@@ -1,0 +1,45 @@
+"""Migration 0014_maturity creates exactly what rejse.models.maturity declares, on its own
+branch off the foundation, and downgrades cleanly."""
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlmodel import SQLModel
+
+import rejse.models.maturity  # noqa: F401  # registers the table (rejse.models imports it too)
+from rejse.migrate import alembic_config, upgrade
+
+TABLE = "maturity_assessment"
+
+
+def _mine(diff) -> list:
+    found = []
+    for item in diff:
+        for part in item if isinstance(item, list) else [item]:
+            for obj in part[1:]:
+                table = obj if isinstance(obj, sa.Table) else getattr(obj, "table", None)
+                if obj == TABLE or (isinstance(table, sa.Table) and table.name == TABLE):
+                    found.append(part)
+    return found
+
+
+def test_migration_matches_the_model(engine):
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert not _mine(diff)
+
+
+def test_own_branch_and_downgrade(engine):
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    script = ScriptDirectory.from_config(cfg)
+    revision = script.get_revision("0014_maturity")
+    assert revision.down_revision == "0001_foundation"
+    assert revision.branch_labels == {"maturity"}
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "maturity@0001_foundation")
+    assert TABLE not in sa.inspect(engine).get_table_names()
+    upgrade(engine)
+    assert TABLE in sa.inspect(engine).get_table_names()
