@@ -8,7 +8,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -18,6 +20,7 @@ import orjson
 from rejse.events.schemas import MAX_EVENT_BYTES
 from rejse.events.service import event_row
 from rejse.events.store import bucket_for
+from rejse.events.values import might_be_unstorable
 from rejse.profiles.consent import SHOPIFY_CHECKOUT
 
 FORMATS = ("segment", "csv", "shopify-orders")
@@ -33,8 +36,8 @@ class Item:
     line: int  # first line of the record (1-based)
     resume: int  # byte offset to read on from after this record
     resume_line: int  # lines before `resume`
-    message: dict[str, Any] | None = None  # a Segment message to validate
-    encoded: bytes | None = None  # the message as JSON, when the line is already that
+    message: dict[str, Any] | None = None  # a message to validate (CSV)
+    encoded: bytes | None = None  # a message to validate as JSON (a Segment line)
     rows: list[tuple[dict[str, Any], int]] = field(default_factory=list)  # ready rows
     field: str | None = None  # a bad record: the field and the problem
     error: str | None = None
@@ -81,10 +84,55 @@ def content_id(prefix: str, data: bytes) -> str:
 # ------------------------------------------------------------------------------------ Segment
 
 
+# A message id that is anything but a non-empty string or null: the reader gives such a line
+# (`""`, `0`, `false`, ...) an id from its content, so it is parsed and rewritten like a line
+# with `sentAt`. The pattern also matches a nested `messageId` (harmless: that line is only
+# rewritten without need).
+_ODD_MESSAGE_ID = re.compile(rb'"messageId"\s*:\s*(?!"[^"]|null)')
+
+
+def _needs_rewrite(text: bytes) -> bool:
+    """Whether a line must be parsed and written again before it goes into a batch body: not
+    shaped as one object (then it is reported), a `sentAt` (dropped), a `\\u` escape (it could
+    spell either key; only a parse can tell) or an odd messageId. Byte searches, no parse."""
+    return (
+        text[:1] != b"{"
+        or text[-1:] != b"}"
+        or b"sentAt" in text
+        or b"\\u" in text
+        or (b"messageId" in text and _ODD_MESSAGE_ID.search(text) is not None)
+    )
+
+
+def _joins_as_is(text: bytes) -> bool:
+    """Whether a line can go into a batch body unread: no `]`, no backslash, an even number
+    of quotes. Whatever else is wrong with such a line, the parser leaves it outside any string
+    (each quote toggles) and it cannot end the batch's list (no `]`); a line that was read is
+    one JSON value, read the same anywhere. So a body of such lines fails to parse, or holds
+    one message per line, or more messages than lines (a line `{...},{...}`), which
+    `runner._validate` counts; no line can reach the body's envelope (`context`, `sentAt`)."""
+    return b"]" not in text and b"\\" not in text and text.count(b'"') % 2 == 0
+
+
+def _parse(text: bytes) -> Any:
+    """orjson, or the standard library when orjson would refuse or change a value the
+    validation reads (NaN, a 100-digit integer, which `/v1/batch` refuses naming the field)."""
+    return json.loads(text) if might_be_unstorable(text) else orjson.loads(text)
+
+
+def _not_json(exc: ValueError) -> str:
+    return f"not valid JSON ({exc.msg if isinstance(exc, json.JSONDecodeError) else 'not UTF-8'})"
+
+
 def segment_items(source: LineSource) -> Iterator[Item]:
     """One Segment message per line (`type` given, as in a `/v1/batch`). `sentAt` is dropped:
     clock-skew correction is for live delivery, an archive's `timestamp` is already the
-    event's time. A line without `messageId` gets one from its content."""
+    event's time. A line without `messageId` gets one from its content (`lacks_message_id`,
+    once the batch is validated).
+
+    Most lines are not parsed here: their bytes go as they are into a `/v1/batch` body, parsed
+    once for all of them (`_joins_as_is`). Any other line is parsed first: to check it is one
+    JSON value, or, when `_needs_rewrite` names it, to fix it and write it again."""
     for raw in source:
         line, resume = source.line, source.offset
         text = raw.strip()
@@ -95,25 +143,48 @@ def segment_items(source: LineSource) -> Iterator[Item]:
         item = Item(line=line, resume=resume, resume_line=line)
         if len(text) > MAX_EVENT_BYTES:
             item.field, item.error = "body", f"event is larger than {MAX_EVENT_BYTES // 1024} KB"
-            yield item
-            continue
-        try:
-            message = orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
-            item.field, item.error = "body", f"not valid JSON ({exc.msg})"
-            yield item
-            continue
-        if not isinstance(message, dict):
-            item.field, item.error = "body", "a line must be a JSON object (one message)"
-            yield item
-            continue
-        unchanged = "sentAt" not in message and bool(message.get("messageId"))
-        message.pop("sentAt", None)
-        if not message.get("messageId"):
-            message["messageId"] = content_id("import", text)
-        item.message = message
-        item.encoded = text if unchanged else None
+        elif _needs_rewrite(text):
+            _rewrite(item, text)
+        elif _joins_as_is(text):
+            item.encoded = text
+        else:
+            try:
+                _parse(text)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                item.field, item.error = "body", _not_json(exc)
+            else:
+                item.encoded = text
         yield item
+
+
+def _rewrite(item: Item, text: bytes) -> None:
+    try:
+        message = _parse(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        item.field, item.error = "body", _not_json(exc)
+        return
+    if not isinstance(message, dict):
+        item.field, item.error = "body", "a line must be a JSON object (one message)"
+        return
+    message.pop("sentAt", None)
+    if not message.get("messageId"):
+        message["messageId"] = content_id("import", text)
+    # the standard library writes what it read back unchanged (orjson could not)
+    item.encoded = (
+        json.dumps(message).encode() if might_be_unstorable(text) else orjson.dumps(message)
+    )
+
+
+def lacks_message_id(encoded: bytes) -> bool:
+    """Whether a message (as validated) has no messageId of its own, i.e. the id `/v1/batch`
+    gave it is a server one and the import gives it one from its content instead."""
+    if b"messageId" not in encoded and b"\\u" not in encoded:
+        return True
+    try:
+        message = _parse(encoded)
+    except ValueError:  # cannot be: the validation read it
+        return True
+    return not (isinstance(message, dict) and message.get("messageId"))
 
 
 # ------------------------------------------------------------------------------------ CSV

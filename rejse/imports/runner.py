@@ -27,8 +27,8 @@ from sqlalchemy.engine import Engine
 from rejse.contracts import IMPORT_CONTEXT, IMPORT_SOURCE
 from rejse.db import utcnow
 from rejse.errors import DomainError
-from rejse.events.ingest import InvalidEvents, accept, split_batch
-from rejse.events.schemas import MAX_BATCH_BYTES
+from rejse.events.ingest import InvalidEvents, ParsedBatch, accept, split_batch
+from rejse.events.schemas import MAX_EVENT_BYTES
 from rejse.imports.formats import (
     FORMATS,
     FormatError,
@@ -36,7 +36,9 @@ from rejse.imports.formats import (
     LineSource,
     Target,
     check_columns,
+    content_id,
     csv_items,
+    lacks_message_id,
     read_header,
     segment_items,
     shopify_items,
@@ -44,9 +46,13 @@ from rejse.imports.formats import (
 )
 
 BATCH_ITEMS = 2000  # records per transaction (and per checkpoint)
-# Messages are validated in /v1/batch bodies of about this size (under its limit; measured
-# faster per message than bodies near the limit)
-ENVELOPE_BYTES = min(MAX_BATCH_BYTES - 1024, 256 * 1024)
+# Messages are validated in /v1/batch bodies of at most this size, as big as a /v1/batch of
+# about 100 typical events: a bigger body makes split_batch read it twice (once to look for
+# messages over their size limit, which cannot be here: such lines are refused when read), which
+# made the import slower per event than /v1/batch itself.
+ENVELOPE_BYTES = MAX_EVENT_BYTES
+BODY_START, BODY_END = b'{"batch":[', b"]}"  # a body: the messages between, comma-separated
+WRAPPER_BYTES = len(BODY_START) + len(BODY_END)
 MAX_SHOWN_PROBLEMS = 100  # bad lines printed; the rest are counted
 
 
@@ -264,7 +270,7 @@ def _store(
             _problem(summary, reporter, Problem(item.line, item.field or "body", item.error))
         elif item.skipped is not None:
             summary.skipped[item.skipped] = summary.skipped.get(item.skipped, 0) + 1
-        elif item.message is not None:
+        elif item.message is not None or item.encoded is not None:
             messages.append(item)
         for row, bucket in item.rows:
             rows.append(row)
@@ -281,14 +287,15 @@ def _store(
 
 
 def _envelopes(messages: list[Item]) -> Iterator[list[tuple[Item, bytes]]]:
-    """Messages grouped into `/v1/batch` bodies under its size limit."""
+    """Messages grouped into `/v1/batch` bodies of at most ENVELOPE_BYTES (a message that is
+    bigger on its own gets a body of its own)."""
     group: list[tuple[Item, bytes]] = []
-    size = 16
+    size = WRAPPER_BYTES - 1  # the first message needs no comma
     for item in messages:
-        encoded = item.encoded or orjson.dumps(item.message)
+        encoded = item.encoded if item.encoded is not None else orjson.dumps(item.message)
         if group and size + len(encoded) + 1 > ENVELOPE_BYTES:
             yield group
-            group, size = [], 16
+            group, size = [], WRAPPER_BYTES - 1
         group.append((item, encoded))
         size += len(encoded) + 1
     if group:
@@ -301,30 +308,62 @@ def _validate(
     buckets: list[int],
     summary: Summary,
     reporter: Reporter,
+    *,
+    checked: bool = False,
 ) -> None:
-    body = b'{"batch":[' + b",".join(encoded for _, encoded in group) + b"]}"
-    errors: list[dict[str, Any]]
+    """Validate a group of messages as one `/v1/batch` body (one parse for all of them) and
+    map the batch's indexes back to line numbers. When the body as a whole does not read as a
+    batch of exactly these messages (a malformed line breaks the JSON, or a line such as
+    `{...},{...}` would count twice), the lines are read one by one to find the bad ones; the
+    others are validated again as one body (`checked`), in file order."""
+    body = BODY_START + b",".join(encoded for _, encoded in group) + BODY_END
+    parsed = ParsedBatch()
+    failure: DomainError | None = None
     try:
         parsed = split_batch(body)
-    except InvalidEvents as exc:  # every message is bad
-        errors = exc.errors
-    except DomainError:  # the envelope itself: should not happen; validate one by one
+    except InvalidEvents as exc:  # no message is good (or the envelope is wrong)
+        parsed.errors = exc.errors
+        failure = exc
+    except DomainError as exc:  # not JSON as a whole
+        failure = exc
+    refused_at = {e.get("index") for e in parsed.errors}
+    fits = (
+        (failure is None or isinstance(failure, InvalidEvents))
+        and all(isinstance(i, int) and 0 <= i < len(group) for i in refused_at)
+        and len(parsed.rows) + len(refused_at) == len(group)
+    )
+    if not fits:
         if len(group) == 1:
-            item = group[0][0]
-            _problem(summary, reporter, Problem(item.line, "body", "not a valid message"))
-            return
-        for one in group:
-            _validate([one], rows, buckets, summary, reporter)
+            item, encoded = group[0]
+            _problem(summary, reporter, Problem(item.line, "body", _unreadable(encoded, failure)))
+        elif checked:
+            for one in group:
+                _validate([one], rows, buckets, summary, reporter)
+        else:
+            run: list[tuple[Item, bytes]] = []
+            for one in group:
+                try:
+                    orjson.loads(one[1])
+                except orjson.JSONDecodeError:
+                    if run:
+                        _validate(run, rows, buckets, summary, reporter, checked=True)
+                        run = []
+                    _validate([one], rows, buckets, summary, reporter)
+                else:
+                    run.append(one)
+            if run:
+                _validate(run, rows, buckets, summary, reporter, checked=True)
         return
-    else:
-        rows.extend(parsed.rows)
-        buckets.extend(parsed.buckets)
-        errors = parsed.errors
+    good = (index for index in range(len(group)) if index not in refused_at)
+    for index, row in zip(good, parsed.rows, strict=True):
+        encoded = group[index][1]
+        if row["message_id"].startswith("srv-") and lacks_message_id(encoded):
+            row["message_id"] = content_id("import", encoded)
+    rows.extend(parsed.rows)
+    buckets.extend(parsed.buckets)
     refused: set[int] = set()
-    for error in errors:
-        index = error.get("index")
-        if not isinstance(index, int) or not 0 <= index < len(group):
-            continue
+    for error in parsed.errors:
+        index = error["index"]
         prefix = f"batch.{index}"
         name = str(error.get("field") or "")
         name = name[len(prefix) + 1 :] if name.startswith(prefix + ".") else "body"
@@ -332,6 +371,14 @@ def _validate(
         # a record counts once as bad; each of its problems is listed
         _problem(summary, reporter, Problem(line, name, str(error["message"])), index in refused)
         refused.add(index)
+
+
+def _unreadable(encoded: bytes, failure: DomainError | None) -> str:
+    try:
+        orjson.loads(encoded)
+    except orjson.JSONDecodeError as exc:
+        return f"not valid JSON ({exc.msg})"
+    return failure.message if failure is not None else "not a valid message"
 
 
 def _problem(summary: Summary, reporter: Reporter, problem: Problem, seen: bool = False) -> None:
