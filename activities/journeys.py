@@ -17,6 +17,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from rejse import netguard, signatures
+from rejse.analytics import attribution, rollups
 from rejse.conditions import evaluate
 from rejse.db import session_scope, utcnow
 from rejse.journeys import runtypes as rt
@@ -90,6 +91,7 @@ class JourneyActivities:
                         at=rec.at,
                     )
                 )
+                rollups.step_entered(session, run, rec.step_id, previous=run.current_step)
                 add_entry(
                     session,
                     profile_id=run.profile_id,
@@ -134,11 +136,17 @@ class JourneyActivities:
             run = session.get(JourneyRun, rec.run_id)
             if run is None or run.status == "cancelled":
                 return
+            previous_status, previous_step = run.status, run.current_step
             run.status = rec.status
             run.converted = rec.status == "converted"
             run.current_step = rec.step_id
             run.ended_at = rec.at
             session.add(run)
+            rollups.run_ended(
+                session, run, previous_status=previous_status, previous_step=previous_step
+            )
+            if run.converted and previous_status != "converted":
+                attribution.goal_reached(session, run, at=rec.at)
             add_entry(
                 session,
                 profile_id=run.profile_id,
@@ -250,8 +258,12 @@ class JourneyActivities:
                 step.outcome = outcome
                 session.add(step)
             now = utcnow()
+            previous_status, previous_step = run.status, run.current_step
             run.status, run.ended_at, run.current_step = "failed", now, inp.step_id
             session.add(run)
+            rollups.run_ended(
+                session, run, previous_status=previous_status, previous_step=previous_step
+            )
             add_entry(
                 session,
                 profile_id=run.profile_id,

@@ -31,6 +31,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from rejse.analytics import rollups
 from rejse.contracts import ProcessedEvent
 from rejse.db import session_scope
 from rejse.journeys import runtypes as rt
@@ -305,6 +306,8 @@ class JourneyEraser:
             {r.workflow_id for r in runs if r.status in ACTIVE_RUN_STATUSES}
         )
         run_ids = [r.id for r in runs]
+        for run in runs:
+            rollups.run_erased(session, run)
         if run_ids:
             from sqlmodel import delete
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
+from rejse.analytics import rollups
 from rejse.contracts import ProfileSnapshot
 from rejse.messaging import formatting
 from rejse.models.messaging import Message
@@ -100,6 +101,8 @@ def save(
     if current is None:
         return None
     source = f"preferences:{message_id}"[:100]
+    message = session.get(Message, message_id)
+    before = message is not None and rollups.unsubscribed_through(session, message)
     wanted = {channel: bool(receiving.get(channel, False)) for channel in CHANNELS}
     wanted[ALL_MARKETING] = all_marketing
     now = {**current.receiving, ALL_MARKETING: current.all_marketing}
@@ -114,4 +117,6 @@ def save(
                 at=at,
             )
     session.flush()
+    if message is not None:
+        rollups.message_unsubscribed(session, message, before=before)
     return load(session, message_id=message_id, require_opt_in=require_opt_in)

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, delete, func, select
 
+from rejse.analytics import rollups
 from rejse.db import utcnow
 from rejse.errors import NotFound
 from rejse.models.messaging import Message
@@ -159,9 +160,11 @@ def record_status(
     reason: str | None = None,
     at: dt.datetime | None = None,
 ) -> None:
+    previous = row.status
     row.status = status
     row.reason = reason
     session.add(row)
+    rollups.message_final(session, row, previous_status=previous)
     _timeline(session, row, status + (f": {reason}" if reason else ""), at=at)
 
 
@@ -191,6 +194,7 @@ def record_open(
         row.opened_at = at
         if row.status == "sent":
             row.status = "opened"
+        rollups.message_opened(session, row)
         _timeline(session, row, "opened", at=at)
         record_internal_event(
             session,
@@ -219,9 +223,11 @@ def record_click(
     row.click_count += 1
     if row.clicked_at is None:
         row.clicked_at = at
+        rollups.message_clicked(session, row)
         _timeline(session, row, "clicked", at=at, link=index)
     if row.opened_at is None:  # a click proves the open (images may be blocked)
         row.opened_at = at
+        rollups.message_opened(session, row)
     if row.status in ("sent", "opened"):
         row.status = "clicked"
     session.add(row)
@@ -247,6 +253,7 @@ def unsubscribe(
     if row is None:
         return None
     profile_id = resolve_profile_id(session, row.profile_id) or row.profile_id
+    before = rollups.unsubscribed_through(session, row)
     set_consent(
         session,
         profile_id=profile_id,
@@ -255,6 +262,7 @@ def unsubscribe(
         source=f"unsubscribe:{row.id}",
         at=at,
     )
+    rollups.message_unsubscribed(session, row, before=before)
     return row
 
 
@@ -281,6 +289,7 @@ def mark_read(
         row.read_at = at or utcnow()
         if row.opened_at is None:
             row.opened_at = row.read_at
+            rollups.message_opened(session, row)
         if row.status == "sent":
             row.status = "opened"
         row.open_count += 1
