@@ -147,7 +147,8 @@ class Known:
 
 async def seed_world(app: Any, runtime: Runtime, keys: dict[Role, str]) -> Known:
     """A profile with events, the example journey (a draft), a webhook source, a sales rep, a
-    scoring model, an audience and a spare API key, made through the API itself."""
+    scoring model, an audience, a maturity assessment and a spare API key, made through the
+    API itself."""
     known = Known()
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -198,6 +199,16 @@ async def seed_world(app: Any, runtime: Runtime, keys: dict[Role, str]) -> Known
         spare = await post("/api/keys", {"name": "spare", "role": "analyst"}, Role.admin)
         if spare:
             known.add("key_id", spare.get("id"))
+        answers = dict.fromkeys(
+            ("goal_importance", "data_contribution", "expectancy", "structural"), 4
+        )
+        assessment = await post(
+            "/api/maturity",
+            {"readiness": {**answers, "transactional": 3, "activity": 5}},
+            Role.marketer,
+        )
+        if assessment:
+            known.add("assessment_id", assessment.get("id"))
     return known
 
 
