@@ -26,13 +26,21 @@ BackgroundService = Callable[["asyncio.Event"], Coroutine[Any, Any, None]]
 
 
 def in_transaction_subscribers(runtime: Runtime) -> list[InTransactionSubscriber]:
-    """Run inside the event processor's transaction (scoring, customer value, audiences)."""
+    """Run inside the event processor's transaction (attribution, scoring, customer value,
+    audiences)."""
+    from rejse.analytics.attribution import AttributionSubscriber
     from rejse.audiences.subscriber import AudienceSubscriber
     from rejse.profiles.value import CustomerValueSubscriber
     from rejse.scoring.subscriber import ScoringSubscriber
 
     # Audiences last: they read the score and customer value this event left.
-    return [ScoringSubscriber(), CustomerValueSubscriber(), AudienceSubscriber()]
+    # Attribution reads none of the others' writes.
+    return [
+        AttributionSubscriber(),
+        ScoringSubscriber(),
+        CustomerValueSubscriber(),
+        AudienceSubscriber(),
+    ]
 
 
 def event_dispatchers(runtime: Runtime) -> list[EventDispatcher]:
@@ -107,11 +115,18 @@ def scheduler_jobs(runtime: Runtime) -> list[ScheduledJob]:
     (see `rejse.scheduler`); the audience recheck sweep writes rows instead, each change once
     and each event under a deterministic message id."""
     from rejse.analytics.funnel import scheduler_jobs as funnel_jobs
+    from rejse.analytics.rollups import scheduler_jobs as analytics_jobs
     from rejse.audiences.sweep import scheduler_jobs as audience_jobs
     from rejse.journeys.schedule import scheduler_jobs as journey_jobs
     from rejse.leads.control import scheduled_jobs as lead_jobs
 
-    return [*journey_jobs(runtime), *lead_jobs(), *audience_jobs(runtime), *funnel_jobs(runtime)]
+    return [
+        *journey_jobs(runtime),
+        *lead_jobs(),
+        *audience_jobs(runtime),
+        *funnel_jobs(runtime),
+        *analytics_jobs(runtime),
+    ]
 
 
 def api_app(runtime: Runtime) -> FastAPI:

@@ -25,6 +25,7 @@ def test_every_part_is_built_from_the_runtime_it_is_given(tmp_path):
     assert processor.runtime is runtime
     # audiences last: they read the score and the customer value the event left
     assert [type(s).__name__ for s in processor.subscribers] == [
+        "AttributionSubscriber",
         "ScoringSubscriber",
         "CustomerValueSubscriber",
         "AudienceSubscriber",
