@@ -7,8 +7,8 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rejse.analytics.stats import two_proportion_z
 from rejse.journeys.definition import Holdout, SplitStep, SplitVariant
-from rejse.journeys.significance import two_proportion_z
 from rejse.journeys.split import HOLDOUT, assign
 
 keys = st.from_regex(r"[a-z][a-z0-9]{0,7}", fullmatch=True)
