@@ -7,16 +7,18 @@ events belong to the survivor) that carry the kind of data, turned into a 1-5 an
 - structural: the profile's traits, or the traits of a group (account) it belongs to through a
   Segment `group` call, hold a value (not null, not an empty string) at one of
   `STRUCTURAL_TRAITS`: size, industry or region, the workbook's examples;
-- transactional: the profile has at least one track event named in `TRANSACTION_EVENTS` (the
-  Segment e-commerce order events; Shopify orders and `rejse import` of past orders arrive as
-  them);
+- transactional: the profile has at least one order in its customer value (`order_count`,
+  kept by the processor from `Order Completed` events, one per order id, amount or not;
+  Shopify orders and `rejse import` of past orders arrive as them; `rejse.profiles.value`);
 - activity: the profile has at least one `page` or `screen` call, or a track event named in
   `ACTIVITY_EVENTS` (browsing, cart and checkout steps, app lifecycle): how, when and where
   the customer uses the shop or the app. Email engagement (opens, clicks) and rejse's own
   derived events are not activity with the product and do not count.
 
-Three aggregate queries, each one pass (profiles; order events by the event-name index; the
-activity events): the prefill is asked once per assessment, not on a hot path."""
+Two aggregate queries: one pass over the profiles (live, structural, transactional) and one
+semi-join of the live profiles with their activity events. Read at request time, not kept as a
+rollup: the prefill is asked once per assessment, not on a hot path (docs/analytics.md gives
+its time on a large database)."""
 
 from __future__ import annotations
 
@@ -51,12 +53,6 @@ STRUCTURAL_TRAITS: tuple[str, ...] = (
     "address.city",
     "address.postal_code",
     "address.postalCode",
-)
-TRANSACTION_EVENTS: tuple[str, ...] = (
-    "Order Completed",
-    "Order Updated",
-    "Order Refunded",
-    "Order Cancelled",
 )
 ACTIVITY_CALLS: tuple[str, ...] = ("page", "screen")
 ACTIVITY_EVENTS: tuple[str, ...] = (
@@ -121,19 +117,16 @@ def _has_value(dialect: str, column: str, path: str) -> str:
 def _structural_sql(dialect: str) -> str:
     """SQL over `p` (a profile row): it carries structural data itself or through a group."""
     own = " OR ".join(_has_value(dialect, "p.traits", path) for path in STRUCTURAL_TRAITS)
+    in_group = " OR ".join(
+        _has_value(dialect, "g.value", f"traits.{path}") for path in STRUCTURAL_TRAITS
+    )
     if dialect == "postgresql":
-        in_group = " OR ".join(
-            _has_value(dialect, "g.value", f"traits.{path}") for path in STRUCTURAL_TRAITS
-        )
         groups = (
             "SELECT 1 FROM json_each(CASE WHEN json_typeof(p.groups) = 'object' "  # noqa: S608 - constant paths
             "THEN p.groups ELSE '{}'::json END) AS g "
             f"WHERE json_typeof(g.value) = 'object' AND ({in_group})"
         )
     else:
-        in_group = " OR ".join(
-            _has_value(dialect, "g.value", f"traits.{path}") for path in STRUCTURAL_TRAITS
-        )
         groups = (
             "SELECT 1 FROM json_each(CASE WHEN json_type(p.groups) = 'object' "  # noqa: S608 - constant paths
             "THEN p.groups ELSE '{}' END) AS g "
@@ -142,13 +135,21 @@ def _structural_sql(dialect: str) -> str:
     return f"({own}) OR EXISTS ({groups})"
 
 
-def _profiles_with(condition: sa.ColumnElement[bool]) -> sa.Select[Any]:
-    """Live profiles with at least one event matching `condition`."""
-    return (
-        sa.select(sa.func.count(sa.distinct(EVENT.c.profile_id)))
-        .select_from(EVENT.join(PROFILE, PROFILE.c.id == EVENT.c.profile_id))
-        .where(PROFILE.c.erased_at.is_(None), condition)
+def _with_activity() -> sa.Select[Any]:
+    """The number of live profiles with at least one activity event."""
+    event = EVENT.alias("e")
+    activity = sa.exists(
+        sa.select(1)
+        .select_from(event)
+        .where(
+            event.c.profile_id == PROFILE.c.id,
+            sa.or_(
+                event.c.type.in_(ACTIVITY_CALLS),
+                sa.and_(event.c.type == "track", event.c.event.in_(ACTIVITY_EVENTS)),
+            ),
+        )
     )
+    return sa.select(sa.func.count()).where(PROFILE.c.erased_at.is_(None), activity)
 
 
 def prefill(session: Session, *, now: dt.datetime) -> Prefill:
@@ -157,26 +158,17 @@ def prefill(session: Session, *, now: dt.datetime) -> Prefill:
     row = session.execute(
         sa.text(
             "SELECT COUNT(*), COALESCE(SUM(CASE WHEN "  # noqa: S608 - constant paths
-            f"{_structural_sql(dialect)} THEN 1 ELSE 0 END), 0) "
+            f"{_structural_sql(dialect)} THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN p.order_count > 0 THEN 1 ELSE 0 END), 0) "
             "FROM profile p WHERE p.erased_at IS NULL"
         )
     ).one()
-    live, structural = int(row[0]), int(row[1])
-    transactional = session.execute(
-        _profiles_with(sa.and_(EVENT.c.type == "track", EVENT.c.event.in_(TRANSACTION_EVENTS)))
-    ).scalar_one()
-    activity = session.execute(
-        _profiles_with(
-            sa.or_(
-                EVENT.c.type.in_(ACTIVITY_CALLS),
-                sa.and_(EVENT.c.type == "track", EVENT.c.event.in_(ACTIVITY_EVENTS)),
-            )
-        )
-    ).scalar_one()
+    live, structural, transactional = int(row[0]), int(row[1]), int(row[2])
+    activity = session.execute(_with_activity()).scalar_one()
     return Prefill(
         live_profiles=live,
         structural=_share(structural, live),
-        transactional=_share(int(transactional), live),
+        transactional=_share(transactional, live),
         activity=_share(int(activity), live),
         computed_at=now,
     )

@@ -602,10 +602,10 @@ DEFINITIONS: Mapping[str, Mapping[Lang, str]] = {
         "(country, region, state, city, postal_code, address.*).",
     },
     "transactional": {
-        "da": "Andel af profiler (ikke slettede) med mindst én ordrehændelse: Order Completed, "
-        "Order Updated, Order Refunded eller Order Cancelled.",
-        "en": "Share of profiles (not erased) with at least one order event: Order Completed, "
-        "Order Updated, Order Refunded or Order Cancelled.",
+        "da": "Andel af profiler (ikke slettede) med mindst én ordre i deres kundeværdi "
+        "(Order Completed, én pr. ordre-id; også ordrer fra Shopify og importerede ordrer).",
+        "en": "Share of profiles (not erased) with at least one order in their customer value "
+        "(Order Completed, one per order id; Shopify orders and imported orders included).",
     },
     "activity": {
         "da": "Andel af profiler (ikke slettede) med mindst ét sidevisnings- eller "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from rejse.events.processor import EventProcessor
+from rejse.profiles.value import CustomerValueSubscriber
 from rejse.roles import Role
 from tests.analytics.test_charts import texts
 from tests.conftest import auth
@@ -28,12 +29,14 @@ SEED = [
     msg("track", "p2", event="Product Viewed", properties={"product_id": "sku-1"}),
     # p3: structural data only through its company (a Segment group call)
     msg("group", "p3", groupId="acme", traits={"name": "Acme", "employees": 50}),
-    # p4: empty and null structural traits do not count; a refund is a transaction
+    # p4: empty and null structural traits do not count; an order without an amount does
     msg("identify", "p4", traits={"industry": "", "country": None, "first_name": "Ida"}),
-    msg("track", "p4", event="Order Refunded", properties={"order_id": "o9", "revenue": 5}),
-    # p5: a company without structural traits; an email open is no product activity
+    msg("track", "p4", event="Order Completed", properties={"order_id": "o9"}),
+    # p5: a company without structural traits; an email open is no product activity, and a
+    # refund alone is no order
     msg("group", "p5", groupId="tiny", traits={"name": "Tiny", "plan": "free"}),
     msg("track", "p5", event="Email Opened", properties={}),
+    msg("track", "p5", event="Order Refunded", properties={"order_id": "o7", "revenue": 5}),
     # p6: an app screen
     msg("screen", "p6", name="Basket"),
     # p7: a name and nothing else
@@ -45,10 +48,15 @@ SEED = [
 ]
 
 
+async def drain(runtime) -> None:
+    """The processor with the customer value subscriber (orders counted on the profile)."""
+    await EventProcessor(runtime, subscribers=[CustomerValueSubscriber()], dispatchers=[]).drain()
+
+
 async def seed(client, keys, runtime) -> None:
     r = await client.post("/v1/batch", json={"batch": SEED}, headers=auth(keys[Role.ingest]))
     assert r.status_code == 200, r.text
-    await EventProcessor(runtime, subscribers=[], dispatchers=[]).drain()
+    await drain(runtime)
     admin = auth(keys[Role.admin])
     found = await client.get("/api/profiles/lookup", params={"user_id": "p8"}, headers=admin)
     r = await client.delete(f"/api/profiles/{found.json()['id']}", headers=admin)
@@ -109,8 +117,8 @@ async def test_prefill_of_an_empty_database(client, keys):
 
 
 MERGE = [
-    {"type": "page", "anonymousId": "anon-1", "timestamp": TS, "name": "Home"},
     msg("track", "m1", event="Order Completed", properties={"order_id": "x", "revenue": 3}),
+    {"type": "page", "anonymousId": "anon-1", "timestamp": TS, "name": "Home"},
     {"type": "identify", "userId": "m1", "anonymousId": "anon-1", "timestamp": TS},
 ]
 
@@ -119,7 +127,7 @@ async def merged_prefill(client, keys, runtime, batches) -> dict:
     for batch in batches:
         r = await client.post("/v1/batch", json={"batch": batch}, headers=auth(keys[Role.ingest]))
         assert r.status_code == 200
-        await EventProcessor(runtime, subscribers=[], dispatchers=[]).drain()
+        await drain(runtime)
     return (await client.get("/api/maturity/prefill", headers=auth(keys[Role.analyst]))).json()
 
 
