@@ -36,13 +36,22 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from rejse.audiences.definition import AUDIENCE_ENTERED, AUDIENCE_EXITED
-from rejse.audiences.facts import load_facts
-from rejse.conditions import Dependencies, Facts, StaticFacts, dependencies, evaluate, next_change
+from rejse.audiences.facts import EventSpec, event_specs, load_live_facts
+from rejse.conditions import (
+    Dependencies,
+    Facts,
+    StaticFacts,
+    dependencies,
+    evaluate,
+    leaves,
+    next_change,
+)
 from rejse.db import insert_ignore, utcnow
 from rejse.events.service import event_row
 from rejse.events.store import bucket_for, store_events
 from rejse.models.audiences import Audience, AudienceMembership, AudienceRecheck
 from rejse.models.profiles import Profile
+from rejse.scoring.service import ModelCache
 
 MEMBERSHIP = AudienceMembership.__table__  # type: ignore[attr-defined]
 RECHECK = AudienceRecheck.__table__  # type: ignore[attr-defined]
@@ -68,6 +77,19 @@ class CompiledAudience:
     deps: Dependencies
     version: int
     stamp: str  # the audience's creation time: tells apart two audiences of the same key
+    event_leaves: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What re-checking some audiences for one profile may read: the audiences themselves and
+    every audience naming them (directly or through others), their event leaves, and whether
+    any of them looks at consent or the score."""
+
+    keys: frozenset[str]
+    events: tuple[EventSpec, ...]
+    consent: bool
+    score: bool
 
 
 @dataclass
@@ -86,14 +108,16 @@ class AudienceIndex:
     # Audiences an empty profile belongs to (`not` an event, a trait `ne`): a new profile's
     # first event checks every audience, whatever the event.
     default_true: set[str] = field(default_factory=set)
+    _plans: dict[frozenset[str], Plan] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, rows: Iterable[tuple[str, dict[str, Any], int, dt.datetime]]) -> AudienceIndex:
         index = cls()
         for key, condition, version, created_at in rows:
             deps = dependencies(condition)
+            event_leaves = tuple(leaf for _, leaf in leaves(condition) if "event" in leaf)
             index.audiences[key] = CompiledAudience(
-                key, condition, deps, version, stamp_of(created_at)
+                key, condition, deps, version, stamp_of(created_at), event_leaves
             )
             for name in deps.events:
                 index.by_event.setdefault(name, set()).add(key)
@@ -115,6 +139,29 @@ class AudienceIndex:
 
     def ordered(self, keys: Iterable[str]) -> list[str]:
         return sorted((k for k in keys if k in self.audiences), key=self.position.__getitem__)
+
+    def plan(self, start: Iterable[str]) -> Plan:
+        """The `Plan` of re-checking `start` (remembered: the index does not change)."""
+        first = frozenset(k for k in start if k in self.audiences)
+        found = self._plans.get(first)
+        if found is not None:
+            return found
+        keys, todo = set(first), list(first)
+        while todo:
+            for user in self.dependents.get(todo.pop(), ()):
+                if user not in keys:
+                    keys.add(user)
+                    todo.append(user)
+        audiences = [self.audiences[k] for k in sorted(keys)]
+        plan = Plan(
+            frozenset(keys),
+            event_specs(leaf for a in audiences for leaf in a.event_leaves),
+            any(a.deps.consent for a in audiences),
+            any(a.deps.score for a in audiences),
+        )
+        if len(self._plans) < 4096:  # start sets are few (event names, traits); stay bounded
+            self._plans[first] = plan
+        return plan
 
 
 def _true_when_empty(condition: Mapping[str, Any]) -> bool:
@@ -230,18 +277,21 @@ class Change:
         return EVENT_NAMES[self.kind], {"audience": self.key}
 
 
+_READ_MEMBERSHIPS = sa.select(MEMBERSHIP.c.audience_key).where(
+    MEMBERSHIP.c.profile_id == sa.bindparam("_pid")
+)
+_READ_RECHECKS = sa.select(RECHECK.c.audience_key, RECHECK.c.due_at).where(
+    RECHECK.c.profile_id == sa.bindparam("_pid")
+)
+_READ_LIVE = sa.select(PROFILE.c.erased_at).where(PROFILE.c.id == sa.bindparam("_pid"))
+
+
 def memberships_of(session: Session, profile_id: str) -> set[str]:
-    return set(
-        session.execute(
-            sa.select(MEMBERSHIP.c.audience_key).where(MEMBERSHIP.c.profile_id == profile_id)
-        ).scalars()
-    )
+    return set(session.connection().execute(_READ_MEMBERSHIPS, {"_pid": profile_id}).scalars())
 
 
 def is_live(session: Session, profile_id: str) -> bool:
-    row = session.execute(
-        sa.select(PROFILE.c.erased_at).where(PROFILE.c.id == profile_id)
-    ).one_or_none()
+    row = session.connection().execute(_READ_LIVE, {"_pid": profile_id}).one_or_none()
     return row is not None and row[0] is None
 
 
@@ -252,19 +302,33 @@ def recheck_profile(
     keys: Iterable[str],
     *,
     now: dt.datetime,
+    scoring: ModelCache | None = None,
 ) -> list[Change]:
     """Re-evaluate audiences `keys` (and, when they change, the audiences naming them) for one
     profile as of `now`; write its membership and recheck rows; return what changed in
-    dependency order. A profile that is gone or erased loses its rows and changes nothing."""
+    dependency order. A profile that is gone or erased loses its rows and changes nothing.
+
+    Reads what the audiences that may be evaluated need (`AudienceIndex.plan`): the profile
+    row and memberships, consents and score only when one of them looks at them, all their
+    event leaves in at most two queries; it writes only rows that change."""
     start = index.ordered(set(keys))
     if not start:
         return []
     conn = session.connection()
-    if not is_live(session, profile_id):
+    plan = index.plan(start)
+    loaded = load_live_facts(
+        session, profile_id, now=now, consents=plan.consent, score=plan.score, scoring=scoring
+    )
+    if loaded is None:
         forget_profile(conn, profile_id)
         return []
-    current = memberships_of(session, profile_id)
-    facts = cast(Facts, WithAudiences(load_facts(session, profile_id, now=now), current))
+    loaded.prefetch(plan.events)
+    current = set(loaded.audiences)
+    loaded.audiences = current  # the pass's view: evaluated audiences see the changes so far
+    facts = cast(Facts, loaded)
+    due_now: dict[str, dt.datetime] = {
+        key: _aware(due) for key, due in conn.execute(_READ_RECHECKS, {"_pid": profile_id})
+    }
     todo = [(index.position[k], k) for k in start]
     heapq.heapify(todo)
     done: set[str] = set()
@@ -288,37 +352,59 @@ def recheck_profile(
             for user in index.dependents.get(key, ()):
                 heapq.heappush(todo, (index.position[user], user))
         due = next_change(audience.condition, facts, now=now) if audience.deps.timed else None
-        set_recheck(conn, key, profile_id, due, now=now)
+        if due is not None:
+            due = max(due, now + MIN_RECHECK)
+        if due != due_now.get(key):
+            set_recheck(conn, key, profile_id, due, now=now)
     return changes
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at
 
 
 # --------------------------------------------------------------------------------- rows
 
 
+_INSERT_IGNORE: dict[str, Any] = {}
+_UPSERT_RECHECK: dict[str, Any] = {}
+_LEAVE = MEMBERSHIP.delete().where(
+    MEMBERSHIP.c.audience_key == sa.bindparam("_key"),
+    MEMBERSHIP.c.profile_id == sa.bindparam("_pid"),
+)
+_DROP_RECHECK = RECHECK.delete().where(
+    RECHECK.c.audience_key == sa.bindparam("_key"), RECHECK.c.profile_id == sa.bindparam("_pid")
+)
+
+
+def _enter_stmt(conn: Connection) -> Any:
+    dialect = conn.dialect.name
+    if dialect not in _INSERT_IGNORE:
+        _INSERT_IGNORE[dialect] = insert_ignore(conn, MEMBERSHIP)
+    return _INSERT_IGNORE[dialect]
+
+
 def enter(conn: Connection, key: str, profile_id: str, *, at: dt.datetime) -> bool:
     """Add the membership row; True when it was not there."""
     result = conn.execute(
-        insert_ignore(conn, MEMBERSHIP).values(
-            audience_key=key, profile_id=profile_id, entered_at=at
-        )
+        _enter_stmt(conn), {"audience_key": key, "profile_id": profile_id, "entered_at": at}
     )
     return bool(result.rowcount)
 
 
 def leave(conn: Connection, key: str, profile_id: str) -> bool:
     """Remove the membership row; True when it was there."""
-    result = conn.execute(
-        MEMBERSHIP.delete().where(
-            MEMBERSHIP.c.audience_key == key, MEMBERSHIP.c.profile_id == profile_id
-        )
-    )
-    return bool(result.rowcount)
+    return bool(conn.execute(_LEAVE, {"_key": key, "_pid": profile_id}).rowcount)
 
 
 def _upsert(conn: Connection) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(RECHECK)
-    return sqlite.insert(RECHECK)
+    dialect = conn.dialect.name
+    if dialect not in _UPSERT_RECHECK:
+        stmt = (postgresql if dialect == "postgresql" else sqlite).insert(RECHECK)
+        _UPSERT_RECHECK[dialect] = stmt.on_conflict_do_update(
+            index_elements=["audience_key", "profile_id"], set_={"due_at": stmt.excluded.due_at}
+        )
+    return _UPSERT_RECHECK[dialect]
 
 
 def set_recheck(
@@ -326,19 +412,10 @@ def set_recheck(
 ) -> None:
     """The pair's next recheck at `due` (at least `MIN_RECHECK` after `now`), or none."""
     if due is None:
-        conn.execute(
-            RECHECK.delete().where(
-                RECHECK.c.audience_key == key, RECHECK.c.profile_id == profile_id
-            )
-        )
+        conn.execute(_DROP_RECHECK, {"_key": key, "_pid": profile_id})
         return
     due = max(due, now + MIN_RECHECK)
-    stmt = _upsert(conn).values(audience_key=key, profile_id=profile_id, due_at=due)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["audience_key", "profile_id"], set_={"due_at": stmt.excluded.due_at}
-        )
-    )
+    conn.execute(_upsert(conn), {"audience_key": key, "profile_id": profile_id, "due_at": due})
 
 
 def set_rechecks(conn: Connection, key: str, dues: Sequence[tuple[str, dt.datetime]]) -> None:

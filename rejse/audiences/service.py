@@ -3,8 +3,9 @@ the other audiences. Keyword arguments after the session; everything happens in 
 transaction, so a refused or failing call leaves nothing half-saved.
 
 - `create_audience` checks the definition, saves it and computes its members from the
-  profiles' data (`profiles_matching`, one page of profiles at a time: memory stays that of a
-  page). The initial members enter silently unless the definition says `trigger_existing`,
+  profiles' data (`membership_pages`: one pass of the compiled condition over the profiles in
+  keyset pages, so memory stays that of a page, and the rechecks of a timed condition from
+  the same rows). The initial members enter silently unless the definition says `trigger_existing`,
   then each gets an `Audience Entered` event.
 - `update_audience` with a new condition bumps the version, recomputes and emits an event for
   each difference: `Audience Entered` for the new members, `Audience Exited` for the ones who
@@ -24,7 +25,7 @@ transaction, so a refused or failing call leaves nothing half-saved.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -32,16 +33,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from rejse.audiences.definition import AudienceDefinition
-from rejse.audiences.facts import load_facts
 from rejse.audiences.membership import (
     AUDIENCE,
     ENTERED,
     EXITED,
     MEMBERSHIP,
+    MIN_RECHECK,
     PROFILE,
     RECHECK,
     Change,
-    WithAudiences,
     audiences_changed,
     dependency_order,
     emit,
@@ -50,19 +50,18 @@ from rejse.audiences.membership import (
     set_rechecks,
     stamp_of,
 )
-from rejse.audiences.sql import profiles_matching
+from rejse.audiences.sql import Page, membership_pages
 from rejse.conditions import (
     Facts,
     Issue,
     audience_issues,
-    dependencies,
     next_change,
     validate_condition,
 )
 from rejse.errors import Conflict, NotFound, Unprocessable
 from rejse.models.audiences import Audience
 
-PAGE = 500  # profiles per recomputation page (one IN list of bound ids)
+PAGE = 5000  # profiles per recomputation page (keyset pages of the compiled condition)
 MAX_MEMBER_PAGE = 1000
 
 
@@ -329,22 +328,6 @@ def _cause(audience: Audience) -> str:
     return f"{audience.key}.v{audience.version}@{stamp_of(audience.created_at)}"
 
 
-def _profile_pages(session: Session) -> Iterator[list[tuple[str, bool]]]:
-    """Every profile row as (id, live) in id order, a page at a time."""
-    after = ""
-    while True:
-        rows = session.execute(
-            sa.select(PROFILE.c.id, PROFILE.c.erased_at)
-            .where(PROFILE.c.id > after)
-            .order_by(PROFILE.c.id)
-            .limit(PAGE)
-        ).all()
-        if not rows:
-            return
-        after = rows[-1][0]
-        yield [(pid, erased_at is None) for pid, erased_at in rows]
-
-
 def _recompute(
     session: Session,
     audience: Audience,
@@ -354,33 +337,25 @@ def _recompute(
     emit_entered: bool,
     emit_exited: bool,
 ) -> tuple[int, int]:
-    """Members of `audience` from the profiles' data as of `now`, page by page: insert the
-    new members, delete the ones who no longer match, rewrite the rechecks, store the events
-    asked for. Returns (entered, exited)."""
+    """Members of `audience` from the profiles' data as of `now`: one keyset-paged pass of
+    the compiled condition over the live profiles in id order (`membership_pages`), each page
+    diffed against the membership rows of its id range: insert the new members, delete the
+    ones who no longer match (gone and erased profiles too), write the rechecks of the page
+    (`next_change` of each profile from the page's own columns), store the events asked for.
+    Returns (entered, exited)."""
     conn = session.connection()
     key, condition = audience.key, audience.condition
-    timed = dependencies(condition).timed
     conn.execute(RECHECK.delete().where(RECHECK.c.audience_key == key))
     entered = exited = 0
-    for page in _profile_pages(session):
-        ids = [pid for pid, _ in page]
-        live = [pid for pid, is_live in page if is_live]
-        matched = (
-            set(
-                session.execute(
-                    profiles_matching(session, condition, now=now, profile_ids=live)
-                ).scalars()
-            )
-            if live
-            else set()
+    previous = ""
+    for page in membership_pages(session, condition, now=now, size=PAGE):
+        matched = {pid for pid, inside, _ in page.rows if inside}
+        in_range = sa.select(MEMBERSHIP.c.profile_id).where(
+            MEMBERSHIP.c.audience_key == key, MEMBERSHIP.c.profile_id > previous
         )
-        members = set(
-            session.execute(
-                sa.select(MEMBERSHIP.c.profile_id).where(
-                    MEMBERSHIP.c.audience_key == key, MEMBERSHIP.c.profile_id.in_(ids)
-                )
-            ).scalars()
-        )
+        if page.upto is not None:
+            in_range = in_range.where(MEMBERSHIP.c.profile_id <= page.upto)
+        members = set(conn.execute(in_range).scalars())
         joining = sorted(matched - members)
         leaving = sorted(members - matched)
         if joining:
@@ -397,19 +372,20 @@ def _recompute(
         events: list[tuple[str, Change]] = []
         if emit_entered:
             events += [(pid, Change(key, ENTERED)) for pid in joining]
-        if emit_exited:
+        if emit_exited and leaving:  # a gone or erased profile leaves silently
+            live = set(
+                conn.execute(
+                    sa.select(PROFILE.c.id).where(
+                        PROFILE.c.id.in_(leaving), PROFILE.c.erased_at.is_(None)
+                    )
+                ).scalars()
+            )
             events += [(pid, Change(key, EXITED)) for pid in leaving if pid in live]
         emit(conn, events, cause=cause, at=now)
         entered, exited = entered + len(joining), exited + len(leaving)
-        if timed:
-            set_rechecks(conn, key, list(_next_changes(session, condition, live, now=now)))
-    # Rows of profiles that no longer exist (none should): not members of anything.
-    conn.execute(
-        MEMBERSHIP.delete().where(
-            MEMBERSHIP.c.audience_key == key,
-            ~sa.exists().where(PROFILE.c.id == MEMBERSHIP.c.profile_id),
-        )
-    )
+        set_rechecks(conn, key, list(_next_changes(condition, page, now=now)))
+        if page.upto is not None:
+            previous = page.upto
     audience.size = count_members(session, key)
     audience.computed_at = now
     session.add(audience)
@@ -418,15 +394,15 @@ def _recompute(
 
 
 def _next_changes(
-    session: Session, condition: dict[str, Any], profile_ids: Sequence[str], *, now: dt.datetime
+    condition: dict[str, Any], page: Page, *, now: dt.datetime
 ) -> Iterator[tuple[str, dt.datetime]]:
-    for pid in profile_ids:
-        facts = cast(
-            Facts, WithAudiences(load_facts(session, pid, now=now), memberships_of(session, pid))
-        )
-        due = next_change(condition, facts, now=now)
+    """(profile id, next recheck) of the page's profiles that time alone can change."""
+    for pid, _, timed in page.rows:
+        if timed is None:
+            continue
+        due = next_change(condition, cast(Facts, timed), now=now)
         if due is not None:
-            yield pid, max(due, now + dt.timedelta(seconds=1))
+            yield pid, max(due, now + MIN_RECHECK)
 
 
 def _recompute_users(session: Session, key: str, *, now: dt.datetime, cause: str) -> None:

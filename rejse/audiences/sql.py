@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -44,8 +45,15 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
-from rejse.audiences.facts import active_half_life
-from rejse.conditions import _equal, compare, count_ops, days, is_index
+from rejse.audiences.facts import (
+    EventKey,
+    ScoreCurve,
+    _utc,
+    active_half_life,
+    event_key,
+    event_specs,
+)
+from rejse.conditions import _equal, compare, count_ops, days, dependencies, is_index, leaves
 from rejse.db import UTCDateTime
 from rejse.durations import parse_duration
 from rejse.models.audiences import AudienceMembership
@@ -88,6 +96,121 @@ def profiles_matching(
     if profile_ids is not None:
         stmt = stmt.where(PROFILE.c.id.in_(list(profile_ids)))
     return stmt
+
+
+@dataclass
+class TimedFacts:
+    """What `rejse.conditions.next_change` reads of one profile, from one row of
+    `membership_pages`: the oldest event inside each `within` window, the order times, the
+    score curve. The rest of the facts protocol is empty (next_change does not read it)."""
+
+    earliest: Mapping[EventKey, dt.datetime | None]
+    customer: Mapping[str, Any]
+    curve: ScoreCurve
+    traits: Mapping[str, Any] = field(default_factory=dict)
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    consents: Mapping[str, str] = field(default_factory=dict)
+    audiences: Collection[str] = frozenset()
+
+    @property
+    def score(self) -> float:
+        raise NotImplementedError("next_change reads score_at")
+
+    def score_at(self, when: dt.datetime) -> float:
+        return self.curve.at(when)
+
+    def count_events(
+        self, event: str, *, since: dt.datetime | None, where: Mapping[str, Any] | None
+    ) -> int:
+        raise NotImplementedError("next_change reads earliest_event")
+
+    def earliest_event(
+        self, event: str, *, since: dt.datetime | None, where: Mapping[str, Any] | None
+    ) -> dt.datetime | None:
+        return self.earliest[event_key(event, since, where)]
+
+
+@dataclass
+class Page:
+    """One page of `membership_pages`: (profile id, matches, what next_change needs or None
+    when time alone can change nothing for it) in id order, and the last id the page covers
+    (None: the page is the last, it covers every id after the previous page)."""
+
+    rows: list[tuple[str, bool, TimedFacts | None]]
+    upto: str | None
+
+
+def membership_pages(
+    session: Session, cond: Mapping[str, Any], *, now: dt.datetime, size: int = 5000
+) -> Iterator[Page]:
+    """The live profiles in id order, a keyset page of `size` at a time, each with whether it
+    matches `cond` as of `now` (`profiles_matching` in one compiled statement), and, when time
+    alone can change `cond` (`timed`), every live profile with the columns `next_change`
+    reads (one correlated `min(timestamp)` per `within` leaf, the order times, the score
+    row). Not timed: the matching profiles only."""
+    compiler = Compiler(session.get_bind().dialect.name, now, active_half_life(session))
+    matches = compiler.condition(cond)
+    after = sa.bindparam("_after", type_=PROFILE.c.id.type)
+    live = [PROFILE.c.erased_at.is_(None), PROFILE.c.id > after]
+    conn = session.connection()
+    if not dependencies(cond).timed:
+        stmt = sa.select(PROFILE.c.id).where(*live, matches).order_by(PROFILE.c.id).limit(size)
+        last = ""
+        while True:
+            ids = list(conn.execute(stmt, {"_after": last}).scalars())
+            if len(ids) < size:
+                yield Page([(pid, True, None) for pid in ids], None)
+                return
+            last = ids[-1]
+            yield Page([(pid, True, None) for pid in ids], last)
+    # the timed leaves: `within` event leaves, days since an order, the score
+    windowed = [leaf for _, leaf in leaves(cond) if "event" in leaf and leaf.get("within")]
+    specs = event_specs(windowed)
+    names = {leaf["customer"] for _, leaf in leaves(cond) if "customer" in leaf}
+    scored = any("score" in leaf for _, leaf in leaves(cond))
+    columns: list[Any] = [PROFILE.c.id, _sure(matches)]
+    keys: list[EventKey] = []
+    for spec in specs:
+        assert spec.window is not None  # noqa: S101 - windowed leaves only
+        since = now - spec.window
+        keys.append((spec.event, since, spec.where_key))
+        columns.append(compiler.earliest(spec.event, since, spec.where))
+    first = "days_since_first_order" in names
+    last_order = "days_since_last_order" in names
+    columns += [PROFILE.c.first_order_at, PROFILE.c.last_order_at]
+    s = _SCORE.alias("own_score")  # not the score leaves' correlated `profile_score`
+    source: Any = PROFILE
+    if scored:
+        source = PROFILE.outerjoin(s, s.c.profile_id == PROFILE.c.id)
+        columns += [s.c.profile_id, s.c.behaviour, s.c.fit, s.c.decayed_at]
+    stmt = sa.select(*columns).select_from(source).where(*live).order_by(PROFILE.c.id).limit(size)
+    n = len(keys)
+    start = ""
+    while True:
+        rows = conn.execute(stmt, {"_after": start}).all()
+        out: list[tuple[str, bool, TimedFacts | None]] = []
+        for row in rows:
+            earliest = {k: _utc(row[2 + i]) for i, k in enumerate(keys)}
+            first_at = row[2 + n] if first else None
+            last_at = row[3 + n] if last_order else None
+            curve = (
+                ScoreCurve(row[5 + n], row[6 + n], row[7 + n], compiler.half_life)
+                if scored and row[4 + n] is not None
+                else None
+            )
+            timed = None
+            if curve is not None or first_at or last_at or any(earliest.values()):
+                timed = TimedFacts(
+                    earliest,
+                    {"first_order_at": first_at, "last_order_at": last_at},
+                    curve or ScoreCurve(),
+                )
+            out.append((row[0], bool(row[1]), timed))
+        if len(rows) < size:
+            yield Page(out, None)
+            return
+        start = rows[-1][0]
+        yield Page(out, start)
 
 
 def _true() -> Expr:
@@ -403,6 +526,22 @@ class Compiler:
         count = sa.select(sa.func.count()).select_from(e).where(*preds).scalar_subquery()
         return sa.and_(*[_OPS[op](count, _number_param(v)) for op, v in ops.items()])
 
+    def earliest(self, name: str, since: dt.datetime, where: Mapping[str, Any] | None) -> Expr:
+        """The profile's oldest event of `name` at or after `since` matching `where` (NULL if
+        none): `earliest_event` in SQL, with the event leaf's own predicates."""
+        e = _EVENT.alias("e")
+        preds: list[Expr] = [
+            e.c.profile_id == PROFILE.c.id,
+            e.c.event == sa.literal(name, sa.Text),
+            e.c.timestamp >= sa.literal(since, UTCDateTime),
+        ]
+        for path, expected in (where or {}).items():
+            pred = self.where(e, name, path, expected)
+            if pred is None:  # no event can match
+                return sa.null()
+            preds.append(pred)
+        return sa.select(sa.func.min(e.c.timestamp)).where(*preds).scalar_subquery()
+
     def where(self, e: Any, name: str, path: str, expected: Any) -> Expr | None:
         """A `where` path of an event as SQL; None when no event can match it."""
         head, *rest = path.split(".")
@@ -426,9 +565,39 @@ class Compiler:
                 (x >= _UNDERFLOW, sa.literal(0.0, sa.Float)),
                 else_=sa.func.power(sa.literal(0.5, sa.Float), x),
             )
-            value = s.c.behaviour * factor + s.c.fit
+            value = self._product(s.c.behaviour, factor) + s.c.fit
         sub = sa.select(value).where(s.c.profile_id == PROFILE.c.id).scalar_subquery()
         return sa.func.coalesce(sub, sa.literal(0.0, sa.Float))
+
+    def _product(self, behaviour: Expr, factor: Expr) -> Expr:
+        """`behaviour * factor` as IEEE (and Python) multiply. PostgreSQL raises "underflow"
+        where the product of two non-zero floats rounds to zero (a tiny stored behaviour
+        decayed further), so when an operand is tiny the product is first tested on operands
+        scaled by 2**537 and 2**538 (exact; the scaled product can neither overflow nor
+        underflow): at most 1, i.e. |b * f| <= 2**-1075, rounds to zero and is 0. (The factor
+        is 0 or at least 2**-1074.) A nested CASE: PostgreSQL evaluates it in order."""
+        if not self.pg:
+            return behaviour * factor
+
+        def lit(v: float) -> Expr:
+            return sa.literal(v, sa.Float)
+
+        tiny = lit(2.0**-500)  # both operands at least this: the product is a normal float
+        b = sa.func.abs(behaviour)
+        scaled = (b * lit(2.0**537)) * (factor * lit(2.0**538))
+        product = behaviour * factor
+        return sa.case(
+            (
+                sa.and_(
+                    b > lit(0.0),
+                    factor > lit(0.0),
+                    b < lit(2.0**400),
+                    sa.or_(b < tiny, factor < tiny),
+                ),
+                sa.case((scaled <= lit(1.0), lit(0.0)), else_=product),
+            ),
+            else_=product,
+        )
 
     def _elapsed_us(self, column: Any) -> Expr:
         """Whole microseconds from `column` to now, exact."""
@@ -477,4 +646,11 @@ def _count_shape(ops: Mapping[str, Any]) -> str:
     return "count"
 
 
-__all__ = ["Compiler", "UncompilableCondition", "profiles_matching"]
+__all__ = [
+    "Compiler",
+    "Page",
+    "TimedFacts",
+    "UncompilableCondition",
+    "membership_pages",
+    "profiles_matching",
+]

@@ -26,10 +26,12 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from rejse.audiences.membership import (
     CUSTOMER_EVENTS,
+    PROFILE,
     AudienceIndex,
     IndexCache,
     move_profile,
@@ -37,11 +39,7 @@ from rejse.audiences.membership import (
 )
 from rejse.contracts import ProcessedEvent
 from rejse.db import utcnow
-from rejse.models.events import Event
-from rejse.models.profiles import Profile
 from rejse.scoring.service import ModelCache
-
-EVENT = Event.__table__  # type: ignore[attr-defined]
 
 
 class AudienceSubscriber:
@@ -102,19 +100,15 @@ class AudienceSubscriber:
                 keys = set(index.audiences)
         if not keys:
             return []
-        # The processor attributes the batch's events to their profiles after the batch; the
-        # event being applied counts already (its own `within` window, its count).
-        conn.execute(EVENT.update().where(EVENT.c.id == event.event_id).values(profile_id=pid))
-        changes = recheck_profile(session, index, pid, keys, now=self.clock())
+        # The processor has attributed the event to the profile before subscribers run: it
+        # counts already (its own `within` window, its count).
+        changes = recheck_profile(session, index, pid, keys, now=self.clock(), scoring=self.scoring)
         return [change.event for change in changes]
 
 
-def _first_event(session: Session, profile_id: str) -> bool:
-    import sqlalchemy as sa
+_EVENT_COUNT = sa.select(PROFILE.c.event_count).where(PROFILE.c.id == sa.bindparam("_pid"))
 
-    count = session.execute(
-        sa.select(Profile.__table__.c.event_count).where(  # type: ignore[attr-defined]
-            Profile.__table__.c.id == profile_id  # type: ignore[attr-defined]
-        )
-    ).scalar()
+
+def _first_event(session: Session, profile_id: str) -> bool:
+    count = session.connection().execute(_EVENT_COUNT, {"_pid": profile_id}).scalar()
     return (count or 0) <= 1

@@ -29,6 +29,7 @@ from rejse.audiences.membership import RECHECK, emit, load_index, recheck_profil
 from rejse.db import session_scope, utcnow
 from rejse.logging import get_logger
 from rejse.runtime import Runtime
+from rejse.scoring.service import ModelCache
 
 if TYPE_CHECKING:
     from rejse.scheduler import ScheduledJob
@@ -62,11 +63,12 @@ def sweep_page(engine: Engine, *, now: dt.datetime, limit: int = PAGE) -> SweepR
         if not rows:
             return result
         index = load_index(session)
+        scoring = ModelCache()  # the active model's half-life read once per page
         due: dict[str, dict[str, dt.datetime]] = {}
         for key, pid, at in rows:
             due.setdefault(pid, {})[key] = at
         for pid, keys in due.items():
-            changes = recheck_profile(session, index, pid, keys, now=now)
+            changes = recheck_profile(session, index, pid, keys, now=now, scoring=scoring)
             # Rows of audiences gone or no longer timed are not rewritten: remove them.
             conn.execute(
                 RECHECK.delete().where(
