@@ -45,6 +45,20 @@ from rejse.models.messaging import Message
 from rejse.profiles.value import amount_of, currency_of
 
 GOAL, WINDOW = "goal", "window"
+# what a touch needs of a message (not its bodies)
+TOUCH_COLUMNS = (
+    col(Message.id),
+    col(Message.idempotency_key),
+    col(Message.journey_key),
+    col(Message.journey_version),
+    col(Message.step_id),
+    col(Message.channel),
+    col(Message.template),
+    col(Message.created_at),
+    col(Message.sent_at),
+    col(Message.opened_at),
+    col(Message.clicked_at),
+)
 TOUCH_RANK = {"send": 0, "open": 1, "click": 2}  # at the same instant the later kind wins
 _GOAL_EVENTS_SCANNED = 200
 
@@ -219,21 +233,37 @@ def _goals(
     return [(g.event, resolve_match(g.match, context)) for g in defn.exit_when]
 
 
-def is_goal_of(session: Session, run: JourneyRun, event: ProcessedEvent) -> bool:
-    defn = _definition(session, run)
-    if defn is None or not defn.exit_when or event.event_id == run.trigger_event_id:
+GoalCache = dict[tuple[str, int], JourneyDefinition | None]
+
+
+def is_goal_of(
+    session: Session, run: JourneyRun, event: ProcessedEvent, cache: GoalCache | None = None
+) -> bool:
+    """Whether `event` reaches a goal of the active `run` (versions are immutable: `cache`
+    keeps their definitions)."""
+    key = (run.journey_key, run.version)
+    if cache is not None and key in cache:
+        defn = cache[key]
+    else:
+        defn = _definition(session, run)
+        if cache is not None:
+            cache[key] = defn
+    if defn is None or event.event_id == run.trigger_event_id:
         return False
+    if not any(g.event == event.event for g in defn.exit_when):
+        return False  # no goal of that name: no need to read the trigger
     return any(event_matches(event, name, where) for name, where in _goals(session, run, defn))
 
 
-def run_messages(session: Session, run: JourneyRun) -> list[Message]:
+def run_messages(session: Session, run: JourneyRun) -> list[Any]:
     """The messages this run sent: idempotency key `<workflow id>:<step>[@entry][#visit]`."""
     prefix = f"{run.workflow_id}:"
     out = []
-    for m in session.exec(
-        select(Message).where(
-            Message.profile_id == run.profile_id,
-            Message.journey_key == run.journey_key,
+    m: Any
+    for m in session.execute(
+        sa.select(*TOUCH_COLUMNS).where(
+            col(Message.profile_id) == run.profile_id,
+            col(Message.journey_key) == run.journey_key,
             col(Message.idempotency_key).startswith(prefix, autoescape=True),
         )
     ):
@@ -294,9 +324,9 @@ def last_touch(
         return None
     since = at - widest
     m = Message
-    rows = session.exec(
-        select(m).where(
-            m.profile_id == profile_id,
+    rows: Any = session.execute(
+        sa.select(*TOUCH_COLUMNS).where(
+            col(m.profile_id) == profile_id,
             col(m.journey_key).is_not(None),
             col(m.sent_at).is_not(None),
             col(m.sent_at) <= at,
@@ -327,6 +357,7 @@ class AttributionSubscriber:
 
     def __init__(self, rules: Rules | None = None) -> None:
         self.rules = rules or Rules()
+        self._definitions: GoalCache = {}
 
     def wants(self, session: Session, event: ProcessedEvent) -> bool:
         return event.event is not None and event.event in self.rules.names(session)
@@ -342,7 +373,7 @@ class AttributionSubscriber:
                 col(JourneyRun.status).in_(ACTIVE_RUN_STATUSES),
             )
         ).all()
-        if any(is_goal_of(session, run, event) for run in active):
+        if any(is_goal_of(session, run, event, self._definitions) for run in active):
             return []  # the run's conversion, credited when it ends
         touch = last_touch(
             session,
