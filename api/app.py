@@ -11,6 +11,7 @@ from fastapi_offline import FastAPIOffline
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
 from api.routers import (
+    analytics,
     audiences,
     health,
     inbox,
@@ -41,6 +42,7 @@ ROUTERS = [
     tracking.router,
     journeys.router,
     audiences.router,
+    analytics.router,
     scoring.router,
     sales.router,
 ]

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from rejse.analytics import rollups
 from rejse.conditions import Issue
 from rejse.db import utcnow
 from rejse.errors import Conflict, NotFound, Unprocessable
@@ -200,8 +201,12 @@ def set_status(session: Session, *, key: str, status: str) -> Journey:
     if status == "archived":
         now = utcnow()
         for run in active_runs(session, key=key):
+            previous = run.status
             run.status, run.ended_at = "cancelled", now
             session.add(run)
+            rollups.run_ended(
+                session, run, previous_status=previous, previous_step=run.current_step
+            )
     session.flush()
     return journey
 

@@ -4,6 +4,12 @@ Cross-domain references are plain `profile_id` columns (no foreign keys across d
 domain migrates on its own Alembic branch off the foundation revision.
 """
 
+from rejse.models.analytics import (  # noqa: F401
+    AnalyticsConversion,
+    AnalyticsDelta,
+    AnalyticsJourney,
+    AnalyticsRollup,
+)
 from rejse.models.audiences import Audience, AudienceMembership, AudienceRecheck  # noqa: F401
 from rejse.models.auth import ApiKey  # noqa: F401
 from rejse.models.events import DeadLetter, Event, OutboxBucket, OutboxEntry, WebhookSource  # noqa: F401
