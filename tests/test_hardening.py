@@ -130,7 +130,7 @@ async def test_null_in_other_request_bodies_is_refused(client, keys, session):
 NULL_MEANS_NONE = {
     "RepCreate": {"manager_id", "webhook_url", "crm_owner_id"},
     "RepUpdate": {"manager_id", "webhook_url", "crm_owner_id"},
-    "OutcomeCreate": {"note"},
+    "OutcomeCreate": {"note", "reason"},  # no note, no loss reason given
     "KeyCreate": {"rep_id"},
     "EnterRequest": {"idempotency_key"},
     "PublishRequest": {"version"},
