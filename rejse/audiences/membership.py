@@ -421,11 +421,35 @@ def set_recheck(
 def set_rechecks(conn: Connection, key: str, dues: Sequence[tuple[str, dt.datetime]]) -> None:
     """Insert recheck rows of audience `key` that do not exist yet (after a recomputation
     removed the old ones)."""
-    if dues:
+    insert_rows(conn, RECHECK, key, dues, "due_at")
+
+
+def insert_rows(
+    conn: Connection,
+    table: sa.Table,
+    key: str,
+    rows: Sequence[tuple[str, dt.datetime]],
+    time_column: str,
+) -> None:
+    """Insert (audience `key`, profile id, time) rows that do not exist yet, in bulk: on
+    PostgreSQL one `INSERT ... SELECT unnest(...)` of two arrays (an executemany is one
+    statement per row there), on SQLite an executemany (one prepared statement)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
         conn.execute(
-            insert_ignore(conn, RECHECK),
-            [{"audience_key": key, "profile_id": pid, "due_at": due} for pid, due in dues],
+            sa.text(
+                f"INSERT INTO {table.name} (audience_key, profile_id, {time_column}) "  # noqa: S608 - our table and column names; values are bound
+                "SELECT :key, unnest(CAST(:ids AS text[])), unnest(CAST(:times AS timestamptz[])) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"key": key, "ids": [pid for pid, _ in rows], "times": [at for _, at in rows]},
         )
+        return
+    conn.execute(
+        insert_ignore(conn, table),
+        [{"audience_key": key, "profile_id": pid, time_column: at} for pid, at in rows],
+    )
 
 
 def forget_profile(conn: Connection, profile_id: str) -> tuple[int, int]:

@@ -45,6 +45,7 @@ from rejse.audiences.membership import (
     audiences_changed,
     dependency_order,
     emit,
+    insert_rows,
     load_index,
     memberships_of,
     set_rechecks,
@@ -358,11 +359,7 @@ def _recompute(
         members = set(conn.execute(in_range).scalars())
         joining = sorted(matched - members)
         leaving = sorted(members - matched)
-        if joining:
-            conn.execute(
-                MEMBERSHIP.insert(),
-                [{"audience_key": key, "profile_id": pid, "entered_at": now} for pid in joining],
-            )
+        insert_rows(conn, MEMBERSHIP, key, [(pid, now) for pid in joining], "entered_at")
         if leaving:
             conn.execute(
                 MEMBERSHIP.delete().where(

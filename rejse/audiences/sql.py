@@ -34,6 +34,7 @@ All values are bound parameters; only constant SQL fragments are literal.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -148,6 +149,30 @@ def membership_pages(
     alone can change `cond` (`timed`), every live profile with the columns `next_change`
     reads (one correlated `min(timestamp)` per `within` leaf, the order times, the score
     row). Not timed: the matching profiles only."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        # A page's cost estimate (a subplan per leaf and profile) makes PostgreSQL JIT-compile
+        # every page, which costs more than running it: off for this transaction's pages
+        # (`jit_off` restores the setting when the pass ends).
+        with jit_off(conn):
+            yield from _membership_pages(session, cond, now=now, size=size)
+    else:
+        yield from _membership_pages(session, cond, now=now, size=size)
+
+
+@contextlib.contextmanager
+def jit_off(conn: Any) -> Iterator[None]:
+    before = conn.execute(sa.text("SELECT current_setting('jit')")).scalar()
+    conn.execute(sa.text("SELECT set_config('jit', 'off', true)"))
+    try:
+        yield
+    finally:
+        conn.execute(sa.text("SELECT set_config('jit', :v, true)"), {"v": before})
+
+
+def _membership_pages(
+    session: Session, cond: Mapping[str, Any], *, now: dt.datetime, size: int
+) -> Iterator[Page]:
     compiler = Compiler(session.get_bind().dialect.name, now, active_half_life(session))
     matches = compiler.condition(cond)
     after = sa.bindparam("_after", type_=PROFILE.c.id.type)
@@ -168,34 +193,57 @@ def membership_pages(
     specs = event_specs(windowed)
     names = {leaf["customer"] for _, leaf in leaves(cond) if "customer" in leaf}
     scored = any("score" in leaf for _, leaf in leaves(cond))
-    columns: list[Any] = [PROFILE.c.id, _sure(matches)]
+    columns: list[Any] = [PROFILE.c.id.label("id"), _sure(matches).label("inside")]
     keys: list[EventKey] = []
-    for spec in specs:
+    for n, spec in enumerate(specs):
         assert spec.window is not None  # noqa: S101 - windowed leaves only
         since = now - spec.window
         keys.append((spec.event, since, spec.where_key))
-        columns.append(compiler.earliest(spec.event, since, spec.where))
+        columns.append(compiler.earliest(spec.event, since, spec.where).label(f"m{n}"))
     first = "days_since_first_order" in names
     last_order = "days_since_last_order" in names
-    columns += [PROFILE.c.first_order_at, PROFILE.c.last_order_at]
+    columns += [PROFILE.c.first_order_at.label("first"), PROFILE.c.last_order_at.label("last")]
     s = _SCORE.alias("own_score")  # not the score leaves' correlated `profile_score`
     source: Any = PROFILE
     if scored:
         source = PROFILE.outerjoin(s, s.c.profile_id == PROFILE.c.id)
-        columns += [s.c.profile_id, s.c.behaviour, s.c.fit, s.c.decayed_at]
-    stmt = sa.select(*columns).select_from(source).where(*live).order_by(PROFILE.c.id).limit(size)
-    n = len(keys)
+        columns += [
+            s.c.profile_id.label("scored"),
+            s.c.behaviour.label("behaviour"),
+            s.c.fit.label("fit"),
+            s.c.decayed_at.label("decayed_at"),
+        ]
+    # Only the profiles that match or that time can change are returned: the inner select
+    # computes each profile's columns once (OFFSET 0 keeps it from being merged into the
+    # outer one, which would compute the subqueries twice), the outer filters and pages.
+    inner = (
+        sa.select(*columns)
+        .select_from(source)
+        .where(*live)
+        .order_by(PROFILE.c.id)
+        .offset(0)
+        .subquery("page")
+    )
+    c = inner.c
+    wanted = [c.inside, *[c[f"m{n}"].is_not(None) for n in range(len(keys))]]
+    if first:
+        wanted.append(c.first.is_not(None))
+    if last_order:
+        wanted.append(c.last.is_not(None))
+    if scored:
+        wanted.append(c.scored.is_not(None))
+    stmt = sa.select(inner).where(sa.or_(*wanted)).order_by(c.id).limit(size)
     start = ""
     while True:
-        rows = conn.execute(stmt, {"_after": start}).all()
+        rows = conn.execute(stmt, {"_after": start}).mappings().all()
         out: list[tuple[str, bool, TimedFacts | None]] = []
         for row in rows:
-            earliest = {k: _utc(row[2 + i]) for i, k in enumerate(keys)}
-            first_at = row[2 + n] if first else None
-            last_at = row[3 + n] if last_order else None
+            earliest = {k: _utc(row[f"m{n}"]) for n, k in enumerate(keys)}
+            first_at = row["first"] if first else None
+            last_at = row["last"] if last_order else None
             curve = (
-                ScoreCurve(row[5 + n], row[6 + n], row[7 + n], compiler.half_life)
-                if scored and row[4 + n] is not None
+                ScoreCurve(row["behaviour"], row["fit"], row["decayed_at"], compiler.half_life)
+                if scored and row["scored"] is not None
                 else None
             )
             timed = None
@@ -205,11 +253,11 @@ def membership_pages(
                     {"first_order_at": first_at, "last_order_at": last_at},
                     curve or ScoreCurve(),
                 )
-            out.append((row[0], bool(row[1]), timed))
+            out.append((row["id"], bool(row["inside"]), timed))
         if len(rows) < size:
             yield Page(out, None)
             return
-        start = rows[-1][0]
+        start = rows[-1]["id"]
         yield Page(out, start)
 
 
