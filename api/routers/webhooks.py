@@ -48,10 +48,9 @@ def _secrets(runtime: Runtime, kind: str, name: str | None) -> list[str]:
     status_code=202,
     response_model=IngestAccepted,
     responses=responses(
-        (400, "Malformed JSON, or not an object"),
+        (400, "Malformed JSON, not an object, or a value no database can hold"),
         (401, "Bad or missing signature"),
         (413, "The body is over 500 KB"),
-        (422, "A value the databases cannot store"),
     ),
 )
 async def shopify_webhook(request: Request, runtime: RuntimeDep) -> Response:
@@ -79,7 +78,7 @@ async def shopify_webhook(request: Request, runtime: RuntimeDep) -> Response:
     try:
         check_json(payload)
     except ValueError as exc:
-        return error_response(DomainError(str(exc), field="body", status_code=422))
+        return error_response(DomainError(str(exc), field="body"))  # 400, as /v1 answers
     mapped = hooks.map_shopify(
         topic, payload, message_id=f"shopify:{webhook_id[:200]}", shop=shop, received_at=utcnow()
     )
