@@ -623,7 +623,9 @@ class Compiler:
         decayed further), so when an operand is tiny the product is first tested on operands
         scaled by 2**537 and 2**538 (exact; the scaled product can neither overflow nor
         underflow): at most 1, i.e. |b * f| <= 2**-1075, rounds to zero and is 0. (The factor
-        is 0 or at least 2**-1074.) A nested CASE: PostgreSQL evaluates it in order."""
+        is 0 or at least 2**-1074.) A nested CASE: PostgreSQL evaluates it in order. Left
+        inexact: an exact scaled product in (1, 1 + 2**-53], which the scaled multiply rounds
+        to 1, is taken as 0 where IEEE gives 2**-1074."""
         if not self.pg:
             return behaviour * factor
 
