@@ -126,7 +126,15 @@ def _table(
 # ----------------------------------------------------------------------------- lifecycle
 
 
-def get_funnel(session: SessionDep, _: FiguresDep, from_: From = None, to: To = None) -> fn.Funnel:
+def get_funnel(
+    session: SessionDep,
+    _: FiguresDep,
+    from_: Annotated[
+        dt.date | None,
+        Query(alias="from", description="first day (ISO date, UTC); default: 89 days before `to`"),
+    ] = None,
+    to: To = None,
+) -> fn.Funnel:
     """Profiles per stage now (at the end of `to`), and over the period: changes in and out,
     times each stage was reached, conversion to the next stage, median days in stage, and
     AQL -> SQL -> customer."""

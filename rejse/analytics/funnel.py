@@ -134,11 +134,20 @@ def fold(session: Session, *, limit: int = FOLD_BATCH) -> int:
     return len(rows)
 
 
+ANALYZE_AFTER = 50_000
+
+
 def fold_all(session: Session) -> int:
+    """Fold until nothing is left. After a large fold PostgreSQL's statistics still count the
+    rows as unfolded (until autovacuum's next analyze), and the planner would scan the table
+    instead of the partial index of unfolded rows on every read: analyze it at once."""
     total = 0
     while n := fold(session):
         session.commit()
         total += n
+    if total >= ANALYZE_AFTER and session.connection().dialect.name == "postgresql":
+        session.connection().exec_driver_sql("ANALYZE stage_change")
+    session.commit()
     return total
 
 
@@ -302,10 +311,16 @@ def median_days(
     return out
 
 
+DEFAULT_PERIOD_DAYS = 90
+
+
 def funnel(session: Session, *, start: dt.date | None = None, end: dt.date | None = None) -> Funnel:
+    """The counts now (at the end of `end`) and the flows of the period (default: the 90 days
+    up to `end`; the medians read the period's changes, so a longer period costs more)."""
     end = check_period(start, end, today=utcnow().date())
+    start = start or end - dt.timedelta(days=DEFAULT_PERIOD_DAYS - 1)
     changes = pairs(session, until=end)
-    period = [p for p in changes if start is None or p.day >= start]
+    period = [p for p in changes if p.day >= start]
     now = in_stage(changes)
     got = reached(period)
     entered = dict.fromkeys(STAGES, 0)
@@ -317,7 +332,7 @@ def funnel(session: Session, *, start: dt.date | None = None, end: dt.date | Non
             left[p.from_stage] += p.changes
     medians = median_days(
         session,
-        start=_start_of(start) if start else None,
+        start=_start_of(start),
         end=_start_of(end + dt.timedelta(days=1)),
     )
     rows = [

@@ -204,3 +204,16 @@ def test_migration_matches_the_models(engine):
 def _objects(item):
     for part in item if isinstance(item, list) else [item]:
         yield from (o for o in part[1:] if isinstance(o, (str, sa.Table)) or hasattr(o, "table"))
+
+
+def test_the_default_period_is_the_last_90_days_and_counts_stay_whole(session):
+    activate(session)
+    old = new_profile(session, "old")
+    points(session, old, 15, T0 - 100 * DAY)  # a lead for 120 days
+    session.commit()
+    figures = funnel.funnel(session)
+    assert figures.period_from == dt.datetime.now(dt.UTC).date() - 89 * DAY
+    lead = {r.stage: r for r in figures.stages}["lead"]
+    assert (lead.profiles, lead.entered, lead.reached) == (1, 0, 0)
+    everything = funnel.funnel(session, start=(T0 - 100 * DAY).date())
+    assert {r.stage: r for r in everything.stages}["lead"].entered == 1
