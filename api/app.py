@@ -13,6 +13,7 @@ from api.middleware import RequestContextMiddleware
 from api.routers import (
     analytics,
     audiences,
+    funnel,
     health,
     inbox,
     ingest,
@@ -45,6 +46,7 @@ ROUTERS = [
     analytics.router,
     scoring.router,
     sales.router,
+    funnel.router,
 ]
 
 
