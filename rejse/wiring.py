@@ -114,8 +114,8 @@ def scheduler_jobs(runtime: Runtime) -> list[ScheduledJob]:
     starts Temporal workflows with deterministic ids, so a double fire is harmless
     (see `rejse.scheduler`); the audience recheck sweep writes rows instead, each change once
     and each event under a deterministic message id."""
+    from rejse.analytics.attribution import scheduler_jobs as analytics_jobs
     from rejse.analytics.funnel import scheduler_jobs as funnel_jobs
-    from rejse.analytics.rollups import scheduler_jobs as analytics_jobs
     from rejse.audiences.sweep import scheduler_jobs as audience_jobs
     from rejse.journeys.schedule import scheduler_jobs as journey_jobs
     from rejse.leads.control import scheduled_jobs as lead_jobs

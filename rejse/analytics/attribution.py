@@ -9,22 +9,25 @@ A conversion is
   step the run was at when no message had gone out yet;
 - or an event named as the journey's conversion event (default `Order Completed`) within the
   journey's attribution window (default P5D) after a send, open or click of one of the
-  journey's messages: the last touch over every journey gets the credit (`AttributionSubscriber`,
-  run by the event processor). An event that reaches the goal of an active run is that run's
-  conversion and is not credited a second time.
+  journey's messages: the last touch over every journey gets the credit. The event processor
+  notes each such event (`AttributionSubscriber`), a scheduler job credits the notes every few
+  seconds (`settle`). An event that reaches the goal of a run is that run's conversion
+  (credited when the run ends) and is not credited a second time.
 Each conversion carries the event's revenue (`revenue`, else `total`, else `value`, as customer
 value reads it) and counts once: its row id is the event's id and what it is credited to."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from rejse.analytics import rollups
@@ -38,11 +41,16 @@ from rejse.models.analytics import (
     REVENUE_SCALE,
     AnalyticsConversion,
     AnalyticsJourney,
+    AnalyticsPending,
 )
 from rejse.models.events import Event
 from rejse.models.journeys import ACTIVE_RUN_STATUSES, JourneyRun, JourneyVersion
 from rejse.models.messaging import Message
 from rejse.profiles.value import amount_of, currency_of
+
+if TYPE_CHECKING:
+    from rejse.runtime import Runtime
+    from rejse.scheduler import ScheduledJob
 
 GOAL, WINDOW = "goal", "window"
 # what a touch needs of a message (not its bodies)
@@ -349,15 +357,15 @@ def last_touch(
 
 
 class AttributionSubscriber:
-    """`rejse.contracts.InTransactionSubscriber`: credits conversion events within a window to
-    their last touch. Reads the profile's active runs and its recent journey messages (both by
-    index); writes one conversion row and one counter delta per credited event."""
+    """`rejse.contracts.InTransactionSubscriber`: notes each conversion event (one
+    `analytics_pending` row, written with the processor's own writes: no query of its own), for
+    `settle` to credit. So the processor pays nearly nothing per order, and by the time an
+    event is settled a run it is the goal of has usually recorded its end."""
 
     name = "analytics"
 
     def __init__(self, rules: Rules | None = None) -> None:
         self.rules = rules or Rules()
-        self._definitions: GoalCache = {}
 
     def wants(self, session: Session, event: ProcessedEvent) -> bool:
         return event.event is not None and event.event in self.rules.names(session)
@@ -367,32 +375,117 @@ class AttributionSubscriber:
     ) -> Sequence[tuple[str, dict[str, Any]]]:
         if not event.event or event.event not in self.rules.names(session):
             return []
+        units, currency = revenue_units(event.properties)
+        session.add(
+            AnalyticsPending(
+                event_id=event.event_id,
+                profile_id=event.profile_id,
+                event=event.event,
+                at=event.timestamp,
+                revenue_units=units,
+                currency=currency,
+            )
+        )
+        return []
+
+
+PENDING = AnalyticsPending.__table__  # type: ignore[attr-defined]
+
+
+class Settler:
+    """Credits the noted conversion events to their last touch within a window (`settle`)."""
+
+    def __init__(self, rules: Rules | None = None) -> None:
+        self.rules = rules or Rules()
+        self._definitions: GoalCache = {}
+
+    def credit(self, session: Session, pending: AnalyticsPending) -> AnalyticsConversion | None:
+        touch = last_touch(
+            session, self.rules, profile_id=pending.profile_id, event=pending.event, at=pending.at
+        )
+        if touch is None:
+            return None  # most orders: no journey message within a window
+        event = ProcessedEvent(
+            event_id=pending.event_id,
+            profile_id=pending.profile_id,
+            type="track",
+            event=pending.event,
+            timestamp=pending.at,
+            received_at=pending.at,
+        )
+        row = session.get(Event, pending.event_id)
+        if row is not None:
+            event = _event_of(row)
+        if session.exec(
+            select(AnalyticsConversion.id).where(
+                AnalyticsConversion.event_id == pending.event_id,
+                AnalyticsConversion.kind == GOAL,
+            )
+        ).first():
+            return None  # a run's goal, credited when it ended
         active = session.exec(
             select(JourneyRun).where(
-                JourneyRun.profile_id == event.profile_id,
+                JourneyRun.profile_id == pending.profile_id,
                 col(JourneyRun.status).in_(ACTIVE_RUN_STATUSES),
             )
         ).all()
         if any(is_goal_of(session, run, event, self._definitions) for run in active):
-            return []  # the run's conversion, credited when it ends
-        touch = last_touch(
-            session,
-            self.rules,
-            profile_id=event.profile_id,
-            event=event.event,
-            at=event.timestamp,
+            return None  # the run's conversion, credited when it ends
+        conv = _credited(
+            id_=f"{pending.event_id}:{touch.message.id}",
+            kind=WINDOW,
+            event_id=pending.event_id,
+            touch=touch,
+            run=None,
+            at=pending.at,
+            properties={},
         )
-        if touch is not None:
-            _record(
-                session,
-                _credited(
-                    id_=f"{event.event_id}:{touch.message.id}",
-                    kind=WINDOW,
-                    event_id=event.event_id,
-                    touch=touch,
-                    run=None,
-                    at=event.timestamp,
-                    properties=event.properties,
-                ),
-            )
-        return []
+        conv.revenue_units, conv.currency = pending.revenue_units, pending.currency
+        return conv if _record(session, conv) else None
+
+    def settle(self, engine: Engine, *, batch: int = 1000) -> int:
+        """Credit every noted conversion event, `batch` per transaction; returns how many
+        were looked at. Rows another settler holds are skipped (PostgreSQL)."""
+        done = 0
+        while True:
+            with Session(engine, expire_on_commit=False) as session:
+                stmt = select(AnalyticsPending).order_by(col(AnalyticsPending.at)).limit(batch)
+                if engine.dialect.name == "postgresql":
+                    stmt = stmt.with_for_update(skip_locked=True)
+                rows = list(session.exec(stmt))
+                for pending in rows:
+                    self.credit(session, pending)
+                if rows:
+                    session.execute(
+                        PENDING.delete().where(PENDING.c.event_id.in_([r.event_id for r in rows]))
+                    )
+                session.commit()
+            done += len(rows)
+            if len(rows) < batch:
+                return done
+
+
+def settle(engine: Engine) -> int:
+    """Credit the noted conversion events now (the scheduler does it every few seconds)."""
+    return Settler().settle(engine)
+
+
+FOLD_INTERVAL = dt.timedelta(seconds=10)
+
+
+def scheduler_jobs(runtime: Runtime) -> list[ScheduledJob]:
+    """Every few seconds: credit the noted conversion events, then fold the counters. Safe
+    twice at once on PostgreSQL (each pending row and each delta is taken once); SQLite has one
+    scheduler (its leader lock)."""
+    from rejse.scheduler import ScheduledJob
+
+    settler = Settler()
+
+    def work(engine: Engine) -> None:
+        settler.settle(engine)
+        rollups.fold(engine)
+
+    async def job(rt: Runtime) -> None:
+        await asyncio.to_thread(work, rt.engine)
+
+    return [ScheduledJob(id="analytics.fold", trigger=FOLD_INTERVAL, func=job, run_on_start=True)]

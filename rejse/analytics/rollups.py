@@ -16,13 +16,12 @@ rates are the rates of what was sent (or entered) in it, and never exceed 100 %.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -32,10 +31,6 @@ from rejse.models.analytics import AnalyticsConversion, AnalyticsDelta, Analytic
 from rejse.models.journeys import ACTIVE_RUN_STATUSES, JourneyRun, JourneyStep
 from rejse.models.messaging import Message
 from rejse.models.profiles import ConsentChangeRecord
-
-if TYPE_CHECKING:
-    from rejse.runtime import Runtime
-    from rejse.scheduler import ScheduledJob
 
 DELTA = AnalyticsDelta.__table__  # type: ignore[attr-defined]
 ROLLUP = AnalyticsRollup.__table__  # type: ignore[attr-defined]
@@ -577,19 +572,3 @@ def rebuild(engine: Engine) -> int:
         for start in range(0, len(rows), 5000):
             conn.execute(ROLLUP.insert(), rows[start : start + 5000])
     return len(rows)
-
-
-# ------------------------------------------------------------------------------------ job
-
-FOLD_INTERVAL = dt.timedelta(seconds=10)
-
-
-def scheduler_jobs(runtime: Runtime) -> list[ScheduledJob]:
-    """The fold, every few seconds. Safe twice at once: PostgreSQL folds each delta once, and
-    SQLite has one scheduler (its leader lock)."""
-    from rejse.scheduler import ScheduledJob
-
-    async def job(rt: Runtime) -> None:
-        await asyncio.to_thread(fold, rt.engine)
-
-    return [ScheduledJob(id="analytics.fold", trigger=FOLD_INTERVAL, func=job, run_on_start=True)]

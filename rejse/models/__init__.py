@@ -8,6 +8,7 @@ from rejse.models.analytics import (  # noqa: F401
     AnalyticsConversion,
     AnalyticsDelta,
     AnalyticsJourney,
+    AnalyticsPending,
     AnalyticsRollup,
 )
 from rejse.models.audiences import Audience, AudienceMembership, AudienceRecheck  # noqa: F401

@@ -64,6 +64,21 @@ class AnalyticsConversion(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class AnalyticsPending(SQLModel, table=True):
+    """A conversion event the processor noted, until `rejse.analytics.attribution.settle`
+    credits it (or finds no touch in a window) and deletes it: a few seconds at most."""
+
+    __tablename__ = "analytics_pending"
+    __table_args__ = (sa.Index("ix_analytics_pending_at", "at"),)
+
+    event_id: str = Field(primary_key=True, max_length=40)
+    profile_id: str = Field(max_length=64)
+    event: str = Field(max_length=200)
+    at: dt.datetime = Field(sa_type=UTCDateTime)
+    revenue_units: int = Field(default=0, sa_type=sa.BigInteger)
+    currency: str | None = Field(default=None, max_length=3)
+
+
 class AnalyticsDelta(SQLModel, table=True):
     """One change of a counter, appended in the changing transaction; folded away later."""
 

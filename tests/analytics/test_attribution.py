@@ -112,7 +112,7 @@ async def test_each_journey_has_its_conversion_event_and_window(world: World):  
     await world.aorder(pid, NOON + dt.timedelta(hours=1), 10)  # not the trial's conversion
     world.store_event(pid, "Subscription Started", NOON + 2 * DAY, value=30)  # after P1D
     world.store_event(pid, "Subscription Started", NOON + dt.timedelta(hours=20), value=30)
-    await world.processor.drain()
+    await world.drain()
     [c] = conversions(world)
     assert (c.journey_key, c.at, c.revenue_units) == (
         "trial",

@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 
 from activities.journeys import JourneyActivities
 from rejse.analytics import rollups
-from rejse.analytics.attribution import AttributionSubscriber
+from rejse.analytics.attribution import AttributionSubscriber, settle
 from rejse.analytics.kpis import waiting_now
 from rejse.contracts import ProcessedEvent, SendRequest, SendResult
 from rejse.db import session_scope
@@ -181,8 +181,13 @@ class World:
 
     async def aorder(self, pid: str, at: dt.datetime, revenue: float, **properties: Any) -> str:
         event_id = self.store_event(pid, "Order Completed", at, revenue=revenue, **properties)
-        await self.processor.drain()
+        await self.drain()
         return event_id
+
+    async def drain(self) -> None:
+        """The processor (it notes conversion events), then what the scheduler does next."""
+        await self.processor.drain()
+        settle(self.engine)
 
     def message(self, run: JourneyRun, step_id: str) -> Message:
         with Session(self.engine) as s:

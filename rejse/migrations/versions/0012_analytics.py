@@ -4,7 +4,8 @@ Revision ID: 0012_analytics
 Revises: 0001_foundation
 Create Date: 2026-12-08
 
-Analytics is its own branch. `analytics_delta` rows are appended as runs, messages and
+Analytics is its own branch. `analytics_pending` holds conversion events the processor noted
+until they are credited; `analytics_delta` rows are appended as runs, messages and
 conversions change and folded into `analytics_rollup` (rejse.analytics.rollups). On PostgreSQL
 the read-only views for BI tools (docs/analytics.md, "SQL views for BI") are created too; they
 read only these tables. Runs and messages written before this migration are not counted until
@@ -56,7 +57,7 @@ SELECT journey_key, version, step_id, day, channel, template,
        coalesce(sum(revenue) FILTER (WHERE metric LIKE 'converted.%'), 0) AS revenue
 FROM analytics_counts_v
 GROUP BY journey_key, version, step_id, day, channel, template
-"""
+"""  # noqa: S608 - constants only
 
 JOURNEYS_VIEW = """
 CREATE VIEW analytics_journeys_v AS
@@ -136,6 +137,16 @@ def upgrade() -> None:
         "ix_analytics_conversion_journey_day", "analytics_conversion", ["journey_key", "day"]
     )
     op.create_table(
+        "analytics_pending",
+        sa.Column("event_id", sa.String(40), primary_key=True),
+        sa.Column("profile_id", sa.String(64), nullable=False),
+        sa.Column("event", sa.String(200), nullable=False),
+        sa.Column("at", UTC, nullable=False),
+        sa.Column("revenue_units", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(3), nullable=True),
+    )
+    op.create_index("ix_analytics_pending_at", "analytics_pending", ["at"])
+    op.create_table(
         "analytics_delta",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
         sa.Column("journey_key", sa.String(200), nullable=False),
@@ -172,5 +183,6 @@ def downgrade() -> None:
             op.execute(f"DROP VIEW IF EXISTS {view}")
     op.drop_table("analytics_rollup")
     op.drop_table("analytics_delta")
+    op.drop_table("analytics_pending")
     op.drop_table("analytics_conversion")
     op.drop_table("analytics_journey")
