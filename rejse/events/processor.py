@@ -293,6 +293,7 @@ class EventProcessor:
         out: dict[int, ProcessedEvent] = {}
         event_updates: list[tuple[str, str, dt.datetime]] = []
         stamped = 0  # event_updates[:stamped] are written already
+        survivor: dict[str, str] = {}  # merged away in this batch -> the profile it went into
         dropped: list[str] = []
         for entry in entries:
             row = entry.row
@@ -310,6 +311,11 @@ class EventProcessor:
             if pid is None:
                 dropped.append(row["id"])
                 continue
+            if merged:
+                for old, into in list(survivor.items()):
+                    if into in merged:
+                        survivor[old] = pid
+                survivor.update(dict.fromkeys(merged, pid))
             index.fold(pid, row)
             changes = self._consent(session, pid, row)
             event = processed_event(
@@ -322,13 +328,15 @@ class EventProcessor:
                 # to it (its own count, its `within` window): stamp the events so far now.
                 index.flush()
                 session.flush()
-                mark_processed(conn, event_updates[stamped:])
+                mark_processed(conn, _survivors(event_updates[stamped:], survivor))
                 stamped = len(event_updates)
                 self._run_subscribers(session, conn, event, subscribers, is_historic(row))
             out[entry.outbox_id] = event
         index.flush()
         session.flush()
-        mark_processed(conn, event_updates[stamped:])
+        # A merge re-points the stored events of the merged-away profile; the stamps still to
+        # write name the profile each event was applied to, so they follow the merge too.
+        mark_processed(conn, _survivors(event_updates[stamped:], survivor))
         extras = [
             {"_id": oid, "processed": _extras(ev)}
             for oid, ev in out.items()
@@ -502,6 +510,15 @@ class EventProcessor:
                 )
             )
             conn.execute(OUTBOX.delete().where(OUTBOX.c.id == entry.outbox_id))
+
+
+def _survivors(
+    updates: list[tuple[str, str, dt.datetime]], survivor: dict[str, str]
+) -> list[tuple[str, str, dt.datetime]]:
+    """Event stamps with each merged-away profile replaced by the one it was merged into."""
+    if not survivor:
+        return updates
+    return [(eid, survivor.get(pid, pid), at) for eid, pid, at in updates]
 
 
 def _extras(event: ProcessedEvent) -> dict[str, Any]:

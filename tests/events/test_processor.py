@@ -107,6 +107,27 @@ async def test_identify_merges_two_profiles(client, keys, runtime, session):
     assert {e.profile_id for e in session.exec(select(Event)).all()} == {older}
 
 
+async def test_a_merge_within_one_batch_moves_the_batchs_earlier_events_too(
+    client, keys, runtime, session
+):
+    """The two profiles and the identify merging them arrive in one batch: every event ends on
+    the survivor, the earlier ones of the merged-away profile included (their stamps are written
+    after the merge re-pointed the stored events, so they must name the survivor too)."""
+    batch = [
+        {"type": "track", "anonymousId": "anon-9", "event": "Product Viewed"},
+        {"type": "track", "userId": "u-9", "event": "Order Completed"},
+        {"type": "identify", "anonymousId": "anon-9", "userId": "u-9"},
+    ]
+    r = await client.post("/v1/batch", json={"batch": batch}, headers=auth(keys[Role.ingest]))
+    assert r.status_code == 200
+    rec = Recorder()  # a dispatcher only: no subscriber makes the processor stamp mid-batch
+    await EventProcessor(runtime, subscribers=[], dispatchers=[rec]).drain()
+    assert count(session, Profile) == 1
+    survivor = rec.dispatched[-1].profile_id
+    assert len(rec.dispatched[-1].merged_from) == 1
+    assert {e.profile_id for e in session.exec(select(Event)).all()} == {survivor}
+
+
 async def test_conflicting_user_ids_do_not_merge(client, keys, runtime, session):
     h = auth(keys[Role.ingest])
     await client.post(

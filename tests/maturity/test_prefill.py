@@ -4,8 +4,6 @@ events, exact, and the answers they suggest; its chart carries the shares."""
 
 from __future__ import annotations
 
-import pytest
-
 from rejse.events.processor import EventProcessor
 from rejse.profiles.value import CustomerValueSubscriber
 from rejse.roles import Role
@@ -140,13 +138,8 @@ async def test_a_merge_counts_once(client, keys, runtime):
     assert out["transactional"]["answer"] == 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rejse.events.processor stamps a batch's events with their profile id after the "
-    "batch's merges (mark_processed of event_updates), so an event of the merged-away profile "
-    "processed in the same batch keeps the merged-away id; reported to the events owner",
-)
 async def test_a_merge_within_one_batch_counts_once(client, keys, runtime):
+    """The identify merging the two profiles arrives in their batch: still one profile."""
     out = await merged_prefill(client, keys, runtime, [MERGE])
     assert out["live_profiles"] == 1
     assert out["transactional"]["profiles"] == 1
