@@ -4,6 +4,7 @@ refused: their length depends on the calendar, so journeys and rules use days or
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -15,7 +16,14 @@ class DurationError(ValueError):
 
 
 def parse_duration(value: object) -> dt.timedelta:
-    if not isinstance(value, str) or not value.startswith("P"):
+    if not isinstance(value, str):
+        raise DurationError(f"{value!r} is not an ISO-8601 duration such as 'P3D' or 'PT5S'")
+    return _parse(value)
+
+
+@lru_cache(maxsize=1024)  # conditions re-read the same few windows on every event
+def _parse(value: str) -> dt.timedelta:
+    if not value.startswith("P"):
         raise DurationError(f"{value!r} is not an ISO-8601 duration such as 'P3D' or 'PT5S'")
     date_part = value[1:].split("T", 1)[0]
     if "Y" in date_part or "M" in date_part:
