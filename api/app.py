@@ -13,12 +13,14 @@ from api.middleware import RequestContextMiddleware
 from api.routers import (
     analytics,
     audiences,
+    experiments,
     funnel,
     health,
     inbox,
     ingest,
     journeys,
     keys,
+    maturity,
     messages,
     profiles,
     sales,
@@ -44,9 +46,11 @@ ROUTERS = [
     journeys.router,
     audiences.router,
     analytics.router,
+    experiments.router,
     scoring.router,
     sales.router,
     funnel.router,
+    maturity.router,
 ]
 
 

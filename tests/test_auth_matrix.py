@@ -97,6 +97,11 @@ ROUTE_RULES: dict[tuple[str, str], set[Role] | Public] = {
     ("POST", "/api/journeys/{key}/resume"): {Role.marketer},
     ("GET", "/api/journeys/{key}/runs"): {Role.marketer, Role.analyst},
     ("GET", "/api/journeys/{key}/stats"): {Role.marketer, Role.analyst},
+    # the A/B programme (analytics)
+    ("GET", "/api/experiments"): {Role.marketer, Role.analyst},
+    ("GET", "/api/experiments/{journey}/{step}"): {Role.marketer, Role.analyst},
+    ("GET", "/api/experiments/{journey}/{step}/chart.svg"): {Role.marketer, Role.analyst},
+    ("GET", "/api/experiments/{journey}/{step}/chart.png"): {Role.marketer, Role.analyst},
     # audiences
     ("GET", "/api/audiences"): {Role.marketer, Role.analyst},
     ("POST", "/api/audiences"): {Role.marketer},
@@ -162,6 +167,17 @@ ROUTE_RULES: dict[tuple[str, str], set[Role] | Public] = {
     ("GET", "/api/scoring/models/active"): {Role.marketer, Role.analyst},
     ("GET", "/api/scoring/models/{version}"): {Role.marketer, Role.analyst},
     ("POST", "/api/scoring/models/{version}/activate"): {Role.marketer},
+    # the data-maturity assessment (analytics): marketers assess, analysts read
+    ("GET", "/api/maturity"): {Role.marketer, Role.analyst},
+    ("POST", "/api/maturity"): {Role.marketer},
+    ("GET", "/api/maturity/chart.png"): {Role.marketer, Role.analyst},
+    ("GET", "/api/maturity/chart.svg"): {Role.marketer, Role.analyst},
+    ("GET", "/api/maturity/prefill"): {Role.marketer, Role.analyst},
+    ("GET", "/api/maturity/prefill/chart.png"): {Role.marketer, Role.analyst},
+    ("GET", "/api/maturity/prefill/chart.svg"): {Role.marketer, Role.analyst},
+    ("GET", "/api/maturity/{assessment_id}"): {Role.marketer, Role.analyst},
+    ("GET", "/api/maturity/{assessment_id}/chart.png"): {Role.marketer, Role.analyst},
+    ("GET", "/api/maturity/{assessment_id}/chart.svg"): {Role.marketer, Role.analyst},
     # messaging
     ("GET", "/api/messages"): {Role.marketer, Role.analyst},
     ("GET", "/api/messages/{message_id}"): {Role.marketer, Role.analyst},

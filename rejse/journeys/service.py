@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from rejse.analytics import rollups
+from rejse.analytics.stats import two_proportion_z
 from rejse.conditions import Issue
 from rejse.db import utcnow
 from rejse.errors import Conflict, NotFound, Unprocessable
@@ -25,7 +26,6 @@ from rejse.journeys.definition import (
     parse_definition,
     publish_issues,
 )
-from rejse.journeys.significance import two_proportion_z
 from rejse.journeys.split import HOLDOUT
 from rejse.models.journeys import (
     ACTIVE_RUN_STATUSES,
@@ -374,7 +374,11 @@ def _variant_stats(
             arm["vs_control"] = (
                 None
                 if test is None
-                else {"z": test.z, "p_value": test.p_value, "significant": test.significant}
+                else {
+                    "z": round(test.z, 4),
+                    "p_value": round(test.p_value, 6),
+                    "significant": test.significant,
+                }
             )
         out["arms"][k] = arm
     return out
