@@ -329,6 +329,9 @@ def _cause(audience: Audience) -> str:
     return f"{audience.key}.v{audience.version}@{stamp_of(audience.created_at)}"
 
 
+RESTATE_AFTER = 10_000  # membership changes after which a recompute refreshes the statistics
+
+
 def _recompute(
     session: Session,
     audience: Audience,
@@ -383,6 +386,11 @@ def _recompute(
         set_rechecks(conn, key, list(_next_changes(condition, page, now=now)))
         if page.upto is not None:
             previous = page.upto
+    if conn.dialect.name == "postgresql" and entered + exited >= RESTATE_AFTER:
+        # Thousands of rows in one go: without fresh statistics the planner takes the audience
+        # for a few rows, and member pages and exports sort the whole rest of it per page until
+        # autovacuum comes by. ANALYZE counts this transaction's own new rows.
+        conn.execute(sa.text("ANALYZE audience_membership, audience_recheck"))
     audience.size = count_members(session, key)
     audience.computed_at = now
     session.add(audience)
