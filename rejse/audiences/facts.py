@@ -327,14 +327,24 @@ def load_live_facts(
     consents: bool = True,
     score: bool = True,
     scoring: ModelCache | None = None,
+    audiences: Collection[str] | None = None,
 ) -> DatabaseFacts | None:
     """The facts of exactly this profile (no merge followed), None when it is gone or erased.
     `consents` / `score` false: not read (the conditions asked about do not look at them;
-    they are then empty / 0). `scoring` caches the active model's half-life."""
+    they are then empty / 0). `scoring` caches the active model's half-life. `audiences`: the
+    profile's memberships when the caller has read them (else they are read)."""
     row = session.connection().execute(_READ_PROFILE, {"_pid": profile_id}).mappings().first()
     if row is None or row["erased_at"] is not None:
         return None
-    return _facts(session, row, now=now, consents=consents, score=score, scoring=scoring)
+    return _facts(
+        session,
+        row,
+        now=now,
+        consents=consents,
+        score=score,
+        scoring=scoring,
+        audiences=audiences,
+    )
 
 
 def _facts(
@@ -346,6 +356,7 @@ def _facts(
     consents: bool = True,
     score: bool = True,
     scoring: ModelCache | None = None,
+    audiences: Collection[str] | None = None,
 ) -> DatabaseFacts:
     conn = session.connection()
     pid = row["id"]
@@ -375,7 +386,11 @@ def _facts(
             if consents
             else {}
         ),
-        audiences=frozenset(k for (k,) in conn.execute(_READ_AUDIENCES, {"_pid": pid})),
+        audiences=(
+            frozenset(k for (k,) in conn.execute(_READ_AUDIENCES, {"_pid": pid}))
+            if audiences is None
+            else frozenset(audiences)
+        ),
         customer=customer,
         curve=curve,
     )

@@ -41,6 +41,7 @@ from rejse.conditions import (
     Dependencies,
     Facts,
     StaticFacts,
+    count_ops,
     dependencies,
     evaluate,
     leaves,
@@ -109,6 +110,7 @@ class AudienceIndex:
     # first event checks every audience, whatever the event.
     default_true: set[str] = field(default_factory=set)
     _plans: dict[frozenset[str], Plan] = field(default_factory=dict, repr=False)
+    _directions: dict[tuple[str, Touch], str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, rows: Iterable[tuple[str, dict[str, Any], int, dt.datetime]]) -> AudienceIndex:
@@ -139,6 +141,15 @@ class AudienceIndex:
 
     def ordered(self, keys: Iterable[str]) -> list[str]:
         return sorted((k for k in keys if k in self.audiences), key=self.position.__getitem__)
+
+    def direction(self, key: str, touch: Touch) -> str:
+        """`direction` of audience `key`'s condition under `touch` (remembered)."""
+        found = self._directions.get((key, touch))
+        if found is None:
+            found = direction(self.audiences[key].condition, touch)
+            if len(self._directions) < 65536:  # touches are few (event names, trait sets)
+                self._directions[(key, touch)] = found
+        return found
 
     def plan(self, start: Iterable[str]) -> Plan:
         """The `Plan` of re-checking `start` (remembered: the index does not change)."""
@@ -253,6 +264,135 @@ class IndexCache:
             return self._index
 
 
+# --------------------------------------------------------------------------------- monotony
+
+# Which way one event can move a condition's answer for its profile: not at all (CONST), only
+# from false to true (UP), only from true to false (DOWN), either way (ANY).
+CONST, UP, DOWN, ANY = "const", "up", "down", "any"
+_FLIP = {CONST: CONST, UP: DOWN, DOWN: UP, ANY: ANY}
+_RISING = {"gt": UP, "gte": UP, "lt": DOWN, "lte": DOWN}  # the answer as the number grows
+
+
+@dataclass(frozen=True)
+class Touch:
+    """What an (unmerged) event changes about its profile, as far as conditions can see: one
+    more event of its name (which the customer value subscriber reads for orders and refunds),
+    the top-level traits it sets, consent, the score."""
+
+    event: str | None = None
+    traits: frozenset[str] = frozenset()
+    consent: bool = False
+    score: bool = False
+
+
+def _combine(a: str, b: str) -> str:
+    if a in (CONST, b):
+        return b
+    return a if b == CONST else ANY
+
+
+def direction(cond: Mapping[str, Any], touch: Touch) -> str:
+    """The way `touch` can move `cond`'s answer, from the condition's structure alone:
+
+    - an `event` leaf of the touched name counts one more event or the same (a `where` may not
+      match; windows only drop events as time passes, which rechecks cover): a lower bound on
+      the count (`gt`, `gte`, the default `gte 1`) can only become true, an upper bound only
+      false, `eq` / `ne` either;
+    - `Order Completed` adds one order or none (a repeated order id) and a revenue >= 0
+      (`rejse.profiles.value.amount_of`), `Order Refunded` takes a revenue >= 0 and leaves the
+      order count: `order_count` / `revenue` bounds move one way; the average and the days
+      since an order can move either way;
+    - a touched trait, consent or the score can move either way; `audience` leaves are CONST
+      here (a named audience that changes in the same pass re-checks its users anyway);
+    - `all` / `any` keep the common direction of their parts, `not` turns it round.
+    """
+    if "all" in cond or "any" in cond:
+        out = CONST
+        for part in cond["all" if "all" in cond else "any"]:
+            out = _combine(out, direction(part, touch))
+            if out == ANY:
+                break
+        return out
+    if "not" in cond:
+        return _FLIP[direction(cond["not"], touch)]
+    if "event" in cond:
+        if cond["event"] != touch.event:
+            return CONST
+        out = CONST
+        for op in count_ops(cond):
+            out = _combine(out, _RISING.get(op, ANY))
+        return out
+    if "customer" in cond:
+        if touch.event not in CUSTOMER_EVENTS:
+            return CONST
+        name, rising = cond["customer"], _RISING.get(cond["op"], ANY)
+        if name == "order_count":
+            return rising if touch.event == "Order Completed" else CONST
+        if name == "revenue":
+            return rising if touch.event == "Order Completed" else _FLIP[rising]
+        return ANY
+    if "trait" in cond:
+        return ANY if cond["trait"].split(".", 1)[0] in touch.traits else CONST
+    if "consent" in cond:
+        return ANY if touch.consent else CONST
+    if "score" in cond:
+        return ANY if touch.score else CONST
+    if "audience" in cond or "property" in cond:
+        return CONST  # audiences: see above; properties: audiences see none
+    return ANY
+
+
+def unchanged(
+    index: AudienceIndex,
+    key: str,
+    touch: Touch,
+    *,
+    member: bool,
+    due: dt.datetime | None,
+    now: dt.datetime,
+) -> bool:
+    """Whether `touch` provably leaves the profile's membership of `key` as it is: the answer
+    cannot move away from the stored one (a member and UP or CONST, a non-member and DOWN or
+    CONST), and the stored answer still holds as of `now` (no recheck due by then; a due time
+    within `MIN_RECHECK` of the check may stand for an earlier change, so it must be further
+    off than that). The pair's recheck is left as it is: one more event of that kind can only
+    put the next change later, so the stored time is early at worst and the sweep then
+    re-checks and writes the right one."""
+    way = index.direction(key, touch)
+    if way in (ANY, DOWN if member else UP):
+        return False
+    timed = index.audiences[key].deps.timed
+    return not (timed and due is not None and due <= now + MIN_RECHECK)
+
+
+Rows = tuple[set[str], dict[str, dt.datetime]]  # a profile's memberships and recheck times
+
+
+def rows_of(conn: Connection, profile_id: str) -> Rows:
+    """The profile's memberships and recheck times."""
+    members = set(conn.execute(_READ_MEMBERSHIPS, {"_pid": profile_id}).scalars())
+    dues = {key: _aware(due) for key, due in conn.execute(_READ_RECHECKS, {"_pid": profile_id})}
+    return members, dues
+
+
+def to_check(
+    index: AudienceIndex,
+    keys: Iterable[str],
+    touch: Touch,
+    rows: Rows,
+    *,
+    now: dt.datetime,
+) -> list[str]:
+    """The audiences of `keys` whose membership `touch` may change (`unchanged`), in order;
+    `rows`: the profile's (`rows_of`)."""
+    members, dues = rows
+    return [
+        k
+        for k in index.ordered(set(keys))
+        if not unchanged(index, k, touch, member=k in members, due=dues.get(k), now=now)
+    ]
+
+
 # --------------------------------------------------------------------------------- one profile
 
 
@@ -303,6 +443,8 @@ def recheck_profile(
     *,
     now: dt.datetime,
     scoring: ModelCache | None = None,
+    touch: Touch | None = None,
+    rows: Rows | None = None,
 ) -> list[Change]:
     """Re-evaluate audiences `keys` (and, when they change, the audiences naming them) for one
     profile as of `now`; write its membership and recheck rows; return what changed in
@@ -310,25 +452,38 @@ def recheck_profile(
 
     Reads what the audiences that may be evaluated need (`AudienceIndex.plan`): the profile
     row and memberships, consents and score only when one of them looks at them, all their
-    event leaves in at most two queries; it writes only rows that change."""
+    event leaves in at most two queries; it writes only rows that change.
+
+    `touch`: what the event being applied changed; the audiences it provably leaves as they
+    are (`unchanged`) are not evaluated (unless one they name changes in this pass). `rows`:
+    the profile's memberships and rechecks when the caller has read them in this transaction
+    (nothing has written them since)."""
+    conn = session.connection()
     start = index.ordered(set(keys))
     if not start:
         return []
-    conn = session.connection()
+    members, due_now = rows if rows is not None else rows_of(conn, profile_id)
+    if touch is not None:
+        start = to_check(index, start, touch, (members, due_now), now=now)
+        if not start:
+            return []
     plan = index.plan(start)
     loaded = load_live_facts(
-        session, profile_id, now=now, consents=plan.consent, score=plan.score, scoring=scoring
+        session,
+        profile_id,
+        now=now,
+        consents=plan.consent,
+        score=plan.score,
+        scoring=scoring,
+        audiences=members,
     )
     if loaded is None:
         forget_profile(conn, profile_id)
         return []
     loaded.prefetch(plan.events)
-    current = set(loaded.audiences)
+    current = set(members)
     loaded.audiences = current  # the pass's view: evaluated audiences see the changes so far
     facts = cast(Facts, loaded)
-    due_now: dict[str, dt.datetime] = {
-        key: _aware(due) for key, due in conn.execute(_READ_RECHECKS, {"_pid": profile_id})
-    }
     todo = [(index.position[k], k) for k in start]
     heapq.heapify(todo)
     done: set[str] = set()

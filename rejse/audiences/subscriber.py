@@ -23,6 +23,7 @@ touches the audience, or a definition change, puts such a profile right.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,8 +35,12 @@ from rejse.audiences.membership import (
     PROFILE,
     AudienceIndex,
     IndexCache,
+    Rows,
+    Touch,
     move_profile,
     recheck_profile,
+    rows_of,
+    to_check,
 )
 from rejse.contracts import ProcessedEvent
 from rejse.db import utcnow
@@ -55,6 +60,9 @@ class AudienceSubscriber:
         self.cache = cache or IndexCache()
         self.clock = clock
         self.scoring = scoring or ModelCache()
+        # the rows `wants` read for the event it then hands to `apply` (per thread: several
+        # processors may share the subscriber)
+        self._read = threading.local()
 
     def touched(self, session: Session, index: AudienceIndex, event: ProcessedEvent) -> set[str]:
         """The audiences this event can change (before the ones naming them)."""
@@ -76,11 +84,41 @@ class AudienceSubscriber:
         model = self.scoring.get(session)
         return model is not None and bool(event.traits or event.event in model.rules_by_event)
 
+    def touch(self, session: Session, index: AudienceIndex, event: ProcessedEvent) -> Touch:
+        """What this (unmerged) event changes, for `membership.unchanged`."""
+        return Touch(
+            event=event.event or None,
+            traits=frozenset(event.traits),
+            consent=bool(event.consent_changes),
+            score=bool(index.score) and self._scores(session, event),
+        )
+
     def wants(self, session: Session, event: ProcessedEvent) -> bool:
+        """Whether the event may change a membership: an event that only adds to what the
+        profile's audiences already answer (one more visit of a member of "visited") is not
+        wanted, which spares the processor its flush and stamps for it. Membership and
+        recheck rows are written by this subscriber alone, so they read the same here."""
         index = self.cache.get(session)
         if not index.audiences:
             return False
-        return bool(event.merged_from or index.default_true or self.touched(session, index, event))
+        if event.merged_from or index.default_true:
+            return True
+        keys = self.touched(session, index, event)
+        if not keys:
+            return False
+        touch = self.touch(session, index, event)
+        rows = rows_of(session.connection(), event.profile_id)
+        self._read.rows = (id(session), event.event_id, rows)
+        return bool(to_check(index, keys, touch, rows, now=self.clock()))
+
+    def _rows(self, session: Session, event: ProcessedEvent) -> Rows | None:
+        """What `wants` read for this event in this session, once."""
+        found = getattr(self._read, "rows", None)
+        self._read.rows = None
+        if found is None or found[0] != id(session) or found[1] != event.event_id:
+            return None
+        rows: Rows = found[2]
+        return rows
 
     def apply(
         self, session: Session, event: ProcessedEvent
@@ -90,6 +128,8 @@ class AudienceSubscriber:
             return []
         pid = event.profile_id
         conn = session.connection()
+        touch: Touch | None = None  # None: check every audience of `keys` in full
+        rows = self._rows(session, event)
         if event.merged_from:
             for old in event.merged_from:
                 move_profile(conn, from_=old, into=pid)
@@ -98,11 +138,22 @@ class AudienceSubscriber:
             keys = self.touched(session, index, event)
             if index.default_true and _first_event(session, pid):
                 keys = set(index.audiences)
+            else:
+                touch = self.touch(session, index, event)
         if not keys:
             return []
         # The processor has attributed the event to the profile before subscribers run: it
         # counts already (its own `within` window, its count).
-        changes = recheck_profile(session, index, pid, keys, now=self.clock(), scoring=self.scoring)
+        changes = recheck_profile(
+            session,
+            index,
+            pid,
+            keys,
+            now=self.clock(),
+            scoring=self.scoring,
+            touch=touch,
+            rows=rows if touch is not None else None,
+        )
         return [change.event for change in changes]
 
 
