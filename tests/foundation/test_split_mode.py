@@ -37,7 +37,10 @@ async def test_split_parts_serve_and_stop(settings, dev_env):
     if task.done():
         task.result()  # raises what went wrong
     assert started.is_set()
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.api_port}") as http:
+    # One process runs the API, the worker, the processor and five scheduler jobs starting at
+    # once; on a loaded CI machine the first authenticated call has taken over httpx's 5 s.
+    base = f"http://127.0.0.1:{settings.api_port}"
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
         assert (await http.get("/readyz")).status_code == 200
         r = await http.get(
             "/api/keys", headers={"Authorization": f"Bearer {settings.bootstrap_admin_key}"}
