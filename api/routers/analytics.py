@@ -12,9 +12,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.charts import chart_response
 from api.deps import ReadDep, SessionDep, WriteDep
 from api.errors import Responses, responses
-from rejse.analytics import charts, kpis, views
+from rejse.analytics import kpis, views
 from rejse.analytics.attribution import DEFAULT_RULE
 from rejse.inputs import Text
 
@@ -217,10 +218,6 @@ def _csv(rows: list[dict[str, Any]], name: str) -> Response:
     )
 
 
-def _chart(spec: dict[str, Any], fmt: ChartFormat) -> Response:
-    return Response(charts.render(spec, fmt), media_type=charts.MEDIA_TYPES[fmt])
-
-
 def _table(
     data: dict[str, Any], rows_key: str, fmt: Format, name: str
 ) -> dict[str, Any] | Response:
@@ -245,7 +242,7 @@ def comparison_chart(
 ) -> Response:
     """The comparison as bars: delivered and converted per journey."""
     data = kpis.comparison(session, kpis.period(from_, to))
-    return _chart(views.journeys_chart(data, lang), fmt)
+    return chart_response(views.journeys_chart(data, lang), fmt)
 
 
 @router.get("/journeys", response_model=Comparison, responses=_TABLE | responses(_PERIOD))
@@ -277,7 +274,7 @@ def funnel_chart(
 ) -> Response:
     """The journey funnel: entered, sent, delivered, opened, clicked, converted."""
     data = kpis.journey_summary(session, key, kpis.period(from_, to))
-    return _chart(views.funnel_chart(data, lang), fmt)
+    return chart_response(views.funnel_chart(data, lang), fmt)
 
 
 @router.get(
@@ -315,7 +312,7 @@ def steps_chart(
     lang: LangQ = "en",
 ) -> Response:
     data = kpis.journey_steps(session, key, kpis.period(from_, to), version=version)
-    return _chart(views.steps_chart(data, lang), fmt)
+    return chart_response(views.steps_chart(data, lang), fmt)
 
 
 @router.get(
@@ -353,7 +350,7 @@ def versions_chart(
     lang: LangQ = "en",
 ) -> Response:
     data = kpis.journey_versions(session, key, kpis.period(from_, to))
-    return _chart(views.versions_chart(data, lang), fmt)
+    return chart_response(views.versions_chart(data, lang), fmt)
 
 
 @router.get(
@@ -390,7 +387,7 @@ def days_chart(
 ) -> Response:
     """Daily sends, opens, clicks, conversions and revenue."""
     data = kpis.journey_days(session, key, kpis.period(from_, to))
-    return _chart(views.days_chart(data, lang), fmt)
+    return chart_response(views.days_chart(data, lang), fmt)
 
 
 @router.get(
@@ -450,7 +447,7 @@ def templates_chart(
     lang: LangQ = "en",
 ) -> Response:
     data = kpis.templates(session, kpis.period(from_, to), journey_key=journey)
-    return _chart(views.templates_chart(data, lang), fmt)
+    return chart_response(views.templates_chart(data, lang), fmt)
 
 
 @router.get("/templates", response_model=TemplateTable, responses=_TABLE | responses(404, _PERIOD))

@@ -11,9 +11,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
+from api.charts import chart_response
 from api.deps import ReadDep, SessionDep
 from api.errors import responses
-from rejse.analytics import charts
 from rejse.analytics import experiments as ex
 
 router = APIRouter(prefix="/api/experiments", tags=["experiments"])
@@ -253,9 +253,7 @@ def chart_svg(
 ) -> Response:
     """The arms with their intervals as SVG (the detail's figures)."""
     detail = ex.experiment(session, journey=journey, step=step, params=params)
-    return Response(
-        charts.render(ex.chart(detail, lang=lang), "svg"), media_type=charts.MEDIA_TYPES["svg"]
-    )
+    return chart_response(ex.chart(detail, lang=lang), "svg")
 
 
 @router.get(
@@ -273,6 +271,4 @@ def chart_png(
 ) -> Response:
     """The same chart as PNG."""
     detail = ex.experiment(session, journey=journey, step=step, params=params)
-    return Response(
-        charts.render(ex.chart(detail, lang=lang), "png"), media_type=charts.MEDIA_TYPES["png"]
-    )
+    return chart_response(ex.chart(detail, lang=lang), "png")

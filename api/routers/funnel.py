@@ -15,10 +15,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
+from api.charts import chart_response
 from api.deps import READ, SALES, Principal, RuntimeDep, SessionDep, require
 from api.errors import responses
 from api.routers.sales import metrics_rep
-from rejse.analytics import charts
 from rejse.analytics import funnel as fn
 from rejse.analytics import sales_figures as sf
 from rejse.audiences.export import safe_cell
@@ -55,10 +55,6 @@ def _csv(rows: Sequence[BaseModel]) -> Response:
             writer.writerow(fields)
         writer.writerow([safe_cell(data[f]) for f in fields])
     return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8")
-
-
-def _image(spec: dict[str, Any], fmt: charts.Format) -> Response:
-    return Response(charts.render(spec, fmt), media_type=charts.MEDIA_TYPES[fmt])
 
 
 def _doc(what: str, media_type: str, *errors: int | tuple[int, str]) -> dict[int | str, Any]:
@@ -102,7 +98,7 @@ def _table(
         summary=summary + ": chart (SVG)",
     )
     def as_svg(data: dep, lang: Lang = "en") -> Response:
-        return _image(chart(data, lang=lang), "svg")
+        return chart_response(chart(data, lang=lang), "svg")
 
     @router.get(
         path + "/chart.png",
@@ -111,7 +107,7 @@ def _table(
         summary=summary + ": chart (PNG)",
     )
     def as_png(data: dep, lang: Lang = "en") -> Response:
-        return _image(chart(data, lang=lang), "png")
+        return chart_response(chart(data, lang=lang), "png")
 
     @router.get(
         path + "/export.csv",

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
+from api.charts import chart_response
 from api.deps import ReadDep, SessionDep, WriteDep
 from api.errors import responses
-from rejse.analytics import charts
 from rejse.db import utcnow
 from rejse.inputs import MAX_OFFSET, Text
 from rejse.maturity import service, texts
@@ -265,10 +265,6 @@ def _chart_responses(media_type: str, what: str) -> dict[int | str, dict[str, An
     }
 
 
-def _image(spec: dict[str, Any], fmt: charts.Format) -> Response:
-    return Response(charts.render(spec, fmt), media_type=charts.MEDIA_TYPES[fmt])
-
-
 _PREFILL_CHART = "bars: the share of live profiles with each kind of customer data"
 _HISTORY_CHART = "the 2x2 with every assessment of the page, labelled with date and scores"
 _ONE_CHART = "the 2x2 (customer data x motivation) with the assessment's position"
@@ -301,7 +297,7 @@ def get_prefill(
 def prefill_chart_svg(
     request: Request, session: SessionDep, _: ReadDep, lang: LangQuery = None
 ) -> Response:
-    return _image(service.prefill_chart(_prefill(session), _lang(request, lang)), "svg")
+    return chart_response(service.prefill_chart(_prefill(session), _lang(request, lang)), "svg")
 
 
 @router.get(
@@ -312,7 +308,7 @@ def prefill_chart_svg(
 def prefill_chart_png(
     request: Request, session: SessionDep, _: ReadDep, lang: LangQuery = None
 ) -> Response:
-    return _image(service.prefill_chart(_prefill(session), _lang(request, lang)), "png")
+    return chart_response(service.prefill_chart(_prefill(session), _lang(request, lang)), "png")
 
 
 @router.post(
@@ -377,7 +373,7 @@ def history_chart_svg(
     offset: Offset = 0,
 ) -> Response:
     rows = service.listing(session, limit=limit, offset=offset)
-    return _image(service.position_chart(rows, _lang(request, lang), history=True), "svg")
+    return chart_response(service.position_chart(rows, _lang(request, lang), history=True), "svg")
 
 
 @router.get(
@@ -394,7 +390,7 @@ def history_chart_png(
     offset: Offset = 0,
 ) -> Response:
     rows = service.listing(session, limit=limit, offset=offset)
-    return _image(service.position_chart(rows, _lang(request, lang), history=True), "png")
+    return chart_response(service.position_chart(rows, _lang(request, lang), history=True), "png")
 
 
 @router.get("/{assessment_id}", response_model=AssessmentPublic, responses=responses(404))
@@ -421,7 +417,7 @@ def assessment_chart_svg(
     lang: LangQuery = None,
 ) -> Response:
     row = service.get(session, assessment_id)
-    return _image(service.position_chart([row], _lang(request, lang)), "svg")
+    return chart_response(service.position_chart([row], _lang(request, lang)), "svg")
 
 
 @router.get(
@@ -437,4 +433,4 @@ def assessment_chart_png(
     lang: LangQuery = None,
 ) -> Response:
     row = service.get(session, assessment_id)
-    return _image(service.position_chart([row], _lang(request, lang)), "png")
+    return chart_response(service.position_chart([row], _lang(request, lang)), "png")
