@@ -41,6 +41,10 @@ class ProcessedEvent(BaseModel):
     group_id: str | None = None  # group calls: the group (account) the person belongs to
     properties: dict[str, Any] = Field(default_factory=dict)
     traits: dict[str, Any] = Field(default_factory=dict)  # traits given on this event
+    # The top-level traits whose stored value this event changed on the profile (set, replaced
+    # or removed; `context.traits` included), sorted; None when not known (an event rebuilt
+    # from its row after the processor's transaction): then read `traits` instead.
+    changed_traits: list[str] | None = None
     timestamp: dt.datetime  # corrected event time (UTC)
     received_at: dt.datetime  # when the API accepted it (UTC)
     merged_from: list[str] = Field(default_factory=list)  # profile ids folded into profile_id

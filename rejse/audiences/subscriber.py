@@ -2,8 +2,8 @@
 
 Runs in the processor's transaction after scoring and customer value, so it sees the event's
 effect on the profile. Per event it re-checks only the audiences whose conditions the event
-can change (`AudienceIndex`: event names, top-level trait names, consent changes, events that
-score, order events for customer value), for the event's profile alone, and the audiences that
+can change (`AudienceIndex`: event names, top-level traits it changed, consent changes, events
+that score, order events for customer value), for the event's profile alone, and those that
 name one whose membership changed. The work is that of the profile and those audiences, never
 a scan over profiles. Besides:
 
@@ -15,16 +15,19 @@ a scan over profiles. Besides:
 Each change is returned as a derived event (`Audience Entered` / `Audience Exited` with
 `{"audience": key}`), which the processor stores and routes like any event (journeys).
 
-Known blind spots (they have no `ProcessedEvent` signal): traits sent in `context.traits` of a
-track call, consent changed outside the processor, manual score points. The next event that
-touches the audience, or a definition change, puts such a profile right.
+Traits count when their value changed (`ProcessedEvent.changed_traits`, which includes
+`context.traits` of any call): a repeated identify re-checks nothing.
+
+Known blind spots (they have no `ProcessedEvent` signal): consent changed outside the
+processor, manual score points. The next event that touches the audience, or a definition
+change, puts such a profile right.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,6 +41,7 @@ from rejse.audiences.membership import (
     Rows,
     Touch,
     move_profile,
+    needs_rows,
     recheck_profile,
     rows_of,
     to_check,
@@ -71,7 +75,7 @@ class AudienceSubscriber:
             keys |= index.by_event.get(event.event, set())
             if event.event in CUSTOMER_EVENTS:
                 keys |= index.customer
-        for trait in event.traits:
+        for trait in _traits(event):
             keys |= index.by_trait.get(trait, set())
         if event.consent_changes:
             keys |= index.consent
@@ -88,7 +92,7 @@ class AudienceSubscriber:
         """What this (unmerged) event changes, for `membership.unchanged`."""
         return Touch(
             event=event.event or None,
-            traits=frozenset(event.traits),
+            traits=frozenset(_traits(event)),
             consent=bool(event.consent_changes),
             score=bool(index.score) and self._scores(session, event),
         )
@@ -107,6 +111,8 @@ class AudienceSubscriber:
         if not keys:
             return False
         touch = self.touch(session, index, event)
+        if not needs_rows(index, keys, touch):
+            return False
         rows = rows_of(session.connection(), event.profile_id)
         self._read.rows = (id(session), event.event_id, rows)
         return bool(to_check(index, keys, touch, rows, now=self.clock()))
@@ -155,6 +161,12 @@ class AudienceSubscriber:
             rows=rows if touch is not None else None,
         )
         return [change.event for change in changes]
+
+
+def _traits(event: ProcessedEvent) -> Iterable[str]:
+    """The traits whose change may move a membership: those the event changed, when the
+    processor says (a repeated identify changes none), else every trait it gives."""
+    return event.traits if event.changed_traits is None else event.changed_traits
 
 
 _EVENT_COUNT = sa.select(PROFILE.c.event_count).where(PROFILE.c.id == sa.bindparam("_pid"))

@@ -316,10 +316,15 @@ class EventProcessor:
                     if into in merged:
                         survivor[old] = pid
                 survivor.update(dict.fromkeys(merged, pid))
-            index.fold(pid, row)
+            changed_traits = index.fold(pid, row)
             changes = self._consent(session, pid, row)
             event = processed_event(
-                {**row, "profile_id": pid}, {"merged_from": merged, "consent_changes": changes}
+                {**row, "profile_id": pid},
+                {
+                    "merged_from": merged,
+                    "consent_changes": changes,
+                    "changed_traits": changed_traits,
+                },
             )
             event_updates.append((row["id"], pid, now))
             subscribers = self._wanting(session, event)
@@ -562,4 +567,5 @@ def processed_event(row: dict[str, Any], extras: dict[str, Any] | None) -> Proce
         received_at=row["received_at"],
         merged_from=extras.get("merged_from") or [],
         consent_changes=extras.get("consent_changes") or [],
+        changed_traits=extras.get("changed_traits"),
     )

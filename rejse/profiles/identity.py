@@ -91,6 +91,23 @@ def user_traits(row: dict[str, Any]) -> dict[str, Any]:
     return {**from_context, **own} if from_context else own
 
 
+_ABSENT = object()
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two trait values are the same as the condition language compares them: of
+    the same JSON type all the way down (1, 1.0 and true differ; dicts by key, not order)."""
+    if a is _ABSENT or b is _ABSENT:
+        return a is b
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
 def changes_profile_data(row: dict[str, Any]) -> bool:
     """Whether folding this event writes the profile's traits or groups (read them first)."""
     return bool(user_traits(row)) or (row["type"] == "group" and bool(row.get("group_id")))
@@ -288,8 +305,9 @@ class IdentityIndex:
         return self.groups[pid]
 
     # ---------------------------------------------------------------- folding an event
-    def fold(self, pid: str, row: dict[str, Any]) -> None:
-        """Counters, seen-times, locale/time zone, traits and groups of one event."""
+    def fold(self, pid: str, row: dict[str, Any]) -> list[str]:
+        """Counters, seen-times, locale/time zone, traits and groups of one event; returns the
+        top-level traits whose value the event changed (set, replaced or removed), sorted."""
         ts: dt.datetime = row["timestamp"]
         p = self.pending.get(pid)
         if p is None:
@@ -309,9 +327,12 @@ class IdentityIndex:
             value = traits.get(column) or context.get(column)
             if isinstance(value, str) and 0 < len(value) <= limit:
                 p[column] = value
+        changed: list[str] = []
         if traits:
             current = self.traits_of(pid)
             for key, value in traits.items():
+                if not same_value(current.get(key, _ABSENT), _ABSENT if value is None else value):
+                    changed.append(key)
                 if value is None:
                     current.pop(key, None)
                 else:
@@ -320,6 +341,7 @@ class IdentityIndex:
         if row["type"] == "group" and row.get("group_id"):
             fold_group(self.groups_of(pid), row["group_id"], row["traits"] or {}, ts)
             self.groups_dirty.add(pid)
+        return sorted(changed)
 
     # ---------------------------------------------------------------- writing
     def flush(self) -> None:
