@@ -23,6 +23,7 @@ service counts the membership rows when it reports a size (`service.get_audience
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import heapq
 import threading
 import time
@@ -47,7 +48,7 @@ from rejse.conditions import (
     leaves,
     next_change,
 )
-from rejse.db import insert_ignore, utcnow
+from rejse.db import driver_mark, insert_ignore, utcnow
 from rejse.events.service import event_row
 from rejse.events.store import bucket_for, store_events
 from rejse.models.audiences import Audience, AudienceMembership, AudienceRecheck
@@ -111,6 +112,7 @@ class AudienceIndex:
     default_true: set[str] = field(default_factory=set)
     _plans: dict[frozenset[str], Plan] = field(default_factory=dict, repr=False)
     _directions: dict[tuple[str, Touch], str] = field(default_factory=dict, repr=False)
+    _checks: dict[tuple[frozenset[str], Touch], Checks] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, rows: Iterable[tuple[str, dict[str, Any], int, dt.datetime]]) -> AudienceIndex:
@@ -149,6 +151,20 @@ class AudienceIndex:
             found = direction(self.audiences[key].condition, touch)
             if len(self._directions) < 65536:  # touches are few (event names, trait sets)
                 self._directions[(key, touch)] = found
+        return found
+
+    def checks(self, keys: Iterable[str], touch: Touch) -> Checks:
+        """What `to_check` needs to know of `keys` under `touch` that does not depend on the
+        profile: each audience in order, its direction and whether it is timed (remembered)."""
+        start = frozenset(keys)
+        found = self._checks.get((start, touch))
+        if found is None:
+            found = tuple(
+                (k, self.direction(k, touch), self.audiences[k].deps.timed)
+                for k in self.ordered(start)
+            )
+            if len(self._checks) < 4096:  # as `_plans`: few distinct key sets and touches
+                self._checks[(start, touch)] = found
         return found
 
     def plan(self, start: Iterable[str]) -> Plan:
@@ -285,6 +301,9 @@ class Touch:
     score: bool = False
 
 
+Checks = tuple[tuple[str, str, bool], ...]  # (audience key, direction, timed), in order
+
+
 def _combine(a: str, b: str) -> str:
     if a in (CONST, b):
         return b
@@ -369,10 +388,27 @@ Rows = tuple[set[str], dict[str, dt.datetime]]  # a profile's memberships and re
 
 
 def rows_of(conn: Connection, profile_id: str) -> Rows:
-    """The profile's memberships and recheck times."""
-    members = set(conn.execute(_READ_MEMBERSHIPS, {"_pid": profile_id}).scalars())
-    dues = {key: _aware(due) for key, due in conn.execute(_READ_RECHECKS, {"_pid": profile_id})}
+    """The profile's memberships and recheck times, in one statement at the driver's level:
+    the processor asks this for most events, so it is on the hot path."""
+    m = driver_mark(conn)
+    sql = (
+        f"SELECT audience_key, NULL FROM {MEMBERSHIP.name} WHERE profile_id = {m} "  # noqa: S608 - table names are ours, values are bound
+        f"UNION ALL SELECT audience_key, due_at FROM {RECHECK.name} WHERE profile_id = {m}"
+    )
+    members: set[str] = set()
+    dues: dict[str, dt.datetime] = {}
+    for key, due in conn.exec_driver_sql(sql, (profile_id, profile_id)):
+        if due is None:
+            members.add(key)
+        else:
+            dues[key] = _aware(due if isinstance(due, dt.datetime) else _from_sqlite(due))
     return members, dues
+
+
+@functools.lru_cache(maxsize=4096)
+def _from_sqlite(value: str) -> dt.datetime:
+    """A `UTCDateTime` as SQLite stores it (see `rejse.db.sqlite_time`)."""
+    return dt.datetime.fromisoformat(value)
 
 
 def to_check(
@@ -384,13 +420,22 @@ def to_check(
     now: dt.datetime,
 ) -> list[str]:
     """The audiences of `keys` whose membership `touch` may change (`unchanged`), in order;
-    `rows`: the profile's (`rows_of`)."""
+    `rows`: the profile's (`rows_of`). The per-event loop of the processor's hot path: what
+    does not depend on the profile comes from `AudienceIndex.checks`."""
     members, dues = rows
-    return [
-        k
-        for k in index.ordered(set(keys))
-        if not unchanged(index, k, touch, member=k in members, due=dues.get(k), now=now)
-    ]
+    limit = now + MIN_RECHECK
+    out = []
+    for key, way, timed in index.checks(keys, touch):
+        moves = way == ANY or way == (DOWN if key in members else UP)
+        if moves or (timed and (due := dues.get(key)) is not None and due <= limit):
+            out.append(key)
+    return out
+
+
+def needs_rows(index: AudienceIndex, keys: Iterable[str], touch: Touch) -> bool:
+    """Whether `to_check` can answer anything but nothing for `keys` under `touch`: not when
+    every one is constant under it and untimed (then no row of the profile need be read)."""
+    return any(way != CONST or timed for _, way, timed in index.checks(keys, touch))
 
 
 # --------------------------------------------------------------------------------- one profile
@@ -420,9 +465,7 @@ class Change:
 _READ_MEMBERSHIPS = sa.select(MEMBERSHIP.c.audience_key).where(
     MEMBERSHIP.c.profile_id == sa.bindparam("_pid")
 )
-_READ_RECHECKS = sa.select(RECHECK.c.audience_key, RECHECK.c.due_at).where(
-    RECHECK.c.profile_id == sa.bindparam("_pid")
-)
+
 _READ_LIVE = sa.select(PROFILE.c.erased_at).where(PROFILE.c.id == sa.bindparam("_pid"))
 
 
