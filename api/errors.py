@@ -16,7 +16,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from rejse.errors import DomainError
 from rejse.inputs import MAX_CONTROL_PLANE_BODY
@@ -25,6 +26,17 @@ from rejse.logging import get_logger
 log = get_logger("rejse.api")
 
 INTERNAL_ERROR = {"detail": "internal error; see server logs"}
+# The database could not be reached (down, restarting, the pool exhausted, SQLite locked):
+# nothing was stored, and the client may send the same request again.
+DATABASE_UNAVAILABLE = {"detail": "the database is unavailable; retry", "errors": []}
+DATABASE_RETRY_AFTER = "5"
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The error means the database was not reachable, not that the request was wrong."""
+    return isinstance(exc, OperationalError | PoolTimeout)
+
+
 LIMIT_TEXT = f"{MAX_CONTROL_PLANE_BODY / 1024 / 1024:g} MB"
 
 # Unique and exclusion violations: another request stored the same key first (PostgreSQL's
@@ -125,6 +137,15 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         log.error("unhandled_error", route=_route(request), **describe_error(exc))
         return JSONResponse(INTERNAL_ERROR, status_code=500)
+
+    @app.exception_handler(OperationalError)
+    async def _unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database_unavailable", route=_route(request), **describe_error(exc))
+        return JSONResponse(
+            DATABASE_UNAVAILABLE,
+            status_code=503,
+            headers={"Retry-After": DATABASE_RETRY_AFTER},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from tests.reliability import private_pg
 from tests.reliability.stack import Stack, wait_until
 
 pytestmark = [pytest.mark.drill, pytest.mark.timeout(600)]
@@ -119,3 +120,37 @@ def test_temporal_stopped_for_60_s_during_ingestion(stack):
     assert stack.readyz() == 503  # says it is not ready, but keeps taking events
     stack.start_temporal()
     assert_books(stack, checkouts=i)
+
+
+@pytest.fixture
+def pg():
+    if not private_pg.available():
+        pytest.skip(f"no PostgreSQL binaries in {private_pg.BIN}")
+    server = private_pg.PrivatePostgres()
+    server.init()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+def test_postgresql_restarted_the_service_recovers_by_itself(tmp_path, pg):
+    """A private PostgreSQL (started by the test) stops under a running stack: /readyz says
+    503 while it is away and 200 again once it is back, with no process restarted by hand,
+    and what was accepted before and after is processed once."""
+    stack = Stack(tmp_path, pg.url)
+    stack.prepare()
+    try:
+        stack.start()
+        post_all(stack, stack.checkouts(0, 40), chunk=20)
+        pg.stop()
+        wait_until(lambda: stack.readyz() == 503, 30, "/readyz 503 while PostgreSQL is down")
+        refused = stack.post_batch(stack.checkouts(1000, 5))
+        assert refused == 503, refused  # not accepted, and said so: the sender retries
+        time.sleep(5)
+        pg.start()
+        wait_until(lambda: stack.readyz() == 200, 60, "/readyz 200 once PostgreSQL is back")
+        post_all(stack, stack.checkouts(40, 40), chunk=20)
+        assert_books(stack, checkouts=80)
+        assert all(p.running for p in (*stack.apis, *stack.workers)), stack.output()
+    finally:
+        stack.stop()
