@@ -32,9 +32,24 @@ DATABASE_UNAVAILABLE = {"detail": "the database is unavailable; retry", "errors"
 DATABASE_RETRY_AFTER = "5"
 
 
+DISK_FULL = {"detail": "the database's disk is full; nothing was stored, retry", "errors": []}
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """The error means the database was not reachable, not that the request was wrong."""
     return isinstance(exc, OperationalError | PoolTimeout)
+
+
+def unavailable_body(exc: BaseException) -> dict[str, Any]:
+    """What a 503 for `exc` says: a full disk (SQLite's SQLITE_FULL, PostgreSQL's 53100) by
+    name, so an operator reading a client's log knows where to look."""
+    driver = getattr(exc, "orig", None)
+    if (
+        getattr(driver, "sqlite_errorname", None) == "SQLITE_FULL"
+        or getattr(driver, "sqlstate", None) == "53100"
+    ):
+        return DISK_FULL
+    return DATABASE_UNAVAILABLE
 
 
 LIMIT_TEXT = f"{MAX_CONTROL_PLANE_BODY / 1024 / 1024:g} MB"
@@ -142,7 +157,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unavailable(request: Request, exc: OperationalError) -> JSONResponse:
         log.warning("database_unavailable", route=_route(request), **describe_error(exc))
         return JSONResponse(
-            DATABASE_UNAVAILABLE,
+            unavailable_body(exc),
             status_code=503,
             headers={"Retry-After": DATABASE_RETRY_AFTER},
         )

@@ -39,11 +39,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import (
     DATABASE_RETRY_AFTER,
-    DATABASE_UNAVAILABLE,
     INTERNAL_ERROR,
     LIMIT_TEXT,
     database_unavailable,
     describe_error,
+    unavailable_body,
 )
 from rejse.events.values import find_unstorable, might_be_unstorable
 from rejse.inputs import (
@@ -120,7 +120,7 @@ class RequestContextMiddleware:
                     await _json(
                         send_wrapper,
                         503,
-                        DATABASE_UNAVAILABLE,
+                        unavailable_body(exc),
                         [("Retry-After", DATABASE_RETRY_AFTER)],
                     )
                 return

@@ -7,7 +7,11 @@ stopped (SIGKILL as the last resort) when it ends."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
+import json
 import os
 import signal
 import subprocess
@@ -33,6 +37,7 @@ from rejse.settings import Settings
 from tests.foundation.procs import clean_env, free_port, rejse_command
 
 INGEST_KEY = "rjk_0ddba11d_" + "d" * 43
+SHOPIFY_SECRET = "drill-shopify-secret"
 # the abandoned-cart journey with waits of seconds instead of days
 QUICK_CART = {
     "key": "quick-cart",
@@ -199,6 +204,7 @@ class Stack:
             REJSE_DATA_DIR=str(self.folder / "data"),
             REJSE_LOG_LEVEL="WARNING",
             REJSE_LOG_JSON="true",
+            REJSE_SHOPIFY_SECRET=SHOPIFY_SECRET,
             **extra,
         )
 
@@ -297,6 +303,33 @@ class Stack:
         )
         return r.status_code
 
+    def post_shopify_checkout(self, i: int, port: int | None = None) -> int:
+        """A signed Shopify `checkouts/create` webhook of customer `cust-{i}`."""
+        body = json.dumps(
+            {
+                "token": f"chk-{i}",
+                "cart_token": f"cart-{i}",
+                "email": f"cust-{i}@example.dk",
+                "total_price": "499.00",
+                "currency": "DKK",
+                "line_items": [],
+            }
+        ).encode()
+        digest = hmac.new(SHOPIFY_SECRET.encode(), body, hashlib.sha256).digest()
+        r = httpx.post(
+            f"http://127.0.0.1:{port or self.api_ports[0]}/webhooks/shopify",
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-Shopify-Topic": "checkouts/create",
+                "X-Shopify-Shop-Domain": "nordvejr.myshopify.com",
+                "X-Shopify-Webhook-Id": f"wh-{i}",
+                "X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode(),
+            },
+            timeout=30,
+        )
+        return r.status_code
+
     def scalar(self, sql: str, **params) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.text(sql), params).scalar_one())
@@ -309,3 +342,40 @@ class Stack:
 
     def sent(self) -> int:
         return self.scalar("SELECT count(*) FROM message WHERE status = 'sent'")
+
+
+def post_all(stack: Stack, events: list[dict], chunk: int = 100) -> None:
+    """In batches, spread over the API processes in turn."""
+    for n, i in enumerate(range(0, len(events), chunk)):
+        port = stack.api_ports[n % len(stack.api_ports)]
+        assert stack.post_batch(events[i : i + chunk], port) == 200
+
+
+def assert_books(stack: Stack, *, checkouts: int, views: int = 0, timeout: float = 180) -> None:
+    """Every event processed once, one run per checkout, one email per run; each of the
+    `checkouts` customers also viewed `views / checkouts` products."""
+    customers = checkouts
+    try:
+        wait_until(lambda: stack.unprocessed() == 0, timeout, "every event processed")
+        wait_until(lambda: stack.runs() == checkouts, timeout, f"{checkouts} journey runs")
+        wait_until(lambda: stack.smtp.box.total >= checkouts, timeout, f"{checkouts} emails")
+        wait_until(lambda: stack.sent() == checkouts, 60, f"{checkouts} messages sent")
+        wait_until(
+            lambda: stack.scalar("SELECT count(*) FROM journey_run WHERE status = 'running'") == 0,
+            60,
+            "every run ended",
+        )
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}: unprocessed {stack.unprocessed()}, runs {stack.runs()}, "
+            f"emails {stack.smtp.box.total}, sent {stack.sent()}\n{stack.output()}"
+        ) from None
+    time.sleep(1)  # nothing more arrives late
+    assert stack.smtp.box.total == checkouts, stack.smtp.box.total
+    assert stack.smtp.box.doubled() == {}
+    assert stack.scalar("SELECT count(*) FROM event") == checkouts + views
+    # exactly-once processing: every profile counted each of its events once
+    assert stack.scalar("SELECT coalesce(sum(event_count), 0) FROM profile") == checkouts + views
+    assert stack.scalar("SELECT count(*) FROM profile") == customers
+    each = 1 + views // customers  # the views are spread evenly over the customers
+    assert stack.scalar("SELECT count(*) FROM profile WHERE event_count <> :n", n=each) == 0
