@@ -16,7 +16,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from rejse.errors import DomainError
 from rejse.inputs import MAX_CONTROL_PLANE_BODY
@@ -25,6 +26,32 @@ from rejse.logging import get_logger
 log = get_logger("rejse.api")
 
 INTERNAL_ERROR = {"detail": "internal error; see server logs"}
+# The database could not be reached (down, restarting, the pool exhausted, SQLite locked):
+# nothing was stored, and the client may send the same request again.
+DATABASE_UNAVAILABLE = {"detail": "the database is unavailable; retry", "errors": []}
+DATABASE_RETRY_AFTER = "5"
+
+
+DISK_FULL = {"detail": "the database's disk is full; nothing was stored, retry", "errors": []}
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The error means the database was not reachable, not that the request was wrong."""
+    return isinstance(exc, OperationalError | PoolTimeout)
+
+
+def unavailable_body(exc: BaseException) -> dict[str, Any]:
+    """What a 503 for `exc` says: a full disk (SQLite's SQLITE_FULL, PostgreSQL's 53100) by
+    name, so an operator reading a client's log knows where to look."""
+    driver = getattr(exc, "orig", None)
+    if (
+        getattr(driver, "sqlite_errorname", None) == "SQLITE_FULL"
+        or getattr(driver, "sqlstate", None) == "53100"
+    ):
+        return DISK_FULL
+    return DATABASE_UNAVAILABLE
+
+
 LIMIT_TEXT = f"{MAX_CONTROL_PLANE_BODY / 1024 / 1024:g} MB"
 
 # Unique and exclusion violations: another request stored the same key first (PostgreSQL's
@@ -125,6 +152,15 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         log.error("unhandled_error", route=_route(request), **describe_error(exc))
         return JSONResponse(INTERNAL_ERROR, status_code=500)
+
+    @app.exception_handler(OperationalError)
+    async def _unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database_unavailable", route=_route(request), **describe_error(exc))
+        return JSONResponse(
+            unavailable_body(exc),
+            status_code=503,
+            headers={"Retry-After": DATABASE_RETRY_AFTER},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -37,7 +37,14 @@ from starlette.requests import Request
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import INTERNAL_ERROR, LIMIT_TEXT, describe_error
+from api.errors import (
+    DATABASE_RETRY_AFTER,
+    INTERNAL_ERROR,
+    LIMIT_TEXT,
+    database_unavailable,
+    describe_error,
+    unavailable_body,
+)
 from rejse.events.values import find_unstorable, might_be_unstorable
 from rejse.inputs import (
     MAX_CONTROL_PLANE_BODY,
@@ -101,6 +108,22 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:  # noqa: BLE001 - the last word on an unexpected error
+            if database_unavailable(exc):
+                # The database is away (restarting, unreachable): nothing was stored, say so
+                # and when to retry, instead of a 500 that reads as a bug.
+                log.warning(
+                    "database_unavailable",
+                    route=getattr(scope.get("route"), "path", "<unmatched>"),
+                    **describe_error(exc),
+                )
+                if not started:
+                    await _json(
+                        send_wrapper,
+                        503,
+                        unavailable_body(exc),
+                        [("Retry-After", DATABASE_RETRY_AFTER)],
+                    )
+                return
             # Answered and logged here instead of raised on: the server would log the error
             # with its message, and a database error's message holds the failing row's values.
             log.error(

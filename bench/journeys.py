@@ -16,7 +16,12 @@
 No worker runs: both sides measure starting runs, not executing them.
 
     python -m bench.journeys [--journeys 2000] [--rounds 3] [--seconds 6] [--poll 0.02]
-        [--database-url URL]
+        [--database-url URL] [--server memory|persisted|both] [--pragmas] [--quick]
+
+Both on the in-memory dev server and on the SQLite-persisted one `rejse up` runs
+(`rejse.devserver.DevServer` with its pragmas), each beside raw starts on the same server;
+`--pragmas` adds raw starts on persisted servers per SQLite pragma set (how the dev server's
+pragmas were chosen).
 """
 
 from __future__ import annotations
@@ -33,8 +38,10 @@ from pathlib import Path
 from sqlmodel import Session
 from temporalio.testing import WorkflowEnvironment
 
+from bench.results import emit
 from rejse import binaries, wiring
 from rejse.db import make_engine, utcnow
+from rejse.devserver import SQLITE_PRAGMAS
 from rejse.events.ingest import accept
 from rejse.events.processor import EventProcessor
 from rejse.events.service import event_row
@@ -102,7 +109,9 @@ async def ours(runtime: Runtime, n: int) -> float:
     return n / elapsed
 
 
-async def baseline(runtime: Runtime, n: int, definition: dict, *, kind: str = "raw") -> float:
+async def baseline(
+    runtime: Runtime, n: int, definition: dict, *, kind: str = "raw", concurrency: int = 500
+) -> float:
     """Raw start_workflow calls of the same workflow and input. `kind`: "raw" (the baseline),
     "sa" (the call the dispatcher makes: a start with the two search attributes) or "sws"
     (signal-with-start with them, the call it made before), to show what a gap is made of."""
@@ -150,8 +159,8 @@ async def baseline(runtime: Runtime, n: int, definition: dict, *, kind: str = "r
         )
 
     t0 = time.perf_counter()
-    for i in range(0, n, 500):
-        await asyncio.gather(*(start(inp) for inp in inputs[i : i + 500]))
+    for i in range(0, n, concurrency):
+        await asyncio.gather(*(start(inp) for inp in inputs[i : i + concurrency]))
     return n / (time.perf_counter() - t0)
 
 
@@ -238,6 +247,153 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
+PRAGMA_SETS: dict[str, tuple[str, ...]] = {
+    "none (rollback journal, synchronous=full)": (),
+    "journal_mode=wal": ("journal_mode=wal",),
+    "journal_mode=wal, synchronous=normal (chosen)": ("journal_mode=wal", "synchronous=normal"),
+    "journal_mode=wal, synchronous=off": ("journal_mode=wal", "synchronous=off"),
+}
+
+
+async def persisted_server(folder: Path, pragmas: tuple[str, ...]):
+    """The dev server as `rejse up` runs it (`rejse.devserver.DevServer`, SQLite file)."""
+    from rejse.devserver import DevServer
+    from tests.foundation.procs import free_port
+
+    settings = Settings(
+        environment="test",
+        data_dir=folder,
+        temporal_port=free_port(),
+        temporal_ui_port=free_port(),
+        log_level="WARNING",
+    )
+    server = await DevServer.start(settings, pragmas=pragmas)
+    return server, await server.wait_ready(timeout=60)
+
+
+async def pragma_sweep(runtime_for, tmp: Path, n: int, rounds: int, pinned: dict) -> None:
+    """Raw starts/s on a persisted dev server per pragma set, interleaved rounds, median."""
+    servers = {}
+    try:
+        for i, (name, pragmas) in enumerate(PRAGMA_SETS.items()):
+            servers[name] = await persisted_server(tmp / f"pragmas-{i}", pragmas)
+        runtimes = {name: runtime_for(client) for name, (_, client) in servers.items()}
+        for rt_ in runtimes.values():
+            await baseline(rt_, 200, pinned)  # warm up
+        rates: dict[str, list[float]] = {name: [] for name in servers}
+        for _ in range(rounds):
+            for name, rt_ in runtimes.items():
+                # 100 at once: a burst of 500 timed out on the rollback-journal server
+                rates[name].append(await baseline(rt_, n, pinned, concurrency=100))
+        base = statistics.median(rates[next(iter(PRAGMA_SETS))])
+        print(
+            f"raw start_workflow/s on the persisted dev server, {n} per run, 100 at once,"
+            f" {rounds} rounds"
+        )
+        for name, runs in rates.items():
+            med = statistics.median(runs)
+            print(
+                f"  {name:<48} {med:8.0f}/s  {med / base:5.2f}x"
+                f"  (runs: {', '.join(f'{x:.0f}' for x in runs)})"
+            )
+            emit(
+                "bench.journeys",
+                f"raw starts/s, persisted dev server, pragmas {name}",
+                med,
+                "/s",
+                baseline=base,
+                baseline_name="no pragmas",
+                target="report",
+                met=True,
+            )
+    finally:
+        for server, _ in servers.values():
+            await server.stop()
+
+
+async def measure(runtime: Runtime, args, pinned: dict, label: str) -> None:
+    await baseline(runtime, 200, pinned)  # warm up the server
+    n = args.journeys
+    # The dev server's rate drifts as it fills up (and with the machine's load): every run of
+    # ours is bracketed by two baseline runs, and each round's ratio uses their mean.
+    raws = [await baseline(runtime, n, pinned)]
+    ratios, our_runs = [], []
+    for _ in range(args.rounds):
+        our_runs.append(await ours(runtime, n))
+        raws.append(await baseline(runtime, n, pinned))
+        ratios.append(our_runs[-1] / ((raws[-2] + raws[-1]) / 2))
+    our, base = statistics.median(our_runs), statistics.median(raws)
+    ratio = statistics.median(ratios)
+    url = runtime.settings.effective_database_url
+    print(
+        f"journeys started/s on the {label} dev server, {n} entries per run, {args.rounds} rounds,"
+        f" {'SQLite' if url.startswith('sqlite') else 'PostgreSQL'}"
+    )
+    print(
+        f"  ours (event accepted -> processor -> start):           {our:8.0f}/s"
+        f"  (runs: {', '.join(f'{x:.0f}' for x in our_runs)})"
+    )
+    print(
+        f"  baseline (raw start_workflow, same server):            {base:8.0f}/s"
+        f"  (runs: {', '.join(f'{x:.0f}' for x in raws)})"
+    )
+    print(
+        f"  ratio: {ratio:.2f}x median of rounds "
+        f"({', '.join(f'{x:.2f}' for x in ratios)})   (target >= 0.8x)"
+    )
+    emit(
+        "bench.journeys",
+        f"journeys started/s, {label} dev server",
+        our,
+        "/s",
+        baseline=base,
+        baseline_name="raw start_workflow, same server",
+        target=">= 0.8x",
+        met=ratio >= 0.8,
+    )
+    if args.quick:
+        return
+    same_call = await baseline(runtime, n, pinned, kind="sa")
+    sws = await baseline(runtime, n, pinned, kind="sws")
+    print(
+        f"  reference: raw start + search attributes:              {same_call:8.0f}/s"
+        f"  (ours / this = {our / same_call:.2f}x; the same server call as ours, so below "
+        "1x is what the processor and the dispatcher's planning add)"
+    )
+    print(
+        f"  reference: raw signal-with-start + search attributes:  {sws:8.0f}/s"
+        f"  ({sws / base:.2f}x of raw start)"
+    )
+
+    rate = our / 2
+    lat = await latency(runtime, rate, args.seconds, args.poll)
+    p95 = pct(lat, 95)
+    print(
+        f"latency event accepted -> run started at {rate:.0f}/s (half our rate), "
+        f"{len(lat)} events, processor poll {args.poll * 1000:.0f} ms"
+    )
+    print(
+        f"  p50 {pct(lat, 50) * 1000:6.1f} ms   p95 {p95 * 1000:6.1f} ms   "
+        f"p99 {pct(lat, 99) * 1000:6.1f} ms   max {lat[-1] * 1000:6.1f} ms   "
+        f"mean {statistics.mean(lat) * 1000:.1f} ms   (target p95 <= 250 ms)"
+    )
+    ref = await raw_latency(runtime, rate, args.seconds, pinned)
+    print(
+        f"  reference, raw start_workflow at the same rate: p50 {pct(ref, 50) * 1000:6.1f} ms"
+        f"   p95 {pct(ref, 95) * 1000:6.1f} ms"
+    )
+    emit(
+        "bench.journeys",
+        f"p95 event accepted -> run started, {label} dev server",
+        p95 * 1000,
+        "ms",
+        baseline=pct(ref, 95) * 1000,
+        baseline_name="raw start_workflow at the same rate",
+        target="<= 250 ms",
+        met=p95 <= 0.25,
+    )
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--journeys", type=int, default=2000)
@@ -247,92 +403,61 @@ async def main() -> None:
     )
     ap.add_argument("--poll", type=float, default=0.02, help="processor idle poll interval (s)")
     ap.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    ap.add_argument(
+        "--server",
+        choices=("memory", "persisted", "both"),
+        default="both",
+        help="in-memory dev server, or the SQLite-persisted one `rejse up` runs",
+    )
+    ap.add_argument("--pragmas", action="store_true", help="also: raw starts per SQLite pragma set")
+    ap.add_argument("--quick", action="store_true", help="a short pass")
     args = ap.parse_args()
+    if args.quick:
+        args.journeys, args.rounds = 500, 2
 
     tmp = Path(tempfile.mkdtemp(prefix="rejse-bench-"))
     url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
     engine = make_engine(url)
     upgrade(engine)
-    env = await WorkflowEnvironment.start_local(
-        data_converter=DATA_CONVERTER,
-        dev_server_existing_path=binaries.temporal_cli(),
-        search_attributes=SEARCH_ATTRIBUTES,
+    settings = Settings(
+        environment="test",
+        data_dir=tmp,
+        database_url=url,
+        task_queue=f"bench-{uuid.uuid4().hex[:6]}",
+        log_level="WARNING",
     )
+
+    def runtime_for(client) -> Runtime:
+        return Runtime(
+            settings=settings, engine=engine, temporal=TemporalConnector(settings, client)
+        )
+
+    definition = json.loads((REPO_ROOT / "rejse/examples/abandoned_cart.json").read_text())
+    with Session(engine) as s:
+        service.create_journey(s, definition=definition)
+        service.publish(s, key="abandoned-cart", activity_names={"messaging.send"})
+        s.commit()
+    pinned = service.validate_definition(definition, template_exists=None).dump()
     try:
-        settings = Settings(
-            environment="test",
-            data_dir=tmp,
-            database_url=url,
-            task_queue=f"bench-{uuid.uuid4().hex[:6]}",
-            log_level="WARNING",
-        )
-        runtime = Runtime(
-            settings=settings, engine=engine, temporal=TemporalConnector(settings, env.client)
-        )
-        definition = json.loads((REPO_ROOT / "rejse/examples/abandoned_cart.json").read_text())
-        with Session(engine) as s:
-            service.create_journey(s, definition=definition)
-            service.publish(s, key="abandoned-cart", activity_names={"messaging.send"})
-            s.commit()
-        pinned = service.validate_definition(definition, template_exists=None).dump()
-
-        await baseline(runtime, 200, pinned)  # warm up the server
-        n = args.journeys
-        # The dev server's rate drifts as it fills up (and with the machine's load): every run of
-        # ours is bracketed by two baseline runs, and each round's ratio uses their mean.
-        raws = [await baseline(runtime, n, pinned)]
-        ratios, our_runs = [], []
-        for _ in range(args.rounds):
-            our_runs.append(await ours(runtime, n))
-            raws.append(await baseline(runtime, n, pinned))
-            ratios.append(our_runs[-1] / ((raws[-2] + raws[-1]) / 2))
-        our, base = statistics.median(our_runs), statistics.median(raws)
-        print(
-            f"journeys started/s, {n} entries per run, {args.rounds} rounds, "
-            f"{'SQLite' if url.startswith('sqlite') else 'PostgreSQL'}"
-        )
-        print(
-            f"  ours (event accepted -> processor -> start):           {our:8.0f}/s"
-            f"  (runs: {', '.join(f'{x:.0f}' for x in our_runs)})"
-        )
-        print(
-            f"  baseline (raw start_workflow, same server):            {base:8.0f}/s"
-            f"  (runs: {', '.join(f'{x:.0f}' for x in raws)})"
-        )
-        print(
-            f"  ratio: {statistics.median(ratios):.2f}x median of rounds "
-            f"({', '.join(f'{x:.2f}' for x in ratios)})   (target >= 0.8x)"
-        )
-        same_call = await baseline(runtime, n, pinned, kind="sa")
-        sws = await baseline(runtime, n, pinned, kind="sws")
-        print(
-            f"  reference: raw start + search attributes:              {same_call:8.0f}/s"
-            f"  (ours / this = {our / same_call:.2f}x; the same server call as ours, so below "
-            "1x is what the processor and the dispatcher's planning add)"
-        )
-        print(
-            f"  reference: raw signal-with-start + search attributes:  {sws:8.0f}/s"
-            f"  ({sws / base:.2f}x of raw start)"
-        )
-
-        rate = our / 2
-        lat = await latency(runtime, rate, args.seconds, args.poll)
-        print(
-            f"latency event accepted -> run started at {rate:.0f}/s (half our rate), "
-            f"{len(lat)} events, processor poll {args.poll * 1000:.0f} ms"
-        )
-        print(
-            f"  p50 {pct(lat, 50) * 1000:6.1f} ms   p95 {pct(lat, 95) * 1000:6.1f} ms   "
-            f"p99 {pct(lat, 99) * 1000:6.1f} ms   max {lat[-1] * 1000:6.1f} ms   "
-            f"mean {statistics.mean(lat) * 1000:.1f} ms   (target p95 <= 250 ms)"
-        )
-        ref = await raw_latency(runtime, rate, args.seconds, pinned)
-        print(
-            f"  reference, raw start_workflow at the same rate: p50 {pct(ref, 50) * 1000:6.1f} ms"
-            f"   p95 {pct(ref, 95) * 1000:6.1f} ms"
-        )
+        if args.server in ("memory", "both"):
+            env = await WorkflowEnvironment.start_local(
+                data_converter=DATA_CONVERTER,
+                dev_server_existing_path=binaries.temporal_cli(),
+                search_attributes=SEARCH_ATTRIBUTES,
+            )
+            try:
+                await measure(runtime_for(env.client), args, pinned, "in-memory")
+            finally:
+                await env.shutdown()
+        if args.server in ("persisted", "both"):
+            server, client = await persisted_server(tmp / "temporal", SQLITE_PRAGMAS)
+            try:
+                await measure(runtime_for(client), args, pinned, "SQLite-persisted")
+            finally:
+                await server.stop()
+        if args.pragmas:
+            await pragma_sweep(runtime_for, tmp, args.journeys, max(args.rounds, 3), pinned)
     finally:
-        await env.shutdown()
         engine.dispose()
 
 

@@ -26,8 +26,14 @@ SEARCH_ATTRIBUTE_NAMES = ("RejseProfileId", "RejseJourney")
 
 log = get_logger("rejse.devserver")
 
+# SQLite pragmas of the dev server's database, chosen from `python -m bench.journeys --pragmas`
+# (docs/operations.md, "SQLite pragmas and durability"): the write-ahead log instead of a
+# rollback journal, and an fsync per checkpoint instead of per commit. A process crash loses
+# nothing; a power loss (or a kernel crash) can lose the last commits, never corrupt the file.
+SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 
-def command(settings: Settings) -> list[str]:
+
+def command(settings: Settings, *, pragmas: tuple[str, ...] = SQLITE_PRAGMAS) -> list[str]:
     """The command line of the embedded dev server."""
     data_dir = settings.data_dir.resolve()
     args = [
@@ -50,6 +56,8 @@ def command(settings: Settings) -> list[str]:
     ]
     for name in SEARCH_ATTRIBUTE_NAMES:
         args += ["--search-attribute", f"{name}=Keyword"]
+    for pragma in pragmas:
+        args += ["--sqlite-pragma", pragma]
     return args
 
 
@@ -79,12 +87,14 @@ class DevServer:
         return f"http://{self.settings.temporal_host}:{self.settings.temporal_ui_port}"
 
     @classmethod
-    async def start(cls, settings: Settings) -> DevServer:
+    async def start(
+        cls, settings: Settings, *, pragmas: tuple[str, ...] = SQLITE_PRAGMAS
+    ) -> DevServer:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         log_path = settings.data_dir.resolve() / "temporal.log"
         with open(log_path, "ab") as out:  # noqa: ASYNC230 - once at start-up, before the other parts run
             process = await asyncio.create_subprocess_exec(
-                *command(settings),
+                *command(settings, pragmas=pragmas),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,

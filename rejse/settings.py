@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     bootstrap_admin_key: str | None = None
 
     smtp_url: str | None = None
+    smtp_pool_size: int = Field(
+        default=8, ge=1, le=1000, description="open SMTP connections per process at most"
+    )
+    smtp_messages_per_connection: int = Field(
+        default=100, ge=1, le=100_000, description="messages sent on one SMTP connection"
+    )
+    smtp_idle_timeout: float = Field(
+        default=10.0, gt=0, le=3600, description="seconds an unused SMTP connection is kept"
+    )
     email_from: str = "rejse <no-reply@rejse.local>"
     templates_dir: Path = REPO_ROOT / "templates"
     # messaging guards and channels (docs/messaging.md)

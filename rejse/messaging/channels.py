@@ -32,6 +32,7 @@ import aiosmtplib
 import httpx
 
 from rejse import signatures
+from rejse.messaging.smtp_pool import SmtpPool
 from rejse.outbound import Rejected, request
 from rejse.settings import Settings
 
@@ -178,6 +179,39 @@ class _LoopThread:
 _LOOP = _LoopThread()
 
 
+_POOLS: dict[tuple[Any, ...], SmtpPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def smtp_pool(settings: Settings, config: SmtpConfig, timeout: float) -> SmtpPool:
+    """The process's pool for this server and these pool settings (one per worker process)."""
+    key = (
+        config,
+        timeout,
+        settings.smtp_pool_size,
+        settings.smtp_messages_per_connection,
+        settings.smtp_idle_timeout,
+    )
+    with _POOLS_LOCK:
+        pool = _POOLS.get(key)
+        if pool is None:
+            pool = _POOLS[key] = SmtpPool(
+                {
+                    "hostname": config.host,
+                    "port": config.port,
+                    "username": config.username,
+                    "password": config.password,
+                    "use_tls": config.use_tls,
+                    "start_tls": config.start_tls,
+                    "timeout": timeout,
+                },
+                size=settings.smtp_pool_size,
+                max_messages=settings.smtp_messages_per_connection,
+                idle_timeout=settings.smtp_idle_timeout,
+            )
+        return pool
+
+
 class SmtpEmail:
     name = "email"
 
@@ -187,24 +221,16 @@ class SmtpEmail:
         self.config = SmtpConfig.parse(settings.smtp_url)
         self.email_from = settings.email_from
         self.timeout = timeout
+        self.pool = smtp_pool(settings, self.config, timeout)
 
     async def send_async(self, msg: EmailMessage) -> None:
-        c = self.config
-        await aiosmtplib.send(
-            msg,
-            hostname=c.host,
-            port=c.port,
-            username=c.username,
-            password=c.password,
-            use_tls=c.use_tls,
-            start_tls=c.start_tls,
-            timeout=self.timeout,
-        )
+        await self.pool.send(msg)
 
     def deliver(self, out: Outgoing) -> str:
         msg = build_email(out, email_from=self.email_from)
         try:
-            _LOOP.run(self.send_async(msg), self.timeout + 5)
+            # waiting for a free connection counts too: the pool holds at most its size open
+            _LOOP.run(self.send_async(msg), 2 * self.timeout + 5)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [err.code for err in exc.recipients]
             if codes and all(500 <= code < 600 for code in codes):
