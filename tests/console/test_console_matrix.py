@@ -32,6 +32,14 @@ CONSOLE_RULES: dict[tuple[str, str], set[Role] | Public] = {
     ("POST", "/console/sign-out"): {M, A, S},
     ("GET", "/console/overview"): {M, A},
     ("GET", "/console/overview/chart/{name}.svg"): {M, A},
+    ("GET", "/console/journeys"): {M, A},
+    ("GET", "/console/journeys/new"): {M},
+    ("POST", "/console/journeys/new"): {M},
+    ("GET", "/console/journeys/{key}"): {M, A},
+    ("GET", "/console/journeys/{key}/edit"): {M},
+    ("POST", "/console/journeys/{key}/edit"): {M},
+    ("POST", "/console/journeys/{key}/publish"): {M},
+    ("POST", "/console/journeys/{key}/{action}"): {M},
 }
 SIGN_OUT = "/console/sign-out"
 STATIC = "/console/static"  # the vendored htmx and our CSS: public files of the package
