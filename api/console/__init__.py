@@ -10,11 +10,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.console import kit
-from api.console.pages import journeys, overview, signin
+from api.console.pages import audiences, journeys, overview, signin
 
 # Every page module (each exposes `router`, paths relative to /console); a new page adds its
 # module here.
-PAGES = [signin, overview, journeys]
+PAGES = [signin, overview, journeys, audiences]
 
 STATIC_PATH = f"{kit.PREFIX}/static"
 

@@ -40,6 +40,15 @@ CONSOLE_RULES: dict[tuple[str, str], set[Role] | Public] = {
     ("POST", "/console/journeys/{key}/edit"): {M},
     ("POST", "/console/journeys/{key}/publish"): {M},
     ("POST", "/console/journeys/{key}/{action}"): {M},
+    ("GET", "/console/audiences"): {M, A},
+    ("GET", "/console/audiences/new"): {M},
+    ("POST", "/console/audiences/new"): {M},
+    ("POST", "/console/audiences/preview"): {M, A},
+    ("GET", "/console/audiences/{key}"): {M, A},
+    ("GET", "/console/audiences/{key}/edit"): {M},
+    ("POST", "/console/audiences/{key}/edit"): {M},
+    ("POST", "/console/audiences/{key}/delete"): {M},
+    ("GET", "/console/audiences/{key}/export.csv"): {M, A},
 }
 SIGN_OUT = "/console/sign-out"
 STATIC = "/console/static"  # the vendored htmx and our CSS: public files of the package
