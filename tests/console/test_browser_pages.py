@@ -83,6 +83,8 @@ async def test_publish_track_and_watch_the_step_counts_change(dev_env, runtime, 
                 await expect(waiting).to_have_text("1")
                 await asyncio.to_thread(_track, url, keys[Role.ingest], "Checkout Started", "c-2")
                 await expect(waiting).to_have_text("2")
+                tile = page.locator(".kpi", has_text="Venter nu").locator(".value")
+                await expect(tile).to_have_text("2")  # the journey's tiles refresh with it
                 await screenshot(page, "journey")
                 await asyncio.to_thread(_track, url, keys[Role.ingest], "Order Completed", "c-1")
                 await expect(waiting).to_have_text("1")
