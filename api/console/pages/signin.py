@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -55,7 +56,10 @@ async def sign_in(request: Request, form: CsrfForm) -> Response:
     try:
         with kit.db(request) as session:
             token = start_session(
-                session, raw_key=raw_key, language=chosen if chosen in LANGUAGES else None
+                session,
+                raw_key=raw_key,
+                language=chosen if chosen in LANGUAGES else None,
+                idle=dt.timedelta(minutes=kit.runtime_of(request).settings.console_idle_minutes),
             )
             session.commit()
     except DomainError as exc:
