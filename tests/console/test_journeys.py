@@ -186,3 +186,33 @@ async def test_bad_query_and_unknown_journey_are_pages(console, keys, runtime):
     r = await console.post(f"/console/journeys/{KEY}/explode", data={"csrf_token": csrf})
     assert r.status_code == 422
     assert csrf_of((await console.get("/console/journeys")).text)
+
+
+async def test_the_journey_page_shows_ab_results_with_hypothesis_and_significance(
+    console, keys, runtime
+):
+    from tests.analytics.test_experiments import seed, split_journey
+
+    publish(
+        runtime,
+        split_journey(
+            "ab",
+            {
+                "subject": {
+                    "hypothesis": "A shorter subject converts more",
+                    "variants": {"a": 50, "b": 50},
+                }
+            },
+        ),
+    )
+    seed(runtime, "ab", "subject", "a", entered=1000, converted=50)
+    seed(runtime, "ab", "subject", "b", entered=1000, converted=110)
+    await sign_in(console, keys[Role.analyst])
+    r = await console.get("/console/journeys/ab")
+    assert r.status_code == 200
+    section = r.text[r.text.index('data-experiment="subject"') :]
+    assert "A shorter subject converts more" in section
+    assert "5.0 %" in section  # arm a's conversion
+    assert "11.0 %" in section  # arm b's
+    assert "signifikant" in section
+    assert re.search(r"0\.0{3}\d", section)  # the p-value of b against a
