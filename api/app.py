@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from api import console
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
 from api.routers import (
@@ -82,6 +83,7 @@ def create_app(
     ingest.add_ingest_routes(app)  # first, on the app itself: the hot path matches at once
     for router in ROUTERS:
         app.include_router(router)
+    console.install(app)  # /console: HTML pages, outside the OpenAPI document
     return app
 
 

@@ -80,6 +80,7 @@ def _print_started(started: Any) -> None:
         lines += [
             f"[bold]API[/]              {started.api_url}",
             f"[bold]API docs[/]         {started.api_url}/docs",
+            f"[bold]Console[/]          {started.api_url}/console",
         ]
     if started.temporal_ui_url:
         lines.append(f"[bold]Temporal Web UI[/]  {started.temporal_ui_url}")

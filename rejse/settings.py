@@ -116,6 +116,14 @@ class Settings(BaseSettings):
         description="journey runs started per second by a schedule fire or an audience entry",
     )
 
+    # the web console (/console, docs/console.md)
+    console_idle_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=7 * 24 * 60,
+        description="a console session without a request for this many minutes ends",
+    )
+
     @field_validator("message_frequency_window")
     @classmethod
     def _window_is_a_duration(cls, value: str) -> str:

@@ -396,3 +396,18 @@ def comparison(session: Session, p: Period) -> dict[str, Any]:
             }
         )
     return {"period": p.dump(), "journeys": rows}
+
+
+def overview(session: Session, p: Period) -> dict[str, Any]:
+    """Every journey together over the period: totals and one row per day (the console's
+    overview; the same rollups and figures as the per-journey tables)."""
+    total = _read(session, p, group_by=()).get((), Tally({}))
+    days = _read(session, p, group_by=("day",))
+    return {
+        "period": p.dump(),
+        "totals": figures(total, run_level=True),
+        "days": [
+            {"day": day.isoformat(), **figures(t, run_level=True)}
+            for (day,), t in sorted(days.items())
+        ],
+    }

@@ -13,6 +13,7 @@ from rejse.models.analytics import (  # noqa: F401
 )
 from rejse.models.audiences import Audience, AudienceMembership, AudienceRecheck  # noqa: F401
 from rejse.models.auth import ApiKey  # noqa: F401
+from rejse.models.console import ConsoleSession  # noqa: F401
 from rejse.models.events import DeadLetter, Event, OutboxBucket, OutboxEntry, WebhookSource  # noqa: F401
 from rejse.models.funnel import StageChange, StageDaily  # noqa: F401
 from rejse.models.journeys import Journey, JourneyRun, JourneyStep, JourneyVersion  # noqa: F401

@@ -1,0 +1,1 @@
+"""The web console's domain side: browser sessions started with an API key."""
