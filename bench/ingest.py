@@ -205,6 +205,8 @@ def main() -> None:
             "REJSE_ENVIRONMENT": "test",
             "REJSE_LOG_LEVEL": "WARNING",
             "REJSE_SECRET_KEY": "bench-secret-" + "x" * 32,
+            # counted as in production (in-process memory on SQLite), never reached
+            "REJSE_RATE_LIMIT_INGEST": "100000000/second",
         }
         ours_port, bare_port = free_port(), free_port()
         ours = serve("tests.events.crash_app:app", ours_port, env, factory=True)
