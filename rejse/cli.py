@@ -143,11 +143,28 @@ def api(host: Host = None, port: Port = None) -> None:
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    processor: Annotated[
+        bool,
+        typer.Option(
+            "--processor/--no-processor",
+            help="also run the event processor (and the other background services) here",
+        ),
+    ] = True,
+) -> None:
     """Only the Temporal worker and background services (split mode; REJSE_TEMPORAL_ADDRESS)."""
     from rejse.up import Parts
 
-    _run(_settings(), Parts(worker=True))
+    _run(_settings(), Parts(worker=True, worker_services=processor))
+
+
+@app.command("processor")
+def processor_command() -> None:
+    """Only the event processor and the other background services, without the Temporal
+    worker (split mode: scale processors apart from workers)."""
+    from rejse.up import Parts
+
+    _run(_settings(), Parts(processor=True))
 
 
 @app.command()

@@ -40,9 +40,11 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Parts:
     api: bool = False
-    worker: bool = False
+    worker: bool = False  # the Temporal worker, with the background services unless told not
     scheduler: bool = False
     embedded_temporal: bool = False  # `rejse up` only
+    processor: bool = False  # `rejse processor`: the background services without the worker
+    worker_services: bool = True  # False: `rejse worker --no-processor`
 
     @classmethod
     def everything(cls) -> Parts:
@@ -357,16 +359,17 @@ async def _run_parts(
         deadline = time.monotonic() + 10
         while not server.started and not tasks["api"].done() and time.monotonic() < deadline:  # noqa: ASYNC110 - uvicorn offers only its `started` flag, no event to await
             await asyncio.sleep(0.02)
-    if parts.worker:
+    if parts.worker or parts.processor:
         from rejse.worker import run_worker
 
-        tasks["worker"] = asyncio.create_task(
+        services = parts.processor or (parts.worker and parts.worker_services)
+        tasks["worker" if parts.worker else "processor"] = asyncio.create_task(
             run_worker(
                 runtime,
                 stop,
-                workflows=wiring.workflows(),
-                activities=wiring.activities(runtime),
-                services=wiring.background_services(runtime),
+                workflows=wiring.workflows() if parts.worker else [],
+                activities=wiring.activities(runtime) if parts.worker else [],
+                services=wiring.background_services(runtime) if services else [],
             )
         )
     if parts.scheduler:
