@@ -122,6 +122,20 @@ class Settings(BaseSettings):
         "else process memory)",
     )
     redis_key_prefix: str = Field(default="rejse", min_length=1, max_length=100)
+    # observability (docs/operations.md, "Metrics and dashboards")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="rejse worker/processor/scheduler serve their Prometheus metrics here "
+        "(the API serves them at /metrics)",
+    )
+    metrics_host: str = "127.0.0.1"
+    temporal_metrics_address: str | None = Field(
+        default=None,
+        description="host:port where the Temporal SDK serves its own Prometheus metrics "
+        "(workers, client calls); unset: not exported",
+    )
 
     @field_validator("rate_limit_ingest", "rate_limit_control")
     @classmethod
@@ -178,6 +192,8 @@ class Settings(BaseSettings):
         "bootstrap_admin_key",
         "smtp_url",
         "redis_url",
+        "metrics_port",
+        "temporal_metrics_address",
         mode="before",
     )
     @classmethod

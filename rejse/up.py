@@ -348,6 +348,8 @@ async def _run_parts(
                 f"(REJSE_TEMPORAL_ADDRESS)"
             ) from None
 
+    if settings.metrics_port is not None and not parts.api:
+        stack.callback(_serve_metrics(settings))
     server: uvicorn.Server | None = None
     # Registered before any part starts, so it runs before the dev server is stopped.
     stack.push_async_callback(_stop_parts, tasks, stop, lambda: server)
@@ -406,6 +408,21 @@ async def _run_parts(
             code = 1
     stop.set()
     return code
+
+
+def _serve_metrics(settings: Settings) -> Callable[[], None]:
+    """A process without the API (worker, processor, scheduler) serves its Prometheus
+    counters at REJSE_METRICS_HOST:REJSE_METRICS_PORT; returns how to stop serving."""
+    from prometheus_client import start_http_server
+
+    try:
+        server, _ = start_http_server(settings.metrics_port or 0, addr=settings.metrics_host)
+    except OSError as exc:
+        raise ConfigError(
+            f"metrics: cannot serve on {settings.metrics_host}:{settings.metrics_port} "
+            f"({exc.strerror}; REJSE_METRICS_PORT)"
+        ) from None
+    return server.shutdown
 
 
 async def _stop_parts(
