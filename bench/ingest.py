@@ -30,6 +30,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.results import emit
+
 ROOT = Path(__file__).resolve().parents[1]
 EVENT = (
     '{"userId":"user-%d","event":"Product Viewed","messageId":"%s",'
@@ -184,7 +186,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--quick", action="store_true", help="a short pass (python -m bench --quick)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.seconds = 2
     from sqlmodel import Session
 
     from rejse.db import make_engine
@@ -249,6 +256,26 @@ def main() -> None:
     print(f"  /v1/batch  bare FastAPI   : {bare_batch * 100:9.0f} events/s   (baseline)")
     print(f"  ratio                     : {ours_batch / bare_batch:9.2f}x")
     print(f"  events stored by rejse    : {stored}")
+    emit(
+        "bench.ingest",
+        "/v1/track, one event per request",
+        ours_track,
+        "requests/s",
+        baseline=bare_track,
+        baseline_name="bare FastAPI endpoint",
+        target=">= 0.4x",
+        met=ours_track >= 0.4 * bare_track,
+    )
+    emit(
+        "bench.ingest",
+        "/v1/batch of 100 events",
+        ours_batch * 100,
+        "events/s",
+        baseline=bare_batch * 100,
+        baseline_name="bare FastAPI endpoint",
+        target=">= 20000 events/s",
+        met=ours_batch * 100 >= 20_000,
+    )
     print(
         json.dumps(
             {
