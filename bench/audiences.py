@@ -115,6 +115,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.profiles, args.events, args.rounds = 20_000, 100_000, 3
+        if args.database_url.endswith("/rejse_bench"):  # not the full run's million rows
+            args.database_url += "_quick"
     engine = prepare(args.database_url, args.profiles, args.events, args.keep)
     now = dt.datetime.fromisoformat(NOW)
     since = now - dt.timedelta(days=90)
