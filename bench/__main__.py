@@ -93,7 +93,9 @@ def table(runs: list[Run]) -> str:
                     r.bench.removeprefix("bench."),
                     r.figure,
                     f"{_number(r.value)} {r.unit}",
-                    f"{_number(r.baseline)} ({r.baseline_name})" if r.baseline is not None else "-",
+                    f"{_number(r.baseline)} {r.unit} ({r.baseline_name})"
+                    if r.baseline is not None
+                    else "-",
                     f"{r.ratio:.2f}x" if r.ratio is not None else "-",
                     r.target if judged else "-",
                     ("yes" if r.met else "NO") if judged else "n/a",

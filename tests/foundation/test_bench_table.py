@@ -71,7 +71,7 @@ def test_the_table_has_a_row_per_figure_and_per_failed_benchmark(capsys, tmp_pat
         "ingest",
         "/v1/track",
         "6,200 requests/s",
-        "10,000 (bare FastAPI)",
+        "10,000 requests/s (bare FastAPI)",
         "0.62x",
         ">= 0.4x",
         "yes",
