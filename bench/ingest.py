@@ -186,6 +186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rate-limit", default="100000000/second", help="REJSE_RATE_LIMIT_INGEST")
     parser.add_argument(
         "--quick", action="store_true", help="a short pass (python -m bench --quick)"
     )
@@ -212,8 +213,9 @@ def main() -> None:
             "REJSE_ENVIRONMENT": "test",
             "REJSE_LOG_LEVEL": "WARNING",
             "REJSE_SECRET_KEY": "bench-secret-" + "x" * 32,
-            # counted as in production (in-process memory on SQLite), never reached
-            "REJSE_RATE_LIMIT_INGEST": "100000000/second",
+            # counted as in production (in-process memory on SQLite), never reached;
+            # `--rate-limit off` measures without the count
+            "REJSE_RATE_LIMIT_INGEST": args.rate_limit,
         }
         ours_port, bare_port = free_port(), free_port()
         ours = serve("tests.events.crash_app:app", ours_port, env, factory=True)
