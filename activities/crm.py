@@ -23,6 +23,7 @@ from rejse.db import session_scope
 from rejse.leads import service as leads
 from rejse.leads.runtypes import CRM_TASK, CRM_UPSERT, LeadStep
 from rejse.logging import get_logger
+from rejse.metrics import CRM_CALLS
 from rejse.models.leads import Lead, SalesRep
 from rejse.outbound import RateLimited, Rejected, Transient, application_error
 from rejse.profiles.service import load_snapshot
@@ -85,16 +86,19 @@ class CrmActivities:
         with session_scope(self.runtime.engine) as session:
             return leads.get_lead(session, lead_id=lead_id)
 
-    def _call(self, lead_id: str, fn: Callable[[], _T]) -> _T:
+    def _call(self, lead_id: str, fn: Callable[[], _T], *, operation: str) -> _T:
         try:
-            return fn()
+            result = fn()
         except RateLimited as exc:
+            CRM_CALLS.labels(operation, "rate_limited").inc()
             log.info("crm_rate_limited", lead_id=lead_id, retry_after=exc.retry_after)
             raise application_error(exc, kind="Crm") from None
         except Transient as exc:
+            CRM_CALLS.labels(operation, "transient").inc()
             log.info("crm_transient", lead_id=lead_id, error=str(exc)[:100])
             raise application_error(exc, kind="Crm") from None
         except Rejected as exc:
+            CRM_CALLS.labels(operation, "rejected").inc()
             log.warning("crm_rejected", lead_id=lead_id, status=exc.status)
             with session_scope(self.runtime.engine) as session:
                 leads.mark(
@@ -105,6 +109,8 @@ class CrmActivities:
                     detail=f"{exc}: {exc.detail}" if exc.detail else str(exc),
                 )
             raise application_error(exc, kind="Crm") from None
+        CRM_CALLS.labels(operation, "ok").inc()
+        return result
 
     @activity.defn(name=CRM_UPSERT)
     def upsert_contact(self, step: LeadStep) -> bool:
@@ -113,7 +119,11 @@ class CrmActivities:
         if adapter is None:
             return False
         lead = self._lead(step.lead_id)
-        ref = self._call(lead.id, lambda: adapter.upsert_contact(self._crm_lead(lead)))
+        ref = self._call(
+            lead.id,
+            lambda: adapter.upsert_contact(self._crm_lead(lead)),
+            operation="upsert_contact",
+        )
         with session_scope(self.runtime.engine) as session:
             leads.record_crm(session, lead_id=lead.id, ref=ref, now=_now())
         return True
@@ -127,6 +137,7 @@ class CrmActivities:
         task_id = self._call(
             lead.id,
             lambda: adapter.create_task(self._crm_lead(lead), contact_ref=lead.crm_ref or ""),
+            operation="create_task",
         )
         with session_scope(self.runtime.engine) as session:
             leads.record_crm(session, lead_id=lead.id, task_id=task_id or "-", now=_now())

@@ -13,6 +13,7 @@ from temporalio import activity
 from rejse.contracts import SEND_MESSAGE, SendRequest, SendResult
 from rejse.db import utcnow
 from rejse.messaging.sender import send_message
+from rejse.metrics import MESSAGES
 from rejse.runtime import Runtime
 
 
@@ -27,13 +28,19 @@ class MessagingActivities:
         # time-skipping tests, so frequency windows and quiet hours agree with the workflow.
         scheduled = activity.info().current_attempt_scheduled_time
         now = max(scheduled, utcnow()) if scheduled else utcnow()
-        return send_message(
-            self.runtime.settings,
-            self.runtime.engine,
-            request,
-            now=now,
-            after_handoff=self.after_handoff,
-        )
+        try:
+            result = send_message(
+                self.runtime.settings,
+                self.runtime.engine,
+                request,
+                now=now,
+                after_handoff=self.after_handoff,
+            )
+        except BaseException:
+            MESSAGES.labels(request.channel, "error").inc()  # Temporal retries the attempt
+            raise
+        MESSAGES.labels(request.channel, result.status).inc()
+        return result
 
     def after_handoff(self, message_id: str) -> None:
         """Runs after a delivery is recorded (a seam for fault-injection tests)."""

@@ -11,6 +11,7 @@ from fastapi_offline import FastAPIOffline
 from api import console
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
+from api.ratelimit import add_rate_limit_responses, install_rate_limits
 from api.routers import (
     analytics,
     audiences,
@@ -78,6 +79,7 @@ def create_app(
     app.state.profile_erasers = list(profile_erasers)
     app.state.activity_names = activity_names
     install_error_handlers(app)
+    install_rate_limits(app, runtime)
     document_auth_errors(app)
     app.add_middleware(RequestContextMiddleware)
     ingest.add_ingest_routes(app)  # first, on the app itself: the hot path matches at once
@@ -149,7 +151,7 @@ def document_auth_errors(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if not done:
-            done.append(add_auth_responses(build()))
+            done.append(add_rate_limit_responses(add_auth_responses(build())))
         return done[0]
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override

@@ -17,6 +17,7 @@ from fastapi.security import (
 from sqlmodel import Session
 from starlette.requests import HTTPConnection
 
+from api.ratelimit import enforce
 from rejse.contracts import ProfileEraser
 from rejse.roles import Role
 from rejse.runtime import Runtime
@@ -138,7 +139,8 @@ RoleCheck = Callable[..., Coroutine[Any, Any, Principal]]
 
 
 def require(*roles: Role, basic_auth: bool = False) -> RoleCheck:
-    """Dependency factory: the key must have one of `roles` (admin always passes).
+    """Dependency factory: the key must have one of `roles` (admin always passes), and the
+    request then counts against the key's rate limit (`api.ratelimit`: 429 when over).
     `basic_auth=True` (the `/v1` ingestion routes) also takes the key as HTTP Basic user name.
 
     One flat dependency (plus the auth schemes, which document auth in OpenAPI): FastAPI's
@@ -163,9 +165,11 @@ def require(*roles: Role, basic_auth: bool = False) -> RoleCheck:
             credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
             basic_credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],
         ) -> Principal:
-            return decide(
+            principal = decide(
                 authenticate(request, credentials, basic_credentials, challenge=BEARER_OR_BASIC)
             )
+            await enforce(request, principal.key_id)
+            return principal
 
         async def from_request(request: Request) -> Principal:
             credentials = await bearer(request)
@@ -179,7 +183,9 @@ def require(*roles: Role, basic_auth: bool = False) -> RoleCheck:
             request: Request,
             credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
         ) -> Principal:
-            return decide(authenticate(request, credentials))
+            principal = decide(authenticate(request, credentials))
+            await enforce(request, principal.key_id)
+            return principal
 
         async def from_request(request: Request) -> Principal:
             return await check_bearer(request, await bearer(request))

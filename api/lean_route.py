@@ -28,7 +28,7 @@ from api.deps import Principal
 # What a lean endpoint is: it reads its own body and gets the checked caller.
 LeanEndpoint = Callable[[Request, Principal], Coroutine[Any, Any, Response]]
 
-_CODES = {401: "unauthorized", 403: "forbidden"}
+_CODES = {401: "unauthorized", 403: "forbidden", 429: "rate_limited"}
 
 
 def refused(exc: HTTPException) -> Response:
@@ -65,7 +65,7 @@ class LeanRoute(APIRoute):
         async def handler(request: Request) -> Response:
             try:
                 principal = await authorise(request)
-            except HTTPException as exc:  # 401/403
+            except HTTPException as exc:  # 401/403/429
                 return refused(exc)
             response: Response = await endpoint(request, principal)
             return response

@@ -300,9 +300,10 @@ class InputGuard:
             for check in checks:
                 await check(request)
         except HTTPException as exc:
-            await _json(
-                send, exc.status_code, {"detail": exc.detail}, list((exc.headers or {}).items())
-            )
+            body: dict[str, Any] = {"detail": exc.detail}
+            if exc.status_code == 429:  # the rate limit: the `Error` body
+                body["errors"] = []
+            await _json(send, exc.status_code, body, list((exc.headers or {}).items()))
             return False
         return True
 

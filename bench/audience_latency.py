@@ -28,6 +28,7 @@ from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 
 from bench.journeys import TimedDispatcher, pct
+from bench.results import emit
 from rejse import binaries, wiring
 from rejse.audiences.definition import AudienceDefinition
 from rejse.audiences.service import create_audience
@@ -153,7 +154,10 @@ async def main() -> None:
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--poll", type=float, default=0.02)
+    ap.add_argument("--quick", action="store_true", help="a short pass (python -m bench --quick)")
     args = ap.parse_args()
+    if args.quick:
+        args.orders, args.seconds, args.rounds = 300, 3.0, 1
     tmp = Path(tempfile.mkdtemp(prefix="rejse-bench-"))
     url = f"sqlite:///{tmp / 'bench.db'}"
     engine = make_engine(url)
@@ -215,6 +219,16 @@ async def main() -> None:
             f"(baseline, {len(base)} runs)"
         )
         print(f"  ratio p95 audience / event          : {pct(ours, 95) / pct(base, 95):6.2f}x")
+        emit(
+            "bench.audience_latency",
+            "accepted -> audience_entered journey started, p95",
+            pct(ours, 95) * 1000,
+            "ms",
+            baseline=pct(base, 95) * 1000,
+            baseline_name="event-triggered journey, p95",
+            target="<= 1000 ms",
+            met=pct(ours, 95) <= 1.0,
+        )
     finally:
         await env.shutdown()
         engine.dispose()

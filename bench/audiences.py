@@ -34,6 +34,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
 from bench.audience_data import NOW, generate
+from bench.results import emit
 from rejse.audiences.definition import AudienceDefinition
 from rejse.audiences.export import export_csv, parse_columns
 from rejse.audiences.membership import AUDIENCE, MEMBERSHIP, RECHECK
@@ -108,7 +109,14 @@ def main() -> None:
         "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/rejse_bench"
     )
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument(
+        "--quick", action="store_true", help="a short pass (python -m bench --quick)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.profiles, args.events, args.rounds = 20_000, 100_000, 3
+        if args.database_url.endswith("/rejse_bench"):  # not the full run's million rows
+            args.database_url += "_quick"
     engine = prepare(args.database_url, args.profiles, args.events, args.keep)
     now = dt.datetime.fromisoformat(NOW)
     since = now - dt.timedelta(days=90)
@@ -208,6 +216,28 @@ def main() -> None:
     print(
         f"  export peak memory              : {all_peak / 1e6:8.1f} MB for {all_rows:,} rows, "
         f"{small_peak / 1e6:.1f} MB for {small_rows:,} ({all_peak / max(small_peak, 1):.2f}x)"
+    )
+    scale = f"{args.profiles:,} profiles"
+    for name, figure in (("size", "size from raw data"), ("preview", "preview (size + sample)")):
+        emit(
+            "bench.audiences",
+            f"{figure}, {scale}",
+            ms[name],
+            "ms",
+            baseline=ms["base"],
+            baseline_name="hand-written EXISTS/NOT EXISTS",
+            target="<= 1000 ms and <= 1.2x",
+            met=ms[name] <= 1000 and ms[name] <= 1.2 * ms["base"],
+        )
+    emit(
+        "bench.audiences",
+        f"size via membership table, {scale}",
+        ms["members"],
+        "ms",
+        baseline=ms["base"],
+        baseline_name="hand-written EXISTS/NOT EXISTS",
+        target="<= 50 ms",
+        met=ms["members"] <= 50,
     )
 
 

@@ -144,11 +144,28 @@ def api(host: Host = None, port: Port = None) -> None:
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    processor: Annotated[
+        bool,
+        typer.Option(
+            "--processor/--no-processor",
+            help="also run the event processor (and the other background services) here",
+        ),
+    ] = True,
+) -> None:
     """Only the Temporal worker and background services (split mode; REJSE_TEMPORAL_ADDRESS)."""
     from rejse.up import Parts
 
-    _run(_settings(), Parts(worker=True))
+    _run(_settings(), Parts(worker=True, worker_services=processor))
+
+
+@app.command("processor")
+def processor_command() -> None:
+    """Only the event processor and the other background services, without the Temporal
+    worker (split mode: scale processors apart from workers)."""
+    from rejse.up import Parts
+
+    _run(_settings(), Parts(processor=True))
 
 
 @app.command()
@@ -170,6 +187,46 @@ def migrate() -> None:
     migrate_database(settings, engine)
     engine.dispose()
     console.print(f"database migrated: {redact(settings.effective_database_url)}", markup=False)
+
+
+@app.command()
+def backup(
+    folder: Annotated[Path, typer.Argument(help="A new or empty folder for the copies")],
+    data_dir: DataDir = None,
+) -> None:
+    """Copy the embedded default's databases (rejse's SQLite, then Temporal's temporal.db)
+    while rejse runs, each a consistent snapshot (SQLite's online backup). PostgreSQL:
+    use pg_dump (docs/operations.md)."""
+    from rejse.backup import backup as run_backup
+
+    for item in run_backup(_settings(data_dir=data_dir), folder):
+        console.print(
+            f"{item.name}: {item.bytes:,} bytes from {item.source} in {item.seconds:.2f} s",
+            markup=False,
+        )
+    console.print(f"backup written to {folder.resolve()}", markup=False)
+
+
+@app.command()
+def restore(
+    folder: Annotated[Path, typer.Argument(help="A folder made by `rejse backup`")],
+    data_dir: DataDir = None,
+) -> None:
+    """Put a backup in place of the data folder's databases (rejse up must not be running on
+    it); what was there is moved to <data dir>/before-restore-<time>/."""
+    from rejse.backup import restore as run_restore
+    from rejse.up import lock_data_dir
+
+    settings = _settings(data_dir=data_dir)
+    lock = lock_data_dir(settings)  # refuses while a `rejse up` holds the folder
+    try:
+        restored = run_restore(settings, folder)
+    finally:
+        lock.close()
+    for target in restored.targets:
+        console.print(f"restored {target}", markup=False)
+    if restored.set_aside is not None:
+        console.print(f"the databases that were there: {restored.set_aside}", markup=False)
 
 
 def _engine() -> Engine:

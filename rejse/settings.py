@@ -124,6 +124,53 @@ class Settings(BaseSettings):
         description="a console session without a request for this many minutes ends",
     )
 
+    # per-key rate limits (rejse.ratelimits; docs/operations.md, "Rate limits"): `<n>/<unit>`
+    # as the `limits` package reads it ("2000/second", "100/minute"), or "off"
+    rate_limit_ingest: str = Field(
+        default="2000/second",
+        description="requests per API key on /v1, and per source on /webhooks",
+    )
+    rate_limit_control: str = Field(
+        default="100/second", description="requests per API key on the control plane (/api)"
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://host:6379/0: the rate limits' shared store (else PostgreSQL, "
+        "else process memory)",
+    )
+    redis_key_prefix: str = Field(default="rejse", min_length=1, max_length=100)
+    # observability (docs/operations.md, "Metrics and dashboards")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="rejse worker/processor/scheduler serve their Prometheus metrics here "
+        "(the API serves them at /metrics)",
+    )
+    metrics_host: str = "127.0.0.1"
+    temporal_metrics_address: str | None = Field(
+        default=None,
+        description="host:port where the Temporal SDK serves its own Prometheus metrics "
+        "(workers, client calls); unset: not exported",
+    )
+
+    @field_validator("rate_limit_ingest", "rate_limit_control")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        if value.strip().lower() == "off":
+            return "off"
+        from limits import parse
+
+        try:
+            item = parse(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate such as '2000/second' or '100/minute' (or 'off')"
+            ) from None
+        if item.amount < 1:
+            raise ValueError("the rate must allow at least one request (or be 'off')")
+        return value
+
     @field_validator("message_frequency_window")
     @classmethod
     def _window_is_a_duration(cls, value: str) -> str:
@@ -161,6 +208,9 @@ class Settings(BaseSettings):
         "temporal_address",
         "bootstrap_admin_key",
         "smtp_url",
+        "redis_url",
+        "metrics_port",
+        "temporal_metrics_address",
         mode="before",
     )
     @classmethod

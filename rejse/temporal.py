@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import lru_cache
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -12,6 +13,8 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, TelemetryConfig
+from temporalio.runtime import Runtime as SdkRuntime
 
 from rejse.settings import Settings
 
@@ -23,11 +26,25 @@ SA_JOURNEY = SearchAttributeKey.for_keyword("RejseJourney")
 SEARCH_ATTRIBUTES = (SA_PROFILE_ID, SA_JOURNEY)
 
 
+@lru_cache
+def sdk_runtime(metrics_address: str) -> SdkRuntime:
+    """The Temporal SDK's runtime that serves its own metrics (client calls, workflow and
+    activity tasks, pollers, slots, sticky cache) in Prometheus format at `metrics_address`.
+    One per address and process: the SDK binds the port when it is made."""
+    return SdkRuntime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=metrics_address, durations_as_seconds=True)
+        )
+    )
+
+
 async def connect(settings: Settings) -> Client:
+    address = settings.temporal_metrics_address
     return await Client.connect(
         settings.effective_temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=DATA_CONVERTER,
+        runtime=sdk_runtime(address) if address else None,
     )
 
 

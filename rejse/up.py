@@ -40,9 +40,11 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Parts:
     api: bool = False
-    worker: bool = False
+    worker: bool = False  # the Temporal worker, with the background services unless told not
     scheduler: bool = False
     embedded_temporal: bool = False  # `rejse up` only
+    processor: bool = False  # `rejse processor`: the background services without the worker
+    worker_services: bool = True  # False: `rejse worker --no-processor`
 
     @classmethod
     def everything(cls) -> Parts:
@@ -346,6 +348,8 @@ async def _run_parts(
                 f"(REJSE_TEMPORAL_ADDRESS)"
             ) from None
 
+    if settings.metrics_port is not None and not parts.api:
+        stack.callback(_serve_metrics(settings))
     server: uvicorn.Server | None = None
     # Registered before any part starts, so it runs before the dev server is stopped.
     stack.push_async_callback(_stop_parts, tasks, stop, lambda: server)
@@ -357,16 +361,17 @@ async def _run_parts(
         deadline = time.monotonic() + 10
         while not server.started and not tasks["api"].done() and time.monotonic() < deadline:  # noqa: ASYNC110 - uvicorn offers only its `started` flag, no event to await
             await asyncio.sleep(0.02)
-    if parts.worker:
+    if parts.worker or parts.processor:
         from rejse.worker import run_worker
 
-        tasks["worker"] = asyncio.create_task(
+        services = parts.processor or (parts.worker and parts.worker_services)
+        tasks["worker" if parts.worker else "processor"] = asyncio.create_task(
             run_worker(
                 runtime,
                 stop,
-                workflows=wiring.workflows(),
-                activities=wiring.activities(runtime),
-                services=wiring.background_services(runtime),
+                workflows=wiring.workflows() if parts.worker else [],
+                activities=wiring.activities(runtime) if parts.worker else [],
+                services=wiring.background_services(runtime) if services else [],
             )
         )
     if parts.scheduler:
@@ -403,6 +408,21 @@ async def _run_parts(
             code = 1
     stop.set()
     return code
+
+
+def _serve_metrics(settings: Settings) -> Callable[[], None]:
+    """A process without the API (worker, processor, scheduler) serves its Prometheus
+    counters at REJSE_METRICS_HOST:REJSE_METRICS_PORT; returns how to stop serving."""
+    from prometheus_client import start_http_server
+
+    try:
+        server, _ = start_http_server(settings.metrics_port or 0, addr=settings.metrics_host)
+    except OSError as exc:
+        raise ConfigError(
+            f"metrics: cannot serve on {settings.metrics_host}:{settings.metrics_port} "
+            f"({exc.strerror}; REJSE_METRICS_PORT)"
+        ) from None
+    return server.shutdown
 
 
 async def _stop_parts(

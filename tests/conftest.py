@@ -132,6 +132,10 @@ def make_settings(tmp_path: Path, db_url: str) -> Settings:
         secret_key="test-secret-" + "x" * 32,
         task_queue=f"test-{uuid.uuid4().hex[:8]}",
         public_url="http://testserver",
+        # far above what any test sends (the schemathesis sweep included); tests of the
+        # limits themselves set their own
+        rate_limit_ingest="1000000/second",
+        rate_limit_control="1000000/second",
     )
 
 

@@ -7,13 +7,14 @@ from collections.abc import Awaitable
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import RuntimeDep, require
 from rejse.roles import Role
 from rejse.runtime import Runtime
+from rejse.state_metrics import state_registry
 
 router = APIRouter(tags=["operations"])
 
@@ -88,6 +89,10 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     response_class=PlainTextResponse,
     responses={200: {"description": "Prometheus text exposition format"}},
 )
-def metrics() -> Response:
-    """Prometheus metrics; scrape with an admin or analyst key as bearer token."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics(request: Request, runtime: RuntimeDep) -> Response:
+    """Prometheus metrics; scrape with an admin or analyst key as bearer token. This process's
+    counters, then what the database says (processor lag, outbox, journey runs by state)."""
+    state = getattr(request.app.state, "state_metrics", None)
+    if state is None:
+        state = request.app.state.state_metrics = state_registry(runtime.engine)
+    return Response(generate_latest() + generate_latest(state), media_type=CONTENT_TYPE_LATEST)

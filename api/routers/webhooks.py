@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from api.deps import AdminDep, RuntimeDep, SessionDep
 from api.errors import NOT_FOUND, responses
+from api.ratelimit import enforce
 from api.routers.ingest import _json, _read, error_response, store
 from rejse import signatures
 from rejse.db import utcnow
@@ -64,6 +65,7 @@ async def shopify_webhook(request: Request, runtime: RuntimeDep) -> Response:
     secrets = await run_in_threadpool(_secrets, runtime, "shopify", shop)
     if not hooks.verify_shopify(body, request.headers.get("x-shopify-hmac-sha256"), secrets):
         return _json(_UNAUTHORIZED, status.HTTP_401_UNAUTHORIZED)
+    await enforce(request, f"shopify:{(shop or '')[:255]}", scope="ingest")
     topic = request.headers.get("x-shopify-topic", "")
     webhook_id = (
         request.headers.get("x-shopify-webhook-id")
@@ -110,6 +112,7 @@ async def generic_webhook(source: str, request: Request, runtime: RuntimeDep) ->
         body, request.headers.get("x-rejse-signature"), secrets
     ):
         return _json(_UNAUTHORIZED, status.HTTP_401_UNAUTHORIZED)
+    await enforce(request, f"generic:{source[:255]}", scope="ingest")
     try:
         try:
             parsed = orjson.loads(body)

@@ -36,7 +36,7 @@ from rejse.events.service import event_row
 from rejse.events.store import bucket_for, store_events
 from rejse.events.values import might_be_unstorable
 from rejse.ids import ulid
-from rejse.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE
+from rejse.metrics import EVENTS_ACCEPTED, EVENTS_BY_OUTCOME, EVENTS_DUPLICATE
 
 TOO_LARGE = "too_large"  # internal problem kind of an oversized batch message
 
@@ -306,6 +306,8 @@ def accept(
         accepted = store_events(conn, rows, buckets)
     duplicates = len(rows) - accepted
     EVENTS_ACCEPTED.labels(source).inc(accepted)
+    EVENTS_BY_OUTCOME.labels("accepted").inc(accepted)
     if duplicates:
         EVENTS_DUPLICATE.labels(source).inc(duplicates)
+        EVENTS_BY_OUTCOME.labels("duplicate").inc(duplicates)
     return accepted, duplicates

@@ -54,7 +54,12 @@ from rejse.events.store import (
     store_events,
 )
 from rejse.logging import get_logger
-from rejse.metrics import EVENTS_DEAD_LETTERED, EVENTS_PROCESSED, EVENTS_RETRIED
+from rejse.metrics import (
+    EVENTS_BY_OUTCOME,
+    EVENTS_DEAD_LETTERED,
+    EVENTS_PROCESSED,
+    EVENTS_RETRIED,
+)
 from rejse.models.events import OUTBOX_BUCKETS, DeadLetter, OutboxBucket
 from rejse.models.profiles import Profile
 from rejse.profiles.consent import STATUSES, set_consent
@@ -235,6 +240,7 @@ class EventProcessor:
             )
             conn.execute(OUTBOX.delete().where(OUTBOX.c.id.in_([r.outbox_id for r in rows])))
         EVENTS_DEAD_LETTERED.inc(len(rows))
+        EVENTS_BY_OUTCOME.labels("dead_lettered").inc(len(rows))
         self.stats["failed"] += len(rows)
 
     # ------------------------------------------------------------------ apply
@@ -455,6 +461,7 @@ class EventProcessor:
         with self.engine.begin() as conn:
             conn.execute(OUTBOX.delete().where(OUTBOX.c.id.in_([e.outbox_id for e in done])))
         EVENTS_PROCESSED.inc(len(done))
+        EVENTS_BY_OUTCOME.labels("processed").inc(len(done))
         self.stats["processed"] += len(done)
 
     def _fail(
@@ -481,6 +488,7 @@ class EventProcessor:
                     raise
                 self._dead_letter(entry, stage, error, attempts, None)
             EVENTS_DEAD_LETTERED.inc()
+            EVENTS_BY_OUTCOME.labels("dead_lettered").inc()
             return
         delay = min(self.backoff_max, self.backoff_base * 2 ** (attempts - 1))
         with self.engine.begin() as conn:
@@ -494,6 +502,7 @@ class EventProcessor:
                 )
             )
         EVENTS_RETRIED.inc()
+        EVENTS_BY_OUTCOME.labels("retried").inc()
 
     def _dead_letter(
         self,

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from rejse.events.store import store_events_returning
-from rejse.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE
+from rejse.metrics import EVENTS_ACCEPTED, EVENTS_BY_OUTCOME, EVENTS_DUPLICATE
 
 MAX_GROUP_ROWS = 5000
 
@@ -74,8 +74,10 @@ class IngestWriter:
                     continue
                 accepted = result
                 EVENTS_ACCEPTED.labels(source).inc(accepted)
+                EVENTS_BY_OUTCOME.labels("accepted").inc(accepted)
                 if len(rows) - accepted:
                     EVENTS_DUPLICATE.labels(source).inc(len(rows) - accepted)
+                    EVENTS_BY_OUTCOME.labels("duplicate").inc(len(rows) - accepted)
                 future.set_result((accepted, len(rows) - accepted))
 
     def _store_group(self, group: list[Item]) -> list[int]:

@@ -36,4 +36,5 @@ from rejse.models.profiles import (  # noqa: F401
     ProfileIdentifier,
     ProfileMerge,
 )
+from rejse.models.ratelimits import RateLimitWindow  # noqa: F401
 from rejse.models.timeline import TimelineEntry  # noqa: F401
