@@ -10,11 +10,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.console import kit
-from api.console.pages import overview, signin
+from api.console.pages import maturity, overview, profiles, sales, signin, templates
 
 # Every page module (each exposes `router`, paths relative to /console); a new page adds its
 # module here.
-PAGES = [signin, overview]
+PAGES = [signin, overview, profiles, templates, sales, maturity]
 
 STATIC_PATH = f"{kit.PREFIX}/static"
 
