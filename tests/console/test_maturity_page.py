@@ -91,3 +91,22 @@ async def test_analyst_reads_but_cannot_assess(console, keys):
     assert 'type="submit" class="button">' not in page.text.split("<main")[1]
     r = await console.post("/console/maturity", data={"csrf_token": csrf, **ANSWERS})
     assert r.status_code == 403
+
+
+async def test_the_form_reuses_a_recent_prefill_until_asked_for_a_fresh_one(
+    console, keys, session: Session
+):
+    new_profile(session, industry="retail")
+    await sign_in(console, keys[Role.analyst])
+    page = await console.get("/console/maturity")
+    assert _checked(page.text, "readiness.structural") == "5"
+    for n in range(3):  # now 1 of 4 profiles has structural data: 25 % -> 2
+        new_profile(session, f"p{n}@example.dk")
+    kept = await console.get("/console/maturity")
+    assert _checked(kept.text, "readiness.structural") == "5"  # the one computed before
+    assert 'data-testid="computed"' in kept.text
+    fresh = await console.get("/console/maturity", params={"fresh": "1"})
+    assert _checked(fresh.text, "readiness.structural") == "2"
+    again = await console.get("/console/maturity")
+    assert _checked(again.text, "readiness.structural") == "2"
+    assert (await console.get("/console/maturity", params={"fresh": "2"})).status_code == 422

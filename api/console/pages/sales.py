@@ -1,8 +1,8 @@
 """Sales: the rep's "next customer to contact" list with reasons and contact data, a lead page
 with its history and outcome buttons, and the manager page with per-rep figures and the AQLs
 nobody called. Built from the functions behind `GET /api/sales/next`, `GET
-/api/sales/leads/{id}`, `POST /api/sales/leads/{id}/outcome`, `GET /api/funnel/sales/reps` and
-`GET /api/funnel/sales/uncalled`.
+/api/sales/leads/{id}`, `POST /api/sales/leads/{id}/outcome`, `GET /api/analytics/sales/reps` and
+`GET /api/analytics/sales/uncalled`.
 
 Whose list: a sales key bound to a rep (`rep_id` on the key, `rejse keys create --role sales
 --rep ...`) sees its rep's leads only, as in the API. An unbound sales key (a manager) and an
@@ -313,8 +313,8 @@ async def team_page(
     to: Annotated[str, Query(max_length=10_000)] = "",
     rep: Annotated[str, Query(max_length=10_000)] = "",
 ) -> Response:
-    """The manager's page: figures per rep over the period (`GET /api/funnel/sales/reps`)
-    and the AQLs nobody called (`GET /api/funnel/sales/uncalled`)."""
+    """The manager's page: figures per rep over the period (`GET /api/analytics/sales/reps`)
+    and the AQLs nobody called (`GET /api/analytics/sales/uncalled`)."""
     reps = _reps(session, user)
     values = {"from": from_, "to": to, "rep": user.rep_id or rep}
     ctx: dict[str, Any] = {
