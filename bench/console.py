@@ -71,8 +71,9 @@ SELECT 'rep_bench' || lpad(i::text, 2, '0'), 'Rep ' || i, 'rep' || i || '@shop.d
 FROM generate_series(1, CAST(:reps AS integer)) AS i
 """
 
-# status (h % 100): 0-29 assigned, 30-34 open (no rep), 35-49 contacted, 50-59 meeting,
-# 60-69 won, 70-84 lost, 85-89 not_relevant, 90-99 expired
+# status (h % 100): 0-2 assigned, 3 open (no rep), 4-24 contacted, 25-34 meeting, 35-49 won,
+# 50-74 lost, 75-84 not_relevant, 85-99 expired: about 30 leads waiting per rep, as a rep who
+# works the list has (each waiting lead costs the list a profile and a score read)
 _LEADS = """
 INSERT INTO lead (id, profile_id, trigger_key, workflow_id, source, reason, score, status,
                   rep_id, assigned_at, due_at, reassignments, history, notifications,
@@ -92,11 +93,11 @@ SELECT 'lead' || lpad(i::text, 28, '0'),
        created
 FROM (
   SELECT i, h,
-         CASE WHEN h % 100 < 30 THEN 'assigned' WHEN h % 100 < 35 THEN 'open'
-              WHEN h % 100 < 50 THEN 'contacted' WHEN h % 100 < 60 THEN 'meeting'
-              WHEN h % 100 < 70 THEN 'won' WHEN h % 100 < 85 THEN 'lost'
-              WHEN h % 100 < 90 THEN 'not_relevant' ELSE 'expired' END AS st,
-         h % 100 BETWEEN 35 AND 89 AS called,
+         CASE WHEN h % 100 < 3 THEN 'assigned' WHEN h % 100 < 4 THEN 'open'
+              WHEN h % 100 < 25 THEN 'contacted' WHEN h % 100 < 35 THEN 'meeting'
+              WHEN h % 100 < 50 THEN 'won' WHEN h % 100 < 75 THEN 'lost'
+              WHEN h % 100 < 85 THEN 'not_relevant' ELSE 'expired' END AS st,
+         h % 100 BETWEEN 4 AND 84 AS called,
          CAST(:now AS timestamptz) - make_interval(secs => h % (60 * 86400)) AS created
   FROM (SELECT i, hashint4(i * 11 + 5) & 2147483647 AS h
         FROM generate_series(1, CAST(:leads AS integer)) AS i) AS g
@@ -358,6 +359,17 @@ async def measure(engine: Engine, url: str, *, rounds: int, requests: int) -> li
                     theirs.append(await api_once(p))
                 p.pages.append(p95(mine))
                 p.apis.append(p95(theirs))
+        # The maturity form keeps its prefill for 10 minutes: once, the page with a fresh one
+        # beside the JSON prefill (which is always computed).
+        fresh = Page(
+            "maturity: form, fresh prefill",
+            Role.marketer,
+            "/console/maturity?fresh=1",
+            [("GET", "/api/maturity/prefill", None)],
+        )
+        fresh.pages.append(await page_once(fresh))
+        fresh.apis.append(await api_once(fresh))
+        todo.append(fresh)
     return todo
 
 

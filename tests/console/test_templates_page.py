@@ -79,6 +79,9 @@ async def test_edit_saves_a_version_or_shows_the_error_at_its_line(console, keys
     assert 'data-line="2"' in r.text  # the source listing marks line 2
     assert bad.split("\n")[1].replace("<", "&lt;").replace(">", "&gt;") in r.text
     assert session.query(MessageTemplate).count() == 0
+    r = await console.post(url, data={**form, "description": "x" * 501})
+    assert r.status_code == 422
+    assert 'data-field="description"' in r.text
     r = await console.post(url, data={"csrf_token": csrf})
     assert r.status_code == 422
     assert 'data-field="variants.da.subject"' in r.text
