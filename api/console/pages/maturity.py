@@ -193,7 +193,6 @@ async def form_page(
 ) -> Response:
     """The assessment form, questions 4-6 prefilled, and the earlier assessments."""
     ctx = _form_ctx(request, session, user, fresh=bool(fresh))
-    session.rollback()
     return kit.render(request, "maturity_form.html", ctx)
 
 
@@ -230,7 +229,6 @@ async def assess(
         errors["goal"] = kit.text(request, "err_text_long", n=2000)
     if errors:
         ctx = _form_ctx(request, session, user)
-        session.rollback()
         ctx["values"] = form.values()
         return kit.form_error(request, "maturity_form.html", ctx, errors)
     row = service.create(
@@ -257,7 +255,6 @@ async def result_page(
     lang = maturity_lang(request)
     row = service.get(session, assessment_id)
     public = _public(row, lang)
-    session.rollback()
     words = texts.CHART[lang]
     quadrants = {p: texts.POSITIONS[p][lang].name for p in texts.POSITIONS}
     return kit.render(

@@ -267,7 +267,6 @@ async def profile_page(
         if erased
         else messages.list_messages(session, profile_id=public.id, limit=MESSAGES_SHOWN)
     )
-    session.rollback()
     return kit.render(
         request,
         "profile.html",
@@ -288,7 +287,6 @@ async def profile_page(
 async def export(profile_id: str, session: SessionDep, user: AdminUser) -> Response:
     """The GDPR export (the document `GET /api/profiles/{id}/export` gives) as a download."""
     data = gdpr.export_profile(session, profile_id=profile_id)
-    session.rollback()
     body = json.dumps(data, ensure_ascii=False, indent=2, default=str)
     return Response(
         body,
@@ -310,7 +308,6 @@ async def erase_page(
 ) -> Response:
     """The confirmation step: what erasing does, and the id to type."""
     public = profile_public(session, profile_id)
-    session.rollback()
     if public.erased_at is not None:
         raise kit.PageError(409, field="profile_id")
     return kit.render(request, "profile_erase.html", _erase_ctx(public))

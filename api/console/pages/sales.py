@@ -207,12 +207,10 @@ async def next_list(
         "can_figures": True,
     }
     if user.rep_id is None and chosen is not None and session.get(SalesRep, chosen) is None:
-        session.rollback()
         return kit.form_error(
             request, "sales_list.html", ctx, {"rep": kit.text(request, "err_rep_unknown")}
         )
     ctx["items"] = leads.next_to_contact(session, rep_id=chosen, limit=LIST_SIZE)
-    session.rollback()
     if ctx["done_outcome"] not in OUTCOMES:
         ctx["done_outcome"] = ""
     return kit.render(request, "sales_list.html", ctx)
@@ -245,7 +243,6 @@ async def lead_page(
 ) -> Response:
     """A lead: contact data, why it was handed over, its history and the outcome buttons."""
     ctx = _lead_ctx(session, lead_id, user)
-    session.rollback()
     return kit.render(request, "sales_lead.html", ctx)
 
 
@@ -344,9 +341,7 @@ async def team_page(
     if rep_id is not None and session.get(SalesRep, rep_id) is None:
         errors["rep"] = kit.text(request, "err_rep_unknown")
     if errors:
-        session.rollback()
         return kit.form_error(request, "sales_team.html", ctx, errors)
     ctx["figures"] = sf.per_rep(session, rep_id=rep_id, start=start, end=end)
     ctx["uncalled"] = sf.uncalled(session, rep_id=rep_id, limit=UNCALLED_SHOWN)
-    session.rollback()
     return kit.render(request, "sales_team.html", ctx)

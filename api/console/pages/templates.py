@@ -139,7 +139,6 @@ async def list_page(
 ) -> Response:
     """Every template (API versions and file templates), as `GET /api/templates` lists them."""
     rows = list_templates(session, runtime, None)  # type: ignore[arg-type]  # the role is checked
-    session.rollback()
     return kit.render(request, "templates_list.html", {"rows": rows, "base": BASE})
 
 
@@ -218,7 +217,6 @@ async def preview_page(
     headers = {"Content-Security-Policy": PREVIEW_CSP}
     pid = _profile_id(session, profile)
     if profile.strip() and pid is None:
-        session.rollback()
         return kit.form_error(
             request,
             "template_view.html",
@@ -230,7 +228,6 @@ async def preview_page(
             session, runtime, key=key, channel=channel, locale=locale, profile_id=pid
         )
     except NotFound as exc:
-        session.rollback()
         if exc.field == "profile":
             return kit.form_error(
                 request,
@@ -240,10 +237,8 @@ async def preview_page(
             )
         raise
     except DomainError as exc:  # the render failed: show why, with its line
-        session.rollback()
         ctx["problem"] = {"field": exc.field, "message": exc.message}
         return kit.render(request, "template_view.html", ctx, status_code=422, headers=headers)
-    session.rollback()
     ctx["resolved"], ctx["rendered"] = resolved, rendered
     return kit.render(request, "template_view.html", ctx, headers=headers)
 
@@ -266,7 +261,6 @@ async def preview_frame(
     _, rendered = _preview(
         session, runtime, key=key, channel=channel, locale=locale, profile_id=pid
     )
-    session.rollback()
     return HTMLResponse(
         rendered.html or "",
         headers={
@@ -313,7 +307,6 @@ async def edit_page(
     """The sources of the newest version, per locale and part, to change and save."""
     channel = _check_channel(channel)
     ctx = _edit_ctx(_stored(session, runtime, key, channel), key, channel)
-    session.rollback()
     return kit.render(request, "template_edit.html", ctx)
 
 
