@@ -141,7 +141,7 @@ def add(texts: dict[str, tuple[str, str, str]]) -> None:
             MESSAGES[lang][key] = triple[i]
 
 
-def text(lang: str, key: str, **values: object) -> str:
+def text(lang: str, key: str, /, **values: object) -> str:
     template = MESSAGES.get(lang, MESSAGES[DEFAULT_LANGUAGE]).get(key)
     if template is None:
         raise KeyError(f"console text {key!r} is not in the catalogue (api/console/i18n.py)")

@@ -123,6 +123,12 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
+def db(request: Request) -> Session:
+    """A database session for a page (`with kit.db(request) as session:`); rows stay readable
+    after commit. The page commits what it wants kept."""
+    return Session(runtime_of(request).engine, expire_on_commit=False)
+
+
 def language_of(request: Request) -> str:
     """The session's chosen language, else the language cookie (before sign-in), else the
     browser's Accept-Language, else Danish."""
@@ -308,7 +314,7 @@ def chart_svg(spec: Mapping[str, Any]) -> Response:
 # ----------------------------------------------------------------------------- rendering
 
 
-def text(request: Request, key: str, **values: object) -> str:
+def text(request: Request, key: str, /, **values: object) -> str:
     return i18n.text(language_of(request), key, **values)
 
 
@@ -341,7 +347,7 @@ def render(
             source = new_pre = secrets.token_urlsafe(32)
         csrf = csrf_token(source, secret=runtime_of(request).settings.secret_key)
     context: dict[str, Any] = {
-        "t": lambda key, **values: i18n.text(lang, key, **values),
+        "t": functools.partial(i18n.text, lang),
         "lang": lang,
         "languages": i18n.LANGUAGE_NAMES,
         "user": user,

@@ -55,9 +55,17 @@ def csrf_ok(token: str, submitted: str, *, secret: str) -> bool:
     return hmac.compare_digest(csrf_token(token, secret=secret), submitted)
 
 
-def start_session(session: Session, *, raw_key: str, language: str | None = None) -> str:
+def start_session(
+    session: Session,
+    *,
+    raw_key: str,
+    language: str | None = None,
+    idle: dt.timedelta | None = None,
+) -> str:
     """A new session for `raw_key` (flushed); returns the raw token for the cookie.
-    An unknown, revoked or ingest key is refused with a DomainError naming `api_key`."""
+    An unknown, revoked or ingest key is refused with a DomainError naming `api_key`.
+    With `idle`, sessions idle for longer (never seen again, so never deleted on a request)
+    are swept first: the table holds only live sessions and the few of the last `idle`."""
     raw_key = raw_key.strip()
     row = (
         session.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(raw_key))).first()
@@ -71,6 +79,10 @@ def start_session(session: Session, *, raw_key: str, language: str | None = None
             "an ingest key sends events and cannot sign in to the console",
             field="api_key",
             status_code=403,
+        )
+    if idle is not None:
+        session.exec(
+            delete(ConsoleSession).where(col(ConsoleSession.last_seen_at) < utcnow() - idle)
         )
     token = secrets.token_urlsafe(32)
     session.add(

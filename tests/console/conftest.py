@@ -11,12 +11,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.servers import serve
 
 CHROMIUM = os.environ.get("REJSE_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts" / "console"
+
+# The journey page's live counts refresh every 5 s, and a loaded machine is slow: assertions
+# wait up to 30 s (Playwright's default is 5 s).
+expect.set_options(timeout=30_000)
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 

@@ -114,6 +114,25 @@ async def test_an_idle_session_expires(console, keys, engine, runtime):
     assert "/console/sign-in" in r.headers["location"]
 
 
+async def test_signing_in_sweeps_sessions_idle_too_long(app, keys, engine, runtime):
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as old:
+        await sign_in(old, keys[Role.marketer])
+    idle = dt.timedelta(minutes=runtime.settings.console_idle_minutes)
+    with Session(engine) as s:
+        row = s.exec(select(ConsoleSession)).one()
+        row.last_seen_at = row.last_seen_at - idle - dt.timedelta(minutes=1)
+        s.add(row)
+        s.commit()
+        stale = row.id
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as new:
+        await sign_in(new, keys[Role.analyst])
+    with Session(engine) as s:
+        ids = [r.id for r in s.exec(select(ConsoleSession))]
+    assert len(ids) == 1
+    assert stale not in ids
+
+
 async def test_sign_out_deletes_the_session_and_the_old_cookie_is_worthless(console, keys, engine):
     csrf = await sign_in(console, keys[Role.marketer])
     token = console.cookies.get("rejse_console")

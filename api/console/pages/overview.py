@@ -9,7 +9,6 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlmodel import Session
 
 from api.console import i18n, kit
 from api.console.kit import ConsoleRoute, ReadUser
@@ -66,7 +65,7 @@ def _period() -> kpis.Period:
 
 def _figures(request: Request) -> tuple[dict[str, Any], funnel.Funnel]:
     p = _period()
-    with Session(kit.runtime_of(request).engine) as session:
+    with kit.db(request) as session:
         table = kpis.overview(session, p)
         leads = funnel.funnel(session, start=p.start, end=p.end)
     return table, leads

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlmodel import Session
 
 from api.console import i18n, kit
 from api.console.kit import AnyUser, ConsoleRoute, CsrfForm
@@ -52,12 +52,14 @@ async def sign_in(request: Request, form: CsrfForm) -> Response:
         return kit.form_error(
             request, "sign_in.html", ctx, {"api_key": kit.text(request, "err_key_required")}
         )
-    runtime = kit.runtime_of(request)
     chosen = request.cookies.get(kit.LANGUAGE_COOKIE)
     try:
-        with Session(runtime.engine) as session:
+        with kit.db(request) as session:
             token = start_session(
-                session, raw_key=raw_key, language=chosen if chosen in LANGUAGES else None
+                session,
+                raw_key=raw_key,
+                language=chosen if chosen in LANGUAGES else None,
+                idle=dt.timedelta(minutes=kit.runtime_of(request).settings.console_idle_minutes),
             )
             session.commit()
     except DomainError as exc:
@@ -73,8 +75,7 @@ async def sign_in(request: Request, form: CsrfForm) -> Response:
 
 @router.post("/sign-out")
 async def sign_out(request: Request, user: AnyUser, form: CsrfForm) -> Response:
-    runtime = kit.runtime_of(request)
-    with Session(runtime.engine) as session:
+    with kit.db(request) as session:
         end_session(session, token=request.cookies.get(kit.SESSION_COOKIE, ""))
         session.commit()
     response = kit.redirect(f"{kit.PREFIX}/sign-in?out=1", request)
@@ -94,8 +95,7 @@ async def choose_language(request: Request, form: CsrfForm) -> Response:
     except kit.NotSignedIn:
         user = None
     if user is not None:
-        runtime = kit.runtime_of(request)
-        with Session(runtime.engine) as session:
+        with kit.db(request) as session:
             set_language(session, session_id=user.session_id, language=language)
             session.commit()
     response = kit.redirect(back, request)
