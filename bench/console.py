@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from bench.analytics import KEY as JOURNEY
 from bench.analytics import NOW, prepare
 from bench.results import emit
 from rejse import wiring
@@ -300,6 +301,31 @@ def foundation_pages(engine: Engine) -> list[Page]:
                 ("GET", f"/api/analytics/funnel?{period}", None),
             ],
         ),
+        Page(
+            "journeys: list",
+            Role.analyst,
+            "/console/journeys",
+            [
+                ("GET", "/api/journeys", None),
+                ("GET", f"/api/analytics/journeys?{period}", None),
+            ],
+        ),
+        Page(
+            "journeys: one journey",
+            Role.analyst,
+            f"/console/journeys/{JOURNEY}",
+            [
+                ("GET", f"/api/journeys/{JOURNEY}", None),
+                ("GET", f"/api/journeys/{JOURNEY}/stats", None),
+                ("GET", f"/api/journeys/{JOURNEY}/runs?limit=50", None),
+            ],
+        ),
+        Page("journeys: new", Role.marketer, "/console/journeys/new", []),
+        # The analytics data holds no audience: the list and the builder's empty form only.
+        Page(
+            "audiences: list", Role.analyst, "/console/audiences", [("GET", "/api/audiences", None)]
+        ),
+        Page("audiences: new", Role.marketer, "/console/audiences/new", []),
     ]
 
 
@@ -378,11 +404,12 @@ def report(todo: list[Page], rounds: int, requests: int) -> None:
     print(f"  {'page':<32} {'page ms':>8} {'JSON ms':>8} {'ratio':>6}  endpoints")
     for p in todo:
         mine = statistics.median(p.pages) * 1000
-        theirs = statistics.median(p.apis) * 1000
+        theirs = statistics.median(p.apis) * 1000 if p.endpoints else 0.0
         ok = mine <= TARGET_MS
         names = " + ".join(f"{m} {path.split('?')[0]}" for m, path, _ in p.endpoints)
+        ratio = f"{mine / theirs:5.2f}x" if theirs else "     -"
         print(
-            f"  {p.name:<32} {mine:8.1f} {theirs:8.1f} {mine / theirs:5.2f}x  {names}"
+            f"  {p.name:<32} {mine:8.1f} {theirs:8.1f} {ratio}  {names or '(a form, no data)'}"
             f"{'' if ok else '  OVER 150 ms'}"
         )
         emit(
@@ -390,7 +417,7 @@ def report(todo: list[Page], rounds: int, requests: int) -> None:
             f"console page p95: {p.name}",
             round(mine, 2),
             "ms",
-            baseline=round(theirs, 2),
+            baseline=round(theirs, 2) if p.endpoints else None,
             baseline_name="its JSON endpoint(s), p95 of their summed time",
             target="<= 150 ms",
             met=ok,
