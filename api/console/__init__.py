@@ -10,11 +10,20 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.console import kit
-from api.console.pages import audiences, journeys, overview, signin
+from api.console.pages import (
+    audiences,
+    journeys,
+    maturity,
+    overview,
+    profiles,
+    sales,
+    signin,
+    templates,
+)
 
 # Every page module (each exposes `router`, paths relative to /console); a new page adds its
 # module here.
-PAGES = [signin, overview, journeys, audiences]
+PAGES = [signin, overview, journeys, audiences, profiles, templates, sales, maturity]
 
 STATIC_PATH = f"{kit.PREFIX}/static"
 

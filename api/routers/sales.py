@@ -145,6 +145,17 @@ async def record_outcome(
 ) -> LeadPublic:
     """Record the outcome (the same outcome twice acts once) and tell the hand-off workflow.
     `won` moves the profile to `customer`; `not_relevant` suppresses new hand-offs."""
+    lead = await record_and_signal(
+        runtime, lead_id=lead_id, body=body, rep_id=_bound_rep(runtime, principal)
+    )
+    return _lead(lead)
+
+
+async def record_and_signal(
+    runtime: Runtime, *, lead_id: str, body: OutcomeCreate, rep_id: str | None
+) -> Lead:
+    """Record a rep's outcome in its own transaction, then signal the lead's hand-off workflow
+    (the API's route and the console's outcome buttons both call this)."""
 
     def write() -> tuple[Lead, bool]:
         with session_scope(runtime.engine) as session:
@@ -153,7 +164,7 @@ async def record_outcome(
                 lead_id=lead_id,
                 outcome=body.outcome,
                 note=body.note,
-                rep_id=_bound_rep(runtime, principal),
+                rep_id=rep_id,
                 reason=body.reason,
             )
 
@@ -166,7 +177,7 @@ async def record_outcome(
         except Exception as exc:  # noqa: BLE001 - Temporal down or the run is over
             # The record is kept; the workflow sees the closed lead at its next SLA step.
             log.info("outcome_signal_skipped", lead_id=lead.id, error=type(exc).__name__)
-    return _lead(lead)
+    return lead
 
 
 @router.get("/metrics", response_model=Metrics, responses=responses((404, "No such rep")))

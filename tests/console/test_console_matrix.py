@@ -49,6 +49,24 @@ CONSOLE_RULES: dict[tuple[str, str], set[Role] | Public] = {
     ("POST", "/console/audiences/{key}/edit"): {M},
     ("POST", "/console/audiences/{key}/delete"): {M},
     ("GET", "/console/audiences/{key}/export.csv"): {M, A},
+    # console-b: profiles, templates, sales, data maturity
+    ("GET", "/console/profiles"): {M, A},
+    ("GET", "/console/profiles/{profile_id}"): {M, A},
+    ("GET", "/console/profiles/{profile_id}/export"): {Role.admin},
+    ("GET", "/console/profiles/{profile_id}/erase"): {Role.admin},
+    ("POST", "/console/profiles/{profile_id}/erase"): {Role.admin},
+    ("GET", "/console/templates"): {M, A},
+    ("GET", "/console/templates/view"): {M, A},
+    ("GET", "/console/templates/frame"): {M, A},
+    ("GET", "/console/templates/edit"): {M},
+    ("POST", "/console/templates/edit"): {M},
+    ("GET", "/console/sales"): {S},
+    ("GET", "/console/sales/leads/{lead_id}"): {S},
+    ("POST", "/console/sales/leads/{lead_id}/outcome"): {S},
+    ("GET", "/console/sales/team"): {M, A, S},
+    ("GET", "/console/maturity"): {M, A},
+    ("POST", "/console/maturity"): {M},
+    ("GET", "/console/maturity/{assessment_id}"): {M, A},
 }
 SIGN_OUT = "/console/sign-out"
 STATIC = "/console/static"  # the vendored htmx and our CSS: public files of the package
