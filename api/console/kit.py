@@ -175,7 +175,7 @@ def signed_in(request: Request) -> ConsoleUser:
     return user
 
 
-UserCheck = Callable[[Request], Coroutine[Any, Any, ConsoleUser]]
+UserCheck = Callable[[Request], ConsoleUser]
 
 
 def require(*roles: Role) -> UserCheck:
@@ -183,7 +183,7 @@ def require(*roles: Role) -> UserCheck:
     `check.console_roles` is read by the console's auth matrix (tests/console)."""
     allowed = frozenset(roles) | {Role.admin}
 
-    async def check(request: Request) -> ConsoleUser:
+    def check(request: Request) -> ConsoleUser:
         user = signed_in(request)
         if user.role not in allowed:
             raise PageError(403)

@@ -263,19 +263,19 @@ def _preview(request: Request, text: str) -> tuple[Any, str | None]:
 
 
 @router.get("/audiences")
-async def audiences(request: Request, user: ReadUser) -> Response:
+def audiences(request: Request, user: ReadUser) -> Response:
     with kit.db(request) as session:
         rows = service.list_audiences(session)
     return kit.render(request, "audiences.html", {"rows": rows})
 
 
 @router.get("/audiences/new")
-async def new_audience(request: Request, user: WriteUser) -> Response:
+def new_audience(request: Request, user: WriteUser) -> Response:
     return kit.render(request, "audience_edit.html", _builder(None, {}))
 
 
 @router.post("/audiences/preview")
-async def preview_draft(request: Request, user: ReadUser, form: CsrfForm) -> Response:
+def preview_draft(request: Request, user: ReadUser, form: CsrfForm) -> Response:
     """The size and a sample of the posted condition, saved nowhere. htmx asks for the
     fragment as the condition is typed; without JS the builder's Preview button posts the
     whole form here and gets the builder back with the preview filled in."""
@@ -294,7 +294,7 @@ async def preview_draft(request: Request, user: ReadUser, form: CsrfForm) -> Res
 
 
 @router.post("/audiences/new")
-async def create_audience(request: Request, user: WriteUser, form: CsrfForm) -> Response:
+def create_audience(request: Request, user: WriteUser, form: CsrfForm) -> Response:
     definition, errors = _definition(request, form, key=None)
     ctx = _builder(None, form.values())
     if definition is None:
@@ -317,7 +317,7 @@ async def create_audience(request: Request, user: WriteUser, form: CsrfForm) -> 
 
 
 @router.get("/audiences/{key}")
-async def audience_page(
+def audience_page(
     request: Request,
     user: ReadUser,
     key: KeyPath,
@@ -344,7 +344,7 @@ async def audience_page(
 
 
 @router.get("/audiences/{key}/edit")
-async def edit_audience(request: Request, user: WriteUser, key: KeyPath) -> Response:
+def edit_audience(request: Request, user: WriteUser, key: KeyPath) -> Response:
     with kit.db(request) as session:
         audience = service.get_audience(session, key)
     return kit.render(
@@ -353,7 +353,7 @@ async def edit_audience(request: Request, user: WriteUser, key: KeyPath) -> Resp
 
 
 @router.post("/audiences/{key}/edit")
-async def save_audience(
+def save_audience(
     request: Request, user: WriteUser, form: CsrfForm, key: KeyPath
 ) -> Response:
     with kit.db(request) as session:
@@ -371,7 +371,7 @@ async def save_audience(
 
 
 @router.post("/audiences/{key}/delete")
-async def delete_audience(
+def delete_audience(
     request: Request, user: WriteUser, form: CsrfForm, key: KeyPath
 ) -> Response:
     with kit.db(request) as session:
@@ -385,7 +385,7 @@ async def delete_audience(
 
 
 @router.get("/audiences/{key}/export.csv")
-async def export_audience(
+def export_audience(
     request: Request,
     user: ReadUser,
     key: KeyPath,

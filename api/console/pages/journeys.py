@@ -295,7 +295,7 @@ def fmt_rate(rate: float | None) -> str:
 
 
 @router.get("/journeys")
-async def journeys(request: Request, user: ReadUser) -> Response:
+def journeys(request: Request, user: ReadUser) -> Response:
     with kit.db(request) as session:
         table = kpis.comparison(session, _kpi_period())
         by_key = {j.key: j for j in service.list_journeys(session)}
@@ -306,12 +306,12 @@ async def journeys(request: Request, user: ReadUser) -> Response:
 
 
 @router.get("/journeys/new")
-async def new_journey(request: Request, user: WriteUser) -> Response:
+def new_journey(request: Request, user: WriteUser) -> Response:
     return kit.render(request, "journey_edit.html", _editor_ctx(None, "", None))
 
 
 @router.post("/journeys/new")
-async def create_journey(request: Request, user: WriteUser, form: CsrfForm) -> Response:
+def create_journey(request: Request, user: WriteUser, form: CsrfForm) -> Response:
     text = form.get("definition")
     ctx = _editor_ctx(None, text, None)
     parsed, errors = _parse(request, text)
@@ -331,7 +331,7 @@ async def create_journey(request: Request, user: WriteUser, form: CsrfForm) -> R
 
 
 @router.get("/journeys/{key}")
-async def journey_page(
+def journey_page(
     request: Request,
     user: ReadUser,
     key: KeyPath,
@@ -356,7 +356,7 @@ async def journey_page(
 
 
 @router.get("/journeys/{key}/edit")
-async def edit_journey(request: Request, user: WriteUser, key: KeyPath) -> Response:
+def edit_journey(request: Request, user: WriteUser, key: KeyPath) -> Response:
     with kit.db(request) as session:
         journey = service.get_journey(session, key=key)
         row = service.get_version(session, key=key, version=journey.latest_version)
@@ -365,7 +365,7 @@ async def edit_journey(request: Request, user: WriteUser, key: KeyPath) -> Respo
 
 
 @router.post("/journeys/{key}/edit")
-async def save_journey(request: Request, user: WriteUser, form: CsrfForm, key: KeyPath) -> Response:
+def save_journey(request: Request, user: WriteUser, form: CsrfForm, key: KeyPath) -> Response:
     text = form.get("definition")
     ctx = _editor_ctx(key, text, None)
     parsed, errors = _parse(request, text)
@@ -387,7 +387,7 @@ async def save_journey(request: Request, user: WriteUser, form: CsrfForm, key: K
 
 
 @router.post("/journeys/{key}/publish")
-async def publish(request: Request, user: WriteUser, form: CsrfForm, key: KeyPath) -> Response:
+def publish(request: Request, user: WriteUser, form: CsrfForm, key: KeyPath) -> Response:
     raw = form.get("version")
     version = int(raw) if raw.isdigit() and 0 < int(raw) <= MAX_INT32 else None
     if raw and version is None:

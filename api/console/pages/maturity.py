@@ -185,7 +185,7 @@ def _form_ctx(
 
 
 @router.get("/maturity")
-async def form_page(
+def form_page(
     request: Request,
     session: SessionDep,
     user: ReadUser,
@@ -202,7 +202,7 @@ def _answer(value: str) -> int | None:
 
 
 @router.post("/maturity")
-async def assess(
+def assess(
     request: Request, session: SessionDep, user: WriteUser, form: CsrfForm
 ) -> Response:
     """Assess and store (`POST /api/maturity`), then show the result."""
@@ -245,7 +245,7 @@ async def assess(
 
 
 @router.get("/maturity/{assessment_id}")
-async def result_page(
+def result_page(
     request: Request,
     assessment_id: Annotated[str, Path(max_length=64)],
     session: SessionDep,

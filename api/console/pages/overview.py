@@ -76,7 +76,7 @@ def fmt_rate(rate: float | None) -> str:
 
 
 @router.get("/overview")
-async def overview(request: Request, user: ReadUser) -> Response:
+def overview(request: Request, user: ReadUser) -> Response:
     table, leads = _figures(request)
     aqls = next((s.reached for s in leads.aql_sql_customer if s.step == "aql"), 0)
     p = _period()
@@ -99,7 +99,7 @@ ChartName = Literal["daily", "revenue", "leads"]
 
 
 @router.get("/overview/chart/{name}.svg")
-async def overview_chart(request: Request, user: ReadUser, name: ChartName) -> Response:
+def overview_chart(request: Request, user: ReadUser, name: ChartName) -> Response:
     table, leads = _figures(request)
 
     def t(key: str) -> str:

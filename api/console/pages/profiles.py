@@ -197,7 +197,7 @@ def _search_ctx(request: Request) -> dict[str, Any]:
 
 
 @router.get("/profiles")
-async def search_page(
+def search_page(
     request: Request,
     session: SessionDep,
     user: ReadUser,
@@ -246,7 +246,7 @@ def _score(session: Session, profile_id: str) -> scoring.ScoreView | None:
 
 
 @router.get("/profiles/{profile_id}")
-async def profile_page(
+def profile_page(
     request: Request, profile_id: str, session: SessionDep, runtime: RuntimeDep, user: ReadUser
 ) -> Response:
     """One profile: everything `GET /api/profiles/{id}` gives, its score and breakdown, the
@@ -284,7 +284,7 @@ async def profile_page(
 
 
 @router.get("/profiles/{profile_id}/export")
-async def export(profile_id: str, session: SessionDep, user: AdminUser) -> Response:
+def export(profile_id: str, session: SessionDep, user: AdminUser) -> Response:
     """The GDPR export (the document `GET /api/profiles/{id}/export` gives) as a download."""
     data = gdpr.export_profile(session, profile_id=profile_id)
     body = json.dumps(data, ensure_ascii=False, indent=2, default=str)
@@ -303,7 +303,7 @@ def _erase_ctx(public: Any) -> dict[str, Any]:
 
 
 @router.get("/profiles/{profile_id}/erase")
-async def erase_page(
+def erase_page(
     request: Request, profile_id: str, session: SessionDep, user: AdminUser
 ) -> Response:
     """The confirmation step: what erasing does, and the id to type."""

@@ -185,7 +185,7 @@ def _rep_options(request: Request, reps: list[SalesRep], *, everyone: str) -> li
 
 
 @router.get("/sales")
-async def next_list(
+def next_list(
     request: Request,
     session: SessionDep,
     user: SalesUser,
@@ -238,7 +238,7 @@ def _lead_ctx(session: Session, lead_id: str, user: ConsoleUser) -> dict[str, An
 
 
 @router.get("/sales/leads/{lead_id}")
-async def lead_page(
+def lead_page(
     request: Request, lead_id: str, session: SessionDep, user: SalesUser
 ) -> Response:
     """A lead: contact data, why it was handed over, its history and the outcome buttons."""
@@ -302,7 +302,7 @@ def _date(value: str) -> dt.date | None:
 
 
 @router.get("/sales/team")
-async def team_page(
+def team_page(
     request: Request,
     session: SessionDep,
     user: FiguresUser,

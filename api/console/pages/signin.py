@@ -20,7 +20,7 @@ _KEY_ERRORS = {401: "err_key_unknown", 403: "err_key_ingest"}
 
 
 @router.get("")
-async def front_door(request: Request) -> Response:
+def front_door(request: Request) -> Response:
     """/console: the signed-in user's first page, or the sign-in page."""
     try:
         user = kit.signed_in(request)
@@ -30,7 +30,7 @@ async def front_door(request: Request) -> Response:
 
 
 @router.get("/sign-in")
-async def sign_in_page(
+def sign_in_page(
     request: Request,
     next_: Annotated[Text | None, Query(alias="next", max_length=2000)] = None,
     ended: Annotated[int, Query(ge=0, le=1)] = 0,
@@ -44,7 +44,7 @@ async def sign_in_page(
 
 
 @router.post("/sign-in")
-async def sign_in(request: Request, form: CsrfForm) -> Response:
+def sign_in(request: Request, form: CsrfForm) -> Response:
     raw_key = form.get("api_key").strip()
     target = kit.safe_next(form.get("next"))
     ctx = {"next": target or "", "ended": False, "signed_out": False}
@@ -74,7 +74,7 @@ async def sign_in(request: Request, form: CsrfForm) -> Response:
 
 
 @router.post("/sign-out")
-async def sign_out(request: Request, user: AnyUser, form: CsrfForm) -> Response:
+def sign_out(request: Request, user: AnyUser, form: CsrfForm) -> Response:
     with kit.db(request) as session:
         end_session(session, token=request.cookies.get(kit.SESSION_COOKIE, ""))
         session.commit()
@@ -84,7 +84,7 @@ async def sign_out(request: Request, user: AnyUser, form: CsrfForm) -> Response:
 
 
 @router.post("/language")
-async def choose_language(request: Request, form: CsrfForm) -> Response:
+def choose_language(request: Request, form: CsrfForm) -> Response:
     """The language of the console: stored in the session when signed in, else in a cookie."""
     language = form.get("language")
     if language not in i18n.MESSAGES:

@@ -134,7 +134,7 @@ def _check_channel(channel: str) -> str:
 
 
 @router.get("/templates")
-async def list_page(
+def list_page(
     request: Request, session: SessionDep, runtime: RuntimeDep, user: ReadUser
 ) -> Response:
     """Every template (API versions and file templates), as `GET /api/templates` lists them."""
@@ -183,7 +183,7 @@ def _locale(value: str) -> str:
 
 
 @router.get("/templates/view")
-async def preview_page(
+def preview_page(
     request: Request,
     session: SessionDep,
     runtime: RuntimeDep,
@@ -244,7 +244,7 @@ async def preview_page(
 
 
 @router.get("/templates/frame")
-async def preview_frame(
+def preview_frame(
     session: SessionDep,
     runtime: RuntimeDep,
     user: ReadUser,
@@ -296,7 +296,7 @@ def _stored(session: Session, runtime: Any, key: str, channel: str) -> dict[str,
 
 
 @router.get("/templates/edit")
-async def edit_page(
+def edit_page(
     request: Request,
     session: SessionDep,
     runtime: RuntimeDep,
@@ -311,7 +311,7 @@ async def edit_page(
 
 
 @router.post("/templates/edit")
-async def save_version(
+def save_version(
     request: Request,
     session: SessionDep,
     runtime: RuntimeDep,
