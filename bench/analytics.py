@@ -226,15 +226,29 @@ def run_id(i: int) -> str:
     return "run" + str(i).rjust(12, "0")
 
 
-def prepare(url: str, *, runs: int, messages: int, events: int) -> Engine:
+def prepare(url: str, *, runs: int, messages: int, events: int, keep: bool = False) -> Engine:
+    """The bench database with its data; `keep`: reuse the data a previous run generated there
+    (the schema is upgraded, the counters rebuilt)."""
     target = make_url(url)
     admin = make_engine(target.set(database="postgres").render_as_string(hide_password=False))
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}"'))
-        conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
+        exists = conn.execute(
+            sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
+        ).first()
+        if not (keep and exists):
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}"'))
+            conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
     admin.dispose()
     engine = make_engine(url)
     upgrade(engine)
+    if keep and exists and counts(engine, "journey_run") >= runs:
+        print("  reusing the generated data (--keep)")
+        return _rebuilt(engine)
+    generate(engine, runs=runs, messages=messages, events=events)
+    return _rebuilt(engine)
+
+
+def generate(engine: Engine, *, runs: int, messages: int, events: int) -> None:
     with Session(engine) as s:
         journeys.create_journey(s, definition=JOURNEY)
         journeys.publish(s, key=KEY, activity_names=wiring.activity_names())
@@ -278,6 +292,9 @@ def prepare(url: str, *, runs: int, messages: int, events: int) -> Engine:
         conn.execute(sa.text("VACUUM ANALYZE consent_change"))
         conn.execute(sa.text("VACUUM ANALYZE analytics_conversion"))
     print(f"  generated in {time.perf_counter() - t0:.0f} s")
+
+
+def _rebuilt(engine: Engine) -> Engine:
     t0 = time.perf_counter()
     n = rollups.rebuild(engine)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -418,8 +435,17 @@ def main() -> None:
         "--database-url",
         default="postgresql+psycopg://postgres@127.0.0.1:5432/rejse_bench_analytics",
     )
+    parser.add_argument(
+        "--keep", action="store_true", help="reuse the data a previous run generated"
+    )
     args = parser.parse_args()
-    engine = prepare(args.database_url, runs=args.runs, messages=args.messages, events=args.events)
+    engine = prepare(
+        args.database_url,
+        runs=args.runs,
+        messages=args.messages,
+        events=args.events,
+        keep=args.keep,
+    )
     sizes = {t: counts(engine, t) for t in ("journey_run", "journey_step", "message", "event")}
     sizes["conversions"] = counts(engine, "analytics_conversion")
     sizes["counter rows"] = counts(engine, "analytics_rollup")

@@ -2,11 +2,12 @@
 
 An experiment is one split step of one journey (`journey`/`step`), pooled over every version
 that holds it. Its arms are the step's variants, in the definition's order, and its holdout. The
-first variant is the control. Each arm's figures come from the step log (`journey_step`, whose
-outcome at a split step is the arm the run was assigned to) joined to the run: `entered`
-counts distinct runs, `converted` those that reached the journey's goal (`JourneyRun.converted`;
-a held-out run counts when the goal comes within the holdout's window), and `revenue` the
-revenue of those goals (attribution records it with each run's goal; see `_counts`).
+first variant is the control. Each arm's figures are counters kept as runs are assigned arms
+and reach their goals (`rejse.analytics_deltas`, read with `rejse.analytics.rollups.counts`;
+`rollups.recount_arms` gives the same from the step log joined to the runs): `entered` counts
+distinct runs, `converted` those that reached the journey's goal (`JourneyRun.converted`; a
+held-out run counts when the goal comes within the holdout's window), and `revenue` the revenue
+of those goals (attribution records it with each run's goal; see `_counts`).
 
 What is computed (the statistics are `rejse.analytics.stats`):
 - per arm: the conversion rate with its Wilson interval, revenue and revenue per recipient with
@@ -36,17 +37,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import sqlalchemy as sa
 from babel.numbers import format_decimal
 from sqlmodel import Session, col, select
 
-from rejse.analytics import charts, stats
-from rejse.analytics.attribution import GOAL
+from rejse import analytics_deltas as deltas
+from rejse.analytics import charts, rollups, stats
 from rejse.errors import NotFound, Unprocessable
 from rejse.journeys.definition import JourneyDefinition, SplitStep
 from rejse.journeys.split import HOLDOUT
-from rejse.models.analytics import REVENUE_SCALE, AnalyticsConversion
-from rejse.models.journeys import Journey, JourneyRun, JourneyStep, JourneyVersion
+from rejse.models.analytics import REVENUE_SCALE
+from rejse.models.journeys import Journey, JourneyVersion
 
 Status = Literal["running", "significant", "inconclusive", "stopped"]
 STATUSES: tuple[Status, ...] = ("running", "significant", "inconclusive", "stopped")
@@ -159,7 +159,9 @@ def _splits(session: Session, journeys: Iterable[Journey]) -> list[Split]:
 def _counts(session: Session, splits: list[Split]) -> dict[tuple[str, str], dict[str, ArmCounts]]:
     """Per (journey, step), per arm: the distinct runs assigned it, how many of them converted,
     and the revenue of their goal conversions (`rejse.analytics.attribution`: a run's goal
-    carries its order's revenue). One grouped query over the step log of the splits' steps.
+    carries its order's revenue), read from the arms' counters (`rejse.analytics_deltas`:
+    kept where a run is assigned an arm and where it reaches its goal; `rollups.recount_arms`
+    is the same from the raw rows).
 
     Only the goal counts here, not an order inside the attribution window after a message: a
     held-out run gets no message, so window credit would favour every treated arm by design.
@@ -169,67 +171,29 @@ def _counts(session: Session, splits: list[Split]) -> dict[tuple[str, str], dict
         return out
     keys = {s.journey.key for s in splits}
     wanted = {(s.journey.key, v, s.step_id) for s in splits for v in s.versions}
-    # a run that passes a split twice (a loop through a wait) is assigned the same arm: once
-    assigned = (
-        sa.select(
-            col(JourneyStep.journey_key),
-            col(JourneyStep.version),
-            col(JourneyStep.step_id),
-            col(JourneyStep.outcome),
-            col(JourneyStep.run_id),
-        )
-        .where(
-            col(JourneyStep.journey_key).in_(keys),
-            col(JourneyStep.step_id).in_({s.step_id for s in splits}),
-            col(JourneyStep.outcome).is_not(None),
-        )
-        .distinct()
-        .subquery()
+    found = rollups.counts(
+        session,
+        group_by=("journey_key", "version", "step_id"),
+        journey_key=next(iter(keys)) if len(keys) == 1 else None,
+        in_journeys=True,
+        metric_prefixes=(deltas.ARM_PREFIX,),
     )
-    revenue = (
-        sa.select(
-            col(AnalyticsConversion.run_id),
-            (sa.func.sum(AnalyticsConversion.revenue_units) / float(REVENUE_SCALE)).label("amount"),
-        )
-        .where(
-            col(AnalyticsConversion.journey_key).in_(keys),
-            col(AnalyticsConversion.kind) == GOAL,
-            col(AnalyticsConversion.run_id).is_not(None),
-        )
-        .group_by(col(AnalyticsConversion.run_id))
-        .subquery()
-    )
-    amount = sa.func.coalesce(revenue.c.amount, 0.0)
-    stmt = (
-        sa.select(
-            assigned.c.journey_key,
-            assigned.c.version,
-            assigned.c.step_id,
-            assigned.c.outcome,
-            sa.func.count(),
-            sa.func.sum(sa.case((col(JourneyRun.converted).is_(True), 1), else_=0)),
-            sa.func.sum(amount),
-            sa.func.sum(amount * amount),
-        )
-        .select_from(assigned)
-        .join(JourneyRun, col(JourneyRun.id) == assigned.c.run_id)
-        .outerjoin(revenue, revenue.c.run_id == assigned.c.run_id)
-        .group_by(
-            assigned.c.journey_key, assigned.c.version, assigned.c.step_id, assigned.c.outcome
-        )
-    )
-    for key, version, step_id, arm, entered, converted, total, total_sq in session.execute(stmt):
+    for c in found:
+        key, version, step_id = c.key
         if (key, version, step_id) not in wanted:
             continue  # the same step id, in a version where it is not a split
-        arms = out[(key, step_id)]
-        arms.setdefault(arm, ArmCounts()).add(
-            ArmCounts(
-                entered=int(entered),
-                converted=int(converted or 0),
-                revenue=float(total or 0.0),
-                revenue_sq=float(total_sq or 0.0),
-            )
-        )
+        kind, _, arm = c.metric.partition(":")
+        figures = ArmCounts()
+        if kind + ":" == deltas.ARM_ENTERED:
+            figures.entered = c.n
+        elif kind + ":" == deltas.ARM_CONVERTED:
+            figures.converted = c.n
+            figures.revenue = c.revenue_units / REVENUE_SCALE
+        elif kind + ":" == deltas.ARM_REVENUE_SQ:
+            figures.revenue_sq = c.revenue_units / REVENUE_SCALE
+        else:
+            continue
+        out[(key, step_id)].setdefault(arm, ArmCounts()).add(figures)
     return out
 
 
