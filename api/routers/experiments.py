@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
-from api.charts import chart_response
+from api.charts import ChartFormat, chart_doc, chart_response
 from api.deps import ReadDep, SessionDep
 from api.errors import responses
 from rejse.analytics import experiments as ex
@@ -228,47 +228,20 @@ def get_experiment(
     return ex.experiment(session, journey=journey, step=step, params=params)
 
 
-def _chart_responses(media_type: str) -> dict[int | str, dict[str, Any]]:
-    return {
-        200: {
-            "description": "the arms' conversion rates with their intervals",
-            "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
-        },
-        **responses(404),
-    }
-
-
 @router.get(
-    "/{journey}/{step}/chart.svg",
+    "/{journey}/{step}/chart.{fmt}",
     response_class=Response,
-    responses=_chart_responses("image/svg+xml"),
+    responses=chart_doc("the arms' conversion rates with their intervals") | responses(404),
 )
-def chart_svg(
+def chart(
     journey: str,
     step: str,
+    fmt: ChartFormat,
     session: SessionDep,
     _: ReadDep,
     params: ParamsDep,
     lang: Lang = "en",
 ) -> Response:
-    """The arms with their intervals as SVG (the detail's figures)."""
+    """The arms with their intervals as SVG or PNG (the detail's figures)."""
     detail = ex.experiment(session, journey=journey, step=step, params=params)
-    return chart_response(ex.chart(detail, lang=lang), "svg")
-
-
-@router.get(
-    "/{journey}/{step}/chart.png",
-    response_class=Response,
-    responses=_chart_responses("image/png"),
-)
-def chart_png(
-    journey: str,
-    step: str,
-    session: SessionDep,
-    _: ReadDep,
-    params: ParamsDep,
-    lang: Lang = "en",
-) -> Response:
-    """The same chart as PNG."""
-    detail = ex.experiment(session, journey=journey, step=step, params=params)
-    return chart_response(ex.chart(detail, lang=lang), "png")
+    return chart_response(ex.chart(detail, lang=lang), fmt)

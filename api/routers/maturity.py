@@ -6,13 +6,13 @@ the stored assessments over time, and the 2x2 as a chart. Marketers assess; anal
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from api.charts import chart_response
+from api.charts import ChartFormat, chart_doc, chart_response
 from api.deps import ReadDep, SessionDep, WriteDep
 from api.errors import responses
 from rejse.db import utcnow
@@ -256,15 +256,6 @@ def _prefill_public(result: Prefill, lang: Lang) -> PrefillPublic:
     )
 
 
-def _chart_responses(media_type: str, what: str) -> dict[int | str, dict[str, Any]]:
-    return {
-        200: {
-            "description": what,
-            "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
-        }
-    }
-
-
 _PREFILL_CHART = "bars: the share of live profiles with each kind of customer data"
 _HISTORY_CHART = "the 2x2 with every assessment of the page, labelled with date and scores"
 _ONE_CHART = "the 2x2 (customer data x motivation) with the assessment's position"
@@ -289,26 +280,11 @@ def get_prefill(
     return _prefill_public(_prefill(session), _lang(request, lang))
 
 
-@router.get(
-    "/prefill/chart.svg",
-    response_class=Response,
-    responses=_chart_responses("image/svg+xml", _PREFILL_CHART),
-)
-def prefill_chart_svg(
-    request: Request, session: SessionDep, _: ReadDep, lang: LangQuery = None
+@router.get("/prefill/chart.{fmt}", response_class=Response, responses=chart_doc(_PREFILL_CHART))
+def prefill_chart(
+    fmt: ChartFormat, request: Request, session: SessionDep, _: ReadDep, lang: LangQuery = None
 ) -> Response:
-    return chart_response(service.prefill_chart(_prefill(session), _lang(request, lang)), "svg")
-
-
-@router.get(
-    "/prefill/chart.png",
-    response_class=Response,
-    responses=_chart_responses("image/png", _PREFILL_CHART),
-)
-def prefill_chart_png(
-    request: Request, session: SessionDep, _: ReadDep, lang: LangQuery = None
-) -> Response:
-    return chart_response(service.prefill_chart(_prefill(session), _lang(request, lang)), "png")
+    return chart_response(service.prefill_chart(_prefill(session), _lang(request, lang)), fmt)
 
 
 @router.post(
@@ -359,12 +335,9 @@ def list_assessments(
     )
 
 
-@router.get(
-    "/chart.svg",
-    response_class=Response,
-    responses=_chart_responses("image/svg+xml", _HISTORY_CHART),
-)
-def history_chart_svg(
+@router.get("/chart.{fmt}", response_class=Response, responses=chart_doc(_HISTORY_CHART))
+def history_chart(
+    fmt: ChartFormat,
     request: Request,
     session: SessionDep,
     _: ReadDep,
@@ -373,24 +346,7 @@ def history_chart_svg(
     offset: Offset = 0,
 ) -> Response:
     rows = service.listing(session, limit=limit, offset=offset)
-    return chart_response(service.position_chart(rows, _lang(request, lang), history=True), "svg")
-
-
-@router.get(
-    "/chart.png",
-    response_class=Response,
-    responses=_chart_responses("image/png", _HISTORY_CHART),
-)
-def history_chart_png(
-    request: Request,
-    session: SessionDep,
-    _: ReadDep,
-    lang: LangQuery = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> Response:
-    rows = service.listing(session, limit=limit, offset=offset)
-    return chart_response(service.position_chart(rows, _lang(request, lang), history=True), "png")
+    return chart_response(service.position_chart(rows, _lang(request, lang), history=True), fmt)
 
 
 @router.get("/{assessment_id}", response_model=AssessmentPublic, responses=responses(404))
@@ -405,11 +361,12 @@ def get_assessment(
 
 
 @router.get(
-    "/{assessment_id}/chart.svg",
+    "/{assessment_id}/chart.{fmt}",
     response_class=Response,
-    responses=_chart_responses("image/svg+xml", _ONE_CHART) | responses(404),
+    responses=chart_doc(_ONE_CHART) | responses(404),
 )
-def assessment_chart_svg(
+def assessment_chart(
+    fmt: ChartFormat,
     request: Request,
     assessment_id: AssessmentId,
     session: SessionDep,
@@ -417,20 +374,4 @@ def assessment_chart_svg(
     lang: LangQuery = None,
 ) -> Response:
     row = service.get(session, assessment_id)
-    return chart_response(service.position_chart([row], _lang(request, lang)), "svg")
-
-
-@router.get(
-    "/{assessment_id}/chart.png",
-    response_class=Response,
-    responses=_chart_responses("image/png", _ONE_CHART) | responses(404),
-)
-def assessment_chart_png(
-    request: Request,
-    assessment_id: AssessmentId,
-    session: SessionDep,
-    _: ReadDep,
-    lang: LangQuery = None,
-) -> Response:
-    row = service.get(session, assessment_id)
-    return chart_response(service.position_chart([row], _lang(request, lang)), "png")
+    return chart_response(service.position_chart([row], _lang(request, lang)), fmt)
