@@ -13,8 +13,9 @@ from pydantic import BaseModel
 
 from api.charts import ChartFormat, chart_doc, chart_response
 from api.deps import ReadDep, SessionDep
-from api.errors import responses
+from api.errors import Responses, responses
 from rejse.analytics import experiments as ex
+from rejse.analytics.views import to_csv
 
 router = APIRouter(prefix="/api/experiments", tags=["experiments"])
 
@@ -195,7 +196,31 @@ class ExperimentList(BaseModel):
     experiments: list[ExperimentSummary]
 
 
-@router.get("", response_model=ExperimentList)
+FormatQ = Annotated[Literal["json", "csv"], Query(description="`csv`: the table as a CSV download")]
+
+
+def _csv(rows: list[dict[str, Any]], name: str) -> Response:
+    return Response(
+        to_csv(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+def _table_doc(what: str) -> Responses:
+    return {
+        200: {
+            "description": f"The answer; with `format=csv` {what} as CSV (RFC 4180, UTF-8)",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    }
+
+
+@router.get(
+    "",
+    response_model=ExperimentList,
+    responses=_table_doc("one row per experiment and arm"),
+)
 def list_experiments(
     session: SessionDep,
     _: ReadDep,
@@ -204,8 +229,12 @@ def list_experiments(
         Literal["running", "significant", "inconclusive", "stopped"] | None,
         Query(description="only experiments in this status"),
     ] = None,
-) -> dict[str, Any]:
+    format: FormatQ = "json",
+) -> dict[str, Any] | Response:
     """Every split step across journeys: hypothesis, status, sample and result."""
+    found = ex.list_experiments(session, params, status=status)
+    if format == "csv":
+        return _csv(ex.list_rows(found), "experiments")
     return {
         "parameters": {
             "mde": params.mde,
@@ -214,18 +243,30 @@ def list_experiments(
             "power": params.power,
             "baseline": params.baseline,
         },
-        "experiments": ex.list_experiments(session, params, status=status),
+        "experiments": found,
     }
 
 
-@router.get("/{journey}/{step}", response_model=ExperimentDetail, responses=responses(404))
+@router.get(
+    "/{journey}/{step}",
+    response_model=ExperimentDetail,
+    responses=_table_doc("one row per arm") | responses(404),
+)
 def get_experiment(
-    journey: str, step: str, session: SessionDep, _: ReadDep, params: ParamsDep
-) -> dict[str, Any]:
+    journey: str,
+    step: str,
+    session: SessionDep,
+    _: ReadDep,
+    params: ParamsDep,
+    format: FormatQ = "json",
+) -> dict[str, Any] | Response:
     """One split: each arm's conversion and revenue with intervals, the tests against the
     control beside the hypothesis, the holdout lift, the sample each arm needs, warnings and
     the winner (only when significant and the sample is reached)."""
-    return ex.experiment(session, journey=journey, step=step, params=params)
+    detail = ex.experiment(session, journey=journey, step=step, params=params)
+    if format == "csv":
+        return _csv(ex.arm_rows(detail), f"experiment-{journey}-{step}")
+    return detail
 
 
 @router.get(

@@ -528,6 +528,62 @@ def experiment(session: Session, *, journey: str, step: str, params: Params) -> 
     return analyse(found[0], counts.get((journey, step), {}), params)
 
 
+def list_rows(experiments: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The list as a flat table (its CSV): one row per experiment and arm."""
+    out = []
+    for e in experiments:
+        for a in e["arms"]:
+            out.append(
+                {
+                    "journey": e["journey"],
+                    "step": e["step"],
+                    "hypothesis": e["hypothesis"],
+                    "status": e["status"],
+                    "arm": a["key"],
+                    "role": a["role"],
+                    "entered": a["entered"],
+                    "converted": a["converted"],
+                    "conversion_rate": a["conversion_rate"],
+                    "required_per_arm": e["sample"]["required_per_arm"],
+                    "winner": e["result"]["winner"],
+                }
+            )
+    return out
+
+
+def arm_rows(detail: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The detail's arms as a flat table (its CSV): figures, intervals, and the test against
+    the reference arm and the holdout."""
+    out = []
+    for a in detail["arms"]:
+        row: dict[str, Any] = {
+            "journey": detail["journey"],
+            "step": detail["step"],
+            **{
+                k: a[k]
+                for k in (
+                    "key",
+                    "role",
+                    "weight",
+                    "entered",
+                    "converted",
+                    "conversion_rate",
+                    "revenue",
+                    "revenue_per_recipient",
+                    "below_sample",
+                )
+            },
+            "interval_low": (a["interval"] or {}).get("low"),
+            "interval_high": (a["interval"] or {}).get("high"),
+        }
+        for against in ("vs_control", "vs_holdout"):
+            test = a[against] or {}
+            for k in ("difference", "relative_lift", "z", "p_value", "significant"):
+                row[f"{against}_{k}"] = test.get(k)
+        out.append(row)
+    return out
+
+
 TITLES = {
     "en": "Conversion per arm with {c} % intervals",
     "da": "Konvertering pr. arm med {c} %-intervaller",

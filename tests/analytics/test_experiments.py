@@ -668,3 +668,33 @@ def test_the_arms_counters_match_a_recount_from_the_raw_rows(runtime):
     rollups.fold(runtime.engine)  # folded or not, the same figures
     with Session(runtime.engine) as s:
         assert experiment(s, journey="wort", step="trial", params=Params())["arms"] == body["arms"]
+
+
+async def test_the_experiment_tables_as_csv(runtime, client, keys):
+    """The list (one row per experiment and arm) and the detail (one row per arm) as CSV with
+    the numbers of their JSON."""
+    import csv
+    import io
+
+    publish(runtime, WORT)
+    seed(runtime, "wort", "trial", "placebo", entered=100, converted=19)
+    seed(runtime, "wort", "trial", "wort", entered=100, converted=27)
+    h = auth(keys[Role.analyst])
+    r = await client.get("/api/experiments", params={"format": "csv"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert [(x["arm"], x["entered"], x["converted"], x["status"]) for x in rows] == [
+        ("placebo", "100", "19", "running"),
+        ("wort", "100", "27", "running"),
+    ]
+    r = await client.get("/api/experiments/wort/trial", params={"format": "csv"}, headers=h)
+    assert r.status_code == 200, r.text
+    detail = await get(client, keys, "/api/experiments/wort/trial")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert [x["key"] for x in rows] == ["placebo", "wort"]
+    assert rows[1]["vs_control_p_value"] == str(arm(detail, "wort")["vs_control"]["p_value"])
+    assert rows[0]["interval_low"] == str(arm(detail, "placebo")["interval"]["low"])
+    r = await client.get("/api/experiments", params={"format": "xml"}, headers=h)
+    assert r.status_code == 422
+    assert "format" in r.text
