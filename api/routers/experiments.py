@@ -55,7 +55,7 @@ def get_params(
 
 
 ParamsDep = Annotated[ex.Params, Depends(get_params)]
-Lang = Annotated[Literal["da", "en"], Query(description="the chart's language")]
+Lang = Annotated[Literal["da", "sv", "en"], Query(description="the chart's language")]
 
 
 class Interval(BaseModel):
@@ -135,6 +135,7 @@ class Result(BaseModel):
 class Message(BaseModel):
     en: str
     da: str
+    sv: str
 
 
 class Warning(BaseModel):

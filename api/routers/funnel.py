@@ -29,7 +29,7 @@ from rejse.inputs import Text
 router = APIRouter(prefix="/api/analytics", tags=["analytics: funnel and sales"])
 
 FiguresDep = Annotated[Principal, Depends(require(*READ, *SALES))]
-Lang = Annotated[Literal["da", "en"], Query(description="the chart's language")]
+Lang = Annotated[Literal["da", "sv", "en"], Query(description="the chart's language")]
 From = Annotated[
     dt.date | None, Query(alias="from", description="first day (ISO date, UTC); default: all")
 ]

@@ -51,7 +51,8 @@ from rejse.models.journeys import Journey, JourneyVersion
 Status = Literal["running", "significant", "inconclusive", "stopped"]
 STATUSES: tuple[Status, ...] = ("running", "significant", "inconclusive", "stopped")
 MdeKind = Literal["absolute", "relative"]
-Lang = Literal["da", "en"]
+Lang = Literal["da", "sv", "en"]
+_LOCALES = {"da": "da_DK", "sv": "sv_SE", "en": "en_US"}
 
 # The defaults, chosen for journeys (docs/analytics.md, "A/B programme"): 2 percentage points
 # is the smallest change worth acting on at the 2-10 % conversion of a triggered e-mail (at a
@@ -201,11 +202,11 @@ def _counts(session: Session, splits: list[Split]) -> dict[tuple[str, str], dict
 
 
 def _num(value: float, lang: Lang, fmt: str = "#,##0.###") -> str:
-    return format_decimal(value, format=fmt, locale="da_DK" if lang == "da" else "en_US")
+    return format_decimal(value, format=fmt, locale=_LOCALES[lang])
 
 
-def _warning(code: str, arm: str | None, en: str, da: str) -> dict[str, Any]:
-    return {"code": code, "arm": arm, "message": {"en": en, "da": da}}
+def _warning(code: str, arm: str | None, en: str, da: str, sv: str) -> dict[str, Any]:
+    return {"code": code, "arm": arm, "message": {"en": en, "da": da, "sv": sv}}
 
 
 def _interval(i: stats.Interval | None) -> dict[str, float] | None:
@@ -315,6 +316,11 @@ def analyse(split: Split, counts: Mapping[str, ArmCounts], params: Params) -> di
                 if ref.entered
                 else f"Ingen basislinje endnu: armen {reference!r} har ingen modtagere; "
                 "angiv ?baseline= for at planlægge stikprøven",
+                f"Ingen baslinje än: armen {reference!r} har inga konverteringar att planera "
+                "utifrån"
+                if ref.entered
+                else f"Ingen baslinje än: armen {reference!r} har inga mottagare; "
+                "ange ?baseline= för att planera urvalet",
             )
         )
 
@@ -333,6 +339,8 @@ def analyse(split: Split, counts: Mapping[str, ArmCounts], params: Params) -> di
                     "recipients needed per arm: wait before reading the result",
                     f"Armen {k!r} har {_num(a.entered, 'da')} af de {_num(required or 0, 'da')} "
                     "modtagere, der kræves pr. arm: vent med at læse resultatet",
+                    f"Armen {k!r} har {_num(a.entered, 'sv')} av de {_num(required or 0, 'sv')} "
+                    "mottagare som krävs per arm: vänta med att läsa resultatet",
                 )
             )
         role = "control" if k == control else "holdout" if k == HOLDOUT else "treatment"
@@ -408,6 +416,9 @@ def analyse(split: Split, counts: Mapping[str, ArmCounts], params: Params) -> di
                     f"Armen {k!r} afviger fra {reference!r} med p = "
                     f"{_num(t['p_value'], 'da', '0.####')}, men stikprøven er ikke nået: ingen "
                     "vinder endnu (at aflæse en test før tid giver flere falske fund)",
+                    f"Armen {k!r} skiljer sig från {reference!r} med p = "
+                    f"{_num(t['p_value'], 'sv', '0.####')}, men urvalet är inte nått: ingen "
+                    "vinnare än (att läsa av ett test i förtid ger fler falska fynd)",
                 )
             )
     if len(split.shapes) > 1:
@@ -419,6 +430,8 @@ def analyse(split: Split, counts: Mapping[str, ArmCounts], params: Params) -> di
                 f"The split changed between versions {listed}; the arms pool the runs of all",
                 f"Opdelingen er ændret mellem version {listed}; armene samler alle versioners "
                 "forløb",
+                f"Uppdelningen har ändrats mellan version {listed}; armarna samlar alla "
+                "versioners körningar",
             )
         )
 
@@ -587,6 +600,7 @@ def arm_rows(detail: Mapping[str, Any]) -> list[dict[str, Any]]:
 TITLES = {
     "en": "Conversion per arm with {c} % intervals",
     "da": "Konvertering pr. arm med {c} %-intervaller",
+    "sv": "Konvertering per arm med {c} %-intervall",
 }
 
 

@@ -449,7 +449,7 @@ def recount(session: Session) -> Mapping[str, int]:
 
 # --------------------------------------------------------------------------------- charts
 
-Lang = Literal["da", "en"]
+Lang = Literal["da", "sv", "en"]
 STAGE_NAMES: dict[str, dict[str, str]] = {
     "en": {
         "subscriber": "subscriber",
@@ -467,6 +467,14 @@ STAGE_NAMES: dict[str, dict[str, str]] = {
         "opportunity": "mulighed",
         "customer": "kunde",
     },
+    "sv": {
+        "subscriber": "prenumerant",
+        "lead": "lead",
+        "aql": "AQL",
+        "sql": "SQL",
+        "opportunity": "affärsmöjlighet",
+        "customer": "kund",
+    },
 }
 TITLES: dict[str, dict[str, str]] = {
     "en": {
@@ -477,6 +485,11 @@ TITLES: dict[str, dict[str, str]] = {
     "da": {
         "funnel": "Leadtragt: profiler pr. livscyklusfase",
         "daily": "Profiler pr. livscyklusfase over tid",
+        "profiles": "profiler",
+    },
+    "sv": {
+        "funnel": "Leadtratt: profiler per livscykelfas",
+        "daily": "Profiler per livscykelfas över tid",
         "profiles": "profiler",
     },
 }

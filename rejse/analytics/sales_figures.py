@@ -375,7 +375,7 @@ def uncalled(
 
 # ----------------------------------------------------------------------------- charts
 
-Lang = Literal["da", "en"]
+Lang = Literal["da", "sv", "en"]
 NAMES: dict[str, dict[str, str]] = {
     "en": {
         "open": "open",
@@ -426,6 +426,31 @@ NAMES: dict[str, dict[str, str]] = {
         "pipeline": "Pipeline: leads pr. fase",
         "lost_title": "Tabte leads og hvorfor",
         "uncalled": "AQL'er som ingen har ringet til, pr. sælger",
+    },
+    "sv": {
+        "open": "öppen",
+        "assigned": "tilldelad",
+        "contacted": "kontaktad",
+        "meeting": "möte",
+        "won": "vunnen",
+        "lost": "förlorad",
+        "not_relevant": "inte relevant",
+        "expired": "utgången",
+        "price": "pris",
+        "timing": "tidpunkt",
+        "competitor": "konkurrent",
+        "no_budget": "ingen budget",
+        "no_need": "inget behov",
+        "no_response": "inget svar",
+        "other": "annat",
+        UNSPECIFIED: "inte angivet",
+        NOT_CONTACTED: "inte kontaktad",
+        "leads": "AQL:er",
+        "no_rep": "(ingen säljare)",
+        "reps": "AQL:er, kontaktade och vunna per säljare",
+        "pipeline": "Pipeline: leads per fas",
+        "lost_title": "Förlorade leads och varför",
+        "uncalled": "AQL:er som ingen har ringt, per säljare",
     },
 }
 
