@@ -26,9 +26,9 @@ from rejse.models.maturity import MaturityAssessment
 router = APIRouter(prefix="/api/maturity", tags=["maturity"])
 
 LangQuery = Annotated[
-    Literal["da", "en"] | None,
+    Literal["da", "sv", "en"] | None,
     Query(
-        description="the language of the texts; left out: the first of da/en in "
+        description="the language of the texts; left out: the first of da/sv/en in "
         "`Accept-Language`, else da"
     ),
 ]
@@ -104,7 +104,7 @@ class AssessmentPublic(BaseModel):
     created_at: dt.datetime
     company: str | None
     goal: str | None
-    lang: Literal["da", "en"]
+    lang: Literal["da", "sv", "en"]
     answers: Answers
     scores: Scores
     start_position: PositionPublic
@@ -140,7 +140,7 @@ class Question(BaseModel):
 
 
 class PrefillPublic(BaseModel):
-    lang: Literal["da", "en"]
+    lang: Literal["da", "sv", "en"]
     computed_at: dt.datetime
     live_profiles: int = Field(description="profiles not erased")
     structural: SharePublic
