@@ -312,9 +312,9 @@ def prepare(url: str, *, runs: int, messages: int, events: int, keep: bool = Fal
     upgrade(engine)
     if keep and exists and counts(engine, "journey_run") >= runs:
         print("  reusing the generated data (--keep)")
-        return _rebuilt(engine)
+        return _rebuilt(engine, again=False)
     generate(engine, runs=runs, messages=messages, events=events)
-    return _rebuilt(engine)
+    return _rebuilt(engine, again=True)
 
 
 def generate(engine: Engine, *, runs: int, messages: int, events: int) -> None:
@@ -387,7 +387,9 @@ def generate_sales(engine: Engine, *, profiles: int, leads: int) -> None:
             conn.execute(sa.text(f"VACUUM ANALYZE {table}"))
 
 
-def _rebuilt(engine: Engine) -> Engine:
+def _rebuilt(engine: Engine, *, again: bool) -> Engine:
+    """The stage rollup, the maturity flags and the counters from the raw rows (`again`:
+    even when a previous run built them; since then the processor has kept them)."""
     if counts(engine, "lead") == 0:  # data generated before the sales figures were benched
         profiles = counts(engine, "profile")
         generate_sales(engine, profiles=profiles, leads=max(1, counts(engine, "journey_run") // 10))
@@ -396,6 +398,9 @@ def _rebuilt(engine: Engine) -> Engine:
         folded = funnel.fold_all(s)
         s.commit()
     print(f"  funnel: {folded:,} stage changes folded in {time.perf_counter() - t0:.1f} s")
+    if not again and counts(engine, "maturity_profile_data") and counts(engine, "analytics_rollup"):
+        print("  flags and counters kept from the previous run")
+        return engine
     t0 = time.perf_counter()
     n = flags.rebuild(engine)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
