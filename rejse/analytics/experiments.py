@@ -9,7 +9,7 @@ distinct runs, `converted` those that reached the journey's goal (`JourneyRun.co
 held-out run counts when the goal comes within the holdout's window), and `revenue` the revenue
 of those goals (attribution records it with each run's goal; see `_counts`).
 
-What is computed (the statistics are `rejse.analytics.stats`):
+What is computed (the statistics are `rejse.stats`):
 - per arm: the conversion rate with its Wilson interval, revenue and revenue per recipient with
   a normal interval;
 - each treatment arm against the control beside the recorded hypothesis: the difference with
@@ -41,7 +41,8 @@ from babel.numbers import format_decimal
 from sqlmodel import Session, col, select
 
 from rejse import analytics_deltas as deltas
-from rejse.analytics import charts, rollups, stats
+from rejse import stats
+from rejse.analytics import charts, rollups
 from rejse.errors import NotFound, Unprocessable
 from rejse.journeys.definition import JourneyDefinition, SplitStep
 from rejse.journeys.split import HOLDOUT

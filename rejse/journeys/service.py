@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from rejse import analytics_deltas as deltas
-from rejse.analytics.stats import two_proportion_z
 from rejse.conditions import Issue
 from rejse.db import utcnow
 from rejse.errors import Conflict, NotFound, Unprocessable
@@ -34,6 +33,7 @@ from rejse.models.journeys import (
     JourneyStep,
     JourneyVersion,
 )
+from rejse.stats import two_proportion_z
 
 TemplateCheck = Callable[[str, str], bool]
 

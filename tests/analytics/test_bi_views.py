@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from rejse import analytics_deltas as deltas
+from rejse import funnel_changes
 from rejse.analytics import funnel
 from rejse.analytics import sales_figures as sales
 from rejse.db import utcnow
@@ -38,7 +39,7 @@ def _seed(engine) -> None:
     with Session(engine) as s:
         for n, path in enumerate(([None, "subscriber", "lead"], [None, "subscriber"])):
             for k in range(1, len(path)):
-                funnel.record_change(
+                funnel_changes.record_change(
                     s,
                     profile_id=f"prf_{n}",
                     from_stage=path[k - 1],
