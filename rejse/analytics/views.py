@@ -21,7 +21,12 @@ BI_VIEWS = (
     "analytics_journeys_v",
     "analytics_reasons_v",
     "analytics_conversions_v",
-)
+    "analytics_arms_v",
+    "funnel_daily_v",
+    "funnel_stages_v",
+    "sales_leads_v",
+    "sales_reps_v",
+)  # the read-only views for BI tools (migrations 0012_analytics, 0016_bi_views)
 
 LABELS: Mapping[str, Mapping[Lang, str]] = {
     "entered": {"da": "startet", "sv": "startade", "en": "entered"},

@@ -16,22 +16,10 @@ from rejse import analytics_deltas as deltas
 from rejse import funnel_changes
 from rejse.analytics import funnel
 from rejse.analytics import sales_figures as sales
+from rejse.analytics.views import BI_VIEWS as VIEWS
 from rejse.db import utcnow
 from rejse.models.journeys import JourneyRun
 from rejse.models.leads import Lead, SalesRep
-
-VIEWS = (
-    "analytics_counts_v",
-    "analytics_kpis_v",
-    "analytics_journeys_v",
-    "analytics_reasons_v",
-    "analytics_conversions_v",
-    "funnel_daily_v",
-    "funnel_stages_v",
-    "sales_leads_v",
-    "sales_reps_v",
-    "analytics_arms_v",
-)
 
 
 def _seed(engine) -> None:
