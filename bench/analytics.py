@@ -1,6 +1,7 @@
-"""Campaign analytics on PostgreSQL: every analytics endpoint's query read from the counters,
-beside the same figures computed from the raw rows by plain SQL aggregates in the same run;
-and the event processor's throughput with the attribution subscriber on and off.
+"""Campaign analytics on PostgreSQL: every analytics endpoint's read (campaign KPIs, the lead
+funnel, the sales figures, the maturity prefill), beside the same figures computed from the raw
+rows by plain SQL aggregates in the same run; and the event processor's throughput with the
+subscribers that keep counters (attribution, maturity flags) on and off.
 
 Data, generated inside PostgreSQL with generate_series (deterministic, hash-derived choices):
 one journey (`bench-cart`, two versions, three sends) with `--runs` runs (default 1,000,000)
@@ -8,17 +9,23 @@ spread over 90 days and their step log, their messages (delivered, opened, click
 consent or the frequency cap, failed) topped up with messages outside journeys to
 `--messages` (3,000,000), unsubscribes through 1 % of the messages, the conversions the runs
 reached (goals and window conversions, with revenue), and `--events` events (10,000,000:
-the checkouts that started the runs, the orders, browsing). The counters are then built from
-the raw rows by `rejse.analytics.rollups.rebuild` (what an upgrade of existing data does).
+the checkouts that started the runs, the orders, browsing); a tenth as many leads as runs
+handed to 20 reps in every phase, every profile's climb through the lifecycle stages, and
+structural traits on 30 % of the profiles. The counters, the stage rollup and the maturity
+flags are then built from the raw rows (`rollups.rebuild`, `funnel.fold_all`,
+`flags.rebuild`: what an upgrade of existing data does).
 
-1. Per endpoint (summary, steps, versions, days, templates, the comparison): the median time of
-   its query (`rejse.analytics.kpis`) against the median of `rollups.recount`, the same
-   counters from the raw rows; rounds interleave the two; the ratio is the speed-up. Each round
-   also checks that both give the same figures.
+1. Per endpoint (the journey KPIs per journey, step, version and day, templates, the
+   comparison; the funnel and its daily series; the sales figures per rep, for one rep, the
+   pipeline, lost and uncalled leads; the maturity prefill): the median time of its read
+   against the median of a plain SQL aggregate of the raw rows for the same figures
+   (`rollups.recount`, the stages by each profile's last change, the leads grouped by rep and
+   status, `prefill.recount`); rounds interleave the two; the ratio is the speed-up. Each
+   round also checks that the counters and the flags give the recount's figures.
 2. Processor: `--processor-events` tracked events of known customers (a fifth of them
    `Order Completed`, all of customers with journey messages) through the event processor
-   with the production subscribers, with and without the attribution subscriber, interleaved
-   rounds on fresh outbox rows; events/s.
+   with the production subscribers, with and without attribution and the maturity flags,
+   interleaved rounds on fresh outbox rows; events/s.
 
     python -m bench.analytics [--runs 1000000] [--messages 3000000] [--events 10000000]
         [--rounds 5] [--processor-events 20000] [--database-url ...rejse_bench_analytics]
