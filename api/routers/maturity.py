@@ -14,7 +14,8 @@ from sqlmodel import Session
 
 from api.charts import ChartFormat, chart_doc, chart_response
 from api.deps import ReadDep, SessionDep, WriteDep
-from api.errors import responses
+from api.errors import Responses, responses
+from rejse.analytics.views import to_csv
 from rejse.db import utcnow
 from rejse.inputs import MAX_OFFSET, Text
 from rejse.maturity import service, texts
@@ -318,7 +319,16 @@ def create_assessment(
     return _public(row, _lang(request, lang))
 
 
-@router.get("", response_model=AssessmentList)
+_LIST_CSV: Responses = {
+    200: {
+        "description": "The page; with `format=csv` one row per assessment (RFC 4180, UTF-8): "
+        "id, date, company, the scores, the start position and the progress scenario",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.get("", response_model=AssessmentList, responses=_LIST_CSV)
 def list_assessments(
     request: Request,
     session: SessionDep,
@@ -326,13 +336,33 @@ def list_assessments(
     lang: LangQuery = None,
     limit: Limit = 100,
     offset: Offset = 0,
-) -> AssessmentList:
+    format: Annotated[
+        Literal["json", "csv"], Query(description="`csv`: the page as a CSV download")
+    ] = "json",
+) -> AssessmentList | Response:
     """The stored assessments, oldest first: progress over time."""
     chosen = _lang(request, lang)
     rows = service.listing(session, limit=limit, offset=offset)
-    return AssessmentList(
-        total=service.count(session), assessments=[_public(row, chosen) for row in rows]
-    )
+    public = [_public(row, chosen) for row in rows]
+    if format == "csv":
+        table = [
+            {
+                "id": a.id,
+                "created_at": a.created_at.isoformat(),
+                "company": a.company,
+                **a.scores.model_dump(),
+                "start_position": a.start_position.key.value,
+                "start_position_name": a.start_position.name,
+                "progress_scenario": a.progress_scenario.key.value if a.progress_scenario else None,
+            }
+            for a in public
+        ]
+        return Response(
+            to_csv(table),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="maturity.csv"'},
+        )
+    return AssessmentList(total=service.count(session), assessments=public)
 
 
 @router.get("/chart.{fmt}", response_class=Response, responses=chart_doc(_HISTORY_CHART))

@@ -288,3 +288,24 @@ async def test_the_assessment_and_the_prefill_in_swedish(client, keys):
     svg = await client.get(f"/api/maturity/{out['id']}/chart.svg?lang=sv", headers=h)
     assert svg.status_code == 200
     assert b"Kunddata" in svg.content
+
+
+async def test_the_assessments_as_csv(client, keys):
+    import csv
+    import io
+
+    h = auth(keys[Role.marketer])
+    made = []
+    for position in ("begynder", "bevaeger"):
+        r = await client.post("/api/maturity", json=body(*ANSWERS[position]), headers=h)
+        made.append(r.json())
+    r = await client.get("/api/maturity", params={"format": "csv", "lang": "en"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert [(x["id"], x["start_position"]) for x in rows] == [
+        (made[0]["id"], "begynder"),
+        (made[1]["id"], "bevaeger"),
+    ]
+    assert rows[1]["motivation"] == str(made[1]["scores"]["motivation"])
+    assert rows[0]["start_position_name"] == "Beginner"
