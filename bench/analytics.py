@@ -643,6 +643,9 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="a small database (20,000 runs), two rounds"
     )
+    parser.add_argument(
+        "--processor-only", action="store_true", help="time the processor, not the endpoints"
+    )
     args = parser.parse_args()
     if args.quick:
         args.runs, args.messages, args.events = 20_000, 60_000, 200_000
@@ -660,7 +663,8 @@ def main() -> None:
     sizes["counter rows"] = counts(engine, "analytics_rollup")
     print("analytics on PostgreSQL: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items()))
     print(f"  median of {args.rounds} interleaved rounds")
-    endpoints(engine, args.rounds)
+    if not args.processor_only:
+        endpoints(engine, args.rounds)
     processor(engine, args.database_url, n=args.processor_events, rounds=args.rounds)
 
 

@@ -71,8 +71,29 @@ def _may_change_traits(event: ProcessedEvent) -> bool:
     return event.type in ("identify", "group") or bool(event.traits) or bool(event.merged_from)
 
 
+KNOWN_LIMIT = 200_000  # profile ids remembered per flag before the memory starts afresh
+
+
 class FlagsSubscriber:
+    """Keeps the flags in the processor's transaction. It remembers (per process, at most
+    `KNOWN_LIMIT` ids a flag) the profiles whose committed row already has the transactional
+    or activity flag: those flags only ever go from false to true (a row goes away only with
+    its profile, by an erase or a merge, and such a profile gets no more events), so a page
+    view of a profile known to be flagged needs no read at all."""
+
     name = "maturity_flags"
+
+    def __init__(self) -> None:
+        self._known: dict[str, set[str]] = {"transactional": set(), "activity": set()}
+
+    def _remember(self, session: Session, row: MaturityProfileData) -> None:
+        if row in session.dirty or row in session.new:
+            return  # not committed yet: this batch may still roll back
+        for flag, known in self._known.items():
+            if getattr(row, flag):
+                if len(known) >= KNOWN_LIMIT:
+                    known.clear()
+                known.add(row.profile_id)
 
     def wants(self, session: Session, event: ProcessedEvent) -> bool:
         """Only what can change the profile's row: most events of a known customer (a page
@@ -84,10 +105,16 @@ class FlagsSubscriber:
         activity = is_activity(event)
         if not (order or activity):
             return False
+        pid = event.profile_id
+        if (not order or pid in self._known["transactional"]) and (
+            not activity or pid in self._known["activity"]
+        ):
+            return False
         with session.no_autoflush:
-            row = session.get(MaturityProfileData, event.profile_id)
+            row = session.get(MaturityProfileData, pid)
         if row is None:
             return True
+        self._remember(session, row)
         return (order and not row.transactional) or (activity and not row.activity)
 
     def apply(
