@@ -12,15 +12,18 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from rejse import analytics_deltas as deltas
 from rejse import netguard, signatures
-from rejse.analytics import attribution, rollups
+from rejse.analytics import attribution
 from rejse.conditions import evaluate
 from rejse.db import session_scope, utcnow
 from rejse.journeys import runtypes as rt
+from rejse.journeys.arms import run_arms
 from rejse.journeys.facts import load_facts
 from rejse.logging import get_logger
 from rejse.models.journeys import ACTIVE_RUN_STATUSES, Journey, JourneyRun, JourneyStep
@@ -91,7 +94,7 @@ class JourneyActivities:
                         at=rec.at,
                     )
                 )
-                rollups.step_entered(session, run, rec.step_id, previous=run.current_step)
+                deltas.step_entered(session, run, rec.step_id, previous=run.current_step)
                 add_entry(
                     session,
                     profile_id=run.profile_id,
@@ -121,6 +124,18 @@ class JourneyActivities:
                 .order_by(col(JourneyStep.id).desc())
                 .limit(1)
             ).first()
+            first_time = False
+            if step is not None and rec.variant is not None:  # a split: the run's arm
+                first_time = (
+                    session.exec(
+                        select(sa.func.count()).where(
+                            JourneyStep.run_id == rec.run_id,
+                            JourneyStep.step_id == rec.step_id,
+                            JourneyStep.outcome == rec.outcome,
+                        )
+                    ).one()
+                    == 0
+                )  # not counted again on a second pass or a retried activity
             if step is not None:
                 step.outcome = rec.outcome
                 session.add(step)
@@ -129,6 +144,8 @@ class JourneyActivities:
                 if run is not None:
                     run.variant = rec.variant
                     session.add(run)
+                    if first_time:
+                        deltas.arm_entered(session, run, rec.step_id, rec.outcome)
 
     @activity.defn(name=rt.FINISH_RUN)
     def finish_run(self, rec: rt.FinishRecord) -> None:
@@ -142,11 +159,14 @@ class JourneyActivities:
             run.current_step = rec.step_id
             run.ended_at = rec.at
             session.add(run)
-            rollups.run_ended(
+            deltas.run_ended(
                 session, run, previous_status=previous_status, previous_step=previous_step
             )
             if run.converted and previous_status != "converted":
-                attribution.goal_reached(session, run, at=rec.at)
+                goal = attribution.goal_reached(session, run, at=rec.at)
+                deltas.arm_converted(
+                    session, run, run_arms(session, run), revenue_units=goal.revenue_units
+                )
             add_entry(
                 session,
                 profile_id=run.profile_id,
@@ -261,7 +281,7 @@ class JourneyActivities:
             previous_status, previous_step = run.status, run.current_step
             run.status, run.ended_at, run.current_step = "failed", now, inp.step_id
             session.add(run)
-            rollups.run_ended(
+            deltas.run_ended(
                 session, run, previous_status=previous_status, previous_step=previous_step
             )
             add_entry(

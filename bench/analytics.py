@@ -1,6 +1,7 @@
-"""Campaign analytics on PostgreSQL: every analytics endpoint's query read from the counters,
-beside the same figures computed from the raw rows by plain SQL aggregates in the same run;
-and the event processor's throughput with the attribution subscriber on and off.
+"""Campaign analytics on PostgreSQL: every analytics endpoint's read (campaign KPIs, the lead
+funnel, the sales figures, the maturity prefill), beside the same figures computed from the raw
+rows by plain SQL aggregates in the same run; and the event processor's throughput with the
+subscribers that keep counters (attribution, maturity flags) on and off.
 
 Data, generated inside PostgreSQL with generate_series (deterministic, hash-derived choices):
 one journey (`bench-cart`, two versions, three sends) with `--runs` runs (default 1,000,000)
@@ -8,22 +9,32 @@ spread over 90 days and their step log, their messages (delivered, opened, click
 consent or the frequency cap, failed) topped up with messages outside journeys to
 `--messages` (3,000,000), unsubscribes through 1 % of the messages, the conversions the runs
 reached (goals and window conversions, with revenue), and `--events` events (10,000,000:
-the checkouts that started the runs, the orders, browsing). The counters are then built from
-the raw rows by `rejse.analytics.rollups.rebuild` (what an upgrade of existing data does).
+the checkouts that started the runs, the orders, browsing); a tenth as many leads as runs
+handed to 20 reps in every phase, every profile's climb through the lifecycle stages, and
+structural traits on 30 % of the profiles. The counters, the stage rollup and the maturity
+flags are then built from the raw rows (`rollups.rebuild`, `funnel.fold_all`,
+`flags.rebuild`: what an upgrade of existing data does).
 
-1. Per endpoint (summary, steps, versions, days, templates, the comparison): the median time of
-   its query (`rejse.analytics.kpis`) against the median of `rollups.recount`, the same
-   counters from the raw rows; rounds interleave the two; the ratio is the speed-up. Each round
-   also checks that both give the same figures.
+1. Per endpoint (the journey KPIs per journey, step, version and day, templates, the
+   comparison; the funnel and its daily series; the sales figures per rep, for one rep, the
+   pipeline, lost and uncalled leads; the maturity prefill): the median time of its read
+   against the median of a plain SQL aggregate of the raw rows for the same figures
+   (`rollups.recount`, the stages by each profile's last change, the leads grouped by rep and
+   status, `prefill.recount`); rounds interleave the two; the ratio is the speed-up. Each
+   round also checks that the counters and the flags give the recount's figures.
 2. Processor: `--processor-events` tracked events of known customers (a fifth of them
    `Order Completed`, all of customers with journey messages) through the event processor
-   with the production subscribers, with and without the attribution subscriber, interleaved
-   rounds on fresh outbox rows; events/s.
+   with the production subscribers, with and without attribution and the maturity flags,
+   interleaved rounds on fresh outbox rows; events/s.
 
     python -m bench.analytics [--runs 1000000] [--messages 3000000] [--events 10000000]
         [--rounds 5] [--processor-events 20000] [--database-url ...rejse_bench_analytics]
+        [--keep] [--quick]
 
-The database named by --database-url is dropped and created (never point it at real data).
+The database named by --database-url is dropped and created (never point it at real data);
+`--keep` reuses the data a previous run left there (generating it takes a while at full size).
+`--quick`: 20,000 runs in `..._quick`, two rounds. Each figure is also printed as a
+BENCH-RESULT line (bench.results).
 """
 
 from __future__ import annotations
@@ -40,14 +51,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
+from bench.results import emit
 from rejse import wiring
-from rejse.analytics import kpis, rollups
+from rejse.analytics import funnel, kpis, rollups
+from rejse.analytics import sales_figures as sales
 from rejse.analytics.attribution import AttributionSubscriber, settle
 from rejse.db import make_engine, utcnow
 from rejse.events.processor import EventProcessor
 from rejse.events.service import event_row
 from rejse.events.store import bucket_for, store_events
 from rejse.journeys import service as journeys
+from rejse.maturity import flags
+from rejse.maturity import prefill as maturity
 from rejse.migrate import upgrade
 from rejse.runtime import Runtime
 from rejse.settings import Settings
@@ -222,19 +237,94 @@ FROM (
 """
 
 
+_REPS = """
+INSERT INTO sales_rep (id, name, email, territories, active, locale, created_at)
+SELECT 'rep_' || i, 'Rep ' || i, 'rep' || i || '@example.dk', '[]'::json, true, 'da',
+       CAST(:now AS timestamptz) - interval '400 days'
+FROM generate_series(1, CAST(:reps AS integer)) AS i
+"""
+
+# status (h % 100): 0-4 open, 5-14 assigned, 15-29 contacted, 30-39 meeting, 40-54 won,
+# 55-74 lost, 75-84 not_relevant, 85-99 expired
+_LEADS = """
+INSERT INTO lead (id, profile_id, trigger_key, workflow_id, source, reason, score, status, rep_id,
+                  assigned_at, due_at, reassignments, history, notifications, crm_enabled,
+                  crm_status, outcome, outcome_at, first_contact_at, created_at)
+SELECT 'lead_' || i, 'prf_' || lpad((1 + i * 7 % CAST(:profiles AS integer))::text, 8, '0'),
+       'bench:' || i, 'handoff:' || i, 'score', 'aql', 60, st,
+       CASE WHEN st = 'open' THEN NULL ELSE 'rep_' || (1 + i % CAST(:reps AS integer)) END,
+       CASE WHEN st = 'open' THEN NULL ELSE created + interval '1 hour' END,
+       created + interval '2 days', 0, '[]'::json, '[]'::json, false, 'skipped',
+       CASE WHEN st IN ('won', 'lost', 'not_relevant') THEN st END,
+       CASE WHEN st IN ('won', 'lost', 'not_relevant', 'expired')
+            THEN created + interval '10 days' END,
+       CASE WHEN st IN ('contacted', 'meeting', 'won', 'lost', 'not_relevant')
+            THEN created + interval '1 day' END,
+       created
+FROM (
+  SELECT i, (hashint4(i * 5 + 1) & 2147483647) % 100 AS h,
+         CAST(:now AS timestamptz) - make_interval(secs => (hashint4(i) & 2147483647) % 31536000)
+           AS created
+  FROM generate_series(1, CAST(:leads AS integer)) AS i
+) AS g, LATERAL (SELECT CASE WHEN h < 5 THEN 'open' WHEN h < 15 THEN 'assigned'
+                             WHEN h < 30 THEN 'contacted' WHEN h < 40 THEN 'meeting'
+                             WHEN h < 55 THEN 'won' WHEN h < 75 THEN 'lost'
+                             WHEN h < 85 THEN 'not_relevant' ELSE 'expired' END AS st) AS s
+"""
+
+# every profile enters the funnel as a subscriber; climbs (h % 100): 0-49 stay, 50-79 lead,
+# 80-91 aql, 92-96 sql, 97-98 opportunity, 99 customer; one change per stage, a day apart
+_STAGE_CHANGES = """
+INSERT INTO stage_change (profile_id, from_stage, to_stage, at, reason, seconds_in_from, folded)
+SELECT 'prf_' || lpad(i::text, 8, '0'),
+       CASE WHEN k = 1 THEN NULL ELSE (CAST(:stages AS text[]))[k - 1] END,
+       (CAST(:stages AS text[]))[k],
+       start + make_interval(days => k - 1), 'score',
+       CASE WHEN k = 1 THEN NULL ELSE 86400.0 END, false
+FROM (
+  SELECT i, CAST(:now AS timestamptz)
+              - make_interval(secs => (hashint4(i * 11) & 2147483647) % (360 * 86400)) AS start,
+         CASE WHEN h < 50 THEN 1 WHEN h < 80 THEN 2 WHEN h < 92 THEN 3 WHEN h < 97 THEN 4
+              WHEN h < 99 THEN 5 ELSE 6 END AS top
+  FROM (SELECT i, (hashint4(i * 13 + 5) & 2147483647) % 100 AS h
+        FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) AS i) AS x
+) AS g, generate_series(1, top) AS k
+"""
+
+_PROFILE_STAGE = """
+UPDATE profile p SET traits = json_build_object('email', 'p' || substr(p.id, 5) || '@example.dk',
+                                               'country', 'DK')
+WHERE (hashint4(hashtext(p.id)) & 2147483647) % 100 < 30
+"""
+
+
 def run_id(i: int) -> str:
     return "run" + str(i).rjust(12, "0")
 
 
-def prepare(url: str, *, runs: int, messages: int, events: int) -> Engine:
+def prepare(url: str, *, runs: int, messages: int, events: int, keep: bool = False) -> Engine:
+    """The bench database with its data; `keep`: reuse the data a previous run generated there
+    (the schema is upgraded, the counters rebuilt)."""
     target = make_url(url)
     admin = make_engine(target.set(database="postgres").render_as_string(hide_password=False))
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}"'))
-        conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
+        exists = conn.execute(
+            sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
+        ).first()
+        if not (keep and exists):
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}"'))
+            conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
     admin.dispose()
     engine = make_engine(url)
     upgrade(engine)
+    if keep and exists and counts(engine, "journey_run") >= runs:
+        print("  reusing the generated data (--keep)")
+        return _rebuilt(engine, again=False)
+    generate(engine, runs=runs, messages=messages, events=events)
+    return _rebuilt(engine, again=True)
+
+
+def generate(engine: Engine, *, runs: int, messages: int, events: int) -> None:
     with Session(engine) as s:
         journeys.create_journey(s, definition=JOURNEY)
         journeys.publish(s, key=KEY, activity_names=wiring.activity_names())
@@ -272,12 +362,59 @@ def prepare(url: str, *, runs: int, messages: int, events: int) -> Engine:
                 sa.text(_EVENTS),
                 {"now": NOW, "profiles": profiles, "runs": runs, "first": first, "last": last},
             )
+    generate_sales(engine, profiles=profiles, leads=max(1, runs // 10))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for table in ("profile", "journey_run", "journey_step", "message", "event"):
             conn.execute(sa.text(f"VACUUM ANALYZE {table}"))
         conn.execute(sa.text("VACUUM ANALYZE consent_change"))
         conn.execute(sa.text("VACUUM ANALYZE analytics_conversion"))
     print(f"  generated in {time.perf_counter() - t0:.0f} s")
+
+
+def generate_sales(engine: Engine, *, profiles: int, leads: int) -> None:
+    """Leads handed to 20 reps (a tenth as many as runs), every profile's climb through the
+    lifecycle stages, structural traits on 30 % of the profiles."""
+    from rejse.models.profiles import STAGES as stages
+
+    with engine.begin() as conn:
+        conn.execute(sa.text(_REPS), {"now": NOW, "reps": 20})
+        conn.execute(
+            sa.text(_LEADS), {"now": NOW, "reps": 20, "leads": leads, "profiles": profiles}
+        )
+        conn.execute(sa.text(_PROFILE_STAGE))
+    for first in range(1, profiles + 1, 200_000):
+        last = min(profiles, first + 199_999)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(_STAGE_CHANGES),
+                {"now": NOW, "stages": list(stages), "first": first, "last": last},
+            )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in ("lead", "stage_change", "profile"):
+            conn.execute(sa.text(f"VACUUM ANALYZE {table}"))
+
+
+def _rebuilt(engine: Engine, *, again: bool) -> Engine:
+    """The stage rollup, the maturity flags and the counters from the raw rows (`again`:
+    even when a previous run built them; since then the processor has kept them)."""
+    if counts(engine, "lead") == 0:  # data generated before the sales figures were benched
+        profiles = counts(engine, "profile")
+        generate_sales(engine, profiles=profiles, leads=max(1, counts(engine, "journey_run") // 10))
+    t0 = time.perf_counter()
+    with Session(engine) as s:
+        folded = funnel.fold_all(s)
+        s.commit()
+    print(f"  funnel: {folded:,} stage changes folded in {time.perf_counter() - t0:.1f} s")
+    if not again and counts(engine, "maturity_profile_data") and counts(engine, "analytics_rollup"):
+        print("  flags and counters kept from the previous run")
+        return engine
+    t0 = time.perf_counter()
+    n = flags.rebuild(engine)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE maturity_profile_data"))
+        conn.execute(sa.text("VACUUM ANALYZE stage_change"))
+        conn.execute(sa.text("VACUUM ANALYZE stage_daily"))
+    print(f"  maturity flags set from the raw rows: {n:,} in {time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
     n = rollups.rebuild(engine)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -295,52 +432,124 @@ def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
-def endpoints(engine: Engine, rounds: int) -> None:
+_RAW_STAGES = """
+SELECT to_stage, count(*) FROM (
+  SELECT DISTINCT ON (profile_id) to_stage FROM stage_change ORDER BY profile_id, id DESC
+) AS last GROUP BY to_stage
+"""
+_RAW_LEADS = """
+SELECT rep_id, status, count(*), avg(extract(epoch FROM CAST(:now AS timestamptz) - created_at)),
+       sum(CASE WHEN first_contact_at IS NULL THEN 1 ELSE 0 END)
+FROM lead GROUP BY rep_id, status
+"""
+_RAW_LEADS_REP = """
+SELECT status, count(*), avg(extract(epoch FROM CAST(:now AS timestamptz) - created_at))
+FROM lead WHERE rep_id = :rep GROUP BY status
+"""
+_RAW_LOST = """
+SELECT status, coalesce(outcome, 'unspecified'), count(*) FROM lead
+WHERE status IN ('lost', 'not_relevant', 'expired') GROUP BY 1, 2
+"""
+_RAW_UNCALLED = """
+SELECT count(*), min(created_at) FROM lead
+WHERE first_contact_at IS NULL AND status IN ('open', 'assigned', 'expired')
+"""
+
+
+def endpoints(engine: Engine, rounds: int) -> list[tuple[str, float, float, str]]:
+    """Every analytics endpoint's read beside its raw-row baseline; (name, ms, raw ms, raw)."""
     everything = kpis.period(None, None)
-    reads: dict[str, Callable[[Session], Any]] = {
-        "summary /journeys/{key}": lambda s: kpis.journey_summary(s, KEY, everything),
-        "steps /journeys/{key}/steps": lambda s: kpis.journey_steps(s, KEY, everything),
-        "versions /journeys/{key}/versions": lambda s: kpis.journey_versions(s, KEY, everything),
-        "days /journeys/{key}/days": lambda s: kpis.journey_days(s, KEY, everything),
-        "templates /templates": lambda s: kpis.templates(s, everything),
-        "comparison /journeys": lambda s: kpis.comparison(s, everything),
+    now = utcnow()
+
+    def sql(text: str, **params: Any) -> Callable[[Session], Any]:
+        return lambda s: s.execute(sa.text(text), {"now": NOW, **params}).all()
+
+    raw_journey = "rollups.recount (journey)"
+    raw_all = "rollups.recount (all)"
+    cases: dict[str, tuple[Callable[[Session], Any], str]] = {
+        "summary /journeys/{key}": (
+            lambda s: kpis.journey_summary(s, KEY, everything),
+            raw_journey,
+        ),
+        "steps /journeys/{key}/steps": (
+            lambda s: kpis.journey_steps(s, KEY, everything),
+            raw_journey,
+        ),
+        "versions /journeys/{key}/versions": (
+            lambda s: kpis.journey_versions(s, KEY, everything),
+            raw_journey,
+        ),
+        "days /journeys/{key}/days": (lambda s: kpis.journey_days(s, KEY, everything), raw_journey),
+        "templates /templates": (lambda s: kpis.templates(s, everything), raw_all),
+        "comparison /journeys": (lambda s: kpis.comparison(s, everything), raw_all),
+        "funnel /funnel": (lambda s: funnel.funnel(s), "stages by DISTINCT ON"),
+        "funnel daily /funnel/daily": (lambda s: funnel.daily(s), "stages by DISTINCT ON"),
+        "sales per rep /sales/reps": (lambda s: sales.per_rep(s, now=now), "leads by rep, status"),
+        "sales one rep /sales/reps?rep=": (
+            lambda s: sales.per_rep(s, rep_id="rep_7", now=now),
+            "one rep's leads",
+        ),
+        "pipeline /sales/pipeline": (lambda s: sales.pipeline(s, now=now), "leads by rep, status"),
+        "lost /sales/lost": (lambda s: sales.lost(s), "lost leads by reason"),
+        "uncalled /sales/uncalled": (lambda s: sales.uncalled(s, now=now), "uncalled leads"),
+        "maturity /maturity/prefill": (
+            lambda s: maturity.prefill(s, now=now),
+            "prefill.recount",
+        ),
     }
-    ours: dict[str, list[float]] = {name: [] for name in reads}
-    raw: list[float] = []
-    raw_all: list[float] = []
-    for _ in range(rounds):
-        with Session(engine) as s:
-            t0 = time.perf_counter()
-            recount = rollups.recount(s, journey_key=KEY)
-            raw.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            rollups.recount(s)
-            raw_all.append(time.perf_counter() - t0)
-            assert rollups.current(s, journey_key=KEY) == recount  # the same figures
-        for name, read in reads.items():
+    baselines: dict[str, Callable[[Session], Any]] = {
+        raw_journey: lambda s: rollups.recount(s, journey_key=KEY),
+        raw_all: lambda s: rollups.recount(s),
+        "stages by DISTINCT ON": sql(_RAW_STAGES),
+        "leads by rep, status": sql(_RAW_LEADS),
+        "one rep's leads": sql(_RAW_LEADS_REP, rep="rep_7"),
+        "lost leads by reason": sql(_RAW_LOST),
+        "uncalled leads": sql(_RAW_UNCALLED),
+        "prefill.recount": lambda s: maturity.recount(s, now=now),
+    }
+    ours: dict[str, list[float]] = {name: [] for name in cases}
+    raw: dict[str, list[float]] = {name: [] for name in baselines}
+    for _ in range(rounds):  # interleaved: each round times every baseline and every read
+        for name, read in baselines.items():
+            with Session(engine) as s:
+                t0 = time.perf_counter()
+                read(s)
+                raw[name].append(time.perf_counter() - t0)
+        with Session(engine) as s:  # the same figures
+            assert rollups.current(s, journey_key=KEY) == rollups.recount(s, journey_key=KEY)
+            assert maturity.prefill(s, now=now) == maturity.recount(s, now=now)
+        for name, (read, _) in cases.items():
             with Session(engine) as s:
                 t0 = time.perf_counter()
                 read(s)
                 ours[name].append(time.perf_counter() - t0)
-    base, base_all = median_ms(raw), median_ms(raw_all)
-    print(f"  {'endpoint query (counters)':<36} {'ms':>8} {'raw ms':>9} {'speed-up':>9}")
-    for name, samples in ours.items():
-        mine = median_ms(samples)
-        against = base_all if name.startswith(("templates", "comparison")) else base
+    print(f"  {'endpoint query':<36} {'ms':>8} {'raw ms':>9} {'speed-up':>9}  raw: plain SQL")
+    out = []
+    for name, (_, against) in cases.items():
+        mine, base = median_ms(ours[name]), median_ms(raw[against])
         verdict = "ok" if mine <= 300 else "OVER 300 ms"
-        print(f"  {name:<36} {mine:8.1f} {against:9.1f} {against / mine:8.0f}x  {verdict}")
-    print(
-        f"  (raw: rejse.analytics.rollups.recount, every counter by plain SQL aggregates over "
-        f"runs, steps, messages, consent changes and conversions; journey {base:.0f} ms, "
-        f"all {base_all:.0f} ms)"
-    )
+        print(f"  {name:<36} {mine:8.1f} {base:9.1f} {base / mine:8.1f}x  {verdict}  ({against})")
+        emit(
+            "bench.analytics",
+            f"{name} (ms)",
+            round(mine, 1),
+            "ms",
+            baseline=round(base, 1),
+            baseline_name=f"raw rows: {against}",
+            target="<= 300 ms",
+            met=mine <= 300,
+        )
+        out.append((name, mine, base, against))
+    return out
 
 
 def processor(engine: Engine, url: str, *, n: int, rounds: int) -> None:
     settings = Settings(environment="test", database_url=url)
     runtime = Runtime.create(settings, engine=engine)
     production = wiring.in_transaction_subscribers(runtime)
-    without = [s for s in production if not isinstance(s, AttributionSubscriber)]
+    without = [
+        s for s in production if not isinstance(s, AttributionSubscriber | flags.FlagsSubscriber)
+    ]
     with engine.connect() as conn:
         profiles = [
             r[0]
@@ -392,13 +601,23 @@ def processor(engine: Engine, url: str, *, n: int, rounds: int) -> None:
             done = asyncio.run(proc.drain())
             samples[name].append(done / (time.perf_counter() - t0))
     on, off = statistics.median(samples["on"]), statistics.median(samples["off"])
+    emit(
+        "bench.analytics",
+        "processor throughput, rollups on vs off (events/s)",
+        round(on),
+        "events/s",
+        baseline=round(off),
+        baseline_name="the same subscribers without attribution and the maturity flags",
+        target=">= 0.8x",
+        met=on / off >= 0.8,
+    )
     t0 = time.perf_counter()
     noted = settle(engine)
     settle_s = time.perf_counter() - t0
     credited = counts(engine, "analytics_conversion")
     print(
         f"  processor, {n:,} events per round (a fifth orders), production subscribers: "
-        f"{off:,.0f} events/s without attribution, {on:,.0f} with: {on / off:.2f}x "
+        f"{off:,.0f} events/s without attribution and flags, {on:,.0f} with: {on / off:.2f}x "
         f"({'ok' if on / off >= 0.8 else 'BELOW 0.8x'})"
     )
     print(
@@ -418,14 +637,34 @@ def main() -> None:
         "--database-url",
         default="postgresql+psycopg://postgres@127.0.0.1:5432/rejse_bench_analytics",
     )
+    parser.add_argument(
+        "--keep", action="store_true", help="reuse the data a previous run generated"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a small database (20,000 runs), two rounds"
+    )
+    parser.add_argument(
+        "--processor-only", action="store_true", help="time the processor, not the endpoints"
+    )
     args = parser.parse_args()
-    engine = prepare(args.database_url, runs=args.runs, messages=args.messages, events=args.events)
+    if args.quick:
+        args.runs, args.messages, args.events = 20_000, 60_000, 200_000
+        args.rounds, args.processor_events = 2, 2000
+        args.database_url = args.database_url.replace("bench_analytics", "bench_analytics_quick")
+    engine = prepare(
+        args.database_url,
+        runs=args.runs,
+        messages=args.messages,
+        events=args.events,
+        keep=args.keep,
+    )
     sizes = {t: counts(engine, t) for t in ("journey_run", "journey_step", "message", "event")}
     sizes["conversions"] = counts(engine, "analytics_conversion")
     sizes["counter rows"] = counts(engine, "analytics_rollup")
     print("analytics on PostgreSQL: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items()))
     print(f"  median of {args.rounds} interleaved rounds")
-    endpoints(engine, args.rounds)
+    if not args.processor_only:
+        endpoints(engine, args.rounds)
     processor(engine, args.database_url, n=args.processor_events, rounds=args.rounds)
 
 

@@ -30,6 +30,7 @@ def in_transaction_subscribers(runtime: Runtime) -> list[InTransactionSubscriber
     audiences)."""
     from rejse.analytics.attribution import AttributionSubscriber
     from rejse.audiences.subscriber import AudienceSubscriber
+    from rejse.maturity.flags import FlagsSubscriber
     from rejse.profiles.value import CustomerValueSubscriber
     from rejse.scoring.subscriber import ScoringSubscriber
 
@@ -39,6 +40,7 @@ def in_transaction_subscribers(runtime: Runtime) -> list[InTransactionSubscriber
         AttributionSubscriber(),
         ScoringSubscriber(),
         CustomerValueSubscriber(),
+        FlagsSubscriber(),  # after customer value: reads the order count it left
         AudienceSubscriber(),
     ]
 
@@ -56,9 +58,16 @@ def profile_erasers(runtime: Runtime) -> list[ProfileEraser]:
     from rejse.audiences.service import AudienceEraser
     from rejse.journeys.dispatcher import JourneyEraser
     from rejse.leads.control import LeadEraser
+    from rejse.maturity.flags import FlagsEraser
     from rejse.messaging.service import MessagingEraser
 
-    return [MessagingEraser(), JourneyEraser(runtime), LeadEraser(runtime), AudienceEraser()]
+    return [
+        MessagingEraser(),
+        JourneyEraser(runtime),
+        LeadEraser(runtime),
+        AudienceEraser(),
+        FlagsEraser(),
+    ]
 
 
 def workflows() -> list[type]:

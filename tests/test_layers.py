@@ -56,6 +56,7 @@ LAYERS: list[tuple[str, int]] = [
     ("rejse.crontab", LEAF),
     ("rejse.outbound", LEAF),
     ("rejse.binaries", LEAF),
+    ("rejse.stats", LEAF),
     ("rejse", LEAF),  # the package's face: `__version__`
     ("rejse.", DOMAIN),
 ]

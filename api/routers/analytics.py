@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.charts import chart_response
+from api.charts import ChartFormat, chart_doc, chart_response
 from api.deps import ReadDep, SessionDep, WriteDep
 from api.errors import Responses, responses
 from rejse.analytics import kpis, views
@@ -22,7 +22,6 @@ from rejse.inputs import Text
 router = APIRouter(prefix="/api/analytics", tags=["analytics"])
 
 Format = Literal["json", "csv"]
-ChartFormat = Literal["svg", "png"]
 FromQ = Annotated[
     dt.date | None, Query(alias="from", description="first day (ISO date, UTC), inclusive")
 ]
@@ -37,16 +36,9 @@ _TABLE: Responses = {
         "content": {"text/csv": {"schema": {"type": "string"}}},
     }
 }
-_CHART: Responses = {
-    200: {
-        "description": "The chart, from the same figures as the JSON answer, with the numbers "
-        "on the marks",
-        "content": {
-            "image/svg+xml": {"schema": {"type": "string"}},
-            "image/png": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-}
+_CHART = chart_doc(
+    "The chart, from the same figures as the JSON answer, with the numbers on the marks"
+)
 
 
 # ------------------------------------------------------------------------------------ models

@@ -11,10 +11,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
-from api.charts import chart_response
+from api.charts import ChartFormat, chart_doc, chart_response
 from api.deps import ReadDep, SessionDep
-from api.errors import responses
+from api.errors import Responses, responses
 from rejse.analytics import experiments as ex
+from rejse.analytics.views import to_csv
 
 router = APIRouter(prefix="/api/experiments", tags=["experiments"])
 
@@ -54,7 +55,7 @@ def get_params(
 
 
 ParamsDep = Annotated[ex.Params, Depends(get_params)]
-Lang = Annotated[Literal["da", "en"], Query(description="the chart's language")]
+Lang = Annotated[Literal["da", "sv", "en"], Query(description="the chart's language")]
 
 
 class Interval(BaseModel):
@@ -134,6 +135,7 @@ class Result(BaseModel):
 class Message(BaseModel):
     en: str
     da: str
+    sv: str
 
 
 class Warning(BaseModel):
@@ -195,7 +197,31 @@ class ExperimentList(BaseModel):
     experiments: list[ExperimentSummary]
 
 
-@router.get("", response_model=ExperimentList)
+FormatQ = Annotated[Literal["json", "csv"], Query(description="`csv`: the table as a CSV download")]
+
+
+def _csv(rows: list[dict[str, Any]], name: str) -> Response:
+    return Response(
+        to_csv(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+def _table_doc(what: str) -> Responses:
+    return {
+        200: {
+            "description": f"The answer; with `format=csv` {what} as CSV (RFC 4180, UTF-8)",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    }
+
+
+@router.get(
+    "",
+    response_model=ExperimentList,
+    responses=_table_doc("one row per experiment and arm"),
+)
 def list_experiments(
     session: SessionDep,
     _: ReadDep,
@@ -204,8 +230,12 @@ def list_experiments(
         Literal["running", "significant", "inconclusive", "stopped"] | None,
         Query(description="only experiments in this status"),
     ] = None,
-) -> dict[str, Any]:
+    format: FormatQ = "json",
+) -> dict[str, Any] | Response:
     """Every split step across journeys: hypothesis, status, sample and result."""
+    found = ex.list_experiments(session, params, status=status)
+    if format == "csv":
+        return _csv(ex.list_rows(found), "experiments")
     return {
         "parameters": {
             "mde": params.mde,
@@ -214,61 +244,46 @@ def list_experiments(
             "power": params.power,
             "baseline": params.baseline,
         },
-        "experiments": ex.list_experiments(session, params, status=status),
+        "experiments": found,
     }
 
 
-@router.get("/{journey}/{step}", response_model=ExperimentDetail, responses=responses(404))
+@router.get(
+    "/{journey}/{step}",
+    response_model=ExperimentDetail,
+    responses=_table_doc("one row per arm") | responses(404),
+)
 def get_experiment(
-    journey: str, step: str, session: SessionDep, _: ReadDep, params: ParamsDep
-) -> dict[str, Any]:
+    journey: str,
+    step: str,
+    session: SessionDep,
+    _: ReadDep,
+    params: ParamsDep,
+    format: FormatQ = "json",
+) -> dict[str, Any] | Response:
     """One split: each arm's conversion and revenue with intervals, the tests against the
     control beside the hypothesis, the holdout lift, the sample each arm needs, warnings and
     the winner (only when significant and the sample is reached)."""
-    return ex.experiment(session, journey=journey, step=step, params=params)
-
-
-def _chart_responses(media_type: str) -> dict[int | str, dict[str, Any]]:
-    return {
-        200: {
-            "description": "the arms' conversion rates with their intervals",
-            "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
-        },
-        **responses(404),
-    }
+    detail = ex.experiment(session, journey=journey, step=step, params=params)
+    if format == "csv":
+        return _csv(ex.arm_rows(detail), f"experiment-{journey}-{step}")
+    return detail
 
 
 @router.get(
-    "/{journey}/{step}/chart.svg",
+    "/{journey}/{step}/chart.{fmt}",
     response_class=Response,
-    responses=_chart_responses("image/svg+xml"),
+    responses=chart_doc("the arms' conversion rates with their intervals") | responses(404),
 )
-def chart_svg(
+def chart(
     journey: str,
     step: str,
+    fmt: ChartFormat,
     session: SessionDep,
     _: ReadDep,
     params: ParamsDep,
     lang: Lang = "en",
 ) -> Response:
-    """The arms with their intervals as SVG (the detail's figures)."""
+    """The arms with their intervals as SVG or PNG (the detail's figures)."""
     detail = ex.experiment(session, journey=journey, step=step, params=params)
-    return chart_response(ex.chart(detail, lang=lang), "svg")
-
-
-@router.get(
-    "/{journey}/{step}/chart.png",
-    response_class=Response,
-    responses=_chart_responses("image/png"),
-)
-def chart_png(
-    journey: str,
-    step: str,
-    session: SessionDep,
-    _: ReadDep,
-    params: ParamsDep,
-    lang: Lang = "en",
-) -> Response:
-    """The same chart as PNG."""
-    detail = ex.experiment(session, journey=journey, step=step, params=params)
-    return chart_response(ex.chart(detail, lang=lang), "png")
+    return chart_response(ex.chart(detail, lang=lang), fmt)

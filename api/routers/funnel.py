@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
-from api.charts import chart_response
+from api.charts import ChartFormat, chart_doc, chart_response
 from api.deps import READ, SALES, Principal, RuntimeDep, SessionDep, require
-from api.errors import responses
+from api.errors import Responses, responses
 from api.routers.sales import metrics_rep
 from rejse.analytics import funnel as fn
 from rejse.analytics import sales_figures as sf
@@ -29,7 +29,7 @@ from rejse.inputs import Text
 router = APIRouter(prefix="/api/analytics", tags=["analytics: funnel and sales"])
 
 FiguresDep = Annotated[Principal, Depends(require(*READ, *SALES))]
-Lang = Annotated[Literal["da", "en"], Query(description="the chart's language")]
+Lang = Annotated[Literal["da", "sv", "en"], Query(description="the chart's language")]
 From = Annotated[
     dt.date | None, Query(alias="from", description="first day (ISO date, UTC); default: all")
 ]
@@ -57,14 +57,12 @@ def _csv(rows: Sequence[BaseModel]) -> Response:
     return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8")
 
 
-def _doc(what: str, media_type: str, *errors: int | tuple[int, str]) -> dict[int | str, Any]:
-    schema = (
-        {"type": "string"} if media_type == "text/csv" else {"type": "string", "format": "binary"}
-    )
-    return {
-        200: {"description": what, "content": {media_type: {"schema": schema}}},
-        **responses(*errors),
+_CSV_DOC: Responses = {
+    200: {
+        "description": "the table's rows as CSV (RFC 4180, UTF-8)",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
     }
+}
 
 
 def _table(
@@ -78,7 +76,7 @@ def _table(
     chart_text: str,
     errors: tuple[int | tuple[int, str], ...],
 ) -> None:
-    """Four routes over one table: JSON, chart.svg, chart.png and export.csv."""
+    """Three routes over one table: JSON, chart.{svg,png} and export.csv."""
     dep = Annotated[Any, Depends(figures)]
 
     @router.get(
@@ -92,27 +90,18 @@ def _table(
         return data
 
     @router.get(
-        path + "/chart.svg",
+        path + "/chart.{fmt}",
         response_class=Response,
-        responses=_doc(chart_text + " (SVG)", "image/svg+xml", *errors),
-        summary=summary + ": chart (SVG)",
+        responses=chart_doc(chart_text) | responses(*errors),
+        summary=summary + ": chart (SVG or PNG)",
     )
-    def as_svg(data: dep, lang: Lang = "en") -> Response:
-        return chart_response(chart(data, lang=lang), "svg")
-
-    @router.get(
-        path + "/chart.png",
-        response_class=Response,
-        responses=_doc(chart_text + " (PNG)", "image/png", *errors),
-        summary=summary + ": chart (PNG)",
-    )
-    def as_png(data: dep, lang: Lang = "en") -> Response:
-        return chart_response(chart(data, lang=lang), "png")
+    def as_chart(data: dep, fmt: ChartFormat, lang: Lang = "en") -> Response:
+        return chart_response(chart(data, lang=lang), fmt)
 
     @router.get(
         path + "/export.csv",
         response_class=Response,
-        responses=_doc("the table's rows as CSV (RFC 4180, UTF-8)", "text/csv", *errors),
+        responses=_CSV_DOC | responses(*errors),
         summary=summary + ": CSV",
     )
     def as_csv(data: dep) -> Response:

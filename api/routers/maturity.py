@@ -6,15 +6,16 @@ the stored assessments over time, and the 2x2 as a chart. Marketers assess; anal
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from api.charts import chart_response
+from api.charts import ChartFormat, chart_doc, chart_response
 from api.deps import ReadDep, SessionDep, WriteDep
-from api.errors import responses
+from api.errors import Responses, responses
+from rejse.analytics.views import to_csv
 from rejse.db import utcnow
 from rejse.inputs import MAX_OFFSET, Text
 from rejse.maturity import service, texts
@@ -26,9 +27,9 @@ from rejse.models.maturity import MaturityAssessment
 router = APIRouter(prefix="/api/maturity", tags=["maturity"])
 
 LangQuery = Annotated[
-    Literal["da", "en"] | None,
+    Literal["da", "sv", "en"] | None,
     Query(
-        description="the language of the texts; left out: the first of da/en in "
+        description="the language of the texts; left out: the first of da/sv/en in "
         "`Accept-Language`, else da"
     ),
 ]
@@ -104,7 +105,7 @@ class AssessmentPublic(BaseModel):
     created_at: dt.datetime
     company: str | None
     goal: str | None
-    lang: Literal["da", "en"]
+    lang: Literal["da", "sv", "en"]
     answers: Answers
     scores: Scores
     start_position: PositionPublic
@@ -140,7 +141,7 @@ class Question(BaseModel):
 
 
 class PrefillPublic(BaseModel):
-    lang: Literal["da", "en"]
+    lang: Literal["da", "sv", "en"]
     computed_at: dt.datetime
     live_profiles: int = Field(description="profiles not erased")
     structural: SharePublic
@@ -256,15 +257,6 @@ def _prefill_public(result: Prefill, lang: Lang) -> PrefillPublic:
     )
 
 
-def _chart_responses(media_type: str, what: str) -> dict[int | str, dict[str, Any]]:
-    return {
-        200: {
-            "description": what,
-            "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
-        }
-    }
-
-
 _PREFILL_CHART = "bars: the share of live profiles with each kind of customer data"
 _HISTORY_CHART = "the 2x2 with every assessment of the page, labelled with date and scores"
 _ONE_CHART = "the 2x2 (customer data x motivation) with the assessment's position"
@@ -289,26 +281,11 @@ def get_prefill(
     return _prefill_public(_prefill(session), _lang(request, lang))
 
 
-@router.get(
-    "/prefill/chart.svg",
-    response_class=Response,
-    responses=_chart_responses("image/svg+xml", _PREFILL_CHART),
-)
-def prefill_chart_svg(
-    request: Request, session: SessionDep, _: ReadDep, lang: LangQuery = None
+@router.get("/prefill/chart.{fmt}", response_class=Response, responses=chart_doc(_PREFILL_CHART))
+def prefill_chart(
+    fmt: ChartFormat, request: Request, session: SessionDep, _: ReadDep, lang: LangQuery = None
 ) -> Response:
-    return chart_response(service.prefill_chart(_prefill(session), _lang(request, lang)), "svg")
-
-
-@router.get(
-    "/prefill/chart.png",
-    response_class=Response,
-    responses=_chart_responses("image/png", _PREFILL_CHART),
-)
-def prefill_chart_png(
-    request: Request, session: SessionDep, _: ReadDep, lang: LangQuery = None
-) -> Response:
-    return chart_response(service.prefill_chart(_prefill(session), _lang(request, lang)), "png")
+    return chart_response(service.prefill_chart(_prefill(session), _lang(request, lang)), fmt)
 
 
 @router.post(
@@ -342,7 +319,16 @@ def create_assessment(
     return _public(row, _lang(request, lang))
 
 
-@router.get("", response_model=AssessmentList)
+_LIST_CSV: Responses = {
+    200: {
+        "description": "The page; with `format=csv` one row per assessment (RFC 4180, UTF-8): "
+        "id, date, company, the scores, the start position and the progress scenario",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.get("", response_model=AssessmentList, responses=_LIST_CSV)
 def list_assessments(
     request: Request,
     session: SessionDep,
@@ -350,21 +336,38 @@ def list_assessments(
     lang: LangQuery = None,
     limit: Limit = 100,
     offset: Offset = 0,
-) -> AssessmentList:
+    format: Annotated[
+        Literal["json", "csv"], Query(description="`csv`: the page as a CSV download")
+    ] = "json",
+) -> AssessmentList | Response:
     """The stored assessments, oldest first: progress over time."""
     chosen = _lang(request, lang)
     rows = service.listing(session, limit=limit, offset=offset)
-    return AssessmentList(
-        total=service.count(session), assessments=[_public(row, chosen) for row in rows]
-    )
+    public = [_public(row, chosen) for row in rows]
+    if format == "csv":
+        table = [
+            {
+                "id": a.id,
+                "created_at": a.created_at.isoformat(),
+                "company": a.company,
+                **a.scores.model_dump(),
+                "start_position": a.start_position.key.value,
+                "start_position_name": a.start_position.name,
+                "progress_scenario": a.progress_scenario.key.value if a.progress_scenario else None,
+            }
+            for a in public
+        ]
+        return Response(
+            to_csv(table),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="maturity.csv"'},
+        )
+    return AssessmentList(total=service.count(session), assessments=public)
 
 
-@router.get(
-    "/chart.svg",
-    response_class=Response,
-    responses=_chart_responses("image/svg+xml", _HISTORY_CHART),
-)
-def history_chart_svg(
+@router.get("/chart.{fmt}", response_class=Response, responses=chart_doc(_HISTORY_CHART))
+def history_chart(
+    fmt: ChartFormat,
     request: Request,
     session: SessionDep,
     _: ReadDep,
@@ -373,24 +376,7 @@ def history_chart_svg(
     offset: Offset = 0,
 ) -> Response:
     rows = service.listing(session, limit=limit, offset=offset)
-    return chart_response(service.position_chart(rows, _lang(request, lang), history=True), "svg")
-
-
-@router.get(
-    "/chart.png",
-    response_class=Response,
-    responses=_chart_responses("image/png", _HISTORY_CHART),
-)
-def history_chart_png(
-    request: Request,
-    session: SessionDep,
-    _: ReadDep,
-    lang: LangQuery = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> Response:
-    rows = service.listing(session, limit=limit, offset=offset)
-    return chart_response(service.position_chart(rows, _lang(request, lang), history=True), "png")
+    return chart_response(service.position_chart(rows, _lang(request, lang), history=True), fmt)
 
 
 @router.get("/{assessment_id}", response_model=AssessmentPublic, responses=responses(404))
@@ -405,11 +391,12 @@ def get_assessment(
 
 
 @router.get(
-    "/{assessment_id}/chart.svg",
+    "/{assessment_id}/chart.{fmt}",
     response_class=Response,
-    responses=_chart_responses("image/svg+xml", _ONE_CHART) | responses(404),
+    responses=chart_doc(_ONE_CHART) | responses(404),
 )
-def assessment_chart_svg(
+def assessment_chart(
+    fmt: ChartFormat,
     request: Request,
     assessment_id: AssessmentId,
     session: SessionDep,
@@ -417,20 +404,4 @@ def assessment_chart_svg(
     lang: LangQuery = None,
 ) -> Response:
     row = service.get(session, assessment_id)
-    return chart_response(service.position_chart([row], _lang(request, lang)), "svg")
-
-
-@router.get(
-    "/{assessment_id}/chart.png",
-    response_class=Response,
-    responses=_chart_responses("image/png", _ONE_CHART) | responses(404),
-)
-def assessment_chart_png(
-    request: Request,
-    assessment_id: AssessmentId,
-    session: SessionDep,
-    _: ReadDep,
-    lang: LangQuery = None,
-) -> Response:
-    row = service.get(session, assessment_id)
-    return chart_response(service.position_chart([row], _lang(request, lang)), "png")
+    return chart_response(service.position_chart([row], _lang(request, lang)), fmt)

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from rejse import analytics_deltas as deltas
 from rejse.analytics import rollups
 from rejse.contracts import ProcessedEvent
 from rejse.durations import DurationError, parse_duration
@@ -166,7 +167,7 @@ def _record(session: Session, conv: AnalyticsConversion) -> bool:
     if session.get(AnalyticsConversion, conv.id) is not None:
         return False
     session.add(conv)
-    rollups.conversion(session, conv)
+    deltas.conversion(session, conv)
     return True
 
 
@@ -184,10 +185,10 @@ def _credited(
     if touch is not None:
         m = touch.message
         journey_key, version, step_id = m.journey_key, m.journey_version or 0, m.step_id or ""
-        channel, template, day = m.channel, m.template, rollups.day_of(m.created_at)
+        channel, template, day = m.channel, m.template, deltas.day_of(m.created_at)
     elif run is not None:
         journey_key, version, step_id = run.journey_key, run.version, run.current_step or ""
-        channel, template, day = "", "", rollups.day_of(run.entered_at)
+        channel, template, day = "", "", deltas.day_of(run.entered_at)
     else:
         raise ValueError("a conversion is credited to a message or a run")
     return AnalyticsConversion(

@@ -2,13 +2,14 @@
 
 An experiment is one split step of one journey (`journey`/`step`), pooled over every version
 that holds it. Its arms are the step's variants, in the definition's order, and its holdout. The
-first variant is the control. Each arm's figures come from the step log (`journey_step`, whose
-outcome at a split step is the arm the run was assigned to) joined to the run: `entered`
-counts distinct runs, `converted` those that reached the journey's goal (`JourneyRun.converted`;
-a held-out run counts when the goal comes within the holdout's window), and `revenue` the
-revenue of those goals (attribution records it with each run's goal; see `_counts`).
+first variant is the control. Each arm's figures are counters kept as runs are assigned arms
+and reach their goals (`rejse.analytics_deltas`, read with `rejse.analytics.rollups.counts`;
+`rollups.recount_arms` gives the same from the step log joined to the runs): `entered` counts
+distinct runs, `converted` those that reached the journey's goal (`JourneyRun.converted`; a
+held-out run counts when the goal comes within the holdout's window), and `revenue` the revenue
+of those goals (attribution records it with each run's goal; see `_counts`).
 
-What is computed (the statistics are `rejse.analytics.stats`):
+What is computed (the statistics are `rejse.stats`):
 - per arm: the conversion rate with its Wilson interval, revenue and revenue per recipient with
   a normal interval;
 - each treatment arm against the control beside the recorded hypothesis: the difference with
@@ -36,22 +37,23 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import sqlalchemy as sa
 from babel.numbers import format_decimal
 from sqlmodel import Session, col, select
 
-from rejse.analytics import charts, stats
-from rejse.analytics.attribution import GOAL
+from rejse import analytics_deltas as deltas
+from rejse import stats
+from rejse.analytics import charts, rollups
 from rejse.errors import NotFound, Unprocessable
 from rejse.journeys.definition import JourneyDefinition, SplitStep
 from rejse.journeys.split import HOLDOUT
-from rejse.models.analytics import REVENUE_SCALE, AnalyticsConversion
-from rejse.models.journeys import Journey, JourneyRun, JourneyStep, JourneyVersion
+from rejse.models.analytics import REVENUE_SCALE
+from rejse.models.journeys import Journey, JourneyVersion
 
 Status = Literal["running", "significant", "inconclusive", "stopped"]
 STATUSES: tuple[Status, ...] = ("running", "significant", "inconclusive", "stopped")
 MdeKind = Literal["absolute", "relative"]
-Lang = Literal["da", "en"]
+Lang = Literal["da", "sv", "en"]
+_LOCALES = {"da": "da_DK", "sv": "sv_SE", "en": "en_US"}
 
 # The defaults, chosen for journeys (docs/analytics.md, "A/B programme"): 2 percentage points
 # is the smallest change worth acting on at the 2-10 % conversion of a triggered e-mail (at a
@@ -159,7 +161,9 @@ def _splits(session: Session, journeys: Iterable[Journey]) -> list[Split]:
 def _counts(session: Session, splits: list[Split]) -> dict[tuple[str, str], dict[str, ArmCounts]]:
     """Per (journey, step), per arm: the distinct runs assigned it, how many of them converted,
     and the revenue of their goal conversions (`rejse.analytics.attribution`: a run's goal
-    carries its order's revenue). One grouped query over the step log of the splits' steps.
+    carries its order's revenue), read from the arms' counters (`rejse.analytics_deltas`:
+    kept where a run is assigned an arm and where it reaches its goal; `rollups.recount_arms`
+    is the same from the raw rows).
 
     Only the goal counts here, not an order inside the attribution window after a message: a
     held-out run gets no message, so window credit would favour every treated arm by design.
@@ -169,67 +173,29 @@ def _counts(session: Session, splits: list[Split]) -> dict[tuple[str, str], dict
         return out
     keys = {s.journey.key for s in splits}
     wanted = {(s.journey.key, v, s.step_id) for s in splits for v in s.versions}
-    # a run that passes a split twice (a loop through a wait) is assigned the same arm: once
-    assigned = (
-        sa.select(
-            col(JourneyStep.journey_key),
-            col(JourneyStep.version),
-            col(JourneyStep.step_id),
-            col(JourneyStep.outcome),
-            col(JourneyStep.run_id),
-        )
-        .where(
-            col(JourneyStep.journey_key).in_(keys),
-            col(JourneyStep.step_id).in_({s.step_id for s in splits}),
-            col(JourneyStep.outcome).is_not(None),
-        )
-        .distinct()
-        .subquery()
+    found = rollups.counts(
+        session,
+        group_by=("journey_key", "version", "step_id"),
+        journey_key=next(iter(keys)) if len(keys) == 1 else None,
+        in_journeys=True,
+        metric_prefixes=(deltas.ARM_PREFIX,),
     )
-    revenue = (
-        sa.select(
-            col(AnalyticsConversion.run_id),
-            (sa.func.sum(AnalyticsConversion.revenue_units) / float(REVENUE_SCALE)).label("amount"),
-        )
-        .where(
-            col(AnalyticsConversion.journey_key).in_(keys),
-            col(AnalyticsConversion.kind) == GOAL,
-            col(AnalyticsConversion.run_id).is_not(None),
-        )
-        .group_by(col(AnalyticsConversion.run_id))
-        .subquery()
-    )
-    amount = sa.func.coalesce(revenue.c.amount, 0.0)
-    stmt = (
-        sa.select(
-            assigned.c.journey_key,
-            assigned.c.version,
-            assigned.c.step_id,
-            assigned.c.outcome,
-            sa.func.count(),
-            sa.func.sum(sa.case((col(JourneyRun.converted).is_(True), 1), else_=0)),
-            sa.func.sum(amount),
-            sa.func.sum(amount * amount),
-        )
-        .select_from(assigned)
-        .join(JourneyRun, col(JourneyRun.id) == assigned.c.run_id)
-        .outerjoin(revenue, revenue.c.run_id == assigned.c.run_id)
-        .group_by(
-            assigned.c.journey_key, assigned.c.version, assigned.c.step_id, assigned.c.outcome
-        )
-    )
-    for key, version, step_id, arm, entered, converted, total, total_sq in session.execute(stmt):
+    for c in found:
+        key, version, step_id = c.key
         if (key, version, step_id) not in wanted:
             continue  # the same step id, in a version where it is not a split
-        arms = out[(key, step_id)]
-        arms.setdefault(arm, ArmCounts()).add(
-            ArmCounts(
-                entered=int(entered),
-                converted=int(converted or 0),
-                revenue=float(total or 0.0),
-                revenue_sq=float(total_sq or 0.0),
-            )
-        )
+        kind, _, arm = c.metric.partition(":")
+        figures = ArmCounts()
+        if kind + ":" == deltas.ARM_ENTERED:
+            figures.entered = c.n
+        elif kind + ":" == deltas.ARM_CONVERTED:
+            figures.converted = c.n
+            figures.revenue = c.revenue_units / REVENUE_SCALE
+        elif kind + ":" == deltas.ARM_REVENUE_SQ:
+            figures.revenue_sq = c.revenue_units / REVENUE_SCALE
+        else:
+            continue
+        out[(key, step_id)].setdefault(arm, ArmCounts()).add(figures)
     return out
 
 
@@ -237,11 +203,11 @@ def _counts(session: Session, splits: list[Split]) -> dict[tuple[str, str], dict
 
 
 def _num(value: float, lang: Lang, fmt: str = "#,##0.###") -> str:
-    return format_decimal(value, format=fmt, locale="da_DK" if lang == "da" else "en_US")
+    return format_decimal(value, format=fmt, locale=_LOCALES[lang])
 
 
-def _warning(code: str, arm: str | None, en: str, da: str) -> dict[str, Any]:
-    return {"code": code, "arm": arm, "message": {"en": en, "da": da}}
+def _warning(code: str, arm: str | None, en: str, da: str, sv: str) -> dict[str, Any]:
+    return {"code": code, "arm": arm, "message": {"en": en, "da": da, "sv": sv}}
 
 
 def _interval(i: stats.Interval | None) -> dict[str, float] | None:
@@ -351,6 +317,11 @@ def analyse(split: Split, counts: Mapping[str, ArmCounts], params: Params) -> di
                 if ref.entered
                 else f"Ingen basislinje endnu: armen {reference!r} har ingen modtagere; "
                 "angiv ?baseline= for at planlægge stikprøven",
+                f"Ingen baslinje än: armen {reference!r} har inga konverteringar att planera "
+                "utifrån"
+                if ref.entered
+                else f"Ingen baslinje än: armen {reference!r} har inga mottagare; "
+                "ange ?baseline= för att planera urvalet",
             )
         )
 
@@ -369,6 +340,8 @@ def analyse(split: Split, counts: Mapping[str, ArmCounts], params: Params) -> di
                     "recipients needed per arm: wait before reading the result",
                     f"Armen {k!r} har {_num(a.entered, 'da')} af de {_num(required or 0, 'da')} "
                     "modtagere, der kræves pr. arm: vent med at læse resultatet",
+                    f"Armen {k!r} har {_num(a.entered, 'sv')} av de {_num(required or 0, 'sv')} "
+                    "mottagare som krävs per arm: vänta med att läsa resultatet",
                 )
             )
         role = "control" if k == control else "holdout" if k == HOLDOUT else "treatment"
@@ -444,6 +417,9 @@ def analyse(split: Split, counts: Mapping[str, ArmCounts], params: Params) -> di
                     f"Armen {k!r} afviger fra {reference!r} med p = "
                     f"{_num(t['p_value'], 'da', '0.####')}, men stikprøven er ikke nået: ingen "
                     "vinder endnu (at aflæse en test før tid giver flere falske fund)",
+                    f"Armen {k!r} skiljer sig från {reference!r} med p = "
+                    f"{_num(t['p_value'], 'sv', '0.####')}, men urvalet är inte nått: ingen "
+                    "vinnare än (att läsa av ett test i förtid ger fler falska fynd)",
                 )
             )
     if len(split.shapes) > 1:
@@ -455,6 +431,8 @@ def analyse(split: Split, counts: Mapping[str, ArmCounts], params: Params) -> di
                 f"The split changed between versions {listed}; the arms pool the runs of all",
                 f"Opdelingen er ændret mellem version {listed}; armene samler alle versioners "
                 "forløb",
+                f"Uppdelningen har ändrats mellan version {listed}; armarna samlar alla "
+                "versioners körningar",
             )
         )
 
@@ -564,9 +542,66 @@ def experiment(session: Session, *, journey: str, step: str, params: Params) -> 
     return analyse(found[0], counts.get((journey, step), {}), params)
 
 
+def list_rows(experiments: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The list as a flat table (its CSV): one row per experiment and arm."""
+    out = []
+    for e in experiments:
+        for a in e["arms"]:
+            out.append(
+                {
+                    "journey": e["journey"],
+                    "step": e["step"],
+                    "hypothesis": e["hypothesis"],
+                    "status": e["status"],
+                    "arm": a["key"],
+                    "role": a["role"],
+                    "entered": a["entered"],
+                    "converted": a["converted"],
+                    "conversion_rate": a["conversion_rate"],
+                    "required_per_arm": e["sample"]["required_per_arm"],
+                    "winner": e["result"]["winner"],
+                }
+            )
+    return out
+
+
+def arm_rows(detail: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The detail's arms as a flat table (its CSV): figures, intervals, and the test against
+    the reference arm and the holdout."""
+    out = []
+    for a in detail["arms"]:
+        row: dict[str, Any] = {
+            "journey": detail["journey"],
+            "step": detail["step"],
+            **{
+                k: a[k]
+                for k in (
+                    "key",
+                    "role",
+                    "weight",
+                    "entered",
+                    "converted",
+                    "conversion_rate",
+                    "revenue",
+                    "revenue_per_recipient",
+                    "below_sample",
+                )
+            },
+            "interval_low": (a["interval"] or {}).get("low"),
+            "interval_high": (a["interval"] or {}).get("high"),
+        }
+        for against in ("vs_control", "vs_holdout"):
+            test = a[against] or {}
+            for k in ("difference", "relative_lift", "z", "p_value", "significant"):
+                row[f"{against}_{k}"] = test.get(k)
+        out.append(row)
+    return out
+
+
 TITLES = {
     "en": "Conversion per arm with {c} % intervals",
     "da": "Konvertering pr. arm med {c} %-intervaller",
+    "sv": "Konvertering per arm med {c} %-intervall",
 }
 
 

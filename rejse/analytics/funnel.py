@@ -1,13 +1,13 @@
 """The lead funnel: profiles per lifecycle stage now and per day, stage-to-stage conversion,
 median time in stage, and AQL -> SQL -> customer.
 
-Scoring calls `record_change` in the transaction that changes a stage (one append-only
-`stage_change` row: no shared row is locked, so concurrent processors never wait on each
-other). `fold` (a scheduler job every minute, and safe to run twice at once) moves unfolded
-rows into the per-day rollup `stage_daily`; every read takes the rollup plus the unfolded rest
-in ONE statement, so its counts are exact at any moment and cost O(days x stage pairs), not
-O(profiles). Medians of time in stage read the changes of the period (changes only, never
-events).
+Scoring calls `rejse.funnel_changes.record_change` in the transaction that changes a stage
+(one append-only `stage_change` row: no shared row is locked, so concurrent processors never
+wait on each other). `fold` (a scheduler job every minute, and safe to run twice at once)
+moves unfolded rows into the per-day rollup `stage_daily`; every read takes the rollup plus the
+unfolded rest in ONE statement, so its counts are exact at any moment and cost O(days x stage
+pairs), not O(profiles). Medians of time in stage read the changes of the period (changes
+only, never events).
 
 Counting: a change up from rank i to rank j "reaches" every stage above i up to j (a won lead
 going aql -> customer reaches sql and opportunity too), so `reached` never skips a stage and
@@ -42,59 +42,8 @@ if TYPE_CHECKING:
 CHANGE = StageChange.__table__  # type: ignore[attr-defined]
 DAILY = StageDaily.__table__  # type: ignore[attr-defined]
 RANK = {s: i for i, s in enumerate(STAGES)}
-ERASED = "erased"
 FOLD_BATCH = 10_000
 MAX_DAYS = 3660  # a daily series of at most ten years
-
-_LAST = (
-    sa.select(CHANGE.c.at, CHANGE.c.to_stage)
-    .where(CHANGE.c.profile_id == sa.bindparam("_pid"))
-    .order_by(CHANGE.c.id.desc())
-    .limit(1)
-)
-
-
-# --------------------------------------------------------------------------------- writes
-
-
-def record_change(
-    session: Session,
-    *,
-    profile_id: str,
-    from_stage: str | None,
-    to_stage: str | None,
-    at: dt.datetime,
-    reason: str,
-) -> None:
-    """One stage change, in the caller's transaction (core SQL: the processor's hot path).
-    The time in `from_stage` is measured from the change that entered it, when it is known."""
-    if from_stage == to_stage:
-        return
-    conn = session.connection()
-    seconds = None
-    if from_stage is not None:
-        last = conn.execute(_LAST, {"_pid": profile_id}).first()
-        if last is not None and last.to_stage == from_stage:
-            seconds = max(0.0, (at - last.at).total_seconds())
-    conn.execute(
-        CHANGE.insert(),
-        {
-            "profile_id": profile_id,
-            "from_stage": from_stage,
-            "to_stage": to_stage,
-            "at": at,
-            "reason": reason[:200],
-            "seconds_in_from": seconds,
-            "folded": False,
-        },
-    )
-
-
-def erase_history(session: Session, *, profile_id: str) -> None:
-    """GDPR erase: the changes stay counted, the link to the person goes."""
-    session.connection().execute(
-        CHANGE.update().where(CHANGE.c.profile_id == profile_id).values(profile_id=ERASED)
-    )
 
 
 def _upsert(conn: sa.Connection) -> sa.Insert:
@@ -449,7 +398,7 @@ def recount(session: Session) -> Mapping[str, int]:
 
 # --------------------------------------------------------------------------------- charts
 
-Lang = Literal["da", "en"]
+Lang = Literal["da", "sv", "en"]
 STAGE_NAMES: dict[str, dict[str, str]] = {
     "en": {
         "subscriber": "subscriber",
@@ -467,6 +416,14 @@ STAGE_NAMES: dict[str, dict[str, str]] = {
         "opportunity": "mulighed",
         "customer": "kunde",
     },
+    "sv": {
+        "subscriber": "prenumerant",
+        "lead": "lead",
+        "aql": "AQL",
+        "sql": "SQL",
+        "opportunity": "affärsmöjlighet",
+        "customer": "kund",
+    },
 }
 TITLES: dict[str, dict[str, str]] = {
     "en": {
@@ -477,6 +434,11 @@ TITLES: dict[str, dict[str, str]] = {
     "da": {
         "funnel": "Leadtragt: profiler pr. livscyklusfase",
         "daily": "Profiler pr. livscyklusfase over tid",
+        "profiles": "profiler",
+    },
+    "sv": {
+        "funnel": "Leadtratt: profiler per livscykelfas",
+        "daily": "Profiler per livscykelfas över tid",
         "profiles": "profiler",
     },
 }

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from rejse import analytics_deltas as deltas
 from rejse.analytics import rollups
 from rejse.analytics.attribution import DEFAULT_RULE
 from rejse.durations import DurationError, parse_duration
@@ -99,17 +100,17 @@ def _ratio(a: float, b: float) -> float | None:
 def figures(t: Tally, *, run_level: bool, waiting: int | None = None) -> dict[str, Any]:
     """Counts, reasons, money and rates of one group. `run_level`: `entered` counts runs (a
     journey, version or day); otherwise the runs that reached the step."""
-    delivered, failed = t.get(rollups.MSG_DELIVERED), t.get(rollups.MSG_FAILED)
-    goal, window = t.get(rollups.CONVERTED + "goal"), t.get(rollups.CONVERTED + "window")
+    delivered, failed = t.get(deltas.MSG_DELIVERED), t.get(deltas.MSG_FAILED)
+    goal, window = t.get(deltas.CONVERTED + "goal"), t.get(deltas.CONVERTED + "window")
     out: dict[str, Any] = {
-        "entered": t.get(rollups.ENTERED if run_level else rollups.STEP_ENTERED),
+        "entered": t.get(deltas.ENTERED if run_level else deltas.STEP_ENTERED),
         "sent": delivered + failed,
         "delivered": delivered,
         "failed": failed,
-        "skipped": t.get(rollups.MSG_SKIPPED),
-        "opened": t.get(rollups.OPENED),
-        "clicked": t.get(rollups.CLICKED),
-        "unsubscribed": t.get(rollups.UNSUBSCRIBED),
+        "skipped": t.get(deltas.MSG_SKIPPED),
+        "opened": t.get(deltas.OPENED),
+        "clicked": t.get(deltas.CLICKED),
+        "unsubscribed": t.get(deltas.UNSUBSCRIBED),
         "converted": goal + window,
         "converted_goal": goal,
         "converted_window": window,
@@ -117,12 +118,12 @@ def figures(t: Tally, *, run_level: bool, waiting: int | None = None) -> dict[st
     }
     if waiting is not None:
         out["waiting"] = waiting
-    out["skipped_reasons"] = _reasons(t, rollups.MSG_SKIPPED)
-    out["failed_reasons"] = _reasons(t, rollups.MSG_FAILED)
+    out["skipped_reasons"] = _reasons(t, deltas.MSG_SKIPPED)
+    out["failed_reasons"] = _reasons(t, deltas.MSG_FAILED)
     out["ended"] = {
-        m.removeprefix(rollups.ENDED): n
+        m.removeprefix(deltas.ENDED): n
         for m, n in sorted(t.n.items())
-        if m.startswith(rollups.ENDED) and n
+        if m.startswith(deltas.ENDED) and n
     }
     for name, (num, den) in RATES.items():
         out[name] = _ratio(out[num], out[den])
@@ -138,13 +139,15 @@ def _reasons(t: Tally, base: str) -> dict[str, int]:
 def _tallies(counts: Iterable[rollups.Count]) -> dict[tuple[Any, ...], Tally]:
     out: dict[tuple[Any, ...], Tally] = defaultdict(lambda: Tally({}))
     for c in counts:
+        if c.metric.startswith(deltas.ARM_PREFIX):
+            continue  # the A/B arms' counters (rejse.analytics.experiments): not KPIs
         t = out[c.key]
         t.n[c.metric] = t.n.get(c.metric, 0) + c.n
         t.revenue_units += c.revenue_units
     return out
 
 
-_WAIT = (rollups.STEP_ENTERED, rollups.STEP_LEFT)
+_WAIT = (deltas.STEP_ENTERED, deltas.STEP_LEFT)
 
 
 def waiting_now(
@@ -155,7 +158,7 @@ def waiting_now(
     for c in rollups.counts(
         session, group_by=group_by, journey_key=journey_key, in_journeys=True, metrics=_WAIT
     ):
-        out[c.key] += c.n if c.metric == rollups.STEP_ENTERED else -c.n
+        out[c.key] += c.n if c.metric == deltas.STEP_ENTERED else -c.n
     return out
 
 

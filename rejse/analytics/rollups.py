@@ -2,9 +2,10 @@
 (docs/analytics.md, "How the figures are kept").
 
 Each counter is keyed by journey, version, step, day, channel and template, and a metric name.
-The places that change a run or a message call the hooks below in their own transaction; each
-hook appends `analytics_delta` rows (inserts only: no counter row that concurrent transactions
-would queue on). `fold` moves the deltas into `analytics_rollup` (every few seconds, a
+The places that change a run or a message call the hooks of `rejse.analytics_deltas` (a module
+below the journeys and messaging code) in their own transaction; each hook appends
+`analytics_delta` rows (inserts only: no counter row that concurrent transactions would queue
+on). `fold` moves the deltas into `analytics_rollup` (every few seconds, a
 scheduler job); `counts` reads both in one statement, so a figure is exact whenever it is read,
 folded or not. `recount` computes the same counters from the raw rows (tests, the benchmark,
 and `rebuild` for data written before analytics existed).
@@ -17,7 +18,6 @@ rates are the rates of what was sent (or entered) in it, and never exceed 100 %.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,8 +27,36 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
-from rejse.models.analytics import AnalyticsConversion, AnalyticsDelta, AnalyticsRollup
-from rejse.models.journeys import ACTIVE_RUN_STATUSES, JourneyRun, JourneyStep
+from rejse.analytics_deltas import (
+    ALL_MARKETING,
+    ARM_CONVERTED,
+    ARM_ENTERED,
+    ARM_REVENUE_SQ,
+    CLICKED,
+    CONVERTED,
+    DELIVERED,
+    DIMENSIONS,
+    ENDED,
+    ENTERED,
+    FAILED,
+    MSG_DELIVERED,
+    MSG_FAILED,
+    MSG_SKIPPED,
+    OPENED,
+    STEP_ENTERED,
+    STEP_LEFT,
+    UNSUBSCRIBE_SOURCES,
+    UNSUBSCRIBED,
+    reason_code,
+)
+from rejse.journeys.definition import JourneyDefinition, SplitStep
+from rejse.models.analytics import (
+    REVENUE_SCALE,
+    AnalyticsConversion,
+    AnalyticsDelta,
+    AnalyticsRollup,
+)
+from rejse.models.journeys import ACTIVE_RUN_STATUSES, JourneyRun, JourneyStep, JourneyVersion
 from rejse.models.messaging import Message
 from rejse.models.profiles import ConsentChangeRecord
 
@@ -37,170 +65,9 @@ ROLLUP = AnalyticsRollup.__table__  # type: ignore[attr-defined]
 CONVERSION = AnalyticsConversion.__table__  # type: ignore[attr-defined]
 RUN = JourneyRun.__table__  # type: ignore[attr-defined]
 STEP = JourneyStep.__table__  # type: ignore[attr-defined]
+VERSION = JourneyVersion.__table__  # type: ignore[attr-defined]
 MESSAGE = Message.__table__  # type: ignore[attr-defined]
 CONSENT_CHANGE = ConsentChangeRecord.__table__  # type: ignore[attr-defined]
-
-DIMENSIONS = ("journey_key", "version", "step_id", "day", "channel", "template")
-DELIVERED = ("sent", "opened", "clicked")
-FAILED = ("failed", "bounced")
-UNSUBSCRIBE_SOURCES = ("unsubscribe:", "preferences:")  # + message id (rejse.messaging)
-ALL_MARKETING = "marketing"  # rejse.profiles.consent.ALL_MARKETING
-
-# metric names
-ENTERED = "entered"  # runs (step "")
-STEP_ENTERED = "step_entered"  # runs that reached the step
-STEP_LEFT = "step_left"  # runs that moved on from it or ended there (waiting = entered - left)
-ENDED = "ended."  # + the run's final status, at the step it ended at
-MSG_DELIVERED = "delivered"
-MSG_FAILED = "failed"  # and "failed.<reason code>"
-MSG_SKIPPED = "skipped"  # and "skipped.<reason code>"
-OPENED = "opened"
-CLICKED = "clicked"
-UNSUBSCRIBED = "unsubscribed"
-CONVERTED = "converted."  # + goal / window; n conversions, revenue_units their revenue
-
-
-@dataclass(frozen=True)
-class Dims:
-    journey_key: str
-    version: int
-    step_id: str
-    day: dt.date
-    channel: str = ""
-    template: str = ""
-
-
-def day_of(at: dt.datetime) -> dt.date:
-    return at.astimezone(dt.UTC).date() if at.tzinfo else at.date()
-
-
-_CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
-
-
-def reason_code(reason: str | None) -> str:
-    """The stable part of a skip or failure reason: `no_consent (email)` -> `no_consent`,
-    `frequency_cap (3 per P1D)` -> `frequency_cap`; `other` for free text."""
-    match = _CODE.match(reason or "")
-    return match.group(0) if match else "other"
-
-
-def add(session: Session, dims: Dims, metric: str, n: int = 1, revenue_units: int = 0) -> None:
-    session.add(
-        AnalyticsDelta(
-            journey_key=dims.journey_key,
-            version=dims.version,
-            step_id=dims.step_id,
-            day=dims.day,
-            channel=dims.channel,
-            template=dims.template,
-            metric=metric,
-            n=n,
-            revenue_units=revenue_units,
-        )
-    )
-
-
-def run_dims(run: JourneyRun, step_id: str | None = None) -> Dims:
-    return Dims(run.journey_key, run.version, step_id or "", day_of(run.entered_at))
-
-
-def message_dims(row: Message) -> Dims:
-    return Dims(
-        row.journey_key or "",
-        row.journey_version or 0,
-        row.step_id or "",
-        day_of(row.created_at),
-        row.channel,
-        row.template,
-    )
-
-
-# ------------------------------------------------------------------------------------ hooks
-# Called where runs and messages change, in that transaction, once per change.
-
-
-def run_entered(session: Session, run: JourneyRun) -> None:
-    add(session, run_dims(run), ENTERED)
-
-
-def step_entered(session: Session, run: JourneyRun, step_id: str, *, previous: str | None) -> None:
-    """The active run reached `step_id` (a new step log row), coming from `previous`."""
-    if previous:
-        add(session, run_dims(run, previous), STEP_LEFT)
-    add(session, run_dims(run, step_id), STEP_ENTERED)
-
-
-def run_ended(
-    session: Session, run: JourneyRun, *, previous_status: str, previous_step: str | None
-) -> None:
-    """The run has just got its final status (`run.status`, at `run.current_step`)."""
-    if previous_status not in ACTIVE_RUN_STATUSES:
-        return
-    if previous_step:
-        add(session, run_dims(run, previous_step), STEP_LEFT)
-    add(session, run_dims(run, run.current_step), ENDED + run.status)
-
-
-def run_erased(session: Session, run: JourneyRun) -> None:
-    """GDPR erase deletes the run: it waits nowhere any more. What it did stays counted (the
-    counters hold no personal data)."""
-    if run.status in ACTIVE_RUN_STATUSES and run.current_step:
-        add(session, run_dims(run, run.current_step), STEP_LEFT)
-
-
-def message_final(session: Session, row: Message, *, previous_status: str) -> None:
-    """The message has just got `row.status`; counted once, when it first becomes final."""
-    final = (*DELIVERED, *FAILED, "skipped")
-    if previous_status in final or row.status not in final:
-        return
-    dims = message_dims(row)
-    if row.status in DELIVERED:
-        add(session, dims, MSG_DELIVERED)
-    elif row.status in FAILED:
-        add(session, dims, MSG_FAILED)
-        add(session, dims, f"{MSG_FAILED}.{reason_code(row.reason)}")
-    else:
-        add(session, dims, MSG_SKIPPED)
-        add(session, dims, f"{MSG_SKIPPED}.{reason_code(row.reason)}")
-
-
-def message_opened(session: Session, row: Message) -> None:
-    """The message's first open (pixel, in-app read, or a click proving it)."""
-    add(session, message_dims(row), OPENED)
-
-
-def message_clicked(session: Session, row: Message) -> None:
-    """The message's first click on any tracked link."""
-    add(session, message_dims(row), CLICKED)
-
-
-def unsubscribed_through(session: Session, row: Message) -> bool:
-    """Whether the person has unsubscribed through one of the message's links already: the
-    message's channel or all marketing revoked with the message's unsubscribe or preference
-    link as the source."""
-    found = session.execute(
-        sa.select(sa.func.count())
-        .select_from(CONSENT_CHANGE)
-        .where(
-            CONSENT_CHANGE.c.status == "revoked",
-            CONSENT_CHANGE.c.source.in_([s + row.id for s in UNSUBSCRIBE_SOURCES]),
-            CONSENT_CHANGE.c.channel.in_([row.channel, ALL_MARKETING]),
-        )
-    ).scalar_one()
-    return bool(found)
-
-
-def message_unsubscribed(session: Session, row: Message, *, before: bool) -> None:
-    """After an unsubscribe or a preference-centre save through the message's link: counted
-    when it is the first unsubscribe through this message (`before`: there was one already)."""
-    if not before and unsubscribed_through(session, row):
-        add(session, message_dims(row), UNSUBSCRIBED)
-
-
-def conversion(session: Session, conv: AnalyticsConversion) -> None:
-    dims = Dims(conv.journey_key, conv.version, conv.step_id, conv.day, conv.channel, conv.template)
-    add(session, dims, CONVERTED + conv.kind, 1, conv.revenue_units)
-
 
 # ------------------------------------------------------------------------------------ reads
 
@@ -518,6 +385,10 @@ def recount(
         ),
         UNSUBSCRIBED,
     )
+    # A/B arms at split steps
+    for key, (n, rev) in recount_arms(conn, journey_key=journey_key).items():
+        out[key][0] += n
+        out[key][1] += rev
     # conversions
     v = CONVERSION.c
     for r in conn.execute(
@@ -540,6 +411,93 @@ def recount(
         out[key][0] += int(r[7])
         out[key][1] += int(r[8] or 0)
     return {k: (n, rev) for k, (n, rev) in out.items() if n or rev}
+
+
+def split_steps(
+    conn: Connection | Session, *, journey_key: str | None = None
+) -> set[tuple[str, int, str]]:
+    """(journey, version, step) of every split step of every stored version."""
+    stmt = sa.select(VERSION.c.journey_key, VERSION.c.version, VERSION.c.definition)
+    if journey_key is not None:
+        stmt = stmt.where(VERSION.c.journey_key == journey_key)
+    found = set()
+    for key, version, definition in conn.execute(stmt):
+        defn = JourneyDefinition.model_validate(definition)
+        for step_id, step in defn.steps.items():
+            if isinstance(step, SplitStep):
+                found.add((key, version, step_id))
+    return found
+
+
+def recount_arms(
+    conn: Connection | Session, *, journey_key: str | None = None
+) -> dict[tuple[Any, ...], tuple[int, int]]:
+    """The A/B arms' counters from the raw rows, in `recount`'s shape: per split step, run day
+    and arm, the distinct runs assigned it (the step log's outcome at a split step is the arm),
+    those that converted (`JourneyRun.converted`), the revenue of their goal conversions and
+    the sum of each run's revenue squared (`rejse.analytics_deltas.revenue_sq_units`)."""
+    splits = split_steps(conn, journey_key=journey_key)
+    if not splits:
+        return {}
+    assigned_where = [
+        STEP.c.step_id.in_({s for _, _, s in splits}),
+        STEP.c.outcome.is_not(None),
+        STEP.c.journey_key.in_({k for k, _, _ in splits}),
+    ]
+    assigned = (
+        sa.select(STEP.c.journey_key, STEP.c.version, STEP.c.step_id, STEP.c.outcome, STEP.c.run_id)
+        .where(*assigned_where)
+        .distinct()
+        .subquery()
+    )
+    goal_where = [CONVERSION.c.kind == "goal", CONVERSION.c.run_id.is_not(None)]
+    if journey_key is not None:
+        goal_where.append(CONVERSION.c.journey_key == journey_key)
+    revenue = (
+        sa.select(
+            CONVERSION.c.run_id,
+            sa.cast(sa.func.sum(CONVERSION.c.revenue_units), sa.BigInteger).label("units"),
+        )
+        .where(*goal_where)
+        .group_by(CONVERSION.c.run_id)
+        .subquery()
+    )
+    units = sa.func.coalesce(revenue.c.units, 0)
+    day = _day(conn, RUN.c.entered_at)
+    stmt = (
+        sa.select(
+            assigned.c.journey_key,
+            assigned.c.version,
+            assigned.c.step_id,
+            day,
+            assigned.c.outcome,
+            sa.func.count(),
+            sa.func.sum(sa.case((RUN.c.converted.is_(True), 1), else_=0)),
+            sa.func.sum(units),
+            sa.func.sum(units * units / REVENUE_SCALE),
+        )
+        .select_from(assigned)
+        .join(RUN, RUN.c.id == assigned.c.run_id)
+        .outerjoin(revenue, revenue.c.run_id == assigned.c.run_id)
+        .group_by(
+            assigned.c.journey_key,
+            assigned.c.version,
+            assigned.c.step_id,
+            day,
+            assigned.c.outcome,
+        )
+    )
+    out: dict[tuple[Any, ...], tuple[int, int]] = {}
+    for key, version, step_id, d, arm, entered, converted, total, total_sq in conn.execute(stmt):
+        if (key, version, step_id) not in splits:
+            continue  # the same step id, in a version where it is not a split
+        dims = (key, version, step_id, _plain(d), "", "")
+        out[(*dims, ARM_ENTERED + arm)] = (int(entered), 0)
+        if converted or total:
+            out[(*dims, ARM_CONVERTED + arm)] = (int(converted or 0), int(total or 0))
+        if total_sq:
+            out[(*dims, ARM_REVENUE_SQ + arm)] = (0, int(total_sq))
+    return out
 
 
 def current(

@@ -6,15 +6,19 @@ not called), `contacted`, `meeting`, then the closed ones `won`, `lost`, `not_re
 `expired` (nobody contacted it before the SLA ran out). A rep records why a lead was lost with
 the outcome (`reason`); an expired lead's reason is `not_contacted`.
 
-These read the lead table's columns (indexed by rep and status) at request time: a lead is one
-row per hand-off, far fewer than profiles or events."""
+Each figure is one or two grouped SQL aggregates over the lead table (indexed by rep and
+status), never the rows themselves in Python: counts and conditions in the database, the
+medians with `percentile_cont` on PostgreSQL (SQLite: the one narrow column they need), a
+loss's reason read from the lead's history in the database, and only the `limit` oldest of the
+AQLs nobody called fetched as rows. So the figures stay fast with hundreds of thousands of
+leads (bench.analytics)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -22,13 +26,14 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from rejse.analytics import charts
-from rejse.db import utcnow
+from rejse.db import UTCDateTime, utcnow
 from rejse.errors import NotFound
 from rejse.models.leads import Lead, SalesRep
 
 PHASES = ("open", "assigned", "contacted", "meeting", "won", "lost", "not_relevant", "expired")
 OPEN_PHASES = ("open", "assigned", "contacted", "meeting")
 CLOSED_LOST = ("lost", "not_relevant", "expired")
+SINCE_OUTCOME = ("contacted", "meeting", "won", "lost", "not_relevant")  # in phase since then
 LOSS_REASONS = ("price", "timing", "competitor", "no_budget", "no_need", "no_response", "other")
 UNSPECIFIED = "unspecified"
 NOT_CONTACTED = "not_contacted"
@@ -57,34 +62,87 @@ def _start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
-def _rows(
-    session: Session,
-    *,
-    rep_id: str | None,
-    start: dt.date | None = None,
-    end: dt.date | None = None,
-    statuses: Sequence[str] | None = None,
-    history: bool = False,
-) -> list[Any]:
-    columns = [*_COLUMNS, LEAD.c.history] if history else list(_COLUMNS)
-    stmt = sa.select(*columns)
-    if rep_id is not None:
-        stmt = stmt.where(LEAD.c.rep_id == rep_id)
-    if start is not None:
-        stmt = stmt.where(LEAD.c.created_at >= _start(start))
-    if end is not None:
-        stmt = stmt.where(LEAD.c.created_at < _start(end + dt.timedelta(days=1)))
-    if statuses is not None:
-        stmt = stmt.where(LEAD.c.status.in_(statuses))
-    return list(session.connection().execute(stmt.order_by(LEAD.c.created_at, LEAD.c.id)))
-
-
 def _days(seconds: Sequence[float]) -> float | None:
     return round(statistics.median(seconds) / DAY, 4) if seconds else None
 
 
 def _ratio(a: int, b: int) -> float | None:
     return round(a / b, 4) if b else None
+
+
+def _n(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+    """How many rows of the group meet `condition`."""
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+
+def _where(
+    *,
+    rep_id: str | None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    statuses: Sequence[str] | None = None,
+) -> list[sa.ColumnElement[bool]]:
+    where: list[sa.ColumnElement[bool]] = []
+    if rep_id is not None:
+        where.append(LEAD.c.rep_id == rep_id)
+    if start is not None:
+        where.append(LEAD.c.created_at >= _start(start))
+    if end is not None:
+        where.append(LEAD.c.created_at < _start(end + dt.timedelta(days=1)))
+    if statuses is not None:
+        where.append(LEAD.c.status.in_(statuses))
+    return where
+
+
+def _pg(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _seconds(session: Session, later: Any, earlier: Any) -> Any:
+    """SQL: seconds from `earlier` to `later` (PostgreSQL only; SQLite computes in Python)."""
+    return sa.func.extract("epoch", later - earlier)
+
+
+def _medians(
+    session: Session,
+    key: Any,
+    value: Callable[[Any], float],
+    columns: Sequence[Any],
+    pg_value: Any,
+    where: Sequence[sa.ColumnElement[bool]],
+) -> dict[Any, float]:
+    """The median of a value per group: `percentile_cont` on PostgreSQL; on SQLite the few
+    columns the value needs, the median in Python."""
+    conn = session.connection()
+    if _pg(session):
+        median = sa.func.percentile_cont(0.5).within_group(sa.cast(pg_value, sa.Float))
+        return {
+            k: float(m)
+            for k, m in conn.execute(sa.select(key, median).where(*where).group_by(key))
+            if m is not None
+        }
+    values: dict[Any, list[float]] = defaultdict(list)
+    for row in conn.execute(sa.select(key, *columns).where(*where)):
+        values[row[0]].append(value(row))
+    return {k: statistics.median(v) for k, v in values.items()}
+
+
+def _history_has(session: Session, *, kind: str, outcome: str) -> sa.ColumnElement[bool]:
+    """SQL: the lead's history (a JSON array) has an entry of `kind` with `outcome` (constants
+    of this module, not input)."""
+    if _pg(session):
+        sql = (
+            "EXISTS (SELECT 1 FROM json_array_elements(CASE WHEN json_typeof(lead.history) = "  # noqa: S608 - constant SQL
+            "'array' THEN lead.history ELSE '[]'::json END) AS h WHERE "
+            f"h->>'kind' = '{kind}' AND h->>'outcome' = '{outcome}')"
+        )
+    else:
+        sql = (
+            "EXISTS (SELECT 1 FROM json_each(lead.history) AS h WHERE "  # noqa: S608 - constant SQL
+            f"json_extract(h.value, '$.kind') = '{kind}' AND "
+            f"json_extract(h.value, '$.outcome') = '{outcome}')"
+        )
+    return sa.literal_column(sql, sa.Boolean)
 
 
 # ----------------------------------------------------------------------------- per rep
@@ -135,9 +193,55 @@ def per_rep(
         r.id: r.name
         for r in session.connection().execute(sa.select(rep_table.c.id, rep_table.c.name))
     }
-    groups: dict[str | None, list[Any]] = defaultdict(list)
-    for row in _rows(session, rep_id=rep_id, start=start, end=end, history=True):
-        groups[row.rep_id].append(row)
+    c = LEAD.c
+    where = _where(rep_id=rep_id, start=start, end=end)
+    contacted = c.first_contact_at.is_not(None)
+    met = _history_has(session, kind="outcome", outcome="meeting")
+    stmt = (
+        sa.select(
+            c.rep_id,
+            sa.func.count(),
+            _n(c.status.in_(OPEN_PHASES)),
+            _n(c.first_contact_at.is_(None)),
+            _n(
+                sa.and_(
+                    c.first_contact_at.is_(None),
+                    c.status.in_(("open", "assigned")),
+                    c.due_at.is_not(None),
+                    c.due_at <= now,
+                )
+            ),
+            _n(contacted),
+            _n(
+                sa.and_(
+                    contacted,
+                    c.reassignments == 0,
+                    c.due_at.is_not(None),
+                    c.first_contact_at <= c.due_at,
+                )
+            ),
+            _n(
+                sa.or_(
+                    contacted,
+                    sa.and_(c.due_at.is_not(None), c.due_at <= now),
+                    c.status == "expired",
+                )
+            ),
+            _n(sa.or_(c.status == "meeting", met)),
+            *(_n(c.status == p) for p in ("won", "lost", "not_relevant", "expired")),
+        )
+        .where(*where)
+        .group_by(c.rep_id)
+    )
+    groups = {row[0]: row[1:] for row in session.connection().execute(stmt)}
+    waits = _medians(
+        session,
+        c.rep_id,
+        lambda r: (r[1] - (r[2] or r[3])).total_seconds(),
+        (c.first_contact_at, c.assigned_at, c.created_at),
+        _seconds(session, c.first_contact_at, sa.func.coalesce(c.assigned_at, c.created_at)),
+        [*where, contacted],
+    )
     keys: list[str | None] = (
         [rep_id] if rep_id is not None else sorted(reps, key=lambda r: (reps[r], r))
     )
@@ -145,53 +249,28 @@ def per_rep(
         keys.append(None)
     out = []
     for key in keys:
-        rows = groups.get(key, [])
-        status = Counter(r.status for r in rows)
-        contacted = [r for r in rows if r.first_contact_at is not None]
-        within = [
-            r
-            for r in contacted
-            if r.reassignments == 0 and r.due_at and r.first_contact_at <= r.due_at
-        ]
-        decided = [
-            r
-            for r in rows
-            if r.first_contact_at is not None
-            or (r.due_at is not None and r.due_at <= now)
-            or r.status == "expired"
-        ]
-        waits = [
-            (r.first_contact_at - (r.assigned_at or r.created_at)).total_seconds()
-            for r in contacted
-        ]
-        closed = status["won"] + status["lost"] + status["not_relevant"]
+        figures = [int(v or 0) for v in groups.get(key, (0,) * 13)]
+        leads, open_, uncalled_, overdue, n_contacted, within, decided, meetings = figures[:8]
+        won, lost_, not_relevant, expired = figures[8:]
+        wait = waits.get(key)
         out.append(
             RepRow(
                 rep_id=key,
                 rep_name=reps.get(key) if key else None,
-                leads=len(rows),
-                open=sum(status[p] for p in OPEN_PHASES),
-                uncalled=sum(1 for r in rows if r.first_contact_at is None),
-                overdue=sum(
-                    1
-                    for r in rows
-                    if r.first_contact_at is None
-                    and r.status in ("open", "assigned")
-                    and r.due_at is not None
-                    and r.due_at <= now
-                ),
-                contacted=len(contacted),
-                contacted_within_sla=len(within),
-                share_contacted_within_sla=_ratio(len(within), len(decided)),
-                median_hours_to_contact=round(statistics.median(waits) / 3600, 4)
-                if waits
-                else None,
-                meetings=sum(1 for r in rows if r.status == "meeting" or _met(r.history or [])),
-                won=status["won"],
-                lost=status["lost"],
-                not_relevant=status["not_relevant"],
-                expired=status["expired"],
-                win_rate=_ratio(status["won"], closed),
+                leads=leads,
+                open=open_,
+                uncalled=uncalled_,
+                overdue=overdue,
+                contacted=n_contacted,
+                contacted_within_sla=within,
+                share_contacted_within_sla=_ratio(within, decided),
+                median_hours_to_contact=round(wait / 3600, 4) if wait is not None else None,
+                meetings=meetings,
+                won=won,
+                lost=lost_,
+                not_relevant=not_relevant,
+                expired=expired,
+                win_rate=_ratio(won, won + lost_ + not_relevant),
             )
         )
     return RepFigures(period_from=start, period_to=end, reps=out)
@@ -224,27 +303,57 @@ def pipeline(
     """Every lead by phase now, with its age."""
     check_rep(session, rep_id)
     now = now or utcnow()
-    ages: dict[str, list[float]] = {p: [] for p in PHASES}
-    in_phase: dict[str, list[float]] = {p: [] for p in PHASES}
-    for r in _rows(session, rep_id=rep_id):
-        if r.status not in ages:
-            continue
-        ages[r.status].append(max(0.0, (now - r.created_at).total_seconds()))
-        since = (
-            r.outcome_at
-            if r.status in ("contacted", "meeting", "won", "lost", "not_relevant")
-            else None
-        )
-        since = since or (r.assigned_at if r.status != "open" else None) or r.created_at
-        in_phase[r.status].append(max(0.0, (now - since).total_seconds()))
+    c = LEAD.c
+    where = _where(rep_id=rep_id, statuses=PHASES)
+    stmt = sa.select(c.status, sa.func.count(), sa.func.min(c.created_at)).where(*where)
+    found = {
+        status: (int(n), oldest)
+        for status, n, oldest in session.connection().execute(stmt.group_by(c.status))
+    }
+    since = sa.func.coalesce(
+        sa.case((c.status.in_(SINCE_OUTCOME), c.outcome_at)),
+        sa.case((c.status != "open", c.assigned_at)),
+        c.created_at,
+    )
+    at = sa.literal(now, UTCDateTime)
+    ages = _medians(
+        session,
+        c.status,
+        lambda r: max(0.0, (now - r[1]).total_seconds()),
+        (c.created_at,),
+        sa.func.greatest(0.0, _seconds(session, at, c.created_at)),
+        where,
+    )
+
+    def _in_phase(r: Any) -> float:
+        status, created, assigned, outcome_at = r
+        entered = outcome_at if status in SINCE_OUTCOME else None
+        entered = entered or (assigned if status != "open" else None) or created
+        seconds: float = (now - entered).total_seconds()
+        return max(0.0, seconds)
+
+    in_phase = _medians(
+        session,
+        c.status,
+        _in_phase,
+        (c.created_at, c.assigned_at, c.outcome_at),
+        sa.func.greatest(0.0, _seconds(session, at, since)),
+        where,
+    )
+
+    def _day(seconds: float | None) -> float | None:
+        return round(seconds / DAY, 4) if seconds is not None else None
+
     phases = [
         PhaseRow(
             phase=p,
             closed=p not in OPEN_PHASES,
-            leads=len(ages[p]),
-            median_age_days=_days(ages[p]),
-            oldest_age_days=round(max(ages[p]) / DAY, 4) if ages[p] else None,
-            median_days_in_phase=_days(in_phase[p]),
+            leads=found.get(p, (0, None))[0],
+            median_age_days=_day(ages.get(p)),
+            oldest_age_days=_day(max(0.0, (now - found[p][1]).total_seconds()))
+            if p in found
+            else None,
+            median_days_in_phase=_day(in_phase.get(p)),
         )
         for p in PHASES
     ]
@@ -277,13 +386,27 @@ class Lost(BaseModel):
     reasons: list[LostRow]
 
 
-def _reason(row: Any) -> str:
-    if row.status == "expired":
-        return NOT_CONTACTED
-    for entry in reversed(row.history or []):
-        if entry.get("kind") == "outcome" and entry.get("outcome") == row.status:
-            return str(entry.get("reason") or UNSPECIFIED)
-    return UNSPECIFIED
+def _reason_sql(session: Session) -> sa.ColumnElement[str]:
+    """SQL: why a closed lead was lost: `not_contacted` for an expired one, else the reason of
+    the last outcome entry of its history with the lead's status (`unspecified` without one)."""
+    if _pg(session):
+        last = (
+            "(SELECT h.value->>'reason' FROM json_array_elements(CASE WHEN "
+            "json_typeof(lead.history) = 'array' THEN lead.history ELSE '[]'::json END) "
+            "WITH ORDINALITY AS h(value, i) WHERE h.value->>'kind' = 'outcome' AND "
+            "h.value->>'outcome' = lead.status ORDER BY h.i DESC LIMIT 1)"
+        )
+    else:
+        last = (
+            "(SELECT json_extract(h.value, '$.reason') FROM json_each(lead.history) AS h "
+            "WHERE json_extract(h.value, '$.kind') = 'outcome' AND "
+            "json_extract(h.value, '$.outcome') = lead.status "
+            "ORDER BY CAST(h.key AS INTEGER) DESC LIMIT 1)"
+        )
+    return sa.literal_column(
+        f"CASE WHEN lead.status = 'expired' THEN '{NOT_CONTACTED}' "
+        f"ELSE coalesce(nullif(CAST({last} AS TEXT), ''), '{UNSPECIFIED}') END"
+    )
 
 
 def lost(
@@ -296,10 +419,14 @@ def lost(
     """Leads lost, not relevant or expired (created in the period), by outcome and reason."""
     check_rep(session, rep_id)
     counts: Counter[tuple[str, str]] = Counter()
-    for r in _rows(
-        session, rep_id=rep_id, start=start, end=end, statuses=CLOSED_LOST, history=True
-    ):
-        counts[(r.status, _reason(r))] += 1
+    reason = _reason_sql(session).label("reason")
+    stmt = (
+        sa.select(LEAD.c.status, reason, sa.func.count())
+        .where(*_where(rep_id=rep_id, start=start, end=end, statuses=CLOSED_LOST))
+        .group_by(LEAD.c.status, reason)
+    )
+    for status, why, n in session.connection().execute(stmt):
+        counts[(status, str(why))] += int(n)
     total = sum(counts.values())
     order = {o: i for i, o in enumerate(CLOSED_LOST)}
     rows = [
@@ -344,11 +471,22 @@ def uncalled(
     """AQLs handed to sales that nobody ever contacted: open, assigned, or expired unanswered."""
     check_rep(session, rep_id)
     now = now or utcnow()
-    rows = [
-        r
-        for r in _rows(session, rep_id=rep_id, statuses=("open", "assigned", "expired"))
-        if r.first_contact_at is None
+    c = LEAD.c
+    where = [
+        *_where(rep_id=rep_id, statuses=("open", "assigned", "expired")),
+        c.first_contact_at.is_(None),
     ]
+    overdue = sa.or_(c.status == "expired", sa.and_(c.due_at.is_not(None), c.due_at <= now))
+    conn = session.connection()
+    per_rep = [
+        (rep, int(n), int(late or 0))
+        for rep, n, late in conn.execute(
+            sa.select(c.rep_id, sa.func.count(), _n(overdue)).where(*where).group_by(c.rep_id)
+        )
+    ]
+    rows = conn.execute(
+        sa.select(*_COLUMNS).where(*where).order_by(c.created_at, c.id).limit(limit)
+    ).all()
     items = [
         UncalledRow(
             lead_id=r.id,
@@ -362,20 +500,20 @@ def uncalled(
         )
         for r in rows
     ]
-    by_rep = Counter(i.rep_id or "-" for i in items)
+    by_rep = Counter({rep or "-": n for rep, n, _ in per_rep})
     return Uncalled(
         rep_id=rep_id,
         as_of=now,
-        total=len(items),
-        overdue=sum(1 for i in items if i.overdue),
+        total=sum(n for _, n, _ in per_rep),
+        overdue=sum(late for _, _, late in per_rep),
         by_rep=dict(sorted(by_rep.items())),
-        leads=items[:limit],
+        leads=items,
     )
 
 
 # ----------------------------------------------------------------------------- charts
 
-Lang = Literal["da", "en"]
+Lang = Literal["da", "sv", "en"]
 NAMES: dict[str, dict[str, str]] = {
     "en": {
         "open": "open",
@@ -426,6 +564,31 @@ NAMES: dict[str, dict[str, str]] = {
         "pipeline": "Pipeline: leads pr. fase",
         "lost_title": "Tabte leads og hvorfor",
         "uncalled": "AQL'er som ingen har ringet til, pr. sælger",
+    },
+    "sv": {
+        "open": "öppen",
+        "assigned": "tilldelad",
+        "contacted": "kontaktad",
+        "meeting": "möte",
+        "won": "vunnen",
+        "lost": "förlorad",
+        "not_relevant": "inte relevant",
+        "expired": "utgången",
+        "price": "pris",
+        "timing": "tidpunkt",
+        "competitor": "konkurrent",
+        "no_budget": "ingen budget",
+        "no_need": "inget behov",
+        "no_response": "inget svar",
+        "other": "annat",
+        UNSPECIFIED: "inte angivet",
+        NOT_CONTACTED: "inte kontaktad",
+        "leads": "AQL:er",
+        "no_rep": "(ingen säljare)",
+        "reps": "AQL:er, kontaktade och vunna per säljare",
+        "pipeline": "Pipeline: leads per fas",
+        "lost_title": "Förlorade leads och varför",
+        "uncalled": "AQL:er som ingen har ringt, per säljare",
     },
 }
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from rejse.analytics import charts
 from rejse.audiences.export import safe_cell
 
-Lang = Literal["da", "en"]
+Lang = Literal["da", "sv", "en"]
 
 BI_VIEWS = (
     "analytics_counts_v",
@@ -21,27 +21,48 @@ BI_VIEWS = (
     "analytics_journeys_v",
     "analytics_reasons_v",
     "analytics_conversions_v",
-)
+    "analytics_arms_v",
+    "funnel_daily_v",
+    "funnel_stages_v",
+    "sales_leads_v",
+    "sales_reps_v",
+)  # the read-only views for BI tools (migrations 0012_analytics, 0016_bi_views)
 
 LABELS: Mapping[str, Mapping[Lang, str]] = {
-    "entered": {"da": "startet", "en": "entered"},
-    "sent": {"da": "sendt", "en": "sent"},
-    "delivered": {"da": "leveret", "en": "delivered"},
-    "opened": {"da": "åbnet", "en": "opened"},
-    "clicked": {"da": "klikket", "en": "clicked"},
-    "converted": {"da": "konverteret", "en": "converted"},
-    "revenue": {"da": "omsætning", "en": "revenue"},
-    "unsubscribed": {"da": "afmeldt", "en": "unsubscribed"},
-    "conversion_rate": {"da": "konverteringsrate", "en": "conversion rate"},
+    "entered": {"da": "startet", "sv": "startade", "en": "entered"},
+    "sent": {"da": "sendt", "sv": "skickade", "en": "sent"},
+    "delivered": {"da": "leveret", "sv": "levererade", "en": "delivered"},
+    "opened": {"da": "åbnet", "sv": "öppnade", "en": "opened"},
+    "clicked": {"da": "klikket", "sv": "klickade", "en": "clicked"},
+    "converted": {"da": "konverteret", "sv": "konverterade", "en": "converted"},
+    "revenue": {"da": "omsætning", "sv": "intäkter", "en": "revenue"},
+    "unsubscribed": {"da": "afmeldt", "sv": "avregistrerade", "en": "unsubscribed"},
+    "conversion_rate": {
+        "da": "konverteringsrate",
+        "sv": "konverteringsgrad",
+        "en": "conversion rate",
+    },
 }
 TITLES: Mapping[str, Mapping[Lang, str]] = {
-    "funnel": {"da": "Rejsens tragt: {key}", "en": "Journey funnel: {key}"},
-    "steps": {"da": "Pr. trin: {key}", "en": "Per step: {key}"},
-    "versions": {"da": "Pr. version: {key}", "en": "Per version: {key}"},
-    "days": {"da": "Pr. dag: {key}", "en": "Per day: {key}"},
-    "templates": {"da": "Pr. skabelon og kanal", "en": "Per template and channel"},
-    "journeys": {"da": "Rejser sammenlignet", "en": "Journeys compared"},
-    "count": {"da": "antal", "en": "count"},
+    "funnel": {
+        "da": "Rejsens tragt: {key}",
+        "sv": "Resans tratt: {key}",
+        "en": "Journey funnel: {key}",
+    },
+    "steps": {"da": "Pr. trin: {key}", "sv": "Per steg: {key}", "en": "Per step: {key}"},
+    "versions": {
+        "da": "Pr. version: {key}",
+        "sv": "Per version: {key}",
+        "en": "Per version: {key}",
+    },
+    "days": {"da": "Pr. dag: {key}", "sv": "Per dag: {key}", "en": "Per day: {key}"},
+    "templates": {
+        "da": "Pr. skabelon og kanal",
+        "sv": "Per mall och kanal",
+        "en": "Per template and channel",
+    },
+    "journeys": {"da": "Rejser sammenlignet", "sv": "Resor jämförda", "en": "Journeys compared"},
+    "count": {"da": "antal", "sv": "antal", "en": "count"},
 }
 FUNNEL = ("entered", "sent", "delivered", "opened", "clicked", "converted")
 PER_STEP = ("delivered", "opened", "clicked", "converted")

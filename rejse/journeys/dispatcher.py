@@ -31,7 +31,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from rejse.analytics import rollups
+from rejse import analytics_deltas as deltas
 from rejse.contracts import ProcessedEvent
 from rejse.db import session_scope
 from rejse.journeys import runtypes as rt
@@ -307,7 +307,7 @@ class JourneyEraser:
         )
         run_ids = [r.id for r in runs]
         for run in runs:
-            rollups.run_erased(session, run)
+            deltas.run_erased(session, run)
         if run_ids:
             from sqlmodel import delete
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from rejse.analytics import rollups
+from rejse import analytics_deltas as deltas
 from rejse.conditions import resolve_path
 from rejse.contracts import ProcessedEvent
 from rejse.durations import parse_duration
@@ -134,7 +134,7 @@ def plan_entry(
         step_since=event.timestamp,
     )
     session.add(run)
-    rollups.run_entered(session, run)
+    deltas.run_entered(session, run)
     entry = Entry(wid, _input(journey, defn.dump(), event, run), redelivery=False)
     if flush:
         session.flush()

@@ -14,8 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from rejse.analytics import rollups
-from rejse.analytics.stats import two_proportion_z
+from rejse import analytics_deltas as deltas
 from rejse.conditions import Issue
 from rejse.db import utcnow
 from rejse.errors import Conflict, NotFound, Unprocessable
@@ -34,6 +33,7 @@ from rejse.models.journeys import (
     JourneyStep,
     JourneyVersion,
 )
+from rejse.stats import two_proportion_z
 
 TemplateCheck = Callable[[str, str], bool]
 
@@ -204,9 +204,7 @@ def set_status(session: Session, *, key: str, status: str) -> Journey:
             previous = run.status
             run.status, run.ended_at = "cancelled", now
             session.add(run)
-            rollups.run_ended(
-                session, run, previous_status=previous, previous_step=run.current_step
-            )
+            deltas.run_ended(session, run, previous_status=previous, previous_step=run.current_step)
     session.flush()
     return journey
 

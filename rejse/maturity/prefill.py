@@ -15,10 +15,11 @@ events belong to the survivor) that carry the kind of data, turned into a 1-5 an
   the customer uses the shop or the app. Email engagement (opens, clicks) and rejse's own
   derived events are not activity with the product and do not count.
 
-Two aggregate queries: one pass over the profiles (live, structural, transactional) and one
-semi-join of the live profiles with their activity events. Read at request time, not kept as a
-rollup: the prefill is asked once per assessment, not on a hot path (docs/analytics.md gives
-its time on a large database)."""
+The shares are read from per-profile flags the event processor keeps (`rejse.maturity.flags`,
+table `maturity_profile_data`): a count of the live profiles and three counts over the flags.
+`recount` computes the same from the profiles and their events (one pass over the profiles and
+a semi-join with their activity events: seconds at a million profiles); a test holds the two
+equal."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from sqlmodel import Session
 
 from rejse.maturity.model import answer_for_share
 from rejse.models.events import Event
+from rejse.models.maturity import MaturityProfileData
 from rejse.models.profiles import Profile
 
 STRUCTURAL_TRAITS: tuple[str, ...] = (
@@ -80,6 +82,7 @@ ACTIVITY_EVENTS: tuple[str, ...] = (
 
 PROFILE = Profile.__table__  # type: ignore[attr-defined]
 EVENT = Event.__table__  # type: ignore[attr-defined]
+FLAGS = MaturityProfileData.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ def _has_value(dialect: str, column: str, path: str) -> str:
     return f"NULLIF(json_extract({column}, '$.{path}'), '') IS NOT NULL"
 
 
-def _structural_sql(dialect: str) -> str:
+def structural_sql(dialect: str) -> str:
     """SQL over `p` (a profile row): it carries structural data itself or through a group."""
     own = " OR ".join(_has_value(dialect, "p.traits", path) for path in STRUCTURAL_TRAITS)
     in_group = " OR ".join(
@@ -135,6 +138,17 @@ def _structural_sql(dialect: str) -> str:
     return f"({own}) OR EXISTS ({groups})"
 
 
+def activity_sql() -> str:
+    """SQL over `p` (a profile row): a correlated select of its activity events; parameters
+    `c0..` are `ACTIVITY_CALLS`, `a0..` `ACTIVITY_EVENTS`."""
+    calls = ", ".join(f":c{n}" for n in range(len(ACTIVITY_CALLS)))
+    names = ", ".join(f":a{n}" for n in range(len(ACTIVITY_EVENTS)))
+    return (
+        "SELECT 1 FROM event e WHERE e.profile_id = p.id AND "  # noqa: S608 - constant names
+        f"(e.type IN ({calls}) OR (e.type = 'track' AND e.event IN ({names})))"
+    )
+
+
 def _with_activity() -> sa.Select[Any]:
     """The number of live profiles with at least one activity event."""
     event = EVENT.alias("e")
@@ -153,12 +167,34 @@ def _with_activity() -> sa.Select[Any]:
 
 
 def prefill(session: Session, *, now: dt.datetime) -> Prefill:
-    """The three shares of live profiles as of now (`now` is only stamped on the answer)."""
+    """The three shares of live profiles as of now (`now` is only stamped on the answer), from
+    the flags the processor keeps."""
+    live = session.execute(
+        sa.select(sa.func.count()).select_from(PROFILE).where(PROFILE.c.erased_at.is_(None))
+    ).scalar_one()
+    row = session.execute(
+        sa.select(
+            sa.func.count().filter(FLAGS.c.structural.is_(True)),
+            sa.func.count().filter(FLAGS.c.transactional.is_(True)),
+            sa.func.count().filter(FLAGS.c.activity.is_(True)),
+        )
+    ).one()
+    return Prefill(
+        live_profiles=int(live),
+        structural=_share(int(row[0]), int(live)),
+        transactional=_share(int(row[1]), int(live)),
+        activity=_share(int(row[2]), int(live)),
+        computed_at=now,
+    )
+
+
+def recount(session: Session, *, now: dt.datetime) -> Prefill:
+    """The same shares computed from the profiles and their events (tests, the benchmark)."""
     dialect = session.get_bind().dialect.name
     row = session.execute(
         sa.text(
             "SELECT COUNT(*), COALESCE(SUM(CASE WHEN "  # noqa: S608 - constant paths
-            f"{_structural_sql(dialect)} THEN 1 ELSE 0 END), 0), "
+            f"{structural_sql(dialect)} THEN 1 ELSE 0 END), 0), "
             "COALESCE(SUM(CASE WHEN p.order_count > 0 THEN 1 ELSE 0 END), 0) "
             "FROM profile p WHERE p.erased_at IS NULL"
         )

@@ -22,6 +22,7 @@ from rejse.maturity.model import (
     assess,
 )
 from rejse.maturity.prefill import Prefill
+from rejse.maturity.textkinds import PositionText, ScenarioText, Workshop
 from rejse.maturity.texts import Lang
 from rejse.models.maturity import MaturityAssessment
 
@@ -92,10 +93,10 @@ def count(session: Session) -> int:
 class Report:
     """An assessment's words in one language."""
 
-    position: texts.PositionText
-    scenario: texts.ScenarioText | None
+    position: PositionText
+    scenario: ScenarioText | None
     main_question: str | None  # the workbook's question to movers
-    workshops: tuple[texts.Workshop, ...]
+    workshops: tuple[Workshop, ...]
 
 
 def report(row: MaturityAssessment, lang: Lang) -> Report:

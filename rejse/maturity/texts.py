@@ -1,4 +1,4 @@
-"""What a company reads about its assessment, in Danish and English.
+"""What a company reads about its assessment, in Danish, Swedish and English.
 
 The Danish texts of the start positions are the workbook's own words ("Brug Kundedata",
 Pedersen & Ritter 2021, `../shared/seeds/000_61701566563121e0.txt`, pp. 7-11); the English
@@ -6,26 +6,28 @@ ones translate them. The workbook names the progress scenarios and asks one ques
 ("is our main challenge to create project success, or to develop digitalisation competence?")
 and has a page headed "Forslag til workshop format" with no text under it in the copy rejse
 holds: the scenario texts and the workshops below are rejse's, built from the workbook's
-questions and recommendations."""
+questions and recommendations. The Swedish texts (`rejse.maturity.texts_sv`) translate the
+Danish ones and are merged in at the end of this module."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Literal
 
+from rejse.maturity import texts_sv as sv
 from rejse.maturity.model import ProgressScenario, StartPosition
+from rejse.maturity.textkinds import PositionText, ScenarioText, Workshop
 
-Lang = Literal["da", "en"]
-LANGS: tuple[Lang, ...] = ("da", "en")
+Lang = Literal["da", "sv", "en"]
+LANGS: tuple[Lang, ...] = ("da", "sv", "en")
 DEFAULT_LANG: Lang = "da"
 
 
-_BY_TAG: Mapping[str, Lang] = {"da": "da", "en": "en"}
+_BY_TAG: Mapping[str, Lang] = {"da": "da", "sv": "sv", "en": "en"}
 
 
 def negotiate(lang: str | None, accept_language: str | None) -> Lang:
-    """`lang` when given (already validated), else the first of da/en in `Accept-Language`
+    """`lang` when given (already validated), else the first of da/sv/en in `Accept-Language`
     by quality (`en-GB;q=0.8, da;q=0.9` -> da; equal qualities: the first listed), else
     Danish, the workbook's language."""
     if lang is not None and lang in _BY_TAG:
@@ -50,33 +52,6 @@ def negotiate(lang: str | None, accept_language: str | None) -> Lang:
         if best is None or candidate[:2] < best[:2]:
             best = candidate
     return best[2] if best else DEFAULT_LANG
-
-
-@dataclass(frozen=True)
-class PositionText:
-    name: str
-    who: str
-    typical: str
-    challenge: str
-    way_forward: str
-    motto: str | None = None
-
-
-@dataclass(frozen=True)
-class ScenarioText:
-    name: str
-    description: str
-    main_challenge: str
-    way_forward: str
-
-
-@dataclass(frozen=True)
-class Workshop:
-    title: str
-    purpose: str
-    participants: str
-    duration_minutes: int
-    agenda: tuple[str, ...]
 
 
 POSITIONS: Mapping[StartPosition, Mapping[Lang, PositionText]] = {
@@ -617,3 +592,18 @@ DEFINITIONS: Mapping[str, Mapping[Lang, str]] = {
         "Application Opened, ...). Email opens and clicks do not count.",
     },
 }
+
+
+# Swedish beside Danish and English (rejse.maturity.texts_sv)
+POSITIONS = {k: {**v, "sv": sv.POSITIONS[k]} for k, v in POSITIONS.items()}
+SCENARIOS = {k: {**v, "sv": sv.SCENARIOS[k]} for k, v in SCENARIOS.items()}
+WORKSHOPS = {k: {**v, "sv": sv.WORKSHOPS[k]} for k, v in WORKSHOPS.items()}
+MAIN_QUESTION = {**MAIN_QUESTION, "sv": sv.MAIN_QUESTION}
+_SV_QUESTIONS = dict(
+    zip(READINESS_KEYS, (*sv.MOTIVATION_AGENDA, *sv.DATA_AGENDA), strict=True)
+) | dict(sv.PROGRESS_QUESTIONS)
+QUESTIONS = {k: {**v, "sv": _SV_QUESTIONS[k]} for k, v in QUESTIONS.items()}
+SCALE = {**SCALE, "sv": sv.SCALE}
+CHART = {**CHART, "sv": sv.CHART}
+DATA_KINDS = {k: {**v, "sv": sv.DATA_KINDS[k]} for k, v in DATA_KINDS.items()}
+DEFINITIONS = {k: {**v, "sv": sv.DEFINITIONS[k]} for k, v in DEFINITIONS.items()}

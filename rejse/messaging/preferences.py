@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from rejse.analytics import rollups
+from rejse import analytics_deltas as deltas
 from rejse.contracts import ProfileSnapshot
 from rejse.messaging import formatting
 from rejse.models.messaging import Message
@@ -102,7 +102,7 @@ def save(
         return None
     source = f"preferences:{message_id}"[:100]
     message = session.get(Message, message_id)
-    before = message is not None and rollups.unsubscribed_through(session, message)
+    before = message is not None and deltas.unsubscribed_through(session, message)
     wanted = {channel: bool(receiving.get(channel, False)) for channel in CHANNELS}
     wanted[ALL_MARKETING] = all_marketing
     now = {**current.receiving, ALL_MARKETING: current.all_marketing}
@@ -118,5 +118,5 @@ def save(
             )
     session.flush()
     if message is not None:
-        rollups.message_unsubscribed(session, message, before=before)
+        deltas.message_unsubscribed(session, message, before=before)
     return load(session, message_id=message_id, require_opt_in=require_opt_in)

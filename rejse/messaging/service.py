@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, delete, func, select
 
-from rejse.analytics import rollups
+from rejse import analytics_deltas as deltas
 from rejse.db import utcnow
 from rejse.errors import NotFound
 from rejse.models.messaging import Message
@@ -164,7 +164,7 @@ def record_status(
     row.status = status
     row.reason = reason
     session.add(row)
-    rollups.message_final(session, row, previous_status=previous)
+    deltas.message_final(session, row, previous_status=previous)
     _timeline(session, row, status + (f": {reason}" if reason else ""), at=at)
 
 
@@ -194,7 +194,7 @@ def record_open(
         row.opened_at = at
         if row.status == "sent":
             row.status = "opened"
-        rollups.message_opened(session, row)
+        deltas.message_opened(session, row)
         _timeline(session, row, "opened", at=at)
         record_internal_event(
             session,
@@ -223,11 +223,11 @@ def record_click(
     row.click_count += 1
     if row.clicked_at is None:
         row.clicked_at = at
-        rollups.message_clicked(session, row)
+        deltas.message_clicked(session, row)
         _timeline(session, row, "clicked", at=at, link=index)
     if row.opened_at is None:  # a click proves the open (images may be blocked)
         row.opened_at = at
-        rollups.message_opened(session, row)
+        deltas.message_opened(session, row)
     if row.status in ("sent", "opened"):
         row.status = "clicked"
     session.add(row)
@@ -253,7 +253,7 @@ def unsubscribe(
     if row is None:
         return None
     profile_id = resolve_profile_id(session, row.profile_id) or row.profile_id
-    before = rollups.unsubscribed_through(session, row)
+    before = deltas.unsubscribed_through(session, row)
     set_consent(
         session,
         profile_id=profile_id,
@@ -262,7 +262,7 @@ def unsubscribe(
         source=f"unsubscribe:{row.id}",
         at=at,
     )
-    rollups.message_unsubscribed(session, row, before=before)
+    deltas.message_unsubscribed(session, row, before=before)
     return row
 
 
@@ -289,7 +289,7 @@ def mark_read(
         row.read_at = at or utcnow()
         if row.opened_at is None:
             row.opened_at = row.read_at
-            rollups.message_opened(session, row)
+            deltas.message_opened(session, row)
         if row.status == "sent":
             row.status = "opened"
         row.open_count += 1

@@ -25,7 +25,7 @@ from rejse.models.leads import (  # noqa: F401
     ScoreGrant,
     ScoringModel,
 )
-from rejse.models.maturity import MaturityAssessment  # noqa: F401
+from rejse.models.maturity import MaturityAssessment, MaturityProfileData  # noqa: F401
 from rejse.models.messaging import Message, MessageTemplate  # noqa: F401
 from rejse.models.profiles import (  # noqa: F401
     Consent,

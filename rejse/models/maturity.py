@@ -31,3 +31,17 @@ class MaturityAssessment(SQLModel, table=True):
     success: float | None = None
     start_position: str = Field(max_length=16)  # rejse.maturity.model.StartPosition
     progress_scenario: str | None = Field(default=None, max_length=16)  # ProgressScenario
+
+
+class MaturityProfileData(SQLModel, table=True):
+    """Which kinds of customer data one live profile carries (`rejse.maturity.flags`, kept by
+    the event processor), so the prefill counts flags instead of scanning every profile's
+    traits and events. A row per live profile that has had an event; erased and merged-away
+    profiles have none."""
+
+    __tablename__ = "maturity_profile_data"
+
+    profile_id: str = Field(primary_key=True, max_length=64)
+    structural: bool = False
+    transactional: bool = False
+    activity: bool = False

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Session, col, delete, select
 
-from rejse.analytics import funnel
+from rejse import funnel_changes as funnel
 from rejse.contracts import ProcessedEvent
 from rejse.db import utcnow
 from rejse.errors import DomainError, NotFound

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
+from activities.journeys import JourneyActivities
+from rejse import analytics_deltas as deltas
 from rejse.analytics import attribution
 from rejse.db import utcnow
 from rejse.models.events import Event
@@ -59,24 +61,26 @@ def seed(
     with Session(runtime.engine) as s:
         for n in range(entered):
             run_id = f"run_{uuid.uuid4().hex[:24]}"
-            s.add(
-                JourneyRun(
-                    id=run_id,
-                    workflow_id=f"journey:{journey}:{run_id}",
-                    journey_key=journey,
-                    version=1,
-                    profile_id=f"prf_{uuid.uuid4().hex[:16]}",
-                    trigger_event_id=f"manual:{run_id}",
-                    status="converted" if n < converted else "completed",
-                    converted=n < converted,
-                    variant=arm,
-                )
+            run = JourneyRun(
+                id=run_id,
+                workflow_id=f"journey:{journey}:{run_id}",
+                journey_key=journey,
+                version=1,
+                profile_id=f"prf_{uuid.uuid4().hex[:16]}",
+                trigger_event_id=f"manual:{run_id}",
+                status="converted" if n < converted else "completed",
+                converted=n < converted,
+                variant=arm,
             )
+            s.add(run)
             s.add(
                 JourneyStep(
                     run_id=run_id, journey_key=journey, version=1, step_id=step, outcome=arm
                 )
             )
+            deltas.arm_entered(s, run, step, arm)  # as the worker's record_outcome does
+            if n < converted:
+                deltas.arm_converted(s, run, {step: arm}, revenue_units=0)
         s.commit()
 
 
@@ -106,6 +110,7 @@ def seed_orders(runtime: Runtime, journey: str, step: str, arm: str, revenues: l
                     run_id=run_id, journey_key=journey, version=1, step_id=step, outcome=arm
                 )
             )
+            deltas.arm_entered(s, run, step, arm)
             if revenue:
                 evt = f"evt_{uuid.uuid4().hex}"
                 s.add(
@@ -120,7 +125,8 @@ def seed_orders(runtime: Runtime, journey: str, step: str, arm: str, revenues: l
                     )
                 )
                 s.flush()
-                attribution.goal_reached(s, run, at=entered + dt.timedelta(minutes=30))
+                goal = attribution.goal_reached(s, run, at=entered + dt.timedelta(minutes=30))
+                deltas.arm_converted(s, run, {step: arm}, revenue_units=goal.revenue_units)
         s.commit()
 
 
@@ -568,3 +574,127 @@ async def test_unknown_journey_or_step_is_404_naming_it(runtime, client, keys):
         assert r.status_code == 404, (path, r.text)
         assert [e["field"] for e in r.json()["errors"]] == [field]
     assert (await client.get("/api/experiments", headers=auth(keys[Role.sales]))).status_code == 403
+
+
+def test_the_arms_counters_match_a_recount_from_the_raw_rows(runtime):
+    """The worker's own activities keep the arms' counters: an arm is counted once per run
+    (a retried outcome and a second pass through the split add nothing), a goal adds the run's
+    conversion and its order's revenue; the counters equal `recount_arms` over the step log,
+    the runs and the goal conversions, and the experiment read from them shows the same."""
+    from rejse.analytics import rollups
+    from rejse.analytics.experiments import Params, experiment
+    from rejse.journeys import runtypes as rt
+
+    publish(runtime, WORT)
+    acts = JourneyActivities(runtime)
+    start = utcnow() - dt.timedelta(hours=2)
+    plan = [("placebo", 0.0), ("placebo", 120.5), ("wort", 99.99), ("wort", 0.0), ("wort", 7.0)]
+    with Session(runtime.engine) as s:
+        for n, (_arm, revenue) in enumerate(plan):
+            run_id = f"run_{n:024d}"
+            run = JourneyRun(
+                id=run_id,
+                workflow_id=f"journey:wort:{run_id}",
+                journey_key="wort",
+                version=1,
+                profile_id=f"prf_{n:016d}",
+                trigger_event_id=f"manual:{run_id}",
+                entered_at=start,
+                status="running",
+            )
+            s.add(run)
+            if revenue:
+                s.add(
+                    Event(
+                        id=f"evt_{n:024d}",
+                        message_id=f"evt_{n:024d}",
+                        type="track",
+                        event="Order Completed",
+                        profile_id=run.profile_id,
+                        properties={"revenue": revenue, "currency": "DKK"},
+                        timestamp=start + dt.timedelta(minutes=30),
+                    )
+                )
+        s.commit()
+    for n, (arm_key, revenue) in enumerate(plan):
+        run_id = f"run_{n:024d}"
+        for visit in range(2):  # a loop brings the run back to the split
+            acts.record_step(
+                rt.StepRecord(
+                    run_id=run_id,
+                    journey_key="wort",
+                    version=1,
+                    step_id="trial",
+                    profile_id=f"prf_{n:016d}",
+                    step_type="split",
+                    at=start + dt.timedelta(minutes=visit),
+                )
+            )
+            outcome = rt.OutcomeRecord(
+                run_id=run_id, step_id="trial", outcome=arm_key, variant=arm_key
+            )
+            acts.record_outcome(outcome)
+            acts.record_outcome(outcome)  # a retried activity
+        acts.finish_run(
+            rt.FinishRecord(
+                run_id=run_id,
+                journey_key="wort",
+                profile_id=f"prf_{n:016d}",
+                status="converted" if revenue else "completed",
+                step_id="done",
+                at=start + dt.timedelta(minutes=40),
+            )
+        )
+
+    with Session(runtime.engine) as s:
+        kept = {
+            k: v
+            for k, v in rollups.current(s, journey_key="wort").items()
+            if k[6].startswith("arm.")
+        }
+        assert kept == rollups.recount_arms(s, journey_key="wort")
+        day = start.date()
+        assert kept == {
+            ("wort", 1, "trial", day, "", "", "arm.entered:placebo"): (2, 0),
+            ("wort", 1, "trial", day, "", "", "arm.converted:placebo"): (1, 1_205_000),
+            ("wort", 1, "trial", day, "", "", "arm.revenue_sq:placebo"): (0, 145_202_500),
+            ("wort", 1, "trial", day, "", "", "arm.entered:wort"): (3, 0),
+            ("wort", 1, "trial", day, "", "", "arm.converted:wort"): (2, 1_069_900),
+            ("wort", 1, "trial", day, "", "", "arm.revenue_sq:wort"): (0, 100_470_001),
+        }
+        body = experiment(s, journey="wort", step="trial", params=Params())
+    got = {a["key"]: (a["entered"], a["converted"], a["revenue"]) for a in body["arms"]}
+    assert got == {"placebo": (2, 1, 120.5), "wort": (3, 2, 106.99)}
+    rollups.fold(runtime.engine)  # folded or not, the same figures
+    with Session(runtime.engine) as s:
+        assert experiment(s, journey="wort", step="trial", params=Params())["arms"] == body["arms"]
+
+
+async def test_the_experiment_tables_as_csv(runtime, client, keys):
+    """The list (one row per experiment and arm) and the detail (one row per arm) as CSV with
+    the numbers of their JSON."""
+    import csv
+    import io
+
+    publish(runtime, WORT)
+    seed(runtime, "wort", "trial", "placebo", entered=100, converted=19)
+    seed(runtime, "wort", "trial", "wort", entered=100, converted=27)
+    h = auth(keys[Role.analyst])
+    r = await client.get("/api/experiments", params={"format": "csv"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert [(x["arm"], x["entered"], x["converted"], x["status"]) for x in rows] == [
+        ("placebo", "100", "19", "running"),
+        ("wort", "100", "27", "running"),
+    ]
+    r = await client.get("/api/experiments/wort/trial", params={"format": "csv"}, headers=h)
+    assert r.status_code == 200, r.text
+    detail = await get(client, keys, "/api/experiments/wort/trial")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert [x["key"] for x in rows] == ["placebo", "wort"]
+    assert rows[1]["vs_control_p_value"] == str(arm(detail, "wort")["vs_control"]["p_value"])
+    assert rows[0]["interval_low"] == str(arm(detail, "placebo")["interval"]["low"])
+    r = await client.get("/api/experiments", params={"format": "xml"}, headers=h)
+    assert r.status_code == 422
+    assert "format" in r.text

@@ -20,6 +20,7 @@ import pytest
 from sqlmodel import Session, select
 
 from activities.journeys import JourneyActivities
+from rejse import analytics_deltas as deltas
 from rejse.analytics import rollups
 from rejse.analytics.attribution import AttributionSubscriber, settle
 from rejse.analytics.kpis import waiting_now
@@ -329,7 +330,7 @@ def test_archive_and_erase_leave_nobody_waiting(world: World):
 def test_concurrent_folds_move_each_delta_once(world: World):
     """Writers append while four folds run at once: every delta lands in the rollup once."""
     day = NOON.date()
-    dims = rollups.Dims("j", 1, "s", day, "email", "t")
+    dims = deltas.Dims("j", 1, "s", day, "email", "t")
     stop = threading.Event()
     written = [0]
 
@@ -337,7 +338,7 @@ def test_concurrent_folds_move_each_delta_once(world: World):
         while not stop.is_set():
             with session_scope(world.engine) as s:
                 for _ in range(50):
-                    rollups.add(s, dims, "delivered", 1, 3)
+                    deltas.add(s, dims, "delivered", 1, 3)
             written[0] += 50
 
     def folder() -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rejse.analytics import stats
+from rejse import stats
 
 
 def test_two_proportion_z_reproduces_the_st_johns_wort_example():

@@ -7,9 +7,9 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rejse.analytics.stats import two_proportion_z
 from rejse.journeys.definition import Holdout, SplitStep, SplitVariant
 from rejse.journeys.split import HOLDOUT, assign
+from rejse.stats import two_proportion_z
 
 keys = st.from_regex(r"[a-z][a-z0-9]{0,7}", fullmatch=True)
 weights = st.floats(min_value=0.1, max_value=100, allow_nan=False)

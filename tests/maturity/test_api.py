@@ -271,3 +271,41 @@ async def test_roles(client, keys):
     for role in (Role.sales, Role.ingest):
         r = await client.get("/api/maturity", headers=auth(keys[role]))
         assert r.status_code == 403, role
+
+
+async def test_the_assessment_and_the_prefill_in_swedish(client, keys):
+    h = {**auth(keys[Role.marketer]), "Accept-Language": "sv-SE, en;q=0.5"}
+    r = await client.post("/api/maturity", json=body(*ANSWERS["beundrer"]), headers=h)
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["lang"] == "sv"
+    assert out["start_position"]["name"] == "Beundrare"
+    assert out["most_pressing_challenge"].startswith("Den mest angelägna utmaningen")
+    assert out["workshops"][0]["title"] == "Hitta de data ni har"
+    pre = (await client.get("/api/maturity/prefill?lang=sv", headers=h)).json()
+    assert pre["lang"] == "sv"
+    assert pre["structural"]["definition"].startswith("Andel profiler (inte raderade)")
+    svg = await client.get(f"/api/maturity/{out['id']}/chart.svg?lang=sv", headers=h)
+    assert svg.status_code == 200
+    assert b"Kunddata" in svg.content
+
+
+async def test_the_assessments_as_csv(client, keys):
+    import csv
+    import io
+
+    h = auth(keys[Role.marketer])
+    made = []
+    for position in ("begynder", "bevaeger"):
+        r = await client.post("/api/maturity", json=body(*ANSWERS[position]), headers=h)
+        made.append(r.json())
+    r = await client.get("/api/maturity", params={"format": "csv", "lang": "en"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert [(x["id"], x["start_position"]) for x in rows] == [
+        (made[0]["id"], "begynder"),
+        (made[1]["id"], "bevaeger"),
+    ]
+    assert rows[1]["motivation"] == str(made[1]["scores"]["motivation"])
+    assert rows[0]["start_position_name"] == "Beginner"

@@ -138,16 +138,35 @@ def test_answers_are_integers_from_1_to_5(bad):
         (None, "en;q=abc, da;q=0.2", "da"),
         (None, "EN-us", "en"),
         (None, "en;q=0.7, da;q=0.7", "en"),  # equal quality: the first listed
+        ("sv", "da", "sv"),
+        (None, "sv-SE, en;q=0.5", "sv"),
     ],
 )
 def test_language_choice(lang, header, chosen):
     assert texts.negotiate(lang, header) == chosen
 
 
-def test_every_text_exists_in_both_languages():
-    for table in (texts.POSITIONS, texts.SCENARIOS, texts.WORKSHOPS, texts.QUESTIONS):
+def test_every_text_exists_in_every_language():
+    assert texts.LANGS == ("da", "sv", "en")
+    tables = (
+        texts.POSITIONS,
+        texts.SCENARIOS,
+        texts.WORKSHOPS,
+        texts.QUESTIONS,
+        texts.DATA_KINDS,
+        texts.DEFINITIONS,
+    )
+    for table in tables:
         for entry in table.values():
             assert set(entry) == set(texts.LANGS)
+    for single in (texts.MAIN_QUESTION, texts.SCALE, texts.CHART):
+        assert set(single) == set(texts.LANGS)
+    assert set(texts.CHART["sv"]) == set(texts.CHART["da"])
+    for key in texts.WORKSHOPS:  # the same workshops, agendas of the same length
+        sv, da = texts.WORKSHOPS[key]["sv"], texts.WORKSHOPS[key]["da"]
+        assert [(w.duration_minutes, len(w.agenda)) for w in sv] == [
+            (w.duration_minutes, len(w.agenda)) for w in da
+        ]
     assert set(texts.POSITIONS) == set(StartPosition)
     assert set(texts.SCENARIOS) == set(ProgressScenario)
     assert set(texts.WORKSHOPS) == set(StartPosition) | set(ProgressScenario)

@@ -4,7 +4,13 @@ events, exact, and the answers they suggest; its chart carries the shares."""
 
 from __future__ import annotations
 
+from sqlmodel import Session
+
+from rejse.db import utcnow
 from rejse.events.processor import EventProcessor
+from rejse.maturity import flags
+from rejse.maturity.flags import FlagsSubscriber
+from rejse.maturity.prefill import prefill, recount
 from rejse.profiles.value import CustomerValueSubscriber
 from rejse.roles import Role
 from tests.analytics.test_charts import texts
@@ -47,8 +53,22 @@ SEED = [
 
 
 async def drain(runtime) -> None:
-    """The processor with the customer value subscriber (orders counted on the profile)."""
-    await EventProcessor(runtime, subscribers=[CustomerValueSubscriber()], dispatchers=[]).drain()
+    """The processor with the customer value subscriber (orders counted on the profile) and the
+    maturity flags after it, as rejse.wiring orders them."""
+    subscribers = [CustomerValueSubscriber(), FlagsSubscriber()]
+    await EventProcessor(runtime, subscribers=subscribers, dispatchers=[]).drain()
+
+
+def assert_exact(runtime) -> None:
+    """The prefill read from the kept flags equals the recount from profiles and events, and
+    a rebuild of the flags from the stored data changes nothing."""
+    now = utcnow()
+    with Session(runtime.engine) as s:
+        kept = prefill(s, now=now)
+        assert kept == recount(s, now=now)
+    flags.rebuild(runtime.engine)
+    with Session(runtime.engine) as s:
+        assert prefill(s, now=now) == kept
 
 
 async def seed(client, keys, runtime) -> None:
@@ -78,6 +98,7 @@ async def test_prefill_on_a_seeded_database(client, keys, runtime):
     # activity p1 (page), p2 (Product Viewed), p6 (screen): 3/7 -> 3
     assert {k: out["activity"][k] for k in ("profiles", "answer")} == {"profiles": 3, "answer": 3}
     assert out["answers"] == {"structural": 3, "transactional": 2, "activity": 3}
+    assert_exact(runtime)
     assert "industry" in out["structural"]["definition"]
     questions = {q["key"]: q for q in out["questions"]}
     assert len(questions) == 10
@@ -132,6 +153,7 @@ async def merged_prefill(client, keys, runtime, batches) -> dict:
 async def test_a_merge_counts_once(client, keys, runtime):
     """Two profiles merged (the identify in a later batch): one live profile with both."""
     out = await merged_prefill(client, keys, runtime, [MERGE[:2], MERGE[2:]])
+    assert_exact(runtime)
     assert out["live_profiles"] == 1
     assert out["transactional"]["profiles"] == 1
     assert out["activity"]["profiles"] == 1
@@ -141,6 +163,23 @@ async def test_a_merge_counts_once(client, keys, runtime):
 async def test_a_merge_within_one_batch_counts_once(client, keys, runtime):
     """The identify merging the two profiles arrives in their batch: still one profile."""
     out = await merged_prefill(client, keys, runtime, [MERGE])
+    assert_exact(runtime)
     assert out["live_profiles"] == 1
     assert out["transactional"]["profiles"] == 1
     assert out["activity"]["profiles"] == 1
+
+
+async def test_the_flags_follow_traits_that_go_away(client, keys, runtime):
+    """An identify that empties the only structural trait clears the flag; a later order sets
+    the transactional one; the prefill stays equal to its recount at each point."""
+    first = [msg("identify", "t1", traits={"industry": "Retail"})]
+    out = await merged_prefill(client, keys, runtime, [first])
+    assert (out["structural"]["profiles"], out["transactional"]["profiles"]) == (1, 0)
+    assert_exact(runtime)
+    later = [
+        msg("identify", "t1", traits={"industry": None}),
+        msg("track", "t1", event="Order Completed", properties={"order_id": "t", "revenue": 2}),
+    ]
+    out = await merged_prefill(client, keys, runtime, [later])
+    assert (out["structural"]["profiles"], out["transactional"]["profiles"]) == (0, 1)
+    assert_exact(runtime)
