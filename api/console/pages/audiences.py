@@ -353,9 +353,7 @@ def edit_audience(request: Request, user: WriteUser, key: KeyPath) -> Response:
 
 
 @router.post("/audiences/{key}/edit")
-def save_audience(
-    request: Request, user: WriteUser, form: CsrfForm, key: KeyPath
-) -> Response:
+def save_audience(request: Request, user: WriteUser, form: CsrfForm, key: KeyPath) -> Response:
     with kit.db(request) as session:
         current = service.get_audience(session, key)  # 404 before the form's checks
         ctx = _builder(key, {**form.values(), "key": key}, name=current.name)
@@ -371,9 +369,7 @@ def save_audience(
 
 
 @router.post("/audiences/{key}/delete")
-def delete_audience(
-    request: Request, user: WriteUser, form: CsrfForm, key: KeyPath
-) -> Response:
+def delete_audience(request: Request, user: WriteUser, form: CsrfForm, key: KeyPath) -> Response:
     with kit.db(request) as session:
         service.get_audience(session, key)
         users = [*journeys_using(session, key), *audiences_using(session, key)]

@@ -202,9 +202,7 @@ def _answer(value: str) -> int | None:
 
 
 @router.post("/maturity")
-def assess(
-    request: Request, session: SessionDep, user: WriteUser, form: CsrfForm
-) -> Response:
+def assess(request: Request, session: SessionDep, user: WriteUser, form: CsrfForm) -> Response:
     """Assess and store (`POST /api/maturity`), then show the result."""
     errors: dict[str, str] = {}
     readiness: dict[str, int | None] = {}

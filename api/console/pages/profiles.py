@@ -303,9 +303,7 @@ def _erase_ctx(public: Any) -> dict[str, Any]:
 
 
 @router.get("/profiles/{profile_id}/erase")
-def erase_page(
-    request: Request, profile_id: str, session: SessionDep, user: AdminUser
-) -> Response:
+def erase_page(request: Request, profile_id: str, session: SessionDep, user: AdminUser) -> Response:
     """The confirmation step: what erasing does, and the id to type."""
     public = profile_public(session, profile_id)
     if public.erased_at is not None:

@@ -238,9 +238,7 @@ def _lead_ctx(session: Session, lead_id: str, user: ConsoleUser) -> dict[str, An
 
 
 @router.get("/sales/leads/{lead_id}")
-def lead_page(
-    request: Request, lead_id: str, session: SessionDep, user: SalesUser
-) -> Response:
+def lead_page(request: Request, lead_id: str, session: SessionDep, user: SalesUser) -> Response:
     """A lead: contact data, why it was handed over, its history and the outcome buttons."""
     ctx = _lead_ctx(session, lead_id, user)
     return kit.render(request, "sales_lead.html", ctx)
