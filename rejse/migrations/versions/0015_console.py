@@ -1,7 +1,7 @@
 """console: console_session, browser sessions of the web console
 
 Revision ID: 0015_console
-Revises: 0014_maturity
+Revises: 0001_foundation
 Create Date: 2026-12-02
 
 One table of its own; the signed-in key is a plain id (no foreign key into the foundation).
@@ -13,7 +13,7 @@ from alembic import op
 import rejse.db
 
 revision = "0015_console"
-down_revision = "0014_maturity"
+down_revision = "0001_foundation"
 branch_labels = ("console",)
 depends_on = None
 

@@ -1,7 +1,7 @@
 """maturity: maturity_profile_data, the per-profile flags the prefill counts
 
 Revision ID: 0015_maturity_profile_data
-Revises: 0015_console
+Revises: 0014_maturity
 Create Date: 2026-12-02
 
 Kept by the event processor from here on; `rejse.maturity.flags.rebuild` sets them from the
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_maturity_profile_data"
-down_revision = "0015_console"
+down_revision = "0014_maturity"
 branch_labels = None
 depends_on = None
 

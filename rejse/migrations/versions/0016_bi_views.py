@@ -1,7 +1,7 @@
 """BI views over the lead funnel, the sales figures and the A/B arms (PostgreSQL only)
 
 Revision ID: 0016_bi_views
-Revises: 0015_maturity_profile_data (depends on 0012_analytics and 0005_leads)
+Revises: 0013_funnel (depends on 0012_analytics and 0005_leads)
 Create Date: 2026-12-02
 
 Read-only views for BI tools beside 0012's (docs/analytics.md, "SQL views for BI"): each reads
@@ -12,7 +12,7 @@ carries a profile id, a name or an address.
 from alembic import op
 
 revision = "0016_bi_views"
-down_revision = "0015_maturity_profile_data"
+down_revision = "0013_funnel"
 branch_labels = None
 depends_on = ("0012_analytics", "0005_leads")
 

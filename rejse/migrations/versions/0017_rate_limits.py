@@ -1,7 +1,7 @@
 """rate limits: rate_limit_window, the per-key windows API processes share on PostgreSQL
 
 Revision ID: 0017_rate_limits
-Revises: 0016_bi_views
+Revises: 0001_foundation
 Create Date: 2026-12-02
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017_rate_limits"
-down_revision = "0016_bi_views"
+down_revision = "0001_foundation"
 branch_labels = None
 depends_on = None
 
