@@ -23,7 +23,7 @@ from rejse.inputs import MAX_INT32, MAX_OFFSET, Omittable, Text
 from rejse.journeys import bulk, service
 from rejse.journeys.definition import JourneyDefinition
 from rejse.journeys.diagram import mermaid
-from rejse.journeys.dispatcher import PreviousRunClosing, start_entry, tell_runs
+from rejse.journeys.dispatcher import PreviousRunClosing, change_status, start_entry
 from rejse.journeys.entry import plan_entry
 from rejse.journeys.service import DefinitionInvalid
 from rejse.logging import get_logger
@@ -247,16 +247,7 @@ def publish(
 async def _lifecycle(
     key: str, session: Session, runtime: Runtime, new_status: str
 ) -> LifecycleResult:
-    journey = service.set_status(session, key=key, status=new_status)
-    if new_status == "archived":
-        wids = service.workflow_ids_of(session, key=key, statuses=("cancelled",))
-    else:
-        wids = service.workflow_ids_of(session, key=key, statuses=("running", "held"))
-    session.commit()
-    if new_status == "archived":
-        told = await tell_runs(runtime, wids, cancel=True)
-    else:
-        told = await tell_runs(runtime, wids, paused=new_status == "paused")
+    journey, told = await change_status(session, runtime, key=key, status=new_status)
     return LifecycleResult(**journey.model_dump(), runs_told=told)
 
 

@@ -44,7 +44,7 @@ from rejse.journeys.entry import (
     runs_by_workflow,
     trigger_matches,
 )
-from rejse.journeys.service import published_definitions
+from rejse.journeys.service import published_definitions, set_status, workflow_ids_of
 from rejse.logging import get_logger
 from rejse.models.journeys import (
     ACTIVE_RUN_STATUSES,
@@ -288,6 +288,22 @@ async def tell_runs(
     if failed:
         log.warning("journey_runs_not_told", count=len(failed), error=type(failed[0]).__name__)
     return sum(1 for r in results if r is True)
+
+
+async def change_status(
+    session: Session, runtime: Runtime, *, key: str, status: str
+) -> tuple[Journey, int]:
+    """Pause, resume or archive a journey and tell its runs (held before their next step,
+    let go, or cancelled); commits. Returns the journey and how many runs answered. The one
+    way the API and the console change a journey's status."""
+    journey = set_status(session, key=key, status=status)
+    archived = status == "archived"
+    statuses = ("cancelled",) if archived else ("running", "held")
+    wids = workflow_ids_of(session, key=key, statuses=statuses)
+    session.commit()
+    if archived:
+        return journey, await tell_runs(runtime, wids, cancel=True)
+    return journey, await tell_runs(runtime, wids, paused=status == "paused")
 
 
 class JourneyEraser:

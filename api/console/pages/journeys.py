@@ -26,7 +26,7 @@ from rejse.inputs import MAX_INT32, MAX_OFFSET
 from rejse.journeys import service
 from rejse.journeys.definition import JourneyDefinition
 from rejse.journeys.diagram import EDGE_LABELS, LABELS
-from rejse.journeys.dispatcher import tell_runs
+from rejse.journeys.dispatcher import change_status
 from rejse.journeys.service import DefinitionInvalid
 from rejse.models.journeys import RUN_STATUSES, Journey
 
@@ -428,19 +428,10 @@ async def lifecycle(
 ) -> Response:
     """Pause (running runs held before their next step), resume, archive (runs cancelled):
     what `POST /api/journeys/{key}/{pause|resume|archive}` does."""
-    new_status = _NEW_STATUS[action]
-    runtime = kit.runtime_of(request)
     with kit.db(request) as session:
-        service.set_status(session, key=key, status=new_status)
-        if new_status == "archived":
-            wids = service.workflow_ids_of(session, key=key, statuses=("cancelled",))
-        else:
-            wids = service.workflow_ids_of(session, key=key, statuses=("running", "held"))
-        session.commit()
-    if new_status == "archived":
-        told = await tell_runs(runtime, wids, cancel=True)
-    else:
-        told = await tell_runs(runtime, wids, paused=new_status == "paused")
+        _, told = await change_status(
+            session, kit.runtime_of(request), key=key, status=_NEW_STATUS[action]
+        )
     return _to_journey(request, key, told=told)
 
 
