@@ -11,6 +11,7 @@ from rejse.db import utcnow
 from rejse.keys import create_key
 from rejse.leads import service as leads
 from rejse.leads.schemas import RepCreate
+from rejse.maturity import flags
 from rejse.models.leads import Lead
 from rejse.profiles.consent import set_consent
 from rejse.profiles.service import create_profile
@@ -40,6 +41,13 @@ def new_profile(session: Session, email: str = "ida.holm@example.dk", **traits: 
     )
     session.commit()
     return pid
+
+
+def recount_maturity_flags(session: Session) -> None:
+    """The prefill counts per-profile flags the event processor keeps; profiles made here
+    skip the processor, so set their flags as `rejse.maturity.flags.rebuild` does."""
+    session.commit()
+    flags.rebuild(session.get_bind())  # type: ignore[arg-type]  # bound to the test's engine
 
 
 def new_rep(session: Session, name: str) -> str:

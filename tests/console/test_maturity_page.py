@@ -8,7 +8,7 @@ from sqlmodel import Session
 from rejse.models.maturity import MaturityAssessment
 from rejse.roles import Role
 from tests.console.conftest import csrf_of, sign_in
-from tests.console.pages_data import new_profile
+from tests.console.pages_data import new_profile, recount_maturity_flags
 
 ANSWERS = {
     "readiness.goal_importance": "5",
@@ -32,6 +32,7 @@ async def test_form_is_prefilled_and_the_result_shows_position_and_advice(
     console, keys, session: Session
 ):
     new_profile(session, industry="retail")  # structural data on every live profile
+    recount_maturity_flags(session)
     await sign_in(console, keys[Role.marketer])
     page = await console.get("/console/maturity")
     assert page.status_code == 200
@@ -97,11 +98,13 @@ async def test_the_form_reuses_a_recent_prefill_until_asked_for_a_fresh_one(
     console, keys, session: Session
 ):
     new_profile(session, industry="retail")
+    recount_maturity_flags(session)
     await sign_in(console, keys[Role.analyst])
     page = await console.get("/console/maturity")
     assert _checked(page.text, "readiness.structural") == "5"
     for n in range(3):  # now 1 of 4 profiles has structural data: 25 % -> 2
         new_profile(session, f"p{n}@example.dk")
+    recount_maturity_flags(session)
     kept = await console.get("/console/maturity")
     assert _checked(kept.text, "readiness.structural") == "5"  # the one computed before
     assert 'data-testid="computed"' in kept.text

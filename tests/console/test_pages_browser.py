@@ -13,7 +13,13 @@ from sqlmodel import Session
 from rejse.models.profiles import Profile
 from rejse.roles import Role
 from tests.console.conftest import browser_sign_in, screenshot
-from tests.console.pages_data import new_lead, new_profile, new_rep, rep_key
+from tests.console.pages_data import (
+    new_lead,
+    new_profile,
+    new_rep,
+    recount_maturity_flags,
+    rep_key,
+)
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -136,6 +142,7 @@ async def test_template_preview_per_locale_and_an_edit_with_a_syntax_error(page,
 
 async def test_maturity_form_prefilled_submitted_and_the_result(page, keys, session):
     new_profile(session, industry="retail")
+    recount_maturity_flags(session)
     await browser_sign_in(page, keys[Role.marketer])
     await page.goto("/console/maturity")
     assert await page.locator('input[name="readiness.structural"][value="5"]').is_checked()

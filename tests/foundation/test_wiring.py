@@ -28,6 +28,7 @@ def test_every_part_is_built_from_the_runtime_it_is_given(tmp_path):
         "AttributionSubscriber",
         "ScoringSubscriber",
         "CustomerValueSubscriber",
+        "FlagsSubscriber",
         "AudienceSubscriber",
     ]
     assert {type(d).__name__ for d in processor.dispatchers} == {
@@ -41,5 +42,6 @@ def test_every_part_is_built_from_the_runtime_it_is_given(tmp_path):
         "journeys",
         "leads",
         "audiences",
+        "maturity_flags",
     }
     assert app.state.activity_names == wiring.activity_names()
