@@ -249,7 +249,7 @@ def per_rep(
         keys.append(None)
     out = []
     for key in keys:
-        figures = [int(v or 0) for v in groups.get(key, (0,) * 13)]
+        figures = [int(v or 0) for v in groups.get(key, (0,) * 12)]
         leads, open_, uncalled_, overdue, n_contacted, within, decided, meetings = figures[:8]
         won, lost_, not_relevant, expired = figures[8:]
         wait = waits.get(key)

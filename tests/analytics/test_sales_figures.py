@@ -240,3 +240,15 @@ async def test_bad_input_names_the_field(client, keys, team, path, params, statu
     r = await client.get(BASE + path, params=params, headers=auth(keys[Role.analyst]))
     assert r.status_code == status, r.text
     assert field in [e["field"] for e in r.json()["errors"]]
+
+
+async def test_a_rep_without_leads_gets_a_row_of_zeros(client, keys, session):
+    """A new rep (no lead yet) is a row of zeros, in JSON, CSV and chart alike (it was a 500:
+    the missing group's default held one figure too many)."""
+    rep = new_rep(session, "Nyansat")
+    r = await client.get("/api/analytics/sales/reps", headers=auth(keys[Role.analyst]))
+    assert r.status_code == 200, r.text
+    rows = {row["rep_id"]: row for row in r.json()["reps"]}
+    assert rows[rep]["leads"] == rows[rep]["won"] == rows[rep]["expired"] == 0
+    for path in ("/api/analytics/sales/reps/export.csv", "/api/analytics/sales/reps/chart.svg"):
+        assert (await client.get(path, headers=auth(keys[Role.analyst]))).status_code == 200
