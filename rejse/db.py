@@ -164,6 +164,12 @@ def sqlite_time(value: dt.datetime) -> str:
     return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
+def from_sqlite_time(value: str) -> dt.datetime:
+    """A `UTCDateTime` as SQLite stores it (`sqlite_time`), read at the driver's level: aware
+    UTC. Raises ValueError (TypeError for a non-string) when it is not one."""
+    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+
+
 def driver_value(conn: Connection, value: dt.datetime) -> Any:
     """A UTC datetime as the driver expects it for a `UTCDateTime` column."""
     return sqlite_time(value) if conn.dialect.name == "sqlite" else value

@@ -23,7 +23,6 @@ service counts the membership rows when it reports a size (`service.get_audience
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import heapq
 import threading
 import time
@@ -48,7 +47,7 @@ from rejse.conditions import (
     leaves,
     next_change,
 )
-from rejse.db import driver_mark, insert_ignore, utcnow
+from rejse.db import driver_mark, from_sqlite_time, insert_ignore, utcnow
 from rejse.events.service import event_row
 from rejse.events.store import bucket_for, store_events
 from rejse.models.audiences import Audience, AudienceMembership, AudienceRecheck
@@ -401,14 +400,8 @@ def rows_of(conn: Connection, profile_id: str) -> Rows:
         if due is None:
             members.add(key)
         else:
-            dues[key] = _aware(due if isinstance(due, dt.datetime) else _from_sqlite(due))
+            dues[key] = _aware(due) if isinstance(due, dt.datetime) else from_sqlite_time(due)
     return members, dues
-
-
-@functools.lru_cache(maxsize=4096)
-def _from_sqlite(value: str) -> dt.datetime:
-    """A `UTCDateTime` as SQLite stores it (see `rejse.db.sqlite_time`)."""
-    return dt.datetime.fromisoformat(value)
 
 
 def to_check(

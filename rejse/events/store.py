@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
-from rejse.db import driver_mark, driver_value, sqlite_time
+from rejse.db import driver_mark, driver_value, from_sqlite_time, sqlite_time
 from rejse.events.values import find_unstorable, might_be_unstorable
 from rejse.models.events import OUTBOX_BUCKETS, Event, OutboxEntry
 
@@ -219,7 +219,7 @@ def _decode_row(
         value = row[name]
         if sqlite:
             try:
-                value = dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+                value = from_sqlite_time(value)
             except (TypeError, ValueError):
                 raise Undecodable(f"{name}: not a datetime") from None
         row[name] = value
