@@ -81,9 +81,15 @@ class InTransactionSubscriber(Protocol):
     ) -> Sequence[tuple[str, dict[str, Any]]]: ...
 
 
+class DispatchUnavailable(Exception):  # noqa: N818 - a state of the downstream, not an error of ours
+    """A dispatcher's downstream (Temporal) cannot be reached: an outage, not the events'
+    fault. The processor keeps the batch for later without spending the events' attempts."""
+
+
 class EventDispatcher(Protocol):
     """Runs after the events' database effects have committed (at-least-once, per-profile
-    order within a call). Talks to Temporal. Must be idempotent per `event_id`."""
+    order within a call). Talks to Temporal. Must be idempotent per `event_id`. Raises
+    `DispatchUnavailable` when Temporal cannot be reached."""
 
     name: str
 

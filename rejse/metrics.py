@@ -18,7 +18,8 @@ EVENTS_DEAD_LETTERED = Counter("rejse_events_dead_lettered_total", "Events moved
 PROFILE_MERGES = Counter("rejse_profile_merges_total", "Profiles merged by identity resolution")
 
 # Every event by what became of it (the counters above, as one family a dashboard can stack):
-# accepted, duplicate, processed, retried, dead_lettered.
+# accepted, duplicate, processed, retried, dead_lettered, deferred (dispatching waits out a
+# Temporal outage).
 EVENTS_BY_OUTCOME = Counter("rejse_events_total", "Events by outcome", ["outcome"])
 
 # Sends (the send activity's results): channel email|sms|in_app|webhook, status

@@ -37,6 +37,7 @@ from rejse.contracts import (
     IMPORT_CONTEXT,
     IMPORT_SOURCE,
     ConsentChange,
+    DispatchUnavailable,
     EventDispatcher,
     InTransactionSubscriber,
     ProcessedEvent,
@@ -114,12 +115,14 @@ class EventProcessor:
     backoff_base: float = 1.0
     backoff_max: float = 300.0
     poll_interval: float = 0.25
+    outage_delay_max: float = 30.0
     stats: dict[str, int] = field(default_factory=lambda: {"processed": 0, "failed": 0})
 
     def __post_init__(self) -> None:
         self.engine = self.runtime.engine
         self.secret = self.runtime.settings.secret_key
         self._buckets_ready = False
+        self.outage_delay = 0.0  # seconds dispatching waits while a dispatcher is unavailable
 
     # ------------------------------------------------------------------ loop
     async def run(self, stop: asyncio.Event) -> None:
@@ -443,17 +446,57 @@ class EventProcessor:
         try:
             for dispatcher in self.dispatchers or ():
                 await dispatcher.dispatch([ev for _, ev in results])
-            return [e for e, _ in results]
+        except DispatchUnavailable as exc:  # an outage: not the events' fault
+            await asyncio.to_thread(self._defer, [e for e, _ in results], exc)
+            return []
         except Exception:  # noqa: BLE001 - retry each event on its own
-            done = []
-            for entry, event in results:
-                try:
-                    for dispatcher in self.dispatchers or ():
-                        await dispatcher.dispatch([event])
-                    done.append(entry)
-                except Exception as exc:  # noqa: BLE001
-                    await asyncio.to_thread(self._fail, entry, "dispatch", exc, event)
-            return done
+            return await self._dispatch_one_by_one(results)
+        self._recovered()
+        return [e for e, _ in results]
+
+    async def _dispatch_one_by_one(
+        self, results: list[tuple[Entry, ProcessedEvent]]
+    ) -> list[Entry]:
+        done = []
+        for i, (entry, event) in enumerate(results):
+            try:
+                for dispatcher in self.dispatchers or ():
+                    await dispatcher.dispatch([event])
+                done.append(entry)
+            except DispatchUnavailable as exc:  # the rest would wait for the outage too
+                await asyncio.to_thread(self._defer, [e for e, _ in results[i:]], exc)
+                return done
+            except Exception as exc:  # noqa: BLE001
+                await asyncio.to_thread(self._fail, entry, "dispatch", exc, event)
+        self._recovered()
+        return done
+
+    def _defer(self, entries: list[Entry], exc: DispatchUnavailable) -> None:
+        """Keep `entries` (applied, not dispatched) for after the outage: due again after the
+        outage delay, which doubles while it lasts (1 s up to `outage_delay_max`); their
+        attempts are not spent, so an outage of any length dead-letters nothing."""
+        self.outage_delay = min(self.outage_delay_max, max(1.0, self.outage_delay * 2))
+        log.warning(
+            "dispatch_unavailable",
+            events=len(entries),
+            retry_in_s=self.outage_delay,
+            dispatcher=str(exc)[:60],
+        )
+        with self.engine.begin() as conn:
+            conn.execute(
+                OUTBOX.update()
+                .where(OUTBOX.c.id.in_([e.outbox_id for e in entries]))
+                .values(
+                    last_error=failure_reason(exc)[:480],
+                    available_at=utcnow() + dt.timedelta(seconds=self.outage_delay),
+                )
+            )
+        EVENTS_BY_OUTCOME.labels("deferred").inc(len(entries))
+
+    def _recovered(self) -> None:
+        if self.outage_delay:
+            log.info("dispatch_available")
+        self.outage_delay = 0.0
 
     def _finish(self, done: list[Entry]) -> None:
         if not done:

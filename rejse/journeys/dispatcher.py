@@ -32,7 +32,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from rejse import analytics_deltas as deltas
-from rejse.contracts import ProcessedEvent
+from rejse.contracts import DispatchUnavailable, ProcessedEvent
 from rejse.db import session_scope
 from rejse.journeys import runtypes as rt
 from rejse.journeys.definition import JourneyDefinition, WaitForEventStep
@@ -144,6 +144,17 @@ async def signal(client: Client, workflow_id: str, name: str, arg: object) -> bo
         raise
 
 
+UNAVAILABLE = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
+
+
+def temporal_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says Temporal cannot be reached (down, restarting, too slow to answer),
+    rather than that this event or run is at fault."""
+    if isinstance(exc, RPCError):
+        return exc.status in UNAVAILABLE
+    return isinstance(exc, TimeoutError | ConnectionError)
+
+
 class JourneyDispatcher:
     """`rejse.contracts.EventDispatcher` for journeys."""
 
@@ -174,8 +185,16 @@ class JourneyDispatcher:
         plans = await asyncio.to_thread(self._plan, list(events))
         if not plans:
             return
-        client = await self.runtime.temporal.client()
-        await asyncio.gather(*(self._send(client, plan) for plan in plans.values()))
+        try:
+            client = await self.runtime.temporal.client()
+        except Exception as exc:  # noqa: BLE001 - no client yet: Temporal cannot be reached
+            raise DispatchUnavailable("temporal") from exc
+        try:
+            await asyncio.gather(*(self._send(client, plan) for plan in plans.values()))
+        except Exception as exc:
+            if temporal_unavailable(exc):
+                raise DispatchUnavailable("temporal") from exc
+            raise
 
     def _plan(self, events: list[ProcessedEvent]) -> dict[str, _Plan]:
         plans: dict[str, _Plan] = defaultdict(_Plan)

@@ -337,6 +337,22 @@ class Stack:
     def unprocessed(self) -> int:
         return self.scalar("SELECT count(*) FROM event WHERE processed_at IS NULL")
 
+    def dead_letters(self) -> int:
+        return self.scalar("SELECT count(*) FROM event_dead_letter")
+
+    def outbox(self) -> list[tuple]:
+        """The outbox rows by state and attempts, with the latest error of each group."""
+        with self.engine.connect() as conn:
+            return [
+                tuple(r)
+                for r in conn.execute(
+                    sa.text(
+                        "SELECT state, attempts, count(*), max(last_error) FROM event_outbox "
+                        "GROUP BY state, attempts ORDER BY state, attempts"
+                    )
+                )
+            ]
+
     def runs(self) -> int:
         return self.scalar("SELECT count(*) FROM journey_run")
 
@@ -368,7 +384,9 @@ def assert_books(stack: Stack, *, checkouts: int, views: int = 0, timeout: float
     except AssertionError as exc:
         raise AssertionError(
             f"{exc}: unprocessed {stack.unprocessed()}, runs {stack.runs()}, "
-            f"emails {stack.smtp.box.total}, sent {stack.sent()}\n{stack.output()}"
+            f"emails {stack.smtp.box.total}, sent {stack.sent()}, "
+            f"dead letters {stack.dead_letters()}, "
+            f"outbox {stack.outbox()}\n{stack.output()}"
         ) from None
     time.sleep(1)  # nothing more arrives late
     assert stack.smtp.box.total == checkouts, stack.smtp.box.total
