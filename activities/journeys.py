@@ -189,11 +189,13 @@ class JourneyActivities:
     @activity.defn(name=rt.UPDATE_PROFILE)
     def update_profile(self, inp: rt.UpdateProfileInput) -> None:
         from rejse.errors import DomainError
+        from rejse.maturity.flags import follow_traits
         from rejse.profiles.service import patch_traits
 
         with session_scope(self.runtime.engine) as session:
             try:
-                patch_traits(session, profile_id=inp.profile_id, traits=inp.traits)
+                profile = patch_traits(session, profile_id=inp.profile_id, traits=inp.traits)
+                follow_traits(session, profile)
             except DomainError as exc:  # erased or unknown: nothing to update, do not retry
                 raise ApplicationError(exc.message, non_retryable=True) from None
 

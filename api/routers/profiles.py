@@ -17,6 +17,7 @@ from api.errors import NOT_FOUND, responses
 from rejse.audiences.service import profile_audiences
 from rejse.errors import DomainError, NotFound
 from rejse.inputs import Instant, Omittable, Text
+from rejse.maturity import flags
 from rejse.models.profiles import Profile
 from rejse.profiles import gdpr, service
 from rejse.profiles.consent import set_consent
@@ -219,6 +220,7 @@ def patch_traits(
     """Set the traits sent (null removes one); the others stay as they are."""
     _check_column_traits(body.traits)
     profile = service.patch_traits(session, profile_id=profile_id, traits=body.traits)
+    flags.follow_traits(session, profile)
     session.commit()
     return _public(session, profile.id)
 

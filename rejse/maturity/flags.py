@@ -12,8 +12,8 @@ customer value (it reads the order count that left):
 
 A merge ORs the merged-away profiles' flags into the survivor's and deletes their rows; a GDPR
 erase deletes the profile's row (`FlagsEraser`). Traits written outside the processor (the
-profile API, a journey's update_profile step) count from the profile's next identify or group
-call; `rebuild` sets every row from the stored data (after an upgrade)."""
+profile API, a journey's update_profile step) set the structural flag in their own transaction
+(`follow_traits`); `rebuild` sets every row from the stored data (after an upgrade)."""
 
 from __future__ import annotations
 
@@ -72,6 +72,7 @@ def _may_change_traits(event: ProcessedEvent) -> bool:
 
 
 KNOWN_LIMIT = 200_000  # profile ids remembered per flag before the memory starts afresh
+_PENDING = "maturity_flags_pending"  # session.info: (profile id, flags) seen, not committed yet
 
 
 class FlagsSubscriber:
@@ -87,13 +88,24 @@ class FlagsSubscriber:
         self._known: dict[str, set[str]] = {"transactional": set(), "activity": set()}
 
     def _remember(self, session: Session, row: MaturityProfileData) -> None:
-        if row in session.dirty or row in session.new:
-            return  # not committed yet: this batch may still roll back
-        for flag, known in self._known.items():
-            if getattr(row, flag):
+        """Remember the row's flags once its transaction commits: the row may have been set
+        (and flushed) in this very transaction, which may still roll back."""
+        flagged = [flag for flag in self._known if getattr(row, flag)]
+        if not flagged:
+            return
+        pending = session.info.get(_PENDING)
+        if pending is None:
+            pending = session.info[_PENDING] = []
+            sa.event.listen(session, "after_commit", self._promote, once=True)
+        pending.append((row.profile_id, flagged))
+
+    def _promote(self, session: Session) -> None:
+        for profile_id, flagged in session.info.pop(_PENDING, ()):
+            for flag in flagged:
+                known = self._known[flag]
                 if len(known) >= KNOWN_LIMIT:
                     known.clear()
-                known.add(row.profile_id)
+                known.add(profile_id)
 
     def wants(self, session: Session, event: ProcessedEvent) -> bool:
         """Only what can change the profile's row: most events of a known customer (a page
@@ -139,6 +151,18 @@ class FlagsSubscriber:
         row.activity = activity
         session.add(row)
         return []
+
+
+def follow_traits(session: Session, profile: Profile) -> None:
+    """The structural flag after traits were written outside the processor (the profile API,
+    a journey's update_profile step), in the caller's transaction."""
+    if profile.erased_at is not None:
+        return
+    row = session.get(MaturityProfileData, profile.id) or MaturityProfileData(
+        profile_id=profile.id, transactional=(profile.order_count or 0) > 0
+    )
+    row.structural = structural(profile.traits, profile.groups)
+    session.add(row)
 
 
 class FlagsEraser:

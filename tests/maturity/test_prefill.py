@@ -183,3 +183,74 @@ async def test_the_flags_follow_traits_that_go_away(client, keys, runtime):
     out = await merged_prefill(client, keys, runtime, [later])
     assert (out["structural"]["profiles"], out["transactional"]["profiles"]) == (0, 1)
     assert_exact(runtime)
+
+
+async def profile_id_of(client, keys, user: str) -> str:
+    found = await client.get(
+        "/api/profiles/lookup", params={"user_id": user}, headers=auth(keys[Role.admin])
+    )
+    return found.json()["id"]
+
+
+async def test_traits_set_outside_the_processor_count_at_once(client, keys, runtime):
+    """A trait written through the profile API or a journey's update_profile step sets (and
+    clears) the structural flag in its own transaction, not at the profile's next identify."""
+    from activities.journeys import JourneyActivities
+    from rejse.journeys.runtypes import UpdateProfileInput
+
+    out = await merged_prefill(client, keys, runtime, [[msg("identify", "t2", traits={})]])
+    assert out["structural"]["profiles"] == 0
+    pid = await profile_id_of(client, keys, "t2")
+    analyst = auth(keys[Role.analyst])
+    r = await client.patch(
+        f"/api/profiles/{pid}/traits",
+        json={"traits": {"industry": "Retail"}},
+        headers=auth(keys[Role.admin]),
+    )
+    assert r.status_code == 200, r.text
+    out = (await client.get("/api/maturity/prefill", headers=analyst)).json()
+    assert out["structural"]["profiles"] == 1
+    assert_exact(runtime)
+    JourneyActivities(runtime).update_profile(
+        UpdateProfileInput(profile_id=pid, traits={"industry": None})
+    )
+    out = (await client.get("/api/maturity/prefill", headers=analyst)).json()
+    assert out["structural"]["profiles"] == 0
+    assert_exact(runtime)
+    JourneyActivities(runtime).update_profile(
+        UpdateProfileInput(profile_id=pid, traits={"address": {"country": "DK"}})
+    )
+    out = (await client.get("/api/maturity/prefill", headers=analyst)).json()
+    assert out["structural"]["profiles"] == 1
+    assert_exact(runtime)
+
+
+async def test_a_rolled_back_batch_leaves_no_flag_remembered(client, keys, runtime):
+    """The subscriber remembers flagged profiles only from committed rows: a batch that sets
+    a profile's activity flag and then rolls back (a later subscriber fails once) must not
+    make the retry skip the page view that sets it."""
+    failed: list[str] = []
+
+    class FailsOnce:
+        name = "fails_once"
+
+        def apply(self, session, event):
+            if event.type == "page" and event.properties.get("n") == 2 and not failed:
+                failed.append(event.event_id)
+                raise RuntimeError("a lock timeout, say")
+            return []
+
+    await merged_prefill(client, keys, runtime, [[msg("identify", "r1", traits={})]])
+    batch = [  # the profile and its row exist (committed): the batch changes the row
+        msg("page", "r1", name="Home", properties={"n": 1}),
+        msg("page", "r1", name="Cart", properties={"n": 2}),
+    ]
+    r = await client.post("/v1/batch", json={"batch": batch}, headers=auth(keys[Role.ingest]))
+    assert r.status_code == 200
+    subscribers = [CustomerValueSubscriber(), FlagsSubscriber(), FailsOnce()]
+    proc = EventProcessor(runtime, subscribers=subscribers, dispatchers=[], backoff_base=0)
+    await proc.drain()
+    assert failed
+    out = (await client.get("/api/maturity/prefill", headers=auth(keys[Role.analyst]))).json()
+    assert out["activity"]["profiles"] == 1
+    assert_exact(runtime)
