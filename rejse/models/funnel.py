@@ -23,7 +23,8 @@ class StageChange(SQLModel, table=True):
     __tablename__ = "stage_change"
     __table_args__ = (
         sa.Index("ix_stage_change_profile", "profile_id", "id"),
-        sa.Index("ix_stage_change_at", "at"),
+        # covers the median's columns: an index-only read of a period (PostgreSQL)
+        sa.Index("ix_stage_change_at", "at", postgresql_include=["from_stage", "seconds_in_from"]),
         sa.Index(
             "ix_stage_change_unfolded",
             "id",

@@ -45,7 +45,8 @@ class JourneyRun(SQLModel, table=True):
     __tablename__ = "journey_run"
     __table_args__ = (
         sa.UniqueConstraint("workflow_id", "trigger_event_id", name="uq_journey_run_trigger"),
-        sa.Index("ix_journey_run_journey_status", "journey_key", "status"),
+        sa.Index("ix_journey_run_journey_entered", "journey_key", "entered_at"),  # runs list
+        sa.Index("ix_journey_run_journey_status_entered", "journey_key", "status", "entered_at"),
         sa.Index("ix_journey_run_profile_status", "profile_id", "status"),
         sa.Index("ix_journey_run_workflow", "workflow_id"),
         sa.Index("ix_journey_run_workflow_entry", "workflow_id", "entry_no", unique=True),

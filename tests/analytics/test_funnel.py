@@ -217,3 +217,25 @@ def test_the_default_period_is_the_last_90_days_and_counts_stay_whole(session):
     assert (lead.profiles, lead.entered, lead.reached) == (1, 0, 0)
     everything = funnel.funnel(session, start=(T0 - 100 * DAY).date())
     assert {r.stage: r for r in everything.stages}["lead"].entered == 1
+
+
+def test_the_median_reads_the_period_from_the_index_alone(engine):
+    """On PostgreSQL the median time in stage is an index-only read of the period's changes
+    (ix_stage_change_at carries from_stage and seconds_in_from), not a heap fetch per change."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the plan is PostgreSQL's")
+    with engine.connect() as conn:
+        conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        conn.execute(sa.text("SET LOCAL enable_bitmapscan = off"))
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "EXPLAIN SELECT from_stage, percentile_cont(0.5) WITHIN GROUP "
+                    "(ORDER BY seconds_in_from) FROM stage_change WHERE at >= now() - "
+                    "interval '30 days' AND at < now() AND seconds_in_from IS NOT NULL "
+                    "GROUP BY from_stage"
+                )
+            )
+        )
+    assert "Index Only Scan using ix_stage_change_at" in plan, plan

@@ -70,3 +70,52 @@ def test_entry_numbers_are_backfilled_in_entry_order(backend, tmp_path):
     finally:
         engine.dispose()
         drop()
+
+
+JOURNEY_TABLES = {"journey", "journey_version", "journey_run", "journey_step", "journey_entry"}
+
+
+def test_the_journey_migrations_match_the_models(engine):
+    """Every index the journey models declare (the runs list's among them) is what the
+    migrations made, and nothing else."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    from tests.events.test_migration import _tables
+
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": False})
+        diff = compare_metadata(ctx, SQLModel.metadata)
+    touched = [d for d in diff if _tables([d]) & JOURNEY_TABLES or _named(d) & JOURNEY_TABLES]
+    assert not touched, touched
+
+
+def _named(item) -> set[str]:
+    parts = item if isinstance(item, list) else [item]
+    out = set()
+    for part in parts:
+        for obj in part[1:]:
+            table = getattr(obj, "table", None)
+            if isinstance(table, sa.Table):
+                out.add(table.name)
+    return out
+
+
+def test_the_runs_list_reads_the_index(engine):
+    """On PostgreSQL the newest runs of a journey come from ix_journey_run_journey_entered,
+    not from a scan and sort of every run."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the plan is PostgreSQL's")
+    with engine.connect() as conn:
+        conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "EXPLAIN SELECT * FROM journey_run WHERE journey_key = 'k' "
+                    "ORDER BY entered_at DESC, id LIMIT 26"
+                )
+            )
+        )
+    assert "ix_journey_run_journey_entered" in plan, plan
