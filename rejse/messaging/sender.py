@@ -39,6 +39,7 @@ from rejse.messaging.service import (
     lock_profile_sends,
     message_id_for,
     recent_marketing_sends,
+    record_sent,
     record_status,
 )
 from rejse.messaging.template_lookup import resolve
@@ -363,9 +364,8 @@ def send_message(
         log.warning("message_retry", message_id=row.id, error=type(exc).__name__)
         raise
     with Session(engine, expire_on_commit=False) as session:
-        row = _reload(session, row.id)
-        row.sent_at, row.provider_id = now, provider_id[:200]
-        record_status(session, row, status="sent", at=now)
+        if not record_sent(session, row, provider_id=provider_id, at=now):
+            return result_of(_reload(session, row.id))  # a concurrent attempt recorded it
         session.commit()
     log.info("message_sent", message_id=row.id, channel=row.channel)
     if after_handoff is not None:
