@@ -109,6 +109,22 @@ def test_money_and_dates_follow_locale():
     assert en == "DKK1,249.00 / November 20, 2026"
 
 
+def test_money_kept_per_amount_as_written_per_currency_and_locale():
+    from rejse.messaging.formatting import money
+
+    def shown(value, currency, locale):
+        return money(value, currency, locale).replace("\xa0", " ")
+
+    # the formatting is memoised: equal amounts written apart (-0 and 0) stay apart, and the
+    # same amount in another currency or locale is formatted afresh
+    assert shown("-0", "SEK", "sv") == "-0,00 kr"
+    assert shown(0, "SEK", "sv") == "0,00 kr"
+    assert shown("1249", "dkk", "da") == "1.249,00 kr."
+    assert shown("1249", "DKK", "en") == "DKK1,249.00"
+    assert shown("1249", "EUR", "da") == "1.249,00 €"
+    assert shown("1249", None, "da") == "1.249,00"
+
+
 def test_runaway_loops_rejected_at_save():
     with pytest.raises(Unprocessable) as err:
         validate_source(
