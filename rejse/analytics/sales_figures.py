@@ -8,8 +8,9 @@ the outcome (`reason`); an expired lead's reason is `not_contacted`.
 
 Each figure is one or two grouped SQL aggregates over the lead table (indexed by rep and
 status), never the rows themselves in Python: counts and conditions in the database, the
-medians with `percentile_cont` on PostgreSQL (SQLite: the one narrow column they need), a
-loss's reason read from the lead's history in the database, and only the `limit` oldest of the
+medians with `percentile_cont` on PostgreSQL (SQLite: the one narrow column they need), the
+meetings from the kept `lead.met` flag (not a scan of every lead's history), a loss's reason
+read from the lead's history in the database, and only the `limit` oldest of the
 AQLs nobody called fetched as rows. So the figures stay fast with hundreds of thousands of
 leads (bench.analytics)."""
 
@@ -127,24 +128,6 @@ def _medians(
     return {k: statistics.median(v) for k, v in values.items()}
 
 
-def _history_has(session: Session, *, kind: str, outcome: str) -> sa.ColumnElement[bool]:
-    """SQL: the lead's history (a JSON array) has an entry of `kind` with `outcome` (constants
-    of this module, not input)."""
-    if _pg(session):
-        sql = (
-            "EXISTS (SELECT 1 FROM json_array_elements(CASE WHEN json_typeof(lead.history) = "  # noqa: S608 - constant SQL
-            "'array' THEN lead.history ELSE '[]'::json END) AS h WHERE "
-            f"h->>'kind' = '{kind}' AND h->>'outcome' = '{outcome}')"
-        )
-    else:
-        sql = (
-            "EXISTS (SELECT 1 FROM json_each(lead.history) AS h WHERE "  # noqa: S608 - constant SQL
-            f"json_extract(h.value, '$.kind') = '{kind}' AND "
-            f"json_extract(h.value, '$.outcome') = '{outcome}')"
-        )
-    return sa.literal_column(sql, sa.Boolean)
-
-
 # ----------------------------------------------------------------------------- per rep
 
 
@@ -173,10 +156,6 @@ class RepFigures(BaseModel):
     reps: list[RepRow]
 
 
-def _met(history: list[dict[str, Any]]) -> bool:
-    return any(h.get("kind") == "outcome" and h.get("outcome") == "meeting" for h in history)
-
-
 def per_rep(
     session: Session,
     *,
@@ -196,7 +175,6 @@ def per_rep(
     c = LEAD.c
     where = _where(rep_id=rep_id, start=start, end=end)
     contacted = c.first_contact_at.is_not(None)
-    met = _history_has(session, kind="outcome", outcome="meeting")
     stmt = (
         sa.select(
             c.rep_id,
@@ -227,7 +205,7 @@ def per_rep(
                     c.status == "expired",
                 )
             ),
-            _n(sa.or_(c.status == "meeting", met)),
+            _n(sa.or_(c.status == "meeting", c.met)),  # met: kept by record_outcome
             *(_n(c.status == p) for p in ("won", "lost", "not_relevant", "expired")),
         )
         .where(*where)

@@ -110,6 +110,9 @@ class Lead(SQLModel, table=True):
     crm_ref: str | None = Field(default=None, max_length=200)
     crm_task_id: str | None = Field(default=None, max_length=200)
     outcome: str | None = Field(default=None, max_length=20)
+    # reached a meeting at some point: set with a `meeting` outcome, never unset (a won lead
+    # keeps it), so the sales figures count meetings without reading every lead's history
+    met: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     outcome_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     first_contact_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
