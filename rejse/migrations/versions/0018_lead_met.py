@@ -42,8 +42,26 @@ def upgrade() -> None:
     op.add_column("lead", sa.Column("met", sa.Boolean(), nullable=False, server_default=sa.false()))
     pg = op.get_bind().dialect.name == "postgresql"
     op.execute(_BACKFILL_PG if pg else _BACKFILL_SQLITE)
+    op.create_index(
+        "ix_lead_contacted_rep",
+        "lead",
+        ["rep_id"],
+        postgresql_where=sa.text("first_contact_at IS NOT NULL"),
+        sqlite_where=sa.text("first_contact_at IS NOT NULL"),
+        postgresql_include=["first_contact_at", "assigned_at", "created_at"],
+    )
+    op.create_index(
+        "ix_lead_uncalled",
+        "lead",
+        ["created_at", "id"],
+        postgresql_where=sa.text("first_contact_at IS NULL"),
+        sqlite_where=sa.text("first_contact_at IS NULL"),
+        postgresql_include=["rep_id", "status", "due_at"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_lead_uncalled", table_name="lead")
+    op.drop_index("ix_lead_contacted_rep", table_name="lead")
     with op.batch_alter_table("lead") as batch:
         batch.drop_column("met")
