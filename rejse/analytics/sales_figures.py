@@ -7,11 +7,12 @@ not called), `contacted`, `meeting`, then the closed ones `won`, `lost`, `not_re
 the outcome (`reason`); an expired lead's reason is `not_contacted`.
 
 Each figure is one or two grouped SQL aggregates over the lead table (indexed by rep and
-status), never the rows themselves in Python: counts and conditions in the database, the
-medians with `percentile_cont` on PostgreSQL (SQLite: the one narrow column they need), the
-meetings from the kept `lead.met` flag (not a scan of every lead's history), a loss's reason
-read from the lead's history in the database, and only the `limit` oldest of the
-AQLs nobody called fetched as rows. So the figures stay fast with hundreds of thousands of
+status, and partially on the contacted and the never contacted leads: 0018_lead_met), never
+the rows themselves in Python: counts and conditions in the database, the medians with
+`percentile_cont` on PostgreSQL (SQLite: the one narrow column they need), the meetings from
+the kept `lead.met` flag (not a scan of every lead's history), a loss's reason read from the
+lead's history in the database, and only the `limit` oldest of the AQLs nobody called fetched
+as rows. So the figures stay fast with hundreds of thousands of
 leads (bench.analytics)."""
 
 from __future__ import annotations
