@@ -12,8 +12,7 @@ the rows themselves in Python: counts and conditions in the database, the median
 `percentile_cont` on PostgreSQL (SQLite: the one narrow column they need), the meetings from
 the kept `lead.met` flag (not a scan of every lead's history), a loss's reason read from the
 lead's history in the database, and only the `limit` oldest of the AQLs nobody called fetched
-as rows. So the figures stay fast with hundreds of thousands of
-leads (bench.analytics)."""
+as rows. So the figures stay fast with hundreds of thousands of leads (bench.analytics)."""
 
 from __future__ import annotations
 

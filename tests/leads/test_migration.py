@@ -110,3 +110,22 @@ def test_the_lead_migrations_match_the_models(engine):
         diff = compare_metadata(ctx, SQLModel.metadata)
     touched = [d for d in diff if _tables(d) & LEAD_TABLES]
     assert not touched, touched
+
+
+def test_the_sales_figures_read_the_partial_indexes(engine):
+    """On PostgreSQL the median hours to contact reads ix_lead_contacted_rep (no sort of every
+    contacted lead) and the oldest AQLs nobody called come from ix_lead_uncalled."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the plans are PostgreSQL's")
+    queries = {
+        "ix_lead_contacted_rep": "SELECT rep_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY "
+        "CAST(extract(epoch FROM first_contact_at - coalesce(assigned_at, created_at)) AS "
+        "float)) FROM lead WHERE first_contact_at IS NOT NULL GROUP BY rep_id",
+        "ix_lead_uncalled": "SELECT id FROM lead WHERE first_contact_at IS NULL AND status IN "
+        "('open', 'assigned', 'expired') ORDER BY created_at, id LIMIT 100",
+    }
+    with engine.connect() as conn:
+        conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        for index, sql in queries.items():
+            plan = "\n".join(r[0] for r in conn.execute(sa.text("EXPLAIN " + sql)))
+            assert index in plan, plan
