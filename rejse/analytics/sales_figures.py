@@ -7,11 +7,12 @@ not called), `contacted`, `meeting`, then the closed ones `won`, `lost`, `not_re
 the outcome (`reason`); an expired lead's reason is `not_contacted`.
 
 Each figure is one or two grouped SQL aggregates over the lead table (indexed by rep and
-status), never the rows themselves in Python: counts and conditions in the database, the
-medians with `percentile_cont` on PostgreSQL (SQLite: the one narrow column they need), a
-loss's reason read from the lead's history in the database, and only the `limit` oldest of the
-AQLs nobody called fetched as rows. So the figures stay fast with hundreds of thousands of
-leads (bench.analytics)."""
+status, and partially on the contacted and the never contacted leads: 0018_lead_met), never
+the rows themselves in Python: counts and conditions in the database, the medians with
+`percentile_cont` on PostgreSQL (SQLite: the one narrow column they need), the meetings from
+the kept `lead.met` flag (not a scan of every lead's history), a loss's reason read from the
+lead's history in the database, and only the `limit` oldest of the AQLs nobody called fetched
+as rows. So the figures stay fast with hundreds of thousands of leads (bench.analytics)."""
 
 from __future__ import annotations
 
@@ -99,8 +100,10 @@ def _pg(session: Session) -> bool:
 
 
 def _seconds(session: Session, later: Any, earlier: Any) -> Any:
-    """SQL: seconds from `earlier` to `later` (PostgreSQL only; SQLite computes in Python)."""
-    return sa.func.extract("epoch", later - earlier)
+    """SQL: seconds from `earlier` to `later` (PostgreSQL only; SQLite computes in Python).
+    `date_part` is double precision; `extract` is numeric since PostgreSQL 14, which costs the
+    median over 86,000 leads twice the time (42 -> 23 ms) for the same figure."""
+    return sa.func.date_part("epoch", later - earlier)
 
 
 def _medians(
@@ -125,24 +128,6 @@ def _medians(
     for row in conn.execute(sa.select(key, *columns).where(*where)):
         values[row[0]].append(value(row))
     return {k: statistics.median(v) for k, v in values.items()}
-
-
-def _history_has(session: Session, *, kind: str, outcome: str) -> sa.ColumnElement[bool]:
-    """SQL: the lead's history (a JSON array) has an entry of `kind` with `outcome` (constants
-    of this module, not input)."""
-    if _pg(session):
-        sql = (
-            "EXISTS (SELECT 1 FROM json_array_elements(CASE WHEN json_typeof(lead.history) = "  # noqa: S608 - constant SQL
-            "'array' THEN lead.history ELSE '[]'::json END) AS h WHERE "
-            f"h->>'kind' = '{kind}' AND h->>'outcome' = '{outcome}')"
-        )
-    else:
-        sql = (
-            "EXISTS (SELECT 1 FROM json_each(lead.history) AS h WHERE "  # noqa: S608 - constant SQL
-            f"json_extract(h.value, '$.kind') = '{kind}' AND "
-            f"json_extract(h.value, '$.outcome') = '{outcome}')"
-        )
-    return sa.literal_column(sql, sa.Boolean)
 
 
 # ----------------------------------------------------------------------------- per rep
@@ -173,10 +158,6 @@ class RepFigures(BaseModel):
     reps: list[RepRow]
 
 
-def _met(history: list[dict[str, Any]]) -> bool:
-    return any(h.get("kind") == "outcome" and h.get("outcome") == "meeting" for h in history)
-
-
 def per_rep(
     session: Session,
     *,
@@ -196,22 +177,16 @@ def per_rep(
     c = LEAD.c
     where = _where(rep_id=rep_id, start=start, end=end)
     contacted = c.first_contact_at.is_not(None)
-    met = _history_has(session, kind="outcome", outcome="meeting")
+    # One group per rep and status: what the status decides (open, won, a meeting now, ...)
+    # is summed from the groups in Python, so the database evaluates only the conditions on
+    # the other columns (fewer expressions per lead: ~25% of the query at 120,000 leads).
     stmt = (
         sa.select(
             c.rep_id,
+            c.status,
             sa.func.count(),
-            _n(c.status.in_(OPEN_PHASES)),
-            _n(c.first_contact_at.is_(None)),
-            _n(
-                sa.and_(
-                    c.first_contact_at.is_(None),
-                    c.status.in_(("open", "assigned")),
-                    c.due_at.is_not(None),
-                    c.due_at <= now,
-                )
-            ),
-            _n(contacted),
+            sa.func.count(c.first_contact_at),
+            _n(sa.and_(c.first_contact_at.is_(None), c.due_at.is_not(None), c.due_at <= now)),
             _n(
                 sa.and_(
                     contacted,
@@ -220,20 +195,27 @@ def per_rep(
                     c.first_contact_at <= c.due_at,
                 )
             ),
-            _n(
-                sa.or_(
-                    contacted,
-                    sa.and_(c.due_at.is_not(None), c.due_at <= now),
-                    c.status == "expired",
-                )
-            ),
-            _n(sa.or_(c.status == "meeting", met)),
-            *(_n(c.status == p) for p in ("won", "lost", "not_relevant", "expired")),
+            _n(sa.or_(contacted, sa.and_(c.due_at.is_not(None), c.due_at <= now))),
+            _n(c.met),  # kept by record_outcome: reached a meeting at some point
         )
         .where(*where)
-        .group_by(c.rep_id)
+        .group_by(c.rep_id, c.status)
     )
-    groups = {row[0]: row[1:] for row in session.connection().execute(stmt)}
+    groups: dict[str | None, Counter[str]] = defaultdict(Counter)
+    for rep, status, n, n_contacted, late, within, decided, met in session.connection().execute(
+        stmt
+    ):
+        g, n = groups[rep], int(n)
+        g["leads"] += n
+        g["open"] += n if status in OPEN_PHASES else 0
+        g["uncalled"] += n - int(n_contacted)
+        g["overdue"] += int(late or 0) if status in ("open", "assigned") else 0
+        g["contacted"] += int(n_contacted)
+        g["within"] += int(within or 0)
+        g["decided"] += n if status == "expired" else int(decided or 0)
+        g["meetings"] += n if status == "meeting" else int(met or 0)
+        if status in ("won", "lost", "not_relevant", "expired"):
+            g[status] += n
     waits = _medians(
         session,
         c.rep_id,
@@ -249,28 +231,26 @@ def per_rep(
         keys.append(None)
     out = []
     for key in keys:
-        figures = [int(v or 0) for v in groups.get(key, (0,) * 12)]
-        leads, open_, uncalled_, overdue, n_contacted, within, decided, meetings = figures[:8]
-        won, lost_, not_relevant, expired = figures[8:]
+        g = groups.get(key, Counter())
         wait = waits.get(key)
         out.append(
             RepRow(
                 rep_id=key,
                 rep_name=reps.get(key) if key else None,
-                leads=leads,
-                open=open_,
-                uncalled=uncalled_,
-                overdue=overdue,
-                contacted=n_contacted,
-                contacted_within_sla=within,
-                share_contacted_within_sla=_ratio(within, decided),
+                leads=g["leads"],
+                open=g["open"],
+                uncalled=g["uncalled"],
+                overdue=g["overdue"],
+                contacted=g["contacted"],
+                contacted_within_sla=g["within"],
+                share_contacted_within_sla=_ratio(g["within"], g["decided"]),
                 median_hours_to_contact=round(wait / 3600, 4) if wait is not None else None,
-                meetings=meetings,
-                won=won,
-                lost=lost_,
-                not_relevant=not_relevant,
-                expired=expired,
-                win_rate=_ratio(won, won + lost_ + not_relevant),
+                meetings=g["meetings"],
+                won=g["won"],
+                lost=g["lost"],
+                not_relevant=g["not_relevant"],
+                expired=g["expired"],
+                win_rate=_ratio(g["won"], g["won"] + g["lost"] + g["not_relevant"]),
             )
         )
     return RepFigures(period_from=start, period_to=end, reps=out)

@@ -298,6 +298,8 @@ def record_outcome(
         return lead, False
     previous = lead.outcome
     lead.outcome, lead.outcome_at, lead.status = outcome, now, outcome
+    if outcome == "meeting":
+        lead.met = True  # kept for the sales figures' meetings; a later outcome keeps it
     if lead.first_contact_at is None:
         lead.first_contact_at = now
     _log(

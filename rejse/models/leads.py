@@ -85,7 +85,27 @@ class Lead(SQLModel, table=True):
     """One hand-off of a profile to sales (one `LeadHandoffWorkflow` run)."""
 
     __tablename__ = "lead"
-    __table_args__ = (sa.Index("ix_lead_rep_status", "rep_id", "status"),)
+    __table_args__ = (
+        sa.Index("ix_lead_rep_status", "rep_id", "status"),
+        # the sales figures (0018_lead_met): the median hours to contact reads the contacted
+        # leads in rep order, the AQLs nobody called are counted and listed oldest first; on
+        # PostgreSQL both are index-only reads (INCLUDE), SQLite keeps the partial keys
+        sa.Index(
+            "ix_lead_contacted_rep",
+            "rep_id",
+            postgresql_where=sa.text("first_contact_at IS NOT NULL"),
+            sqlite_where=sa.text("first_contact_at IS NOT NULL"),
+            postgresql_include=["first_contact_at", "assigned_at", "created_at"],
+        ),
+        sa.Index(
+            "ix_lead_uncalled",
+            "created_at",
+            "id",
+            postgresql_where=sa.text("first_contact_at IS NULL"),
+            sqlite_where=sa.text("first_contact_at IS NULL"),
+            postgresql_include=["rep_id", "status", "due_at"],
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=32)
     profile_id: str = Field(max_length=64, index=True)
@@ -110,6 +130,9 @@ class Lead(SQLModel, table=True):
     crm_ref: str | None = Field(default=None, max_length=200)
     crm_task_id: str | None = Field(default=None, max_length=200)
     outcome: str | None = Field(default=None, max_length=20)
+    # reached a meeting at some point: set with a `meeting` outcome, never unset (a won lead
+    # keeps it), so the sales figures count meetings without reading every lead's history
+    met: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     outcome_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     first_contact_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -252,3 +252,28 @@ async def test_a_rep_without_leads_gets_a_row_of_zeros(client, keys, session):
     assert rows[rep]["leads"] == rows[rep]["won"] == rows[rep]["expired"] == 0
     for path in ("/api/analytics/sales/reps/export.csv", "/api/analytics/sales/reps/chart.svg"):
         assert (await client.get(path, headers=auth(keys[Role.analyst]))).status_code == 200
+
+
+async def test_meetings_count_the_kept_met_flag(session, team):
+    """A `meeting` outcome sets lead.met and a later outcome keeps it: a2 (meeting, then won)
+    is Anna's meeting through the flag, not through a scan of its history."""
+    a1, a2, b3 = (session.get(Lead, team[k]) for k in ("a1", "a2", "b3"))
+    assert (a1.met, a2.met, b3.met) == (False, True, True)
+    assert a2.status == "won"
+    anna = next(r for r in sf.per_rep(session, now=NOW).reps if r.rep_id == team["anna"])
+    assert anna.meetings == 1
+    # The figure reads the column: without it the won lead is no meeting, history or not
+    session.execute(sa.update(Lead).where(Lead.id == team["a2"]).values(met=False))
+    anna = next(r for r in sf.per_rep(session, now=NOW).reps if r.rep_id == team["anna"])
+    assert anna.meetings == 0
+    session.rollback()
+
+
+async def test_an_erased_leads_meeting_still_counts(session, team):
+    """Erasure strips the history's outcomes, the figures stay: the flag keeps the meeting."""
+    a2 = session.get(Lead, team["a2"])
+    leads.erase_leads(session, profile_id=a2.profile_id)
+    session.commit()
+    assert "outcome" not in {k for h in session.get(Lead, team["a2"]).history for k in h}
+    anna = next(r for r in sf.per_rep(session, now=NOW).reps if r.rep_id == team["anna"])
+    assert anna.meetings == 1
