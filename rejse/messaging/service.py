@@ -175,14 +175,15 @@ def record_sent(session: Session, row: Message, *, provider_id: str, at: dt.date
     recorded it, or it was erased with its profile): nothing is written, the caller reads what
     is there."""
     table = Message.__table__  # type: ignore[attr-defined]
+    provider = provider_id[: table.c.provider_id.type.length]
     done = session.connection().execute(
         sa.update(table)
         .where(table.c.id == row.id, table.c.status == "sending")
-        .values(status="sent", reason=None, sent_at=at, provider_id=provider_id[:200])
+        .values(status="sent", reason=None, sent_at=at, provider_id=provider)
     )
     if done.rowcount != 1:
         return False
-    row.status, row.reason, row.sent_at, row.provider_id = "sent", None, at, provider_id[:200]
+    row.status, row.reason, row.sent_at, row.provider_id = "sent", None, at, provider
     deltas.message_final(session, row, previous_status="sending")
     _timeline(session, row, "sent", at=at)
     return True
