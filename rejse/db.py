@@ -49,6 +49,13 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+def id_chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
+    """`ids` in slices for `IN (...)` lists of a bounded length (a statement's parameters are
+    limited, and long lists plan badly)."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
 def normalise_url(url: str) -> str:
     """Accept `postgresql://` and `postgres://` and use psycopg 3 for them."""
     try:

@@ -24,7 +24,7 @@ from rejse.leads.schemas import (
     RepUpdate,
 )
 from rejse.models.leads import Lead, SalesRep
-from rejse.profiles.service import load_snapshot
+from rejse.profiles.service import load_snapshot, load_snapshots
 from rejse.scoring import service as scoring
 from rejse.scoring.definition import HandoffPolicy, ScoringDefinition
 
@@ -375,11 +375,16 @@ def next_to_contact(
             raise NotFound(f"no rep with id {rep_id!r}", field="rep")
         stmt = stmt.where(Lead.rep_id == rep_id)
     items: list[NextItem] = []
-    for lead in session.exec(stmt.order_by(col(Lead.created_at)).limit(500)):
-        snapshot = load_snapshot(session, profile_id=lead.profile_id)
-        if snapshot is None or snapshot.erased:
+    leads = list(session.exec(stmt.order_by(col(Lead.created_at)).limit(500)))
+    snapshots = load_snapshots(session, profile_ids=[lead.profile_id for lead in leads])
+    views = scoring.current_scores(
+        session, profile_ids=[snap.id for snap in snapshots.values() if not snap.erased], now=now
+    )
+    for lead in leads:
+        snapshot = snapshots.get(lead.profile_id)
+        if snapshot is None or snapshot.erased or snapshot.id not in views:
             continue
-        view = scoring.current_score(session, profile_id=snapshot.id, now=now)
+        view = views[snapshot.id]
         reasons = [f"score {view.score:.0f} ({view.stage})"]
         priority = view.score
         recent = [

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from rejse.contracts import ProfileSnapshot
-from rejse.db import utcnow
+from rejse.db import id_chunks, utcnow
 from rejse.errors import DomainError, NotFound
 from rejse.ids import new_id
 from rejse.models.profiles import Consent, Profile, ProfileIdentifier, ProfileMerge
@@ -72,7 +72,63 @@ def load_snapshot(session: Session, *, profile_id: str) -> ProfileSnapshot | Non
     profile = session.get(Profile, live)
     if profile is None:  # resolve_profile_id has just seen the row; gone since: no profile
         return None
-    ids = identifiers_of(session, live)
+    return _snapshot(
+        profile,
+        identifiers_of(session, live),
+        {c: r.status for c, r in consents_of(session, live).items()},
+    )
+
+
+def load_snapshots(session: Session, *, profile_ids: Iterable[str]) -> dict[str, ProfileSnapshot]:
+    """`load_snapshot` of many profiles in a few reads (profiles, merges while any id is merged
+    away, identifiers, consents), keyed by the id asked for; unknown ids are left out."""
+    asked = list(dict.fromkeys(profile_ids))
+    profiles: dict[str, Profile] = {}
+    live_of: dict[str, str] = {}  # asked id -> live id
+    pending = {pid: pid for pid in asked}  # asked id -> the id to look for now
+    seen: set[str] = set()
+    while pending:
+        looking = sorted(set(pending.values()) - set(profiles))
+        seen.update(looking)
+        for chunk in id_chunks(looking):
+            for profile in session.exec(select(Profile).where(col(Profile.id).in_(chunk))):
+                profiles[profile.id] = profile
+        for asked_id, current in list(pending.items()):
+            if current in profiles:
+                live_of[asked_id] = current
+                del pending[asked_id]
+        into: dict[str, str] = {}
+        for chunk in id_chunks(sorted(set(pending.values()))):
+            merges = session.exec(
+                select(ProfileMerge).where(col(ProfileMerge.from_profile_id).in_(chunk))
+            )
+            into.update({m.from_profile_id: m.into_profile_id for m in merges})
+        for asked_id, current in list(pending.items()):
+            target = into.get(current)
+            if target is None or target in seen and target not in profiles:
+                del pending[asked_id]  # unknown, or a cycle of merges
+            else:
+                pending[asked_id] = target
+    live = sorted(set(live_of.values()))
+    ids: dict[str, dict[str, list[str]]] = {pid: {} for pid in live}
+    consents: dict[str, dict[str, str]] = {pid: {} for pid in live}
+    for chunk in id_chunks(live):
+        rows = session.exec(
+            select(ProfileIdentifier)
+            .where(col(ProfileIdentifier.profile_id).in_(chunk))
+            .order_by(col(ProfileIdentifier.id))
+        )
+        for row in rows:
+            ids[row.profile_id].setdefault(row.type, []).append(row.value)
+        for consent in session.exec(select(Consent).where(col(Consent.profile_id).in_(chunk))):
+            consents[consent.profile_id][consent.channel] = consent.status
+    snapshots = {pid: _snapshot(profiles[pid], ids[pid], consents[pid]) for pid in live}
+    return {asked_id: snapshots[pid] for asked_id, pid in live_of.items()}
+
+
+def _snapshot(
+    profile: Profile, ids: dict[str, list[str]], consents: dict[str, str]
+) -> ProfileSnapshot:
     traits = dict(profile.traits or {})
     emails, phones = ids.get("email"), ids.get("phone")
     email = (emails[0] if emails else None) or _str_or_none(traits.get("email"))
@@ -85,7 +141,7 @@ def load_snapshot(session: Session, *, profile_id: str) -> ProfileSnapshot | Non
         phone=phone,
         locale=profile.locale,
         timezone=profile.timezone,
-        consents={c: row.status for c, row in consents_of(session, live).items()},
+        consents=consents,
         lifecycle_stage=profile.lifecycle_stage,
         lead_score=profile.lead_score or 0.0,
         erased=profile.erased_at is not None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlmodel import Session, col, delete, select
 
 from rejse import funnel_changes as funnel
 from rejse.contracts import ProcessedEvent
-from rejse.db import utcnow
+from rejse.db import id_chunks, utcnow
 from rejse.errors import DomainError, NotFound
 from rejse.models.leads import ProfileScore, ScoreCounter, ScoreGrant, ScoringModel
 from rejse.models.profiles import STAGES, Profile
@@ -476,41 +477,62 @@ def current_score(
     session: Session, *, profile_id: str, now: dt.datetime | None = None
 ) -> ScoreView:
     """The score now, decay applied (read only: nothing is written)."""
+    view = current_scores(session, profile_ids=[profile_id], now=now).get(profile_id)
+    if view is None:
+        raise NotFound(f"no profile {profile_id!r}", field="profile_id")
+    return view
+
+
+def current_scores(
+    session: Session, *, profile_ids: Iterable[str], now: dt.datetime | None = None
+) -> dict[str, ScoreView]:
+    """`current_score` of many profiles in three reads (the model, the states, the stages of
+    profiles without a state); unknown and erased profiles without a state are left out."""
     now = now or utcnow()
+    wanted = list(dict.fromkeys(profile_ids))
     model = compiled_active(session)
-    state = read_state(session, profile_id)
-    if state is None:
-        profile = session.get(Profile, profile_id)
-        if profile is None or profile.erased_at is not None:
-            raise NotFound(f"no profile {profile_id!r}", field="profile_id")
-        stage = profile.lifecycle_stage if profile.lifecycle_stage in STAGE_RANK else "subscriber"
-        return ScoreView(
-            profile_id=profile_id,
-            score=0.0,
-            behaviour=0.0,
-            fit=0.0,
-            stage=stage,
-            model_version=model.version if model else None,
-            as_of=now,
-            breakdown={},
-            fit_breakdown={},
-            recent=[],
+    version = model.version if model else None
+    views: dict[str, ScoreView] = {}
+    conn = session.connection()
+    for chunk in id_chunks(wanted):
+        for row in conn.execute(sa.select(_PS).where(_PS.c.profile_id.in_(chunk))).mappings():
+            state = ScoreState(**dict(row))
+            factor = decay_factor(model.half_life if model else None, now - state.decayed_at)
+            behaviour = state.behaviour * factor
+            views[state.profile_id] = ScoreView(
+                profile_id=state.profile_id,
+                score=round(behaviour + state.fit, 4),
+                behaviour=round(behaviour, 4),
+                fit=state.fit,
+                stage=state.stage,
+                model_version=version,
+                as_of=now,
+                breakdown={k: round(v * factor, 4) for k, v in state.breakdown.items()},
+                fit_breakdown=dict(state.fit_breakdown),
+                recent=list(state.recent),
+                suppressed_until=state.suppressed_until,
+            )
+    stateless = [pid for pid in wanted if pid not in views]
+    for chunk in id_chunks(stateless):
+        rows = session.exec(
+            select(Profile.id, Profile.lifecycle_stage).where(
+                col(Profile.id).in_(chunk), col(Profile.erased_at).is_(None)
+            )
         )
-    factor = decay_factor(model.half_life if model else None, now - state.decayed_at)
-    behaviour = state.behaviour * factor
-    return ScoreView(
-        profile_id=profile_id,
-        score=round(behaviour + state.fit, 4),
-        behaviour=round(behaviour, 4),
-        fit=state.fit,
-        stage=state.stage,
-        model_version=model.version if model else None,
-        as_of=now,
-        breakdown={k: round(v * factor, 4) for k, v in state.breakdown.items()},
-        fit_breakdown=dict(state.fit_breakdown),
-        recent=list(state.recent),
-        suppressed_until=state.suppressed_until,
-    )
+        for pid, stage in rows:
+            views[pid] = ScoreView(
+                profile_id=pid,
+                score=0.0,
+                behaviour=0.0,
+                fit=0.0,
+                stage=stage if stage in STAGE_RANK else "subscriber",
+                model_version=version,
+                as_of=now,
+                breakdown={},
+                fit_breakdown={},
+                recent=[],
+            )
+    return views
 
 
 def set_stage(

@@ -11,7 +11,12 @@ from rejse.models.events import Event, OutboxEntry
 from rejse.models.profiles import ConsentChangeRecord, ProfileMerge
 from rejse.models.timeline import TimelineEntry
 from rejse.profiles.consent import set_consent
-from rejse.profiles.service import create_profile, find_by_identifier, load_snapshot
+from rejse.profiles.service import (
+    create_profile,
+    find_by_identifier,
+    load_snapshot,
+    load_snapshots,
+)
 
 
 def test_create_and_snapshot(session):
@@ -44,6 +49,25 @@ def test_snapshot_follows_merge(session):
     session.add(ProfileMerge(from_profile_id="prf_gone", into_profile_id=survivor, reason="test"))
     session.commit()
     assert load_snapshot(session, profile_id="prf_gone").id == survivor
+
+
+def test_snapshots_in_one_go_say_what_each_alone_says(session):
+    """Keyed by the id asked for: a merged-away id (two merges deep) answers with its survivor,
+    an unknown id and a cycle of merges are left out."""
+    a = create_profile(session, traits={"first_name": "Ida"}, identifiers={"email": "a@x.dk"})
+    b = create_profile(session, identifiers={"phone": "+4512345678"}, consents={"sms": "granted"})
+    session.add(ProfileMerge(from_profile_id="prf_old", into_profile_id="prf_mid", reason="t"))
+    session.add(ProfileMerge(from_profile_id="prf_mid", into_profile_id=b, reason="t"))
+    session.add(ProfileMerge(from_profile_id="prf_c1", into_profile_id="prf_c2", reason="t"))
+    session.add(ProfileMerge(from_profile_id="prf_c2", into_profile_id="prf_c1", reason="t"))
+    session.commit()
+    asked = [a, b, "prf_old", "prf_unknown", "prf_c1", a]
+    many = load_snapshots(session, profile_ids=asked)
+    assert set(many) == {a, b, "prf_old"}
+    assert many["prf_old"].id == b
+    for pid, snap in many.items():
+        assert snap == load_snapshot(session, profile_id=pid)
+    assert many[b].consents == {"sms": "granted"} and many[a].email == "a@x.dk"
 
 
 def test_consent_history_and_timeline(session):
