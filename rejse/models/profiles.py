@@ -19,6 +19,15 @@ STAGES = ("subscriber", "lead", "aql", "sql", "opportunity", "customer")
 
 class Profile(SQLModel, table=True):
     __tablename__ = "profile"
+    # the live profiles, counted from the index by the maturity prefill (0021_profile_live)
+    __table_args__ = (
+        sa.Index(
+            "ix_profile_live",
+            "erased_at",
+            postgresql_where=sa.text("erased_at IS NULL"),
+            sqlite_where=sa.text("erased_at IS NULL"),
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=32)  # prf_<26 chars>, opaque
     traits: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)

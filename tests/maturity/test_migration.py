@@ -44,3 +44,20 @@ def test_own_branch_and_downgrade(engine):
     assert not TABLES & set(sa.inspect(engine).get_table_names())
     upgrade(engine)
     assert set(sa.inspect(engine).get_table_names()) >= TABLES
+
+
+def test_the_prefill_counts_live_profiles_from_their_partial_index(engine):
+    """0021_profile_live: the prefill's count of live profiles can read ix_profile_live (an
+    index-only count on PostgreSQL, not a scan of every profile's row)."""
+    from rejse.maturity.prefill import PROFILE
+
+    live = sa.select(sa.func.count()).select_from(PROFILE).where(PROFILE.c.erased_at.is_(None))
+    sql = str(live.compile(engine, compile_kwargs={"literal_binds": True}))
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+            explain = "EXPLAIN "
+        else:
+            explain = "EXPLAIN QUERY PLAN "
+        plan = "\n".join(str(r) for r in conn.execute(sa.text(explain + sql)))
+    assert "ix_profile_live" in plan, plan

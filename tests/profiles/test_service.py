@@ -67,7 +67,8 @@ def test_snapshots_in_one_go_say_what_each_alone_says(session):
     assert many["prf_old"].id == b
     for pid, snap in many.items():
         assert snap == load_snapshot(session, profile_id=pid)
-    assert many[b].consents == {"sms": "granted"} and many[a].email == "a@x.dk"
+    assert many[b].consents == {"sms": "granted"}
+    assert many[a].email == "a@x.dk"
 
 
 def test_consent_history_and_timeline(session):
