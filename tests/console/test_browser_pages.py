@@ -83,6 +83,14 @@ async def test_publish_track_and_watch_the_step_counts_change(dev_env, runtime, 
                 await expect(waiting).to_have_text("1")
                 await asyncio.to_thread(_track, url, keys[Role.ingest], "Checkout Started", "c-2")
                 await expect(waiting).to_have_text("2")
+                # the flow picture: a box per step, drawn, carrying the same live counts
+                flow = page.locator("svg.flow")
+                await expect(flow.locator("[data-node]")).to_have_count(4)
+                node = flow.locator('[data-node="wait_1d"] .node-counts')
+                await expect(node).to_have_text("2 venter · 0 sendt · 0 konv.")
+                box = await flow.locator('[data-node="reminder_2"] rect').bounding_box()
+                assert box is not None
+                assert box["width"] > 100
                 tile = page.locator(".kpi", has_text="Venter nu").locator(".value")
                 await expect(tile).to_have_text("2")  # the journey's tiles refresh with it
                 await screenshot(page, "journey")

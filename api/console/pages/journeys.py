@@ -27,6 +27,7 @@ from rejse.journeys import service
 from rejse.journeys.definition import JourneyDefinition
 from rejse.journeys.diagram import EDGE_LABELS, LABELS
 from rejse.journeys.dispatcher import change_status
+from rejse.journeys.layout import layout
 from rejse.journeys.service import DefinitionInvalid
 from rejse.models.journeys import RUN_STATUSES, Journey
 
@@ -100,6 +101,11 @@ i18n.add(
         "then": ("derefter", "sedan", "then"),
         "end": ("slut", "slut", "end"),
         "waiting_now": ("venter nu", "väntar nu", "waiting now"),
+        "flow_counts": (
+            "{waiting} venter · {sent} sendt · {converted} konv.",
+            "{waiting} väntar · {sent} skickade · {converted} konv.",
+            "{waiting} waiting · {sent} sent · {converted} conv.",
+        ),
         "sent": ("sendt", "skickade", "sent"),
         "converted": ("konverteret", "konverterade", "converted"),
         "versions": ("Versioner", "Versioner", "Versions"),
@@ -231,12 +237,16 @@ def _diagram(session: Session, journey: Journey, version: int) -> dict[str, Any]
     defn = row.definition
     trigger = defn.get("trigger", {})
     what = trigger.get("event") or trigger.get("cron") or trigger.get("audience") or ""
+    steps = _step_rows(defn, counts)
     return {
         "version": version,
         "start": defn.get("start"),
         "trigger": f"{trigger.get('type', '')}: {what}".rstrip(": "),
         "goals": [g.get("event", "") for g in defn.get("exit_when", [])],
-        "steps": _step_rows(defn, counts),
+        "steps": steps,
+        "flow": layout(
+            defn.get("start"), [s["id"] for s in steps], {s["id"]: s["next"] for s in steps}
+        ),
     }
 
 
