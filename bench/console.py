@@ -4,7 +4,8 @@ endpoints the page is built from, in the same run.
 Data: `bench.analytics.prepare` (1,000,000 profiles, their journey runs, 3,000,000 messages,
 10,000,000 events, the counters), then what the console's pages also read: an email
 identifier per profile, 20 reps with `--leads` leads (open, assigned, contacted, won, lost,
-expired), an API template version and 50 maturity assessments.
+expired), an API template version, 50 maturity assessments and one audience ("Order Completed
+within 90 days", ~600,000 members).
 
 Each page is requested through the app in process (httpx's ASGI transport: the server's
 work, no network), signed in with a console session of the role the page needs; its JSON
@@ -12,7 +13,9 @@ endpoints with a bearer key of the same role. A page built from several endpoint
 beside the sum of their times (what a client of the API would wait for). Each round takes
 `--requests` samples of every page and its endpoints, one after the other (page, endpoints,
 page, ...); a round's figure is its p95, the figure printed the median of the rounds. Target:
-<= 150 ms p95 per page.
+<= 150 ms p95 per page. The audience builder's preview fragment (what htmx posts as a
+condition is typed: an exact count over every live profile) is timed beside the JSON preview
+too, without the pages' target.
 
     python -m bench.console [--rounds 5] [--requests 20] [--leads 20000]
         [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/rejse_bench_console]
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -39,11 +43,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from api.console.kit import CSRF_FIELD
 from bench.analytics import KEY as JOURNEY
 from bench.analytics import NOW, prepare
 from bench.results import emit
 from rejse import wiring
-from rejse.console.sessions import start_session
+from rejse.audiences import service as audiences
+from rejse.audiences.definition import AudienceDefinition
+from rejse.console.sessions import csrf_token, start_session
 from rejse.db import make_engine, utcnow
 from rejse.keys import create_key
 from rejse.maturity import service as maturity
@@ -59,6 +66,10 @@ TARGET_MS = 150.0
 TEMPLATE = "abandoned_cart/reminder"
 PROFILE = "prf_00000042"
 REPS = 20
+AUDIENCE = "bench-buyers"
+CONDITION: dict[str, Any] = {"event": "Order Completed", "within": "P90D"}
+# what a marketer types into the builder next: the buyers who also carry a structural trait
+DRAFT: dict[str, Any] = {"all": [CONDITION, {"trait": "industry", "op": "exists", "value": True}]}
 
 _IDENTIFIERS = """
 INSERT INTO profile_identifier (profile_id, type, value, created_at)
@@ -173,6 +184,15 @@ def seed(engine: Engine, *, leads: int, profiles: int) -> None:
                     now=utcnow(),
                 )
         s.commit()
+        if not audiences.audience_exists(s, AUDIENCE):
+            t1 = time.perf_counter()
+            audiences.create_audience(
+                s,
+                AudienceDefinition(key=AUDIENCE, name="Bench buyers", condition=CONDITION),
+                now=utcnow(),
+            )
+            s.commit()
+            print(f"  audience {AUDIENCE!r} computed in {time.perf_counter() - t1:.0f} s")
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for table in ("profile_identifier", "lead", "sales_rep"):
             conn.execute(sa.text(f"VACUUM ANALYZE {table}"))
@@ -186,6 +206,8 @@ class Page:
     path: str
     endpoints: list[tuple[str, str, dict[str, Any] | None]]  # method, path, JSON body
     status: int = 200
+    form: dict[str, str] | None = None  # posted (with the session's CSRF token), as htmx does
+    page: bool = True  # False: a fragment of a page, reported without the pages' target
     pages: list[float] = field(default_factory=list)  # p95 per round, seconds
     apis: list[float] = field(default_factory=list)
 
@@ -325,7 +347,35 @@ def foundation_pages(engine: Engine) -> list[Page]:
             ],
         ),
         Page("journeys: new", Role.marketer, "/console/journeys/new", []),
-        # The analytics data holds no audience: the list and the builder's empty form only.
+        # One audience over the analytics data ("Order Completed within 90 days"): its page
+        # with the first members, the builder, and the builder's preview as the condition is
+        # typed (htmx posts the draft; the JSON preview takes the same draft).
+        Page(
+            "audiences: one audience",
+            Role.analyst,
+            f"/console/audiences/{AUDIENCE}",
+            [
+                ("GET", f"/api/audiences/{AUDIENCE}", None),
+                ("GET", f"/api/audiences/{AUDIENCE}/members?limit=50", None),
+            ],
+        ),
+        Page(
+            "audiences: builder",
+            Role.marketer,
+            f"/console/audiences/{AUDIENCE}/edit",
+            [("GET", f"/api/audiences/{AUDIENCE}", None)],
+        ),
+        # Not a page: the builder's fragment htmx posts as the condition is typed, an exact
+        # count of the draft over every live profile (and its newest matches), beside the
+        # JSON preview of the same draft. Timed for the record, without the pages' target.
+        Page(
+            "audiences: preview fragment",
+            Role.marketer,
+            "/console/audiences/preview",
+            [("POST", "/api/audiences/preview", {"condition": DRAFT})],
+            form={"condition": json.dumps(DRAFT), "editing": AUDIENCE},
+            page=False,
+        ),
         Page(
             "audiences: list", Role.analyst, "/console/audiences", [("GET", "/api/audiences", None)]
         ),
@@ -370,8 +420,18 @@ async def measure(engine: Engine, url: str, *, rounds: int, requests: int) -> li
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
 
         async def page_once(p: Page) -> float:
+            cookie = {"rejse_console": cookies[p.role]}
             t0 = time.perf_counter()
-            r = await client.get(p.path, cookies={"rejse_console": cookies[p.role]})
+            if p.form is None:
+                r = await client.get(p.path, cookies=cookie)
+            else:
+                csrf = csrf_token(cookies[p.role], secret=settings.secret_key)
+                r = await client.post(
+                    p.path,
+                    data={**p.form, CSRF_FIELD: csrf},
+                    cookies=cookie,
+                    headers={"HX-Request": "true"},
+                )
             took = time.perf_counter() - t0
             assert r.status_code == p.status, (p.path, r.status_code, r.text[:500])
             return took
@@ -407,21 +467,21 @@ def report(todo: list[Page], rounds: int, requests: int) -> None:
     for p in todo:
         mine = statistics.median(p.pages) * 1000
         theirs = statistics.median(p.apis) * 1000 if p.endpoints else 0.0
-        ok = mine <= TARGET_MS
+        ok = mine <= TARGET_MS or not p.page
         names = " + ".join(f"{m} {path.split('?')[0]}" for m, path, _ in p.endpoints)
         ratio = f"{mine / theirs:5.2f}x" if theirs else "     -"
         print(
             f"  {p.name:<32} {mine:8.1f} {theirs:8.1f} {ratio}  {names or '(a form, no data)'}"
-            f"{'' if ok else '  OVER 150 ms'}"
+            f"{'' if ok else '  OVER 150 ms'}{'' if p.page else '  (a fragment)'}"
         )
         emit(
             BENCH,
-            f"console page p95: {p.name}",
+            f"console {'page' if p.page else 'fragment'} p95: {p.name}",
             round(mine, 2),
             "ms",
             baseline=round(theirs, 2) if p.endpoints else None,
             baseline_name="its JSON endpoint(s), p95 of their summed time",
-            target="<= 150 ms",
+            target="<= 150 ms" if p.page else "none (not a page)",
             met=ok,
         )
 
