@@ -14,13 +14,12 @@ from sqlmodel import Session
 
 from rejse.analytics import sales_figures as sf
 from rejse.leads import service as leads
-from rejse.leads.runtypes import HandoffInput
 from rejse.models.leads import Lead
 from rejse.profiles.service import create_profile
 from rejse.roles import Role
 from tests.analytics.test_charts import texts
 from tests.conftest import auth
-from tests.leads.conftest import activate, new_rep
+from tests.leads.conftest import activate, assigned_lead, new_rep
 from tests.leads.test_rep_keys import bound_key
 
 BASE = "/api/analytics/sales"
@@ -29,20 +28,7 @@ NOW = dt.datetime.now(dt.UTC)
 
 def lead(session: Session, rep_id: str, key: str, created: dt.datetime) -> str:
     pid = create_profile(session, traits={"n": key}, identifiers={"email": f"{key}@ex.dk"})
-    lead_id = key + "0" * (32 - len(key))
-    leads.open_lead(
-        session,
-        lead_id=lead_id,
-        workflow_id=f"handoff:{pid}",
-        request=HandoffInput(profile_id=pid, reason="r", source="test", trigger_key=key),
-        now=created,
-    )
-    leads.assign(session, lead_id=lead_id, step=0, escalate=False, now=created)
-    row = session.get(Lead, lead_id)
-    row.rep_id = rep_id
-    session.add(row)
-    session.commit()
-    return lead_id
+    return assigned_lead(session, rep_id=rep_id, key=key, profile_id=pid, at=created)
 
 
 @pytest.fixture

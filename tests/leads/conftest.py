@@ -15,7 +15,9 @@ from activities.crm import CrmActivities
 from activities.leads import LeadActivities
 from rejse.crm.hubspot import HubSpotAdapter
 from rejse.leads import service as leads
+from rejse.leads.runtypes import HandoffInput
 from rejse.leads.schemas import RepCreate
+from rejse.models.leads import Lead
 from rejse.profiles.service import create_profile
 from rejse.runtime import Runtime
 from rejse.scoring import service as scoring
@@ -68,6 +70,28 @@ def new_profile(session: Session, **traits) -> str:
     )
     session.commit()
     return pid
+
+
+def assigned_lead(
+    session: Session, *, rep_id: str, key: str, profile_id: str, at: dt.datetime | None = None
+) -> str:
+    """An open lead of `profile_id` (trigger `key`, id `key` padded to 32), assigned to
+    `rep_id` at `at` (default now)."""
+    lead_id = key + "0" * (32 - len(key))
+    leads.open_lead(
+        session,
+        lead_id=lead_id,
+        workflow_id=f"handoff:{profile_id}",
+        request=HandoffInput(profile_id=profile_id, reason="r", source="test", trigger_key=key),
+        now=at,
+    )
+    leads.assign(session, lead_id=lead_id, step=0, escalate=False, now=at)
+    lead = session.get(Lead, lead_id)
+    assert lead is not None
+    lead.rep_id = rep_id
+    session.add(lead)
+    session.commit()
+    return lead_id
 
 
 def new_rep(session: Session, name: str, webhook: str | None = None, **kw) -> str:

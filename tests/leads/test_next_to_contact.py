@@ -11,12 +11,10 @@ from sqlmodel import Session
 
 from rejse.db import utcnow
 from rejse.leads import service as leads
-from rejse.leads.runtypes import HandoffInput
-from rejse.models.leads import Lead
 from rejse.models.profiles import Profile, ProfileMerge
 from rejse.profiles.service import create_profile, load_snapshot
 from rejse.scoring import service as scoring
-from tests.leads.conftest import new_rep
+from tests.leads.conftest import assigned_lead, new_rep
 
 
 @contextmanager
@@ -49,19 +47,7 @@ def one_by_one(session: Session, rep_id: str, now: dt.datetime) -> list[tuple[st
 def lead_for(session: Session, rep_id: str, key: str) -> str:
     """An open lead of a new profile (its own email), assigned to `rep_id`."""
     pid = create_profile(session, identifiers={"email": f"{key}@example.dk"})
-    lead_id = key + "0" * (32 - len(key))
-    leads.open_lead(
-        session,
-        lead_id=lead_id,
-        workflow_id=f"handoff:{pid}",
-        request=HandoffInput(profile_id=pid, reason="r", source="test", trigger_key=key),
-    )
-    leads.assign(session, lead_id=lead_id, step=0, escalate=False)
-    lead = session.get(Lead, lead_id)
-    lead.rep_id = rep_id
-    session.add(lead)
-    session.commit()
-    return lead_id
+    return assigned_lead(session, rep_id=rep_id, key=key, profile_id=pid)
 
 
 def make_team(session: Session, n: int) -> str:

@@ -8,31 +8,16 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from rejse.cli import app as cli_app
-from rejse.leads import service as leads
-from rejse.leads.runtypes import HandoffInput
 from rejse.models.auth import ApiKey
 from rejse.models.leads import Lead
 from rejse.roles import Role
 from tests.conftest import auth
-from tests.leads.conftest import new_profile, new_rep
+from tests.leads.conftest import assigned_lead, new_profile, new_rep
 
 
 def lead_for(session: Session, rep_id: str, key: str, **traits) -> str:
     """An open lead assigned to `rep_id`."""
-    pid = new_profile(session, **traits)
-    lead_id = key + "0" * (32 - len(key))
-    leads.open_lead(
-        session,
-        lead_id=lead_id,
-        workflow_id=f"handoff:{pid}",
-        request=HandoffInput(profile_id=pid, reason="r", source="test", trigger_key=key),
-    )
-    leads.assign(session, lead_id=lead_id, step=0, escalate=False)
-    lead = session.get(Lead, lead_id)
-    lead.rep_id = rep_id
-    session.add(lead)
-    session.commit()
-    return lead_id
+    return assigned_lead(session, rep_id=rep_id, key=key, profile_id=new_profile(session, **traits))
 
 
 @pytest.fixture
