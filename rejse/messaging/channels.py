@@ -248,22 +248,54 @@ class SmtpEmail:
         await self.pool.send(msg)
 
     def deliver(self, out: Outgoing) -> str:
-        msg = build_email(out, email_from=self.email_from)
+        result = self.deliver_many([out])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def deliver_many(self, outs: list[Outgoing]) -> list[str | BaseException]:
+        """Every message handed off at once over the pool (as many in flight as it has
+        connections): each one's provider id (its Message-ID), or what its send raised
+        (`PermanentFailure` for a 5xx reply, else the transient error as it came)."""
+        msgs = [build_email(out, email_from=self.email_from) for out in outs]
+
+        async def send_all() -> list[BaseException | None]:
+            return await asyncio.gather(
+                *(self.pool.send(msg) for msg in msgs), return_exceptions=True
+            )
+
+        # waiting for a free connection counts too: the pool holds at most its size open
+        rounds = -(-len(msgs) // self.pool.size)
+        errors = _LOOP.run(send_all(), rounds * 2 * self.timeout + 5)
+        return [
+            str(msg["Message-ID"]) if error is None else _smtp_failure(error)
+            for msg, error in zip(msgs, errors, strict=True)
+        ]
+
+
+def _smtp_failure(exc: BaseException) -> BaseException:
+    """A 5xx reply as the `PermanentFailure` it is; anything else stays transient."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        codes = [err.code for err in exc.recipients]
+        if codes and all(500 <= code < 600 for code in codes):
+            return PermanentFailure(f"recipient refused ({codes[0]})", bounced=True)
+    elif isinstance(exc, aiosmtplib.SMTPResponseException) and 500 <= exc.code < 600:
+        return PermanentFailure(f"smtp {exc.code}", bounced=exc.code in (550, 551, 553))
+    return exc
+
+
+def deliver_all(channel: Channel, outs: list[Outgoing]) -> list[str | BaseException]:
+    """`deliver` of many messages on one channel: at once where the channel can (SMTP over its
+    pool), else one after the other; each one's provider id or what its delivery raised."""
+    if isinstance(channel, SmtpEmail):
+        return channel.deliver_many(outs)
+    results: list[str | BaseException] = []
+    for out in outs:
         try:
-            # waiting for a free connection counts too: the pool holds at most its size open
-            _LOOP.run(self.send_async(msg), 2 * self.timeout + 5)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [err.code for err in exc.recipients]
-            if codes and all(500 <= code < 600 for code in codes):
-                raise PermanentFailure(f"recipient refused ({codes[0]})", bounced=True) from None
-            raise
-        except aiosmtplib.SMTPResponseException as exc:
-            if 500 <= exc.code < 600:
-                raise PermanentFailure(
-                    f"smtp {exc.code}", bounced=exc.code in (550, 551, 553)
-                ) from None
-            raise
-        return str(msg["Message-ID"])
+            results.append(channel.deliver(out))
+        except Exception as exc:  # noqa: BLE001 - handed back to the caller, per message
+            results.append(exc)
+    return results
 
 
 class Outbox:

@@ -18,7 +18,7 @@ from rejse import analytics_deltas as deltas
 from rejse.db import utcnow
 from rejse.errors import NotFound
 from rejse.models.messaging import Message
-from rejse.timeline import add_entry
+from rejse.timeline import add_entries, add_entry
 
 FINAL = ("sent", "opened", "clicked", "skipped", "failed", "bounced")
 DELIVERED = ("sent", "opened", "clicked")
@@ -127,19 +127,37 @@ def recent_marketing_sends(
     return [now if status == "sending" or at is None else at for status, at in session.exec(stmt)]
 
 
-def _timeline(
-    session: Session, row: Message, what: str, at: dt.datetime | None = None, **data: Any
-) -> None:
+def marketing_sends_of(
+    session: Session, *, profile_ids: list[str], since: dt.datetime
+) -> dict[str, dict[str, dt.datetime | None]]:
+    """`recent_marketing_sends` of many profiles in one query: profile id -> message id -> when
+    it was delivered (None: in flight, `sending`)."""
+    stmt = select(Message.profile_id, Message.id, Message.status, Message.sent_at).where(
+        col(Message.profile_id).in_(profile_ids),
+        col(Message.transactional) == sa.false(),
+        sa.or_(
+            sa.and_(col(Message.status).in_(DELIVERED), col(Message.sent_at) > since),
+            col(Message.status) == "sending",
+        ),
+    )
+    out: dict[str, dict[str, dt.datetime | None]] = {pid: {} for pid in profile_ids}
+    for profile_id, message_id, status, at in session.exec(stmt):
+        out[profile_id][message_id] = None if status == "sending" else at
+    return out
+
+
+def _timeline_entry(
+    row: Message, what: str, at: dt.datetime | None = None, **data: Any
+) -> dict[str, Any]:
     summary = f"{row.channel} {row.template} {what}"
     if row.journey_key:
         summary += f" (journey {row.journey_key}, step {row.step_id})"
-    add_entry(
-        session,
-        profile_id=row.profile_id,
-        kind="message",
-        summary=summary[:500],
-        at=at,
-        data={
+    return {
+        "profile_id": row.profile_id,
+        "kind": "message",
+        "summary": summary[:500],
+        "at": at,
+        "data": {
             "message_id": row.id,
             "channel": row.channel,
             "template": row.template,
@@ -149,7 +167,13 @@ def _timeline(
             "reason": row.reason,
             **data,
         },
-    )
+    }
+
+
+def _timeline(
+    session: Session, row: Message, what: str, at: dt.datetime | None = None, **data: Any
+) -> None:
+    add_entry(session, **_timeline_entry(row, what, at, **data))
 
 
 def record_status(
@@ -187,6 +211,47 @@ def record_sent(session: Session, row: Message, *, provider_id: str, at: dt.date
     deltas.message_final(session, row, previous_status="sending")
     _timeline(session, row, "sent", at=at)
     return True
+
+
+def record_sent_many(session: Session, sent: list[tuple[Message, str, dt.datetime]]) -> set[str]:
+    """`record_sent` of many hand-offs (row, provider id, time) in one conditional UPDATE, the
+    counters and the timeline lines in a statement each. Returns the ids recorded; a row no
+    longer `sending` is left as it is (the caller reads what is there)."""
+    if not sent:
+        return set()
+    table = Message.__table__  # type: ignore[attr-defined]
+    length = table.c.provider_id.type.length
+    providers = {row.id: provider[:length] for row, provider, _ in sent}
+    times = {row.id: at for row, _, at in sent}
+    ids = list(providers)
+    if len(set(times.values())) == 1:
+        sent_at: Any = next(iter(times.values()))
+    else:
+        sent_at = sa.case(
+            {mid: sa.literal(at, table.c.sent_at.type) for mid, at in times.items()},
+            value=table.c.id,
+        )
+    done = {
+        mid
+        for (mid,) in session.connection().execute(
+            sa.update(table)
+            .where(table.c.id.in_(ids), table.c.status == "sending")
+            .values(
+                status="sent",
+                reason=None,
+                sent_at=sent_at,
+                provider_id=sa.case(providers, value=table.c.id),
+            )
+            .returning(table.c.id)
+        )
+    }
+    rows = [row for row, _, _ in sent if row.id in done]
+    for row in rows:
+        row.status, row.reason = "sent", None
+        row.sent_at, row.provider_id = times[row.id], providers[row.id]
+    deltas.messages_delivered(session, rows)
+    add_entries(session, [_timeline_entry(row, "sent", at=row.sent_at) for row in rows])
+    return done
 
 
 def _event_properties(row: Message) -> dict[str, Any]:

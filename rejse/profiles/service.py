@@ -72,7 +72,45 @@ def load_snapshot(session: Session, *, profile_id: str) -> ProfileSnapshot | Non
     profile = session.get(Profile, live)
     if profile is None:  # resolve_profile_id has just seen the row; gone since: no profile
         return None
-    ids = identifiers_of(session, live)
+    consents = {c: row.status for c, row in consents_of(session, live).items()}
+    return _snapshot(profile, identifiers_of(session, live), consents)
+
+
+def load_snapshots(
+    session: Session, *, profile_ids: Iterable[str]
+) -> dict[str, ProfileSnapshot | None]:
+    """`load_snapshot` of many profiles in three queries (a batch send): each id maps to its
+    snapshot, a merged-away id to its survivor's (looked up one by one: rare), an unknown id to
+    None."""
+    wanted = list(dict.fromkeys(profile_ids))
+    if not wanted:
+        return {}
+    profiles = {p.id: p for p in session.exec(select(Profile).where(col(Profile.id).in_(wanted)))}
+    found = list(profiles)
+    ids: dict[str, dict[str, list[str]]] = {pid: {} for pid in found}
+    consents: dict[str, dict[str, str]] = {pid: {} for pid in found}
+    if found:
+        for ident_row in session.exec(
+            select(ProfileIdentifier)
+            .where(col(ProfileIdentifier.profile_id).in_(found))
+            .order_by(col(ProfileIdentifier.id))
+        ):
+            ids[ident_row.profile_id].setdefault(ident_row.type, []).append(ident_row.value)
+        for consent in session.exec(select(Consent).where(col(Consent.profile_id).in_(found))):
+            consents[consent.profile_id][consent.channel] = consent.status
+    out: dict[str, ProfileSnapshot | None] = {}
+    for pid in wanted:
+        profile = profiles.get(pid)
+        if profile is None:
+            out[pid] = load_snapshot(session, profile_id=pid)
+        else:
+            out[pid] = _snapshot(profile, ids[pid], consents[pid])
+    return out
+
+
+def _snapshot(
+    profile: Profile, ids: dict[str, list[str]], consents: dict[str, str]
+) -> ProfileSnapshot:
     traits = dict(profile.traits or {})
     emails, phones = ids.get("email"), ids.get("phone")
     email = (emails[0] if emails else None) or _str_or_none(traits.get("email"))
@@ -85,7 +123,7 @@ def load_snapshot(session: Session, *, profile_id: str) -> ProfileSnapshot | Non
         phone=phone,
         locale=profile.locale,
         timezone=profile.timezone,
-        consents={c: row.status for c, row in consents_of(session, live).items()},
+        consents=consents,
         lifecycle_stage=profile.lifecycle_stage,
         lead_score=profile.lead_score or 0.0,
         erased=profile.erased_at is not None,
