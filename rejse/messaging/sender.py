@@ -151,19 +151,24 @@ def _quiet_hours(settings: Settings, channel: str) -> QuietHours | None:
 
 
 def _new_row(req: SendRequest, profile_id: str, now: dt.datetime) -> dict[str, Any]:
-    return Message(
-        id=message_id_for(req.idempotency_key),
-        idempotency_key=req.idempotency_key,
-        profile_id=profile_id,
-        channel=req.channel,
-        template=req.template,
-        transactional=req.transactional,
-        journey_key=req.journey_key,
-        journey_version=req.journey_version,
-        step_id=req.step_id,
-        status="queued",
-        created_at=now,
-    ).model_dump()
+    """A new message row's values for a core INSERT (every NOT NULL column; the rest NULL)."""
+    return {
+        "id": message_id_for(req.idempotency_key),
+        "idempotency_key": req.idempotency_key,
+        "profile_id": profile_id,
+        "channel": req.channel,
+        "template": req.template,
+        "transactional": req.transactional,
+        "journey_key": req.journey_key,
+        "journey_version": req.journey_version,
+        "step_id": req.step_id,
+        "status": "queued",
+        "links": [],
+        "attempts": 0,
+        "open_count": 0,
+        "click_count": 0,
+        "created_at": now,
+    }
 
 
 def _reload(session: Session, message_id: str) -> Message:
