@@ -13,7 +13,7 @@
 - a broadcast: one message to each member of an audience (100,000 by default), end to end,
   every one counted once at the server and recorded `sent` once.
 
-    python -m bench.messaging [--renders 2000] [--emails 2000] [--rounds 5] [--threads 16]
+    python -m bench.messaging [--renders 2000] [--emails 2000] [--rounds 5] [--threads 64]
         [--pool 8] [--members 100000] [--quick]
 """
 
@@ -321,7 +321,12 @@ def main() -> None:
     parser.add_argument("--renders", type=int, default=2000)
     parser.add_argument("--emails", type=int, default=2000, help="per round and contender")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=16, help="activity threads (the worker's)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=Settings().worker_activity_slots,
+        help="activity threads (the worker's, REJSE_WORKER_ACTIVITY_SLOTS)",
+    )
     parser.add_argument(
         "--pool", type=int, default=8, help="SMTP connections (REJSE_SMTP_POOL_SIZE)"
     )
