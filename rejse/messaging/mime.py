@@ -93,6 +93,11 @@ def _address_header(policy: Policy, name: str, address: str) -> str:
     return _folded(policy, name, address)
 
 
+@functools.lru_cache(maxsize=64)
+def _sender(email_from: str) -> str:
+    return parseaddr(email_from)[1]
+
+
 def _part(subtype: str, text: str) -> bytes:
     body = text.replace("\r\n", "\n").replace("\r", "\n").encode()
     if body.isascii() and not _LONG_LINE.search(body):
@@ -119,7 +124,7 @@ def encoded(
     html: str | None,
 ) -> Encoded | None:
     """The message `build_email` makes, as bytes; None when it needs the email package."""
-    sender = parseaddr(email_from)[1]
+    sender = _sender(email_from)
     if not (to.isascii() and sender.isascii() and email_from.isascii()):
         return None
     lines = [

@@ -37,6 +37,7 @@ from rejse.messaging.rendering import render
 from rejse.messaging.service import (
     FINAL,
     lock_profile_sends,
+    mark_sending,
     marketing_sends_of,
     message_id_for,
     record_sent_many,
@@ -190,6 +191,7 @@ class _Send:
     row: Message | None = None
     snap: ProfileSnapshot | None = None
     outcome: Outcome | None = None
+    sending: dict[str, Any] | None = None  # the rendered content, to commit as `sending`
 
     @property
     def message(self) -> Message:
@@ -382,18 +384,18 @@ def _decide(
             "step": req.step_id,
             "body": body,
         }
-    row.status, row.reason, row.retry_at = "sending", None, None
-    row.locale, row.template_version = resolved.locale, resolved.version
-    row.to_address = address if req.channel != "in_app" else None
-    row.inbox_user = address if req.channel == "in_app" else None
-    row.subject, row.body_text, row.body_html, row.links = (
-        rendered.subject,
-        rendered.text,
-        html,
-        tracked,
-    )
-    row.attempts += 1
-    session.add(row)
+    # written with the batch's other sends in one statement (`_prepare`)
+    it.sending = {
+        "id": row.id,
+        "locale": resolved.locale,
+        "template_version": resolved.version,
+        "to_address": address if req.channel != "in_app" else None,
+        "inbox_user": address if req.channel == "in_app" else None,
+        "subject": rendered.subject,
+        "body_text": rendered.text,
+        "body_html": html,
+        "links": tracked,
+    }
     return Outgoing(
         message_id=row.id,
         to=address,
@@ -414,6 +416,7 @@ def _prepare(session: Session, settings: Settings, items: list[_Send]) -> None:
     templates: Templates = {}
     for it in live:
         it.outcome = _decide(session, settings, it, recent, templates)
+    mark_sending(session, [(it.message, it.sending) for it in live if it.sending is not None])
 
 
 def _record_failures(engine: Engine, failed: list[tuple[_Send, BaseException]]) -> None:

@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, delete, func, select
 
 from rejse import analytics_deltas as deltas
@@ -211,6 +212,37 @@ def record_sent(session: Session, row: Message, *, provider_id: str, at: dt.date
     deltas.message_final(session, row, previous_status="sending")
     _timeline(session, row, "sent", at=at)
     return True
+
+
+def mark_sending(session: Session, sends: list[tuple[Message, dict[str, Any]]]) -> None:
+    """Rows about to be handed off, with their rendered content (`id`, `locale`,
+    `template_version`, `to_address`, `inbox_user`, `subject`, `body_text`, `body_html`,
+    `links`), written as `sending` in one statement; the attempt counted. The row objects
+    are updated as that statement wrote them."""
+    if not sends:
+        return
+    table = Message.__table__  # type: ignore[attr-defined]
+    fields = [k for k in sends[0][1] if k != "id"]
+    stmt = (
+        sa.update(table)
+        .where(table.c.id == sa.bindparam("_id", type_=table.c.id.type))
+        .values(
+            status="sending",
+            reason=None,
+            retry_at=None,
+            attempts=table.c.attempts + 1,
+            **{f: sa.bindparam("_" + f, type_=table.c[f].type) for f in fields},
+        )
+    )
+    session.connection().execute(stmt, [{"_" + k: v[k] for k in v} for _, v in sends])
+    for row, values in sends:
+        for key, value in values.items():
+            if key != "id":
+                set_committed_value(row, key, value)
+        set_committed_value(row, "status", "sending")
+        set_committed_value(row, "reason", None)
+        set_committed_value(row, "retry_at", None)
+        set_committed_value(row, "attempts", row.attempts + 1)
 
 
 def record_sent_many(session: Session, sent: list[tuple[Message, str, dt.datetime]]) -> set[str]:
