@@ -1,4 +1,4 @@
-"""One send, start to end: guards, render, track, deliver once, log. Called by the
+"""Sends, start to end: guards, render, track, deliver once, log. Called by the
 `rejse.contracts.SEND_MESSAGE` activity (activities/messaging.py); no Temporal in here.
 
 Exactly-once per idempotency key (docs/messaging.md, "Idempotency"):
@@ -9,6 +9,9 @@ Exactly-once per idempotency key (docs/messaging.md, "Idempotency"):
 4. right after the hand-off the row is committed as `sent`.
 A crash before 4 leaves `sending`; the retry delivers again with the same Message-ID. The only
 duplicate window is between the provider's acceptance and the commit in 4 (milliseconds).
+
+`send_batch` takes these steps for many requests at once, each step one transaction (or one
+hand-off over the SMTP pool) for all of them; `send_message` is a batch of one.
 """
 
 from __future__ import annotations

@@ -105,34 +105,12 @@ def lock_profile_sends(session: Session, *, profile_id: str) -> None:
         )
 
 
-def recent_marketing_sends(
-    session: Session,
-    *,
-    profile_id: str,
-    since: dt.datetime,
-    now: dt.datetime,
-    exclude_id: str | None = None,
-) -> list[dt.datetime]:
-    """Send times of a profile's marketing messages delivered since `since`, plus those in
-    flight (`sending`, counted at `now`), for the frequency cap."""
-    stmt = select(Message.status, Message.sent_at).where(
-        Message.profile_id == profile_id,
-        col(Message.transactional) == sa.false(),
-        sa.or_(
-            sa.and_(col(Message.status).in_(DELIVERED), col(Message.sent_at) > since),
-            col(Message.status) == "sending",
-        ),
-    )
-    if exclude_id:
-        stmt = stmt.where(Message.id != exclude_id)
-    return [now if status == "sending" or at is None else at for status, at in session.exec(stmt)]
-
-
 def marketing_sends_of(
     session: Session, *, profile_ids: list[str], since: dt.datetime
 ) -> dict[str, dict[str, dt.datetime | None]]:
-    """`recent_marketing_sends` of many profiles in one query: profile id -> message id -> when
-    it was delivered (None: in flight, `sending`)."""
+    """For the frequency cap: the marketing messages of `profile_ids` delivered since `since`
+    or in flight, in one query: profile id -> message id -> when it was delivered (None: in
+    flight, `sending`, which counts as now)."""
     stmt = select(Message.profile_id, Message.id, Message.status, Message.sent_at).where(
         col(Message.profile_id).in_(profile_ids),
         col(Message.transactional) == sa.false(),
