@@ -4,15 +4,23 @@ Sync, runs on the worker's thread pool. Results: `sent`, `skipped` (guard, with 
 `deferred` (quiet hours: sleep until `retry_at`, then call again with the same idempotency key),
 `failed` (permanent: invalid address, provider 4xx/5xx SMTP, template error; visible in the
 message log). Transient problems raise, so Temporal retries with backoff.
+
+The worker's concurrent sends are coalesced (`rejse.messaging.coalescer`): each activity
+thread waits while its request goes out in a batch with the others in flight
+(`rejse.messaging.sender.send_batch`), with the same guarantees per request as a single send.
 """
 
 from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
 
 from temporalio import activity
 
 from rejse.contracts import SEND_MESSAGE, SendRequest, SendResult
 from rejse.db import utcnow
-from rejse.messaging.sender import send_message
+from rejse.messaging.coalescer import SendCoalescer
+from rejse.messaging.sender import send_batch
 from rejse.metrics import MESSAGES
 from rejse.runtime import Runtime
 
@@ -20,6 +28,7 @@ from rejse.runtime import Runtime
 class MessagingActivities:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.coalescer = SendCoalescer(self._send_batch)
 
     @activity.defn(name=SEND_MESSAGE)
     def send(self, request: SendRequest) -> SendResult:
@@ -28,19 +37,25 @@ class MessagingActivities:
         # time-skipping tests, so frequency windows and quiet hours agree with the workflow.
         scheduled = activity.info().current_attempt_scheduled_time
         now = max(scheduled, utcnow()) if scheduled else utcnow()
+        return self.send_at(request, now)
+
+    def send_at(self, request: SendRequest, now: datetime.datetime) -> SendResult:
+        """The activity's work at the clock `now` (the benchmark calls it on threads as the
+        worker does)."""
         try:
-            result = send_message(
-                self.runtime.settings,
-                self.runtime.engine,
-                request,
-                now=now,
-                after_handoff=self.after_handoff,
-            )
+            result = self.coalescer.send(request, now)
         except BaseException:
             MESSAGES.labels(request.channel, "error").inc()  # Temporal retries the attempt
             raise
         MESSAGES.labels(request.channel, result.status).inc()
         return result
+
+    def _send_batch(
+        self, sends: Sequence[tuple[SendRequest, datetime.datetime]]
+    ) -> list[SendResult | BaseException]:
+        return send_batch(
+            self.runtime.settings, self.runtime.engine, sends, after_handoff=self.after_handoff
+        )
 
     def after_handoff(self, message_id: str) -> None:
         """Runs after a delivery is recorded (a seam for fault-injection tests)."""

@@ -4,14 +4,16 @@
   sandboxed, StrictUndefined environment, vs plain (non-sandboxed) Jinja2 rendering the same
   files with the same filters and context;
 - emails/s end to end to a local aiosmtpd server (in its own process, counting what it
-  accepts): rejse's whole send (message row, profile, guards, render, click tracking, the hand-off
-  over the process's SMTP connection pool, the `sent` commit) on the worker's activity threads,
+  accepts): rejse's whole send as the `messaging.send` activity runs it on the worker's activity
+  threads, one call per message (message row, profile, guards, render, click tracking, the
+  hand-off over the process's SMTP connection pool, the `sent` commit; the activity coalesces
+  concurrent calls into batches that share those transactions and hand off at once),
   vs raw `aiosmtplib` sending the same built messages over as many open connections as the pool
   holds; rounds interleaved, the median of the per-round ratios;
 - a broadcast: one message to each member of an audience (100,000 by default), end to end,
   every one counted once at the server and recorded `sent` once.
 
-    python -m bench.messaging [--renders 2000] [--emails 2000] [--rounds 5] [--threads 16]
+    python -m bench.messaging [--renders 2000] [--emails 2000] [--rounds 5] [--threads 64]
         [--pool 8] [--members 100000] [--quick]
 """
 
@@ -33,6 +35,7 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from sqlmodel import Session, select
 
+from activities.messaging import MessagingActivities
 from bench.results import emit
 from rejse.contracts import SendRequest
 from rejse.db import make_engine
@@ -40,10 +43,10 @@ from rejse.messaging.channels import Outgoing, SmtpConfig, build_email, smtp_poo
 from rejse.messaging.render_context import build_context, sample_context
 from rejse.messaging.rendering import render
 from rejse.messaging.sandbox import engines
-from rejse.messaging.sender import send_message
 from rejse.messaging.template_lookup import PART_FILES, resolve
 from rejse.migrate import upgrade
 from rejse.models.messaging import Message
+from rejse.runtime import Runtime
 from rejse.settings import Settings
 from tests.messaging.conftest import CHECKOUT, free_port
 
@@ -187,11 +190,16 @@ def request(pid: str, key: str, journey: str = "bench") -> SendRequest:
     )
 
 
-def send_all(settings, engine, pool: ThreadPoolExecutor, reqs: list[SendRequest]) -> list[str]:
-    """Every request through the whole send, as the worker runs the activity: on its threads."""
+def send_all(
+    acts: MessagingActivities, pool: ThreadPoolExecutor, reqs: list[SendRequest]
+) -> list[str]:
+    """Every request through the whole send as the worker runs the `messaging.send` activity:
+    one call per message on the worker's activity threads, the activity's own code from there
+    (its coalescing of concurrent sends into batches included); only Temporal's dispatch of the
+    activity task is left out."""
 
     def one(req: SendRequest) -> str:
-        result = send_message(settings, engine, req, now=NOON)
+        result = acts.send_at(req, NOON)
         assert result.status == "sent", result
         return result.message_id or ""
 
@@ -219,6 +227,7 @@ def bench_email(
         )
         engine = make_engine(settings.effective_database_url)
         upgrade(engine)
+        acts = MessagingActivities(Runtime.create(settings, engine=engine))
         pids = add_members(engine, max(n, 1), "r")
         seq = iter(range(10**9))
         executor = ThreadPoolExecutor(max_workers=threads)
@@ -226,7 +235,7 @@ def bench_email(
 
         def ours(k: int) -> None:
             reqs = [request(pids[i % len(pids)], f"bench:{next(seq)}") for i in range(k)]
-            ids = send_all(settings, engine, executor, reqs)
+            ids = send_all(acts, executor, reqs)
             if not built:  # the same built messages for the baseline
                 with Session(engine) as s:
                     for mid in ids:
@@ -274,7 +283,7 @@ def bench_email(
         opened = pool.opened
         before = server.delivered
         start = time.perf_counter()
-        send_all(settings, engine, executor, reqs)
+        send_all(acts, executor, reqs)
         _settle(server, before + members)
         took = time.perf_counter() - start
         assert server.delivered - before == members, "a member got no or two messages"
@@ -287,6 +296,11 @@ def bench_email(
         assert sent == members, sent
         executor.shutdown()
         engine.dispose()
+        sizes = list(acts.coalescer.batches)
+        print(
+            f"  the activity sent {len(sizes)} batches, {statistics.mean(sizes):.1f} messages"
+            f" each on average (largest {max(sizes)})"
+        )
         return our_rates, raw_rates, members / took, members, pool.opened - opened
     finally:
         server.stop()
@@ -307,7 +321,12 @@ def main() -> None:
     parser.add_argument("--renders", type=int, default=2000)
     parser.add_argument("--emails", type=int, default=2000, help="per round and contender")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=16, help="activity threads (the worker's)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=Settings().worker_activity_slots,
+        help="activity threads (the worker's, REJSE_WORKER_ACTIVITY_SLOTS)",
+    )
     parser.add_argument(
         "--pool", type=int, default=8, help="SMTP connections (REJSE_SMTP_POOL_SIZE)"
     )

@@ -155,6 +155,17 @@ def message_final(session: Session, row: Message, *, previous_status: str) -> No
         add(session, dims, f"{MSG_SKIPPED}.{reason_code(row.reason)}")
 
 
+def messages_delivered(session: Session, rows: list[Message]) -> None:
+    """`message_final` of many messages that have just gone from `sending` to a delivered
+    status: one delta row per dimension set, its `n` the number of messages."""
+    counts: dict[Dims, int] = {}
+    for row in rows:
+        dims = message_dims(row)
+        counts[dims] = counts.get(dims, 0) + 1
+    for dims, n in counts.items():
+        add(session, dims, MSG_DELIVERED, n)
+
+
 def message_opened(session: Session, row: Message) -> None:
     """The message's first open (pixel, in-app read, or a click proving it)."""
     add(session, message_dims(row), OPENED)

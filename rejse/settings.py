@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     smtp_idle_timeout: float = Field(
         default=10.0, gt=0, le=3600, description="seconds an unused SMTP connection is kept"
     )
+    worker_activity_slots: int = Field(
+        default=64,
+        ge=1,
+        le=1024,
+        description="activities one worker process runs at once (each on a thread of its own); "
+        "its concurrent sends go out in batches (docs/operations.md, 'Email throughput')",
+    )
     email_from: str = "rejse <no-reply@rejse.local>"
     templates_dir: Path = REPO_ROOT / "templates"
     # messaging guards and channels (docs/messaging.md)

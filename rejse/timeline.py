@@ -40,6 +40,25 @@ def add_entry(
     )
 
 
+def add_entries(session: Session, entries: list[dict[str, Any]]) -> None:
+    """Many lines at once (one executemany): each a dict of `add_entry`'s keyword arguments."""
+    if not entries:
+        return
+    session.connection().execute(
+        _INSERT,
+        [
+            {
+                "profile_id": e["profile_id"],
+                "kind": e["kind"],
+                "summary": e["summary"][:SUMMARY_CHARS],
+                "data": e.get("data") or {},
+                "at": e.get("at") or utcnow(),
+            }
+            for e in entries
+        ],
+    )
+
+
 def list_entries(session: Session, *, profile_id: str, limit: int = 200) -> list[TimelineEntry]:
     stmt = (
         select(TimelineEntry)

@@ -24,9 +24,11 @@ def build_worker(
     workflows: Sequence[type],
     activities: Sequence[Callable[..., Any]],
     executor: ThreadPoolExecutor | None = None,
+    slots: int = 16,
 ) -> Worker | None:
     """A Temporal worker for `workflows` and `activities`. Activities are sync functions
-    (database, SMTP, HTTP) and run on `executor`. None while nothing is registered."""
+    (database, SMTP, HTTP) and run on `executor`, at most `slots` at once (the executor has as
+    many threads). None while nothing is registered."""
     if not workflows and not activities:
         return None
     return Worker(
@@ -34,8 +36,8 @@ def build_worker(
         task_queue=task_queue,
         workflows=workflows,
         activities=activities,
-        activity_executor=executor or ThreadPoolExecutor(max_workers=16),
-        max_concurrent_activities=16,
+        activity_executor=executor or ThreadPoolExecutor(max_workers=slots),
+        max_concurrent_activities=slots,
     )
 
 
@@ -51,13 +53,15 @@ async def run_worker(
     a service that ends on its own before that is an error: the others are stopped and it is
     raised, so the process exits and its supervisor restarts it."""
     client = await runtime.temporal.client()
-    with ThreadPoolExecutor(max_workers=16) as executor:
+    slots = runtime.settings.worker_activity_slots
+    with ThreadPoolExecutor(max_workers=slots) as executor:
         worker = build_worker(
             client,
             task_queue=runtime.settings.task_queue,
             workflows=workflows,
             activities=activities,
             executor=executor,
+            slots=slots,
         )
         parts: set[asyncio.Task[None]] = {
             asyncio.create_task(service(stop), name=getattr(service, "__qualname__", "service"))

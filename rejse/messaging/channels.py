@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import re
 import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ import aiosmtplib
 import httpx
 
 from rejse import signatures
+from rejse.messaging.mime import encoded, uri_list_lines
 from rejse.messaging.smtp_pool import SmtpPool
 from rejse.outbound import Rejected, request
 from rejse.settings import Settings
@@ -102,10 +102,6 @@ def message_id_header(message_id: str, email_from: str) -> str:
     return f"<{message_id}@{domain}>"
 
 
-_URI_LIST = re.compile(r"\s*<[^<>\s]+>(?:\s*,\s*<[^<>\s]+>)*\s*")
-_URI = re.compile(r"<[^<>\s]+>")
-
-
 class UriListHeader(UnstructuredHeader, BaseHeader):
     """A header whose value is a list of `<URI>`s (`List-Unsubscribe`). Mailbox providers read
     it as it stands: the default folding of an unstructured header turns a line longer than the
@@ -114,18 +110,9 @@ class UriListHeader(UnstructuredHeader, BaseHeader):
     item longer than the line limit gets a line of its own, within RFC 5322's 998)."""
 
     def fold(self, *, policy: Policy) -> str:
-        value = str(self)
-        if not value.isascii() or not _URI_LIST.fullmatch(value):
+        lines = uri_list_lines(self.name, str(self), policy.max_line_length or 998)
+        if lines is None:
             return super().fold(policy=policy)
-        limit = policy.max_line_length or 998
-        items = _URI.findall(value)
-        lines = [f"{self.name}: {items[0]}"]
-        for item in items[1:]:
-            if len(lines[-1]) + len(", ") + len(item) > limit:
-                lines[-1] += ","
-                lines.append(f" {item}")
-            else:
-                lines[-1] += f", {item}"
         return policy.linesep.join(lines) + policy.linesep
 
 
@@ -248,22 +235,72 @@ class SmtpEmail:
         await self.pool.send(msg)
 
     def deliver(self, out: Outgoing) -> str:
-        msg = build_email(out, email_from=self.email_from)
+        result = self.deliver_many([out])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def deliver_many(self, outs: list[Outgoing]) -> list[str | BaseException]:
+        """Every message handed off at once over the pool (as many in flight as it has
+        connections): each one's provider id (its Message-ID), or what its send raised
+        (`PermanentFailure` for a 5xx reply, else the transient error as it came)."""
+        ids = [message_id_header(out.message_id, self.email_from) for out in outs]
+        sends = [self._send(out, mid) for out, mid in zip(outs, ids, strict=True)]
+
+        async def send_all() -> list[BaseException | None]:
+            return await asyncio.gather(*sends, return_exceptions=True)
+
+        # waiting for a free connection counts too: the pool holds at most its size open
+        rounds = -(-len(outs) // self.pool.size)
+        errors = _LOOP.run(send_all(), rounds * 2 * self.timeout + 5)
+        return [
+            mid if error is None else _smtp_failure(error)
+            for mid, error in zip(ids, errors, strict=True)
+        ]
+
+    def _send(self, out: Outgoing, message_id: str) -> Coroutine[Any, Any, None]:
+        """The hand-off of one message: its bytes written by `rejse.messaging.mime`, or the
+        email package's message where that needs it (a non-ASCII address)."""
+        now = dt.datetime.now(dt.UTC)
+        raw = encoded(
+            policy=EMAIL_POLICY,
+            email_from=self.email_from,
+            to=out.to or "",
+            subject=out.subject or "",
+            date=format_datetime(now),
+            message_id=message_id,
+            headers=out.headers,
+            text=out.text or "",
+            html=out.html,
+        )
+        if raw is None:
+            return self.pool.send(build_email(out, email_from=self.email_from, now=now))
+        return self.pool.send_bytes(raw.sender, raw.recipients, raw.data)
+
+
+def _smtp_failure(exc: BaseException) -> BaseException:
+    """A 5xx reply as the `PermanentFailure` it is; anything else stays transient."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        codes = [err.code for err in exc.recipients]
+        if codes and all(500 <= code < 600 for code in codes):
+            return PermanentFailure(f"recipient refused ({codes[0]})", bounced=True)
+    elif isinstance(exc, aiosmtplib.SMTPResponseException) and 500 <= exc.code < 600:
+        return PermanentFailure(f"smtp {exc.code}", bounced=exc.code in (550, 551, 553))
+    return exc
+
+
+def deliver_all(channel: Channel, outs: list[Outgoing]) -> list[str | BaseException]:
+    """`deliver` of many messages on one channel: at once where the channel can (SMTP over its
+    pool), else one after the other; each one's provider id or what its delivery raised."""
+    if isinstance(channel, SmtpEmail):
+        return channel.deliver_many(outs)
+    results: list[str | BaseException] = []
+    for out in outs:
         try:
-            # waiting for a free connection counts too: the pool holds at most its size open
-            _LOOP.run(self.send_async(msg), 2 * self.timeout + 5)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [err.code for err in exc.recipients]
-            if codes and all(500 <= code < 600 for code in codes):
-                raise PermanentFailure(f"recipient refused ({codes[0]})", bounced=True) from None
-            raise
-        except aiosmtplib.SMTPResponseException as exc:
-            if 500 <= exc.code < 600:
-                raise PermanentFailure(
-                    f"smtp {exc.code}", bounced=exc.code in (550, 551, 553)
-                ) from None
-            raise
-        return str(msg["Message-ID"])
+            results.append(channel.deliver(out))
+        except Exception as exc:  # noqa: BLE001 - handed back to the caller, per message
+            results.append(exc)
+    return results
 
 
 class Outbox:

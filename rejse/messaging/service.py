@@ -12,13 +12,14 @@ from collections import defaultdict
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, delete, func, select
 
 from rejse import analytics_deltas as deltas
 from rejse.db import utcnow
 from rejse.errors import NotFound
 from rejse.models.messaging import Message
-from rejse.timeline import add_entry
+from rejse.timeline import add_entries, add_entry
 
 FINAL = ("sent", "opened", "clicked", "skipped", "failed", "bounced")
 DELIVERED = ("sent", "opened", "clicked")
@@ -104,42 +105,38 @@ def lock_profile_sends(session: Session, *, profile_id: str) -> None:
         )
 
 
-def recent_marketing_sends(
-    session: Session,
-    *,
-    profile_id: str,
-    since: dt.datetime,
-    now: dt.datetime,
-    exclude_id: str | None = None,
-) -> list[dt.datetime]:
-    """Send times of a profile's marketing messages delivered since `since`, plus those in
-    flight (`sending`, counted at `now`), for the frequency cap."""
-    stmt = select(Message.status, Message.sent_at).where(
-        Message.profile_id == profile_id,
+def marketing_sends_of(
+    session: Session, *, profile_ids: list[str], since: dt.datetime
+) -> dict[str, dict[str, dt.datetime | None]]:
+    """For the frequency cap: the marketing messages of `profile_ids` delivered since `since`
+    or in flight, in one query: profile id -> message id -> when it was delivered (None: in
+    flight, `sending`, which counts as now)."""
+    stmt = select(Message.profile_id, Message.id, Message.status, Message.sent_at).where(
+        col(Message.profile_id).in_(profile_ids),
         col(Message.transactional) == sa.false(),
         sa.or_(
             sa.and_(col(Message.status).in_(DELIVERED), col(Message.sent_at) > since),
             col(Message.status) == "sending",
         ),
     )
-    if exclude_id:
-        stmt = stmt.where(Message.id != exclude_id)
-    return [now if status == "sending" or at is None else at for status, at in session.exec(stmt)]
+    out: dict[str, dict[str, dt.datetime | None]] = {pid: {} for pid in profile_ids}
+    for profile_id, message_id, status, at in session.exec(stmt):
+        out[profile_id][message_id] = None if status == "sending" else at
+    return out
 
 
-def _timeline(
-    session: Session, row: Message, what: str, at: dt.datetime | None = None, **data: Any
-) -> None:
+def _timeline_entry(
+    row: Message, what: str, at: dt.datetime | None = None, **data: Any
+) -> dict[str, Any]:
     summary = f"{row.channel} {row.template} {what}"
     if row.journey_key:
         summary += f" (journey {row.journey_key}, step {row.step_id})"
-    add_entry(
-        session,
-        profile_id=row.profile_id,
-        kind="message",
-        summary=summary[:500],
-        at=at,
-        data={
+    return {
+        "profile_id": row.profile_id,
+        "kind": "message",
+        "summary": summary[:500],
+        "at": at,
+        "data": {
             "message_id": row.id,
             "channel": row.channel,
             "template": row.template,
@@ -149,7 +146,13 @@ def _timeline(
             "reason": row.reason,
             **data,
         },
-    )
+    }
+
+
+def _timeline(
+    session: Session, row: Message, what: str, at: dt.datetime | None = None, **data: Any
+) -> None:
+    add_entry(session, **_timeline_entry(row, what, at, **data))
 
 
 def record_status(
@@ -187,6 +190,78 @@ def record_sent(session: Session, row: Message, *, provider_id: str, at: dt.date
     deltas.message_final(session, row, previous_status="sending")
     _timeline(session, row, "sent", at=at)
     return True
+
+
+def mark_sending(session: Session, sends: list[tuple[Message, dict[str, Any]]]) -> None:
+    """Rows about to be handed off, with their rendered content (`id`, `locale`,
+    `template_version`, `to_address`, `inbox_user`, `subject`, `body_text`, `body_html`,
+    `links`), written as `sending` in one statement; the attempt counted. The row objects
+    are updated as that statement wrote them."""
+    if not sends:
+        return
+    table = Message.__table__  # type: ignore[attr-defined]
+    fields = [k for k in sends[0][1] if k != "id"]
+    stmt = (
+        sa.update(table)
+        .where(table.c.id == sa.bindparam("_id", type_=table.c.id.type))
+        .values(
+            status="sending",
+            reason=None,
+            retry_at=None,
+            attempts=table.c.attempts + 1,
+            **{f: sa.bindparam("_" + f, type_=table.c[f].type) for f in fields},
+        )
+    )
+    session.connection().execute(stmt, [{"_" + k: v[k] for k in v} for _, v in sends])
+    for row, values in sends:
+        for key, value in values.items():
+            if key != "id":
+                set_committed_value(row, key, value)
+        set_committed_value(row, "status", "sending")
+        set_committed_value(row, "reason", None)
+        set_committed_value(row, "retry_at", None)
+        set_committed_value(row, "attempts", row.attempts + 1)
+
+
+def record_sent_many(session: Session, sent: list[tuple[Message, str, dt.datetime]]) -> set[str]:
+    """`record_sent` of many hand-offs (row, provider id, time) in one conditional UPDATE, the
+    counters and the timeline lines in a statement each. Returns the ids recorded; a row no
+    longer `sending` is left as it is (the caller reads what is there)."""
+    if not sent:
+        return set()
+    table = Message.__table__  # type: ignore[attr-defined]
+    length = table.c.provider_id.type.length
+    providers = {row.id: provider[:length] for row, provider, _ in sent}
+    times = {row.id: at for row, _, at in sent}
+    ids = list(providers)
+    if len(set(times.values())) == 1:
+        sent_at: Any = next(iter(times.values()))
+    else:
+        sent_at = sa.case(
+            {mid: sa.literal(at, table.c.sent_at.type) for mid, at in times.items()},
+            value=table.c.id,
+        )
+    done = {
+        mid
+        for (mid,) in session.connection().execute(
+            sa.update(table)
+            .where(table.c.id.in_(ids), table.c.status == "sending")
+            .values(
+                status="sent",
+                reason=None,
+                sent_at=sent_at,
+                provider_id=sa.case(providers, value=table.c.id),
+            )
+            .returning(table.c.id)
+        )
+    }
+    rows = [row for row, _, _ in sent if row.id in done]
+    for row in rows:
+        row.status, row.reason = "sent", None
+        row.sent_at, row.provider_id = times[row.id], providers[row.id]
+    deltas.messages_delivered(session, rows)
+    add_entries(session, [_timeline_entry(row, "sent", at=row.sent_at) for row in rows])
+    return done
 
 
 def _event_properties(row: Message) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -83,10 +84,19 @@ class SmtpPool:
             self._idle.append(conn)
 
     async def send(self, msg: EmailMessage) -> None:
+        await self._on_connection(lambda smtp: smtp.send_message(msg))
+
+    async def send_bytes(self, sender: str, recipients: list[str], data: bytes) -> None:
+        """A message already written out (`rejse.messaging.mime`), as it stands."""
+        await self._on_connection(lambda smtp: smtp.sendmail(sender, recipients, data))
+
+    async def _on_connection(
+        self, conversation: Callable[[aiosmtplib.SMTP], Awaitable[object]]
+    ) -> None:
         async with self._semaphore():
             conn = self._take() or await self._open()
             try:
-                await conn.smtp.send_message(msg)
+                await conversation(conn.smtp)
             except BaseException:
                 conn.close()
                 raise

@@ -1,0 +1,61 @@
+"""The worker runs `REJSE_WORKER_ACTIVITY_SLOTS` activities at once, on as many threads: the
+sends in flight are what the send coalescer batches, so the slots bound a batch's size."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rejse import worker as worker_module
+from rejse.settings import Settings
+
+
+class FakeWorker:
+    made: list[dict[str, Any]] = []
+
+    def __init__(self, client: object, **kwargs: Any) -> None:
+        type(self).made.append(kwargs)
+        self.stopped = asyncio.Event()
+
+    async def run(self) -> None:  # until shut down, as Temporal's
+        await self.stopped.wait()
+
+    async def shutdown(self) -> None:
+        self.stopped.set()
+
+
+def test_slots_come_from_the_settings(monkeypatch):
+    assert Settings().worker_activity_slots == 64
+    monkeypatch.setenv("REJSE_WORKER_ACTIVITY_SLOTS", "24")
+    assert Settings().worker_activity_slots == 24
+
+
+async def test_the_worker_runs_as_many_activities_as_it_has_slots_and_threads(monkeypatch):
+    monkeypatch.setattr(worker_module, "Worker", FakeWorker)
+    FakeWorker.made.clear()
+
+    class Temporal:
+        async def client(self) -> object:
+            return object()
+
+    class Runtime:
+        settings = Settings(worker_activity_slots=24)
+        temporal = Temporal()
+
+    stop = asyncio.Event()
+
+    async def stop_soon(_: asyncio.Event) -> None:
+        await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.sleep(0.05)  # a service returns after the stop, not with it
+
+    await worker_module.run_worker(
+        Runtime(),  # type: ignore[arg-type]
+        stop,
+        workflows=[object],
+        activities=[],
+        services=[stop_soon],
+    )
+    [kwargs] = FakeWorker.made
+    assert kwargs["max_concurrent_activities"] == 24
+    assert kwargs["activity_executor"]._max_workers == 24
