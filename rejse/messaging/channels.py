@@ -220,6 +220,15 @@ def smtp_pool(settings: Settings, config: SmtpConfig, timeout: float) -> SmtpPoo
         return pool
 
 
+# Seconds from a batch's start within which each of its hand-offs must get its connection;
+# one that does not raises `NotStarted` (nothing sent, so its retry is no duplicate). A batch
+# waits for at most this plus one hand-off (connect and conversation, `timeout` each) plus a
+# margin: 45 + 2 x 30 + 5 = 110 s, inside the send activity's 2-minute start-to-close timeout
+# (workflows/journey.py SEND), so no attempt is timed out and retried while its message may
+# still be going out.
+HANDOFF_START_WINDOW = 45.0
+
+
 class SmtpEmail:
     name = "email"
 
@@ -245,20 +254,21 @@ class SmtpEmail:
         connections): each one's provider id (its Message-ID), or what its send raised
         (`PermanentFailure` for a 5xx reply, else the transient error as it came)."""
         ids = [message_id_header(out.message_id, self.email_from) for out in outs]
-        sends = [self._send(out, mid) for out, mid in zip(outs, ids, strict=True)]
 
         async def send_all() -> list[BaseException | None]:
+            start_by = asyncio.get_running_loop().time() + HANDOFF_START_WINDOW
+            sends = [self._send(out, mid, start_by) for out, mid in zip(outs, ids, strict=True)]
             return await asyncio.gather(*sends, return_exceptions=True)
 
-        # waiting for a free connection counts too: the pool holds at most its size open
-        rounds = -(-len(outs) // self.pool.size)
-        errors = _LOOP.run(send_all(), rounds * 2 * self.timeout + 5)
+        # a hand-off starts within the window or not at all (NotStarted), and one that started
+        # ends within a connect and a conversation: the batch within the send's timeout
+        errors = _LOOP.run(send_all(), HANDOFF_START_WINDOW + 2 * self.timeout + 5)
         return [
             mid if error is None else _smtp_failure(error)
             for mid, error in zip(ids, errors, strict=True)
         ]
 
-    def _send(self, out: Outgoing, message_id: str) -> Coroutine[Any, Any, None]:
+    def _send(self, out: Outgoing, message_id: str, start_by: float) -> Coroutine[Any, Any, None]:
         """The hand-off of one message: its bytes written by `rejse.messaging.mime`, or the
         email package's message where that needs it (a non-ASCII address)."""
         now = dt.datetime.now(dt.UTC)
@@ -274,8 +284,9 @@ class SmtpEmail:
             html=out.html,
         )
         if raw is None:
-            return self.pool.send(build_email(out, email_from=self.email_from, now=now))
-        return self.pool.send_bytes(raw.sender, raw.recipients, raw.data)
+            msg = build_email(out, email_from=self.email_from, now=now)
+            return self.pool.send(msg, start_by=start_by)
+        return self.pool.send_bytes(raw.sender, raw.recipients, raw.data, start_by=start_by)
 
 
 def _smtp_failure(exc: BaseException) -> BaseException:

@@ -26,6 +26,11 @@ from typing import Any
 import aiosmtplib
 
 
+class NotStarted(Exception):
+    """A hand-off that never began (its window ended while it waited for a connection):
+    transient, and safe to send again."""
+
+
 @dataclass
 class _Connection:
     smtp: aiosmtplib.SMTP
@@ -83,17 +88,26 @@ class SmtpPool:
         else:
             self._idle.append(conn)
 
-    async def send(self, msg: EmailMessage) -> None:
-        await self._on_connection(lambda smtp: smtp.send_message(msg))
+    async def send(self, msg: EmailMessage, *, start_by: float | None = None) -> None:
+        await self._on_connection(lambda smtp: smtp.send_message(msg), start_by)
 
-    async def send_bytes(self, sender: str, recipients: list[str], data: bytes) -> None:
+    async def send_bytes(
+        self, sender: str, recipients: list[str], data: bytes, *, start_by: float | None = None
+    ) -> None:
         """A message already written out (`rejse.messaging.mime`), as it stands."""
-        await self._on_connection(lambda smtp: smtp.sendmail(sender, recipients, data))
+        await self._on_connection(lambda smtp: smtp.sendmail(sender, recipients, data), start_by)
 
     async def _on_connection(
-        self, conversation: Callable[[aiosmtplib.SMTP], Awaitable[object]]
+        self,
+        conversation: Callable[[aiosmtplib.SMTP], Awaitable[object]],
+        start_by: float | None,
     ) -> None:
+        """The conversation on a pooled connection. With `start_by` (the loop's clock), a
+        message that gets its connection only after it raises `NotStarted`: nothing of it
+        reached the server, so the attempt that sends it again can be no duplicate."""
         async with self._semaphore():
+            if start_by is not None and asyncio.get_running_loop().time() > start_by:
+                raise NotStarted("the hand-off did not start in time; nothing was sent")
             conn = self._take() or await self._open()
             try:
                 await conversation(conn.smtp)

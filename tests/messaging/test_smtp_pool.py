@@ -5,6 +5,7 @@ retries it) and never a resend by the pool itself."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 
+from rejse.messaging import channels
 from rejse.messaging.channels import Outgoing, SmtpEmail
+from rejse.messaging.smtp_pool import NotStarted
 from rejse.settings import Settings
 from tests.messaging.conftest import Mailbox, free_port
 
@@ -138,3 +141,36 @@ def test_server_down_raises_so_the_activity_is_retried():
     email = channel(port, smtp_pool_size=2)
     with pytest.raises(aiosmtplib.SMTPConnectError):
         email.deliver(outgoing(1))
+
+
+class SlowMailbox(Mailbox):
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(0.4)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_hand_off_that_cannot_start_in_its_window_sends_nothing(monkeypatch):
+    """A batch waits for a free connection at most HANDOFF_START_WINDOW: what gets one later
+    raises NotStarted (transient: its activity is retried) and reaches the server not at all,
+    so the retry is no duplicate and the batch ends inside the send activity's timeout."""
+    monkeypatch.setattr(channels, "HANDOFF_START_WINDOW", 0.2)
+    box = SlowMailbox()
+    controller = CountingController(box, free_port())
+    controller.start()
+    try:
+        email = channel(controller.port, smtp_pool_size=1)
+        results = email.deliver_many([outgoing(i) for i in range(3)])
+    finally:
+        controller.stop()
+    assert isinstance(results[0], str)
+    assert all(isinstance(r, NotStarted) for r in results[1:]), results
+    assert len(box.messages) == 1
+
+
+def test_the_window_and_one_hand_off_fit_in_the_send_timeout():
+    from workflows.journey import SEND
+
+    one_hand_off = 2 * SmtpEmail.__init__.__kwdefaults__["timeout"]  # connect + conversation
+    assert channels.HANDOFF_START_WINDOW + one_hand_off + 5 < (
+        SEND["start_to_close_timeout"].total_seconds()
+    )
