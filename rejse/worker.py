@@ -24,9 +24,11 @@ def build_worker(
     workflows: Sequence[type],
     activities: Sequence[Callable[..., Any]],
     executor: ThreadPoolExecutor | None = None,
+    **tuning: int,
 ) -> Worker | None:
     """A Temporal worker for `workflows` and `activities`. Activities are sync functions
-    (database, SMTP, HTTP) and run on `executor`. None while nothing is registered."""
+    (database, SMTP, HTTP) and run on `executor`. None while nothing is registered.
+    `tuning`: Worker settings (max_cached_workflows, ...) over the defaults, for benchmarks."""
     if not workflows and not activities:
         return None
     return Worker(
@@ -36,6 +38,7 @@ def build_worker(
         activities=activities,
         activity_executor=executor or ThreadPoolExecutor(max_workers=16),
         max_concurrent_activities=16,
+        **tuning,  # type: ignore[arg-type]
     )
 
 
