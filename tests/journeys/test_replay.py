@@ -49,7 +49,10 @@ def test_histories_from_before_local_bookkeeping_are_kept():
     text = old[0].read_text()
     assert '"journeys.record_step"' in text
     assert "ACTIVITY_TASK_SCHEDULED" in text
-    assert "bookkeeping-as-local-activities" not in text
+    # and the latest ones, recorded since, have it as local activities (markers)
+    latest = (ROOT / "no_purchase_sends_two_emails_at_day_1_and_3-0.json").read_text()
+    assert '"journeys.record_step"' not in latest
+    assert "EVENT_TYPE_MARKER_RECORDED" in latest
 
 
 @pytest.mark.parametrize(
