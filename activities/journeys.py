@@ -77,14 +77,7 @@ class JourneyActivities:
             ctx = self._context(session, rec.journey_key, run)
             if run is None or not ctx.active:
                 return ctx
-            # a retried activity must not log the step twice
-            last = session.exec(
-                select(JourneyStep)
-                .where(JourneyStep.run_id == rec.run_id)
-                .order_by(col(JourneyStep.id).desc())
-                .limit(1)
-            ).first()
-            if last is None or last.step_id != rec.step_id or last.at != rec.at:
+            if not self._step_recorded(session, rec):
                 session.add(
                     JourneyStep(
                         run_id=rec.run_id,
@@ -114,6 +107,26 @@ class JourneyActivities:
             run.status = "held" if ctx.paused else "running"
             session.add(run)
             return ctx
+
+    def _step_recorded(self, session: Session, rec: rt.StepRecord) -> bool:
+        """A retried activity must not log the step twice. A local one (since
+        PATCH_LOCAL_BOOKKEEPING) may run again with a later `at` when its workflow task is
+        retried after a worker crash: then the visit number tells (the run's rows of this step
+        so far); older histories send no visit and are matched by the last row's step and time."""
+        if rec.visit:
+            rows = session.exec(
+                select(sa.func.count()).where(
+                    JourneyStep.run_id == rec.run_id, JourneyStep.step_id == rec.step_id
+                )
+            ).one()
+            return rows >= rec.visit
+        last = session.exec(
+            select(JourneyStep)
+            .where(JourneyStep.run_id == rec.run_id)
+            .order_by(col(JourneyStep.id).desc())
+            .limit(1)
+        ).first()
+        return last is not None and last.step_id == rec.step_id and last.at == rec.at
 
     @activity.defn(name=rt.RECORD_OUTCOME)
     def record_outcome(self, rec: rt.OutcomeRecord) -> None:
@@ -151,7 +164,9 @@ class JourneyActivities:
     def finish_run(self, rec: rt.FinishRecord) -> None:
         with session_scope(self.runtime.engine) as session:
             run = session.get(JourneyRun, rec.run_id)
-            if run is None or run.status == "cancelled":
+            # cancelled, or already finished: a local activity may run again (its workflow task
+            # retried after a worker crash) and must not log or count the end twice
+            if run is None or run.status not in ACTIVE_RUN_STATUSES:
                 return
             previous_status, previous_step = run.status, run.current_step
             run.status = rec.status

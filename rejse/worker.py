@@ -25,10 +25,12 @@ def build_worker(
     activities: Sequence[Callable[..., Any]],
     executor: ThreadPoolExecutor | None = None,
     slots: int = 16,
+    **tuning: int,
 ) -> Worker | None:
     """A Temporal worker for `workflows` and `activities`. Activities are sync functions
     (database, SMTP, HTTP) and run on `executor`, at most `slots` at once (the executor has as
-    many threads). None while nothing is registered."""
+    many threads). None while nothing is registered. `tuning`: Worker settings
+    (max_cached_workflows, ...) over the defaults, for benchmarks."""
     if not workflows and not activities:
         return None
     return Worker(
@@ -38,6 +40,7 @@ def build_worker(
         activities=activities,
         activity_executor=executor or ThreadPoolExecutor(max_workers=slots),
         max_concurrent_activities=slots,
+        **tuning,  # type: ignore[arg-type]
     )
 
 

@@ -42,6 +42,17 @@ SLOW: dict[str, Any] = {
     "start_to_close_timeout": dt.timedelta(minutes=2),
     "retry_policy": RetryPolicy(maximum_interval=dt.timedelta(minutes=5)),
 }
+# The database bookkeeping (run begun, step entered, outcome, run finished, branch facts) runs as
+# local activities: in the worker's workflow task, a marker in the history instead of a schedule,
+# a task and a completion on the server. Each one is idempotent (a local activity runs again when
+# its workflow task is retried after a worker crash) and short; a local activity cannot
+# heartbeat, so nothing long or with side effects outside the database goes here (the send and
+# the webhook stay regular activities). Retries past `local_retry_threshold` (1 min) back off with
+# a server timer, like a regular activity's.
+LOCAL: dict[str, Any] = {
+    "start_to_close_timeout": dt.timedelta(seconds=10),
+    "retry_policy": RetryPolicy(maximum_interval=dt.timedelta(minutes=1)),
+}
 # Sends retry at least once a minute: after a relay outage the held messages go out within a
 # minute of its return, not up to five (tests/reliability: the SMTP server down for 5 minutes).
 SEND: dict[str, Any] = {
@@ -128,10 +139,10 @@ class JourneyWorkflow:
         for ev in self.events:
             self._check_goal(ev)
         self.timezone = inp.timezone
+        # histories from before it ran every bookkeeping step as regular activities
+        self.local = workflow.patched(rt.PATCH_LOCAL_BOOKKEEPING)
         if not inp.begun:
-            ctx = await workflow.execute_activity(
-                rt.BEGIN_RUN, inp, result_type=rt.RunContext, **QUICK
-            )
+            ctx = await self._bookkeeping(rt.BEGIN_RUN, inp, rt.RunContext)
             self.timezone, self.paused = ctx.timezone, ctx.paused or self.paused
             if not ctx.active:
                 return "cancelled"
@@ -144,7 +155,7 @@ class JourneyWorkflow:
             self.step = step_id
             self.step_first_event = len(self.events)  # events from here on count for this step
             self.visits[step_id] = self.visits.get(step_id, 0) + 1
-            ctx = await workflow.execute_activity(
+            ctx = await self._bookkeeping(
                 rt.RECORD_STEP,
                 rt.StepRecord(
                     run_id=inp.run_id,
@@ -154,9 +165,9 @@ class JourneyWorkflow:
                     step_id=step_id,
                     step_type=self.defn.steps[step_id].type,
                     at=workflow.now(),
+                    visit=self.visits[step_id],
                 ),
-                result_type=rt.RunContext,
-                **QUICK,
+                rt.RunContext,
             )
             if not ctx.active:
                 return "cancelled"
@@ -172,7 +183,7 @@ class JourneyWorkflow:
             step_id = await self._run_step(step_id)
         if self.converted:
             status = "converted"
-        await workflow.execute_activity(
+        await self._bookkeeping(
             rt.FINISH_RUN,
             rt.FinishRecord(
                 run_id=inp.run_id,
@@ -182,9 +193,16 @@ class JourneyWorkflow:
                 step_id=self.step,
                 at=workflow.now(),
             ),
-            **QUICK,
         )
         return status
+
+    async def _bookkeeping(self, name: str, arg: Any, result_type: type | None = None) -> Any:
+        """A database bookkeeping activity: local since PATCH_LOCAL_BOOKKEEPING."""
+        if self.local:
+            return await workflow.execute_local_activity(
+                name, arg, result_type=result_type, **LOCAL
+            )
+        return await workflow.execute_activity(name, arg, result_type=result_type, **QUICK)
 
     def _carry_over(self, step_id: str) -> rt.RunInput:
         return self.inp.model_copy(
@@ -262,7 +280,7 @@ class JourneyWorkflow:
             self.after_last_wait = len(self.events)
 
     async def _branch(self, step_id: str, step: jd.BranchStep) -> str | None:
-        chosen = await workflow.execute_activity(
+        chosen = await self._bookkeeping(
             rt.CHOOSE_BRANCH,
             rt.BranchInput(
                 profile_id=self.inp.profile_id,
@@ -270,8 +288,7 @@ class JourneyWorkflow:
                 properties=self.inp.trigger.properties,
                 at=workflow.now(),
             ),
-            result_type=int,
-            **QUICK,
+            int,
         )
         return step.if_[chosen].next if chosen >= 0 else step.else_
 
@@ -331,12 +348,11 @@ class JourneyWorkflow:
             step, journey_key=self.inp.journey_key, step_id=step_id, profile_id=self.inp.profile_id
         )
         self.variant = variant
-        await workflow.execute_activity(
+        await self._bookkeeping(
             rt.RECORD_OUTCOME,
             rt.OutcomeRecord(
                 run_id=self.inp.run_id, step_id=step_id, outcome=variant, variant=variant
             ),
-            **QUICK,
         )
         if variant == HOLDOUT:
             # held out: nothing is sent, but a goal inside the window still counts (comparison)
@@ -365,9 +381,8 @@ class JourneyWorkflow:
             # quiet hours: hold until the window opens (a goal event still ends the run)
             if not await self._sleep(delay_until(workflow.now(), result.retry_at)):
                 return step.next  # a goal ended the hold: the loop stops before `next`
-        await workflow.execute_activity(
+        await self._bookkeeping(
             rt.RECORD_OUTCOME,
             rt.OutcomeRecord(run_id=self.inp.run_id, step_id=step_id, outcome=result.status),
-            **QUICK,
         )
         return step.next

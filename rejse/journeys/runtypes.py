@@ -15,6 +15,7 @@ SIGNAL_PAUSED = "set_paused"
 
 # workflow.patched() ids: interpreter changes that running histories must not see
 PATCH_WAIT_SINCE_LAST_WAIT = "wait-for-event-counts-since-last-wait"
+PATCH_LOCAL_BOOKKEEPING = "bookkeeping-as-local-activities"
 
 BEGIN_RUN = "journeys.begin_run"
 RECORD_STEP = "journeys.record_step"
@@ -56,6 +57,10 @@ class StepRecord(BaseModel):
     step_id: str
     step_type: str
     at: dt.datetime  # workflow time
+    # the run's visit number of this step (1 = first time); 0 from histories before it was sent.
+    # A local activity may run again with a new `at` (its workflow task retried after a worker
+    # crash), so the row is deduplicated by visit, not by time.
+    visit: int = 0
 
 
 class OutcomeRecord(BaseModel):

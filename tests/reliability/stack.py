@@ -395,5 +395,11 @@ def assert_books(stack: Stack, *, checkouts: int, views: int = 0, timeout: float
     # exactly-once processing: every profile counted each of its events once
     assert stack.scalar("SELECT coalesce(sum(event_count), 0) FROM profile") == checkouts + views
     assert stack.scalar("SELECT count(*) FROM profile") == customers
+    # each run's books once (its bookkeeping, local activities, runs again after a worker kill):
+    # QUICK_CART's two steps, and two step lines plus one end on the timeline
+    assert stack.scalar("SELECT count(*) FROM journey_run WHERE status = 'completed'") == checkouts
+    assert stack.scalar("SELECT count(*) FROM journey_step") == 2 * checkouts
+    lines = "SELECT count(*) FROM timeline_entry WHERE kind = 'journey_step'"
+    assert stack.scalar(lines) == 3 * checkouts
     each = 1 + views // customers  # the views are spread evenly over the customers
     assert stack.scalar("SELECT count(*) FROM profile WHERE event_count <> :n", n=each) == 0
