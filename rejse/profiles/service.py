@@ -80,35 +80,23 @@ def load_snapshot(session: Session, *, profile_id: str) -> ProfileSnapshot | Non
 
 
 def load_snapshots(session: Session, *, profile_ids: Iterable[str]) -> dict[str, ProfileSnapshot]:
-    """`load_snapshot` of many profiles in a few reads (profiles, merges while any id is merged
-    away, identifiers, consents), keyed by the id asked for; unknown ids are left out."""
+    """`load_snapshot` of many profiles in three reads (profiles, identifiers, consents), keyed
+    by the id asked for; a merged-away id (rare) is followed by `resolve_profile_id` as
+    `load_snapshot` follows it; unknown ids are left out."""
     asked = list(dict.fromkeys(profile_ids))
     profiles: dict[str, Profile] = {}
-    live_of: dict[str, str] = {}  # asked id -> live id
-    pending = {pid: pid for pid in asked}  # asked id -> the id to look for now
-    seen: set[str] = set()
-    while pending:
-        looking = sorted(set(pending.values()) - set(profiles))
-        seen.update(looking)
-        for chunk in id_chunks(looking):
-            for profile in session.exec(select(Profile).where(col(Profile.id).in_(chunk))):
-                profiles[profile.id] = profile
-        for asked_id, current in list(pending.items()):
-            if current in profiles:
-                live_of[asked_id] = current
-                del pending[asked_id]
-        into: dict[str, str] = {}
-        for chunk in id_chunks(sorted(set(pending.values()))):
-            merges = session.exec(
-                select(ProfileMerge).where(col(ProfileMerge.from_profile_id).in_(chunk))
-            )
-            into.update({m.from_profile_id: m.into_profile_id for m in merges})
-        for asked_id, current in list(pending.items()):
-            target = into.get(current)
-            if target is None or target in seen and target not in profiles:
-                del pending[asked_id]  # unknown, or a cycle of merges
-            else:
-                pending[asked_id] = target
+    for chunk in id_chunks(asked):
+        profiles.update(
+            {p.id: p for p in session.exec(select(Profile).where(col(Profile.id).in_(chunk)))}
+        )
+    live_of = {pid: pid for pid in asked if pid in profiles}  # asked id -> live id
+    for pid in asked:
+        if pid in profiles or (survivor := resolve_profile_id(session, pid)) is None:
+            continue
+        profile = session.get(Profile, survivor)
+        if profile is not None:
+            profiles[survivor] = profile
+            live_of[pid] = survivor
     live = sorted(set(live_of.values()))
     ids: dict[str, dict[str, list[str]]] = {pid: {} for pid in live}
     consents: dict[str, dict[str, str]] = {pid: {} for pid in live}
