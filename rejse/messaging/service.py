@@ -172,24 +172,10 @@ def record_status(
 
 
 def record_sent(session: Session, row: Message, *, provider_id: str, at: dt.datetime) -> bool:
-    """The hand-off of `row` (as its send committed it, `sending`) succeeded: one conditional
-    UPDATE records `sent` without reading the row again, then the counters and the timeline in
-    the same transaction. False when the row is no longer `sending` (a concurrent attempt has
-    recorded it, or it was erased with its profile): nothing is written, the caller reads what
-    is there."""
-    table = Message.__table__  # type: ignore[attr-defined]
-    provider = provider_id[: table.c.provider_id.type.length]
-    done = session.connection().execute(
-        sa.update(table)
-        .where(table.c.id == row.id, table.c.status == "sending")
-        .values(status="sent", reason=None, sent_at=at, provider_id=provider)
-    )
-    if done.rowcount != 1:
-        return False
-    row.status, row.reason, row.sent_at, row.provider_id = "sent", None, at, provider
-    deltas.message_final(session, row, previous_status="sending")
-    _timeline(session, row, "sent", at=at)
-    return True
+    """The hand-off of `row` (as its send committed it, `sending`) succeeded: `record_sent_many`
+    of one. False when the row is no longer `sending` (a concurrent attempt has recorded it, or
+    it was erased with its profile): nothing is written, the caller reads what is there."""
+    return row.id in record_sent_many(session, [(row, provider_id, at)])
 
 
 def mark_sending(session: Session, sends: list[tuple[Message, dict[str, Any]]]) -> None:
