@@ -2,9 +2,12 @@
 the split processes run it (`rejse api`, `rejse worker` with its processor, a persisted
 Temporal dev server, a counting aiosmtpd; tests/reliability/stack.py).
 
-Every second the feeder posts `rate` events to `/v1/batch` (1 in 20 a `Checkout Started` of a
-new customer, which starts the abandoned-cart journey with a one-second wait and sends its
-reminder; the rest `Product Viewed` of known customers). Every ten seconds it samples each
+Every second the feeder posts `rate` events to `/v1/batch` (1 in `--checkout-every` a
+`Checkout Started` of a new customer, which starts the abandoned-cart journey with a one-second
+wait and sends its reminder; the rest `Product Viewed` of known customers). The default, 1 in
+100, is above a webshop's own share of checkouts in its event stream (a visit has tens of
+views, and most visits never reach the checkout); a heavier mix measures the journeys' ceiling
+rather than a steady load (docs/operations.md, "Soak"). Every ten seconds it samples each
 process's resident memory (/proc) and the processor's lag (the oldest unprocessed event's age).
 At the end it waits for the backlog to drain and checks the books.
 
@@ -12,7 +15,8 @@ Figures (each emitted): the rate held, errors (non-2xx answers), memory growth o
 from the first minute's sample to the last, the worst lag, and that every event was processed
 and every reminder delivered once.
 
-    python -m bench.soak [--minutes 10] [--rate 500] [--database-url URL] [--quick]
+    python -m bench.soak [--minutes 10] [--rate 500] [--checkout-every 100] [--database-url URL]
+        [--quick]
 """
 
 from __future__ import annotations
@@ -62,6 +66,12 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=500, help="events per second")
     ap.add_argument("--database-url", default=None, help="default: a SQLite file")
     ap.add_argument("--drain", type=float, default=300, help="seconds to wait for the backlog")
+    ap.add_argument(
+        "--checkout-every",
+        type=int,
+        default=100,
+        help="1 in this many events is a Checkout Started that starts a journey",
+    )
     ap.add_argument("--quick", action="store_true", help="one minute at 100/s")
     args = ap.parse_args()
     if args.quick:
@@ -96,7 +106,7 @@ def main() -> None:
     tick = start
     try:
         while tick < deadline:
-            new = max(args.rate // 20, 1)
+            new = max(args.rate // args.checkout_every, 1)
             batch = stack.checkouts(checkouts, new) + [
                 {**v, "messageId": f"soak-pv-{sent_events + k}"}
                 for k, v in enumerate(stack.views(sent_events, args.rate - new, 1000))
