@@ -55,7 +55,7 @@ class Settings(BaseSettings):
         default=10.0, gt=0, le=3600, description="seconds an unused SMTP connection is kept"
     )
     worker_activity_slots: int = Field(
-        default=64,
+        default=128,
         ge=1,
         le=1024,
         description="activities one worker process runs at once (each on a thread of its own); "

@@ -25,7 +25,7 @@ class FakeWorker:
 
 
 def test_slots_come_from_the_settings(monkeypatch):
-    assert Settings().worker_activity_slots == 64
+    assert Settings().worker_activity_slots == 128
     monkeypatch.setenv("REJSE_WORKER_ACTIVITY_SLOTS", "24")
     assert Settings().worker_activity_slots == 24
 
