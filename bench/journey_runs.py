@@ -5,7 +5,14 @@ in-process worker, timed from the first start to the last run finished.
 Entries are started the way the dispatcher starts them (`journey_run` row, `start_workflow`);
 the clock covers executing them: workflow tasks, activities (regular or local), the timer.
 
-    python -m bench.journey_runs [--runs 500] [--cache 1000] [--tasks 100] [--pollers 5]
+Baseline, same server, same worker, same run: N bare workflows of the same shape (a one-second
+timer, then an activity that does nothing; `bench/bare_cart.py`) started with raw
+`start_workflow`, timed from the first start to the last result. Rounds interleaved; the
+figures are the medians, the ratio the median of the rounds' ratios. Also printed: the CPU per
+run of this process (processor + worker) and of the dev server.
+
+    python -m bench.journey_runs [--runs 500] [--rounds 3] [--cache 1000] [--tasks 100]
+        [--pollers 5] [--quick]
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import argparse
 import asyncio
 import os
 import resource
+import statistics
 import tempfile
 import time
 import uuid
@@ -21,8 +29,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlmodel import Session
+from temporalio.client import Client
 
+from bench.bare_cart import BareCart, bare_send
 from bench.journeys import checkout_rows, persisted_server
+from bench.results import emit
 from rejse import wiring
 from rejse.db import make_engine
 from rejse.devserver import SQLITE_PRAGMAS
@@ -55,13 +66,71 @@ def finished(runtime: Runtime) -> int:
         return int(conn.execute(sa.text(sql)).scalar_one())
 
 
+async def ours(runtime: Runtime, processor: EventProcessor, n: int, server_pid: int) -> float:
+    """N quick-cart runs entered as the dispatcher enters them; runs finished per second."""
+    before = finished(runtime)
+    rows, buckets = checkout_rows(f"r{uuid.uuid4().hex[:6]}", n)
+    marks = cpu_seconds(server_pid), own_cpu()
+    t0 = time.perf_counter()
+    for i in range(0, n, 500):
+        accept(runtime.engine, rows[i : i + 500], buckets[i : i + 500])
+    await processor.drain()
+    started = time.perf_counter() - t0
+    while (done := finished(runtime) - before) < n:
+        if time.perf_counter() - t0 > 600:
+            break
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - t0
+    server_cpu, worker_cpu = cpu_seconds(server_pid) - marks[0], own_cpu() - marks[1]
+    print(
+        f"  ours: {done}/{n} runs finished in {elapsed:.1f} s (all started after {started:.1f} s):"
+        f" {done / elapsed:.1f} runs/s; CPU per run: this process (processor + worker)"
+        f" {1000 * worker_cpu / max(done, 1):.1f} ms, Temporal dev server"
+        f" {1000 * server_cpu / max(done, 1):.1f} ms"
+    )
+    return done / elapsed
+
+
+async def bare(client: Client, task_queue: str, n: int, server_pid: int) -> float:
+    """N bare workflows of the same shape, 100 started at once; runs finished per second."""
+    prefix = uuid.uuid4().hex[:6]
+    marks = cpu_seconds(server_pid), own_cpu()
+    t0 = time.perf_counter()
+    handles = []
+    for lo in range(0, n, 100):
+        handles += await asyncio.gather(
+            *(
+                client.start_workflow(
+                    BareCart.run, f"p{i}", id=f"bare-{prefix}-{i}", task_queue=task_queue
+                )
+                for i in range(lo, min(lo + 100, n))
+            )
+        )
+    await asyncio.gather(*(h.result() for h in handles))
+    elapsed = time.perf_counter() - t0
+    server_cpu, worker_cpu = cpu_seconds(server_pid) - marks[0], own_cpu() - marks[1]
+    print(
+        f"  bare: {n} runs finished in {elapsed:.1f} s: {n / elapsed:.1f} runs/s; CPU per run:"
+        f" this process {1000 * worker_cpu / n:.1f} ms, Temporal dev server"
+        f" {1000 * server_cpu / n:.1f} ms"
+    )
+    return n / elapsed
+
+
 async def main() -> None:
+    from rejse.logging import configure_logging
+
+    configure_logging(level="WARNING", json=False)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=500)
+    ap.add_argument("--runs", type=int, default=500, help="runs per round and contender")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cache", type=int, default=None, help="max_cached_workflows")
     ap.add_argument("--tasks", type=int, default=None, help="max_concurrent_workflow_tasks")
     ap.add_argument("--pollers", type=int, default=None, help="workflow task pollers")
+    ap.add_argument("--quick", action="store_true", help="100 runs per round")
     args = ap.parse_args()
+    if args.quick:
+        args.runs = 100
 
     tmp = Path(tempfile.mkdtemp(prefix="rejse-runs-"))
     url = f"sqlite:///{tmp / 'bench.db'}"
@@ -95,8 +164,8 @@ async def main() -> None:
         worker = build_worker(
             client,
             task_queue=settings.task_queue,
-            workflows=wiring.workflows(),
-            activities=wiring.activities(runtime),
+            workflows=[*wiring.workflows(), BareCart],
+            activities=[*wiring.activities(runtime), bare_send],
             **tuning,
         )
         assert worker is not None
@@ -105,26 +174,29 @@ async def main() -> None:
             subscribers=wiring.in_transaction_subscribers(runtime),
             dispatchers=[JourneyDispatcher(runtime)],
         )
-        rows, buckets = checkout_rows(f"r{uuid.uuid4().hex[:6]}", args.runs)
         async with worker:
-            server_cpu, worker_cpu = cpu_seconds(server.process.pid), own_cpu()
-            t0 = time.perf_counter()
-            for i in range(0, args.runs, 500):
-                accept(engine, rows[i : i + 500], buckets[i : i + 500])
-            await processor.drain()
-            started = time.perf_counter() - t0
-            while (done := finished(runtime)) < args.runs:
-                if time.perf_counter() - t0 > 600:
-                    break
-                await asyncio.sleep(0.2)
-            elapsed = time.perf_counter() - t0
-            server_cpu = cpu_seconds(server.process.pid) - server_cpu
-            worker_cpu = own_cpu() - worker_cpu
+            ours_rates, bare_rates = [], []
+            for _ in range(args.rounds):
+                ours_rates.append(await ours(runtime, processor, args.runs, server.process.pid))
+                bare_rates.append(
+                    await bare(client, settings.task_queue, args.runs, server.process.pid)
+                )
+        ratios = [o / b for o, b in zip(ours_rates, bare_rates, strict=True)]
+        ours_rate, bare_rate = statistics.median(ours_rates), statistics.median(bare_rates)
         print(
-            f"{done}/{args.runs} runs finished in {elapsed:.1f} s (all started after "
-            f"{started:.1f} s): {done / elapsed:.1f} runs/s {tuning or 'defaults'}; CPU per run: "
-            f"this process (processor + worker) {1000 * worker_cpu / done:.1f} ms, "
-            f"Temporal dev server {1000 * server_cpu / done:.1f} ms"
+            f"journey runs executed/s {tuning or '(defaults)'}: ours {ours_rate:.1f}/s, bare"
+            f" workflow of the same shape {bare_rate:.1f}/s; ratio per round"
+            f" {', '.join(f'{r:.2f}' for r in ratios)} (median {statistics.median(ratios):.2f})"
+        )
+        emit(
+            "bench.journey_runs",
+            "journey runs executed/s (wait 1 s, send), persisted dev server",
+            ours_rate,
+            "/s",
+            baseline=bare_rate,
+            baseline_name="bare workflow of the same shape, same server and worker",
+            target="report",
+            met=True,
         )
     finally:
         await server.stop()
