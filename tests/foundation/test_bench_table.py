@@ -89,3 +89,14 @@ def test_every_benchmark_module_is_found():
     assert {"results", "__main__", "bare_app", "audience_data"}.isdisjoint(found)
     for name in found:
         assert (Path(__file__).resolve().parents[2] / "bench" / f"{name}.py").exists()
+
+
+def test_every_benchmark_takes_quick_and_reports_figures():
+    """`python -m bench --quick` passes `--quick` to each: one without it fails its row, and
+    one that never calls `emit` reports nothing (bench.journey_runs did both once)."""
+    root = Path(__file__).resolve().parents[2] / "bench"
+    assert "bare_cart" not in modules()
+    for name in modules():
+        source = (root / f"{name}.py").read_text()
+        assert '"--quick"' in source, f"bench.{name} takes no --quick"
+        assert "emit(" in source, f"bench.{name} reports no figure"
