@@ -66,6 +66,18 @@ def finished(runtime: Runtime) -> int:
         return int(conn.execute(sa.text(sql)).scalar_one())
 
 
+def report(label: str, done: int, t0: float, marks: tuple[float, float], server_pid: int) -> float:
+    """Print a round's rate and CPU per run (this process, the dev server); return the rate."""
+    elapsed = time.perf_counter() - t0
+    server_cpu, own = cpu_seconds(server_pid) - marks[0], own_cpu() - marks[1]
+    print(
+        f"  {label} finished in {elapsed:.1f} s: {done / elapsed:.1f} runs/s; CPU per run:"
+        f" this process (processor + worker) {1000 * own / max(done, 1):.1f} ms,"
+        f" Temporal dev server {1000 * server_cpu / max(done, 1):.1f} ms"
+    )
+    return done / elapsed
+
+
 async def ours(runtime: Runtime, processor: EventProcessor, n: int, server_pid: int) -> float:
     """N quick-cart runs entered as the dispatcher enters them; runs finished per second."""
     before = finished(runtime)
@@ -80,15 +92,9 @@ async def ours(runtime: Runtime, processor: EventProcessor, n: int, server_pid: 
         if time.perf_counter() - t0 > 600:
             break
         await asyncio.sleep(0.05)
-    elapsed = time.perf_counter() - t0
-    server_cpu, worker_cpu = cpu_seconds(server_pid) - marks[0], own_cpu() - marks[1]
-    print(
-        f"  ours: {done}/{n} runs finished in {elapsed:.1f} s (all started after {started:.1f} s):"
-        f" {done / elapsed:.1f} runs/s; CPU per run: this process (processor + worker)"
-        f" {1000 * worker_cpu / max(done, 1):.1f} ms, Temporal dev server"
-        f" {1000 * server_cpu / max(done, 1):.1f} ms"
+    return report(
+        f"ours: {done}/{n} runs (all started after {started:.1f} s)", done, t0, marks, server_pid
     )
-    return done / elapsed
 
 
 async def bare(client: Client, task_queue: str, n: int, server_pid: int) -> float:
@@ -107,14 +113,7 @@ async def bare(client: Client, task_queue: str, n: int, server_pid: int) -> floa
             )
         )
     await asyncio.gather(*(h.result() for h in handles))
-    elapsed = time.perf_counter() - t0
-    server_cpu, worker_cpu = cpu_seconds(server_pid) - marks[0], own_cpu() - marks[1]
-    print(
-        f"  bare: {n} runs finished in {elapsed:.1f} s: {n / elapsed:.1f} runs/s; CPU per run:"
-        f" this process {1000 * worker_cpu / n:.1f} ms, Temporal dev server"
-        f" {1000 * server_cpu / n:.1f} ms"
-    )
-    return n / elapsed
+    return report(f"bare: {n} runs", n, t0, marks, server_pid)
 
 
 async def main() -> None:
