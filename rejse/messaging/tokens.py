@@ -23,7 +23,13 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """The bytes of `text`, which must be their one unpadded base64url spelling: a lenient
+    decoder would also take unused low bits set and characters outside the alphabet, so one
+    token would have many spellings."""
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not the canonical base64url spelling")
+    return data
 
 
 def _key(secret: str) -> bytes:
