@@ -62,8 +62,9 @@ B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 def test_a_token_is_valid_in_its_one_spelling_only(part):
     """The signature's 16 bytes take 22 base64 characters, the last with 4 bits to spare, and
     a lenient decoder ignores both those bits and characters outside the alphabet: another
-    spelling of the same bytes is a different token and is refused (a test that changed the
-    last two characters passed about once in 256 runs, when the signature ended in "AA")."""
+    spelling of the same bytes is a different token and is refused (the preference centre's
+    "tampered signature", the last two characters made "AB", verified about once in 256 runs:
+    when the signature ended in "AA")."""
     token = tokens.sign("s3cret", "p", "msg_1")
     pieces = token.split(".")
     last = pieces[part][-1]
