@@ -13,18 +13,18 @@ A `PermanentFailure` (invalid address, a 5xx SMTP reply, an HTTP answer `rejse.o
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
+import functools
 import json
 import threading
-from collections.abc import Coroutine
+import time
 from dataclasses import dataclass
 from email import policy as email_policy
 from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.policy import EmailPolicy, Policy
 from email.utils import format_datetime, formataddr, parseaddr
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
@@ -32,11 +32,9 @@ import httpx
 
 from rejse import signatures
 from rejse.messaging.mime import encoded, uri_list_lines
-from rejse.messaging.smtp_pool import SmtpPool
+from rejse.messaging.smtp_process import Handoff, SmtpProcess, SmtpProcessLost
 from rejse.outbound import Rejected, request
 from rejse.settings import Settings
-
-T = TypeVar("T")
 
 
 class PermanentFailure(Exception):
@@ -164,35 +162,16 @@ def build_email(out: Outgoing, *, email_from: str, now: dt.datetime | None = Non
     return msg
 
 
-class _LoopThread:
-    """One background event loop for the async SMTP client, shared by the sync activity
-    threads (a new loop per message would also spawn and join a resolver thread each time)."""
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
-
-    def loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None or self._loop.is_closed():
-                loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="rejse-smtp", daemon=True).start()
-                self._loop = loop
-            return self._loop
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop()).result(timeout)
+# One child per server and pool settings; one idle this long (nothing in flight) is closed when
+# another is looked up, so a process that talked to many servers (a test run) keeps few.
+_IDLE_PROCESS_SECONDS = 60.0
+_PROCESSES: dict[tuple[Any, ...], SmtpProcess] = {}
+_PROCESSES_LOCK = threading.Lock()
 
 
-_LOOP = _LoopThread()
-
-
-_POOLS: dict[tuple[Any, ...], SmtpPool] = {}
-_POOLS_LOCK = threading.Lock()
-
-
-def smtp_pool(settings: Settings, config: SmtpConfig, timeout: float) -> SmtpPool:
-    """The process's pool for this server and these pool settings (one per worker process)."""
+def smtp_process(settings: Settings, config: SmtpConfig, timeout: float) -> SmtpProcess:
+    """The process's SMTP child for this server and these pool settings (one per worker
+    process, holding its connection pool)."""
     key = (
         config,
         timeout,
@@ -200,10 +179,15 @@ def smtp_pool(settings: Settings, config: SmtpConfig, timeout: float) -> SmtpPoo
         settings.smtp_messages_per_connection,
         settings.smtp_idle_timeout,
     )
-    with _POOLS_LOCK:
-        pool = _POOLS.get(key)
-        if pool is None:
-            pool = _POOLS[key] = SmtpPool(
+    now = time.monotonic()
+    with _PROCESSES_LOCK:
+        for other, proc in list(_PROCESSES.items()):
+            if other != key and not proc.busy and now - proc.used_at > _IDLE_PROCESS_SECONDS:
+                del _PROCESSES[other]
+                proc.close()
+        found = _PROCESSES.get(key)
+        if found is None:
+            found = _PROCESSES[key] = SmtpProcess(
                 {
                     "hostname": config.host,
                     "port": config.port,
@@ -217,7 +201,8 @@ def smtp_pool(settings: Settings, config: SmtpConfig, timeout: float) -> SmtpPoo
                 max_messages=settings.smtp_messages_per_connection,
                 idle_timeout=settings.smtp_idle_timeout,
             )
-        return pool
+        found.used_at = now
+        return found
 
 
 # Seconds from a batch's start within which each of its hand-offs must get its connection;
@@ -238,10 +223,7 @@ class SmtpEmail:
         self.config = SmtpConfig.parse(settings.smtp_url)
         self.email_from = settings.email_from
         self.timeout = timeout
-        self.pool = smtp_pool(settings, self.config, timeout)
-
-    async def send_async(self, msg: EmailMessage) -> None:
-        await self.pool.send(msg)
+        self.settings = settings
 
     def deliver(self, out: Outgoing) -> str:
         result = self.deliver_many([out])[0]
@@ -249,28 +231,36 @@ class SmtpEmail:
             raise result
         return result
 
+    @property
+    def process(self) -> SmtpProcess:
+        return smtp_process(self.settings, self.config, self.timeout)
+
     def deliver_many(self, outs: list[Outgoing]) -> list[str | BaseException]:
         """Every message handed off at once over the pool (as many in flight as it has
-        connections): each one's provider id (its Message-ID), or what its send raised
-        (`PermanentFailure` for a 5xx reply, else the transient error as it came)."""
+        connections, in the SMTP child process): each one's provider id (its Message-ID), or
+        what its send raised (`PermanentFailure` for a 5xx reply, else the transient error as
+        it came)."""
         ids = [message_id_header(out.message_id, self.email_from) for out in outs]
-
-        async def send_all() -> list[BaseException | None]:
-            start_by = asyncio.get_running_loop().time() + HANDOFF_START_WINDOW
-            sends = [self._send(out, mid, start_by) for out, mid in zip(outs, ids, strict=True)]
-            return await asyncio.gather(*sends, return_exceptions=True)
-
+        handoffs = [self._handoff(out, mid) for out, mid in zip(outs, ids, strict=True)]
         # a hand-off starts within the window or not at all (NotStarted), and one that started
         # ends within a connect and a conversation: the batch within the send's timeout
-        errors = _LOOP.run(send_all(), HANDOFF_START_WINDOW + 2 * self.timeout + 5)
+        try:
+            errors = self.process.deliver(
+                handoffs,
+                start_by=time.monotonic() + HANDOFF_START_WINDOW,
+                timeout=HANDOFF_START_WINDOW + 2 * self.timeout + 5,
+            )
+        except SmtpProcessLost as lost:
+            errors = [lost] * len(outs)
         return [
             mid if error is None else _smtp_failure(error)
             for mid, error in zip(ids, errors, strict=True)
         ]
 
-    def _send(self, out: Outgoing, message_id: str, start_by: float) -> Coroutine[Any, Any, None]:
-        """The hand-off of one message: its bytes written by `rejse.messaging.mime`, or the
-        email package's message where that needs it (a non-ASCII address)."""
+    def _handoff(self, out: Outgoing, message_id: str) -> Handoff:
+        """One message as the SMTP child sends it: its bytes written by
+        `rejse.messaging.mime`, or the email package's message where that needs it (a non-ASCII
+        address)."""
         now = dt.datetime.now(dt.UTC)
         raw = encoded(
             policy=EMAIL_POLICY,
@@ -284,9 +274,8 @@ class SmtpEmail:
             html=out.html,
         )
         if raw is None:
-            msg = build_email(out, email_from=self.email_from, now=now)
-            return self.pool.send(msg, start_by=start_by)
-        return self.pool.send_bytes(raw.sender, raw.recipients, raw.data, start_by=start_by)
+            return functools.partial(build_email, out, email_from=self.email_from, now=now)
+        return (raw.sender, raw.recipients, raw.data)
 
 
 def _smtp_failure(exc: BaseException) -> BaseException:
