@@ -1,13 +1,15 @@
 """The `rejse.contracts.SEND_MESSAGE` activity: journeys and the lead hand-off send through it.
 
-Sync, runs on the worker's thread pool. Results: `sent`, `skipped` (guard, with reason),
-`deferred` (quiet hours: sleep until `retry_at`, then call again with the same idempotency key),
-`failed` (permanent: invalid address, provider 4xx/5xx SMTP, template error; visible in the
-message log). Transient problems raise, so Temporal retries with backoff.
+Async: it awaits its send on the worker's event loop and holds no activity thread. Results:
+`sent`, `skipped` (guard, with reason), `deferred` (quiet hours: sleep until `retry_at`, then
+call again with the same idempotency key), `failed` (permanent: invalid address, provider
+4xx/5xx SMTP, template error; visible in the message log). Transient problems raise, so
+Temporal retries with backoff.
 
-The worker's concurrent sends are coalesced (`rejse.messaging.coalescer`): each activity
-thread waits while its request goes out in a batch with the others in flight
-(`rejse.messaging.sender.send_batch`), with the same guarantees per request as a single send.
+The worker's concurrent sends are coalesced (`rejse.messaging.coalescer`): each activity waits
+while its request goes out in a batch with the others in flight
+(`rejse.messaging.sender.send_batch`, on the coalescer's lane threads), with the same guarantees
+per request as a single send.
 """
 
 from __future__ import annotations
@@ -31,19 +33,19 @@ class MessagingActivities:
         self.coalescer = SendCoalescer(self._send_batch)
 
     @activity.defn(name=SEND_MESSAGE)
-    def send(self, request: SendRequest) -> SendResult:
+    async def send(self, request: SendRequest) -> SendResult:
         # The later of the server's clock for this attempt and the wall clock: wall time in
         # production (also when the attempt waited in a backlog), the skipped time in
         # time-skipping tests, so frequency windows and quiet hours agree with the workflow.
         scheduled = activity.info().current_attempt_scheduled_time
         now = max(scheduled, utcnow()) if scheduled else utcnow()
-        return self.send_at(request, now)
+        return await self.send_at(request, now)
 
-    def send_at(self, request: SendRequest, now: datetime.datetime) -> SendResult:
-        """The activity's work at the clock `now` (the benchmark calls it on threads as the
-        worker does)."""
+    async def send_at(self, request: SendRequest, now: datetime.datetime) -> SendResult:
+        """The activity's work at the clock `now` (the benchmark awaits it as the worker
+        does)."""
         try:
-            result = self.coalescer.send(request, now)
+            result = await self.coalescer.send_async(request, now)
         except BaseException:
             MESSAGES.labels(request.channel, "error").inc()  # Temporal retries the attempt
             raise

@@ -2,7 +2,10 @@
 `rejse.messaging.sender.send_batch` together, so many messages share each transaction and their
 SMTP hand-offs go out at once.
 
-A caller (an activity thread) queues its request and waits for its own result. A few lanes
+A caller queues its request and waits for its own result: the send activity awaits it on the
+worker's event loop (`send_async`, so no activity thread sits blocked beside the lanes; a
+blocked thread is woken for each result and competes with the lanes for the GIL), tests and
+scripts may block a thread on it (`send`). A few lanes
 (threads) each take what is queued, up to `max_batch`, and send it as one batch; while a lane
 works, the next requests gather for the next batch, so a lone send waits for nobody and a
 burst fills batches by itself (no timer). Each request gets its own result or raises its own
@@ -12,12 +15,13 @@ request starts one again.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 
 from rejse.contracts import SendRequest, SendResult
 
@@ -47,6 +51,15 @@ class SendCoalescer:
 
     def send(self, request: SendRequest, now: dt.datetime) -> SendResult:
         """Send `request` in the next batch; its result, or what its send raised."""
+        return self._submit(request, now).result()
+
+    async def send_async(self, request: SendRequest, now: dt.datetime) -> SendResult:
+        """`send`, awaited on the caller's event loop. Should the caller be cancelled, its
+        request still goes out with its batch (it may be in one already) and its result is
+        recorded, so the retry finds it."""
+        return await asyncio.wrap_future(self._submit(request, now))
+
+    def _submit(self, request: SendRequest, now: dt.datetime) -> Future[SendResult]:
         done: Future[SendResult] = Future()
         self._queue.put((request, now, done))
         with self._lock:
@@ -55,7 +68,7 @@ class SendCoalescer:
                 self._running += 1
         if start:
             threading.Thread(target=self._lane, name="rejse-send-lane", daemon=True).start()
-        return done.result()
+        return done
 
     def _take(self) -> list[_Queued] | None:
         with self._lock:
@@ -83,13 +96,21 @@ class SendCoalescer:
                 continue
             self.batches.append(len(batch))
             try:
-                results = self.send_batch([(req, now) for req, now, _ in batch])
+                results: list[SendResult | BaseException] = self.send_batch(
+                    [(req, now) for req, now, _ in batch]
+                )
             except BaseException as exc:  # noqa: BLE001 - every waiting caller raises it
-                for _, _, done in batch:
-                    done.set_exception(exc)
-                continue
+                results = [exc] * len(batch)
             for (_, _, done), result in zip(batch, results, strict=True):
-                if isinstance(result, BaseException):
-                    done.set_exception(result)
-                else:
-                    done.set_result(result)
+                _settle(done, result)
+
+
+def _settle(done: Future[SendResult], result: SendResult | BaseException) -> None:
+    """The caller's result, unless it stopped waiting (a cancelled `send_async`)."""
+    try:
+        if isinstance(result, BaseException):
+            done.set_exception(result)
+        else:
+            done.set_result(result)
+    except InvalidStateError:
+        pass

@@ -3,7 +3,9 @@ own result or its own error; a lone send waits for nobody."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import inspect
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -75,19 +77,37 @@ def test_a_batch_raising_fails_every_caller_in_it():
 
 
 async def test_the_activity_coalesces_concurrent_sends(mail_runtime, smtp):
+    """As the worker runs it: 40 activities awaiting on one event loop, no thread each."""
     box, _ = smtp
     rt = with_settings(mail_runtime, message_quiet_hours={})
     pids = [mette(rt, identifiers={"email": f"c{i}@example.dk"}) for i in range(40)]
     acts = MessagingActivities(rt)
-    gate = threading.Barrier(40)
-
-    def one(pid: str) -> str:
-        gate.wait()
-        return acts.send_at(request(pid, "reminder_1"), NOON).status
-
-    with ThreadPoolExecutor(max_workers=40) as pool:
-        statuses = list(pool.map(one, pids))
+    assert inspect.iscoroutinefunction(acts.send)  # an async activity: it holds no thread
+    results = await asyncio.gather(
+        *(acts.send_at(request(pid, "reminder_1"), NOON) for pid in pids)
+    )
+    statuses = [r.status for r in results]
     assert statuses == ["sent"] * 40
     assert sorted(box.by_message_id().values()) == [1] * 40
     assert sum(acts.coalescer.batches) == 40
     assert len(acts.coalescer.batches) < 40
+
+
+async def test_a_caller_that_stops_waiting_stops_no_other():
+    """A cancelled activity's request still goes out with its batch (its result is recorded for
+    the retry); the lane settles the others and goes on."""
+    release = threading.Event()
+
+    def batch(sends):
+        release.wait(5)
+        return [SendResult(status="sent", message_id=r.idempotency_key) for r, _ in sends]
+
+    coalescer = SendCoalescer(batch, lanes=1)
+    first = asyncio.ensure_future(coalescer.send_async(_req("gone"), NOW))
+    second = asyncio.ensure_future(coalescer.send_async(_req("stays"), NOW))
+    await asyncio.sleep(0.05)
+    first.cancel()
+    release.set()
+    assert (await asyncio.wait_for(second, 5)).message_id == "stays"
+    assert (await coalescer.send_async(_req("later"), NOW)).message_id == "later"
+    assert sum(coalescer.batches) == 3
