@@ -55,11 +55,17 @@ class Settings(BaseSettings):
         default=10.0, gt=0, le=3600, description="seconds an unused SMTP connection is kept"
     )
     worker_activity_slots: int = Field(
+        default=512,
+        ge=1,
+        le=10_000,
+        description="activities one worker process runs at once; its concurrent sends (async "
+        "activities, no thread each) go out in batches (docs/operations.md, 'Email throughput')",
+    )
+    worker_activity_threads: int = Field(
         default=128,
         ge=1,
         le=1024,
-        description="activities one worker process runs at once (each on a thread of its own); "
-        "its concurrent sends go out in batches (docs/operations.md, 'Email throughput')",
+        description="threads for the sync activities (database, CRM, HTTP) among those slots",
     )
     email_from: str = "rejse <no-reply@rejse.local>"
     templates_dir: Path = REPO_ROOT / "templates"

@@ -27,10 +27,11 @@ def build_worker(
     slots: int = 16,
     **tuning: int,
 ) -> Worker | None:
-    """A Temporal worker for `workflows` and `activities`. Activities are sync functions
-    (database, SMTP, HTTP) and run on `executor`, at most `slots` at once (the executor has as
-    many threads). None while nothing is registered. `tuning`: Worker settings
-    (max_cached_workflows, ...) over the defaults, for benchmarks."""
+    """A Temporal worker for `workflows` and `activities`, at most `slots` activities at once.
+    Sync activities (database, CRM, HTTP) run on `executor`'s threads (without one, as many as
+    `slots`); async ones (the send) on the worker's event loop, holding no thread. None while
+    nothing is registered. `tuning`: Worker settings (max_cached_workflows, ...) over the
+    defaults, for benchmarks."""
     if not workflows and not activities:
         return None
     return Worker(
@@ -57,7 +58,8 @@ async def run_worker(
     raised, so the process exits and its supervisor restarts it."""
     client = await runtime.temporal.client()
     slots = runtime.settings.worker_activity_slots
-    with ThreadPoolExecutor(max_workers=slots) as executor:
+    threads = min(runtime.settings.worker_activity_threads, slots)
+    with ThreadPoolExecutor(max_workers=threads) as executor:
         worker = build_worker(
             client,
             task_queue=runtime.settings.task_queue,

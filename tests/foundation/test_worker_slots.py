@@ -1,10 +1,13 @@
-"""The worker runs `REJSE_WORKER_ACTIVITY_SLOTS` activities at once, on as many threads: the
-sends in flight are what the send coalescer batches, so the slots bound a batch's size."""
+"""The worker runs `REJSE_WORKER_ACTIVITY_SLOTS` activities at once, the sync ones on at most
+`REJSE_WORKER_ACTIVITY_THREADS` threads: the sends in flight (async, no thread each) are what
+the send coalescer batches, so the slots bound a batch's size."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
+
+import pytest
 
 from rejse import worker as worker_module
 from rejse.settings import Settings
@@ -25,12 +28,18 @@ class FakeWorker:
 
 
 def test_slots_come_from_the_settings(monkeypatch):
-    assert Settings().worker_activity_slots == 128
+    assert Settings().worker_activity_slots == 512
+    assert Settings().worker_activity_threads == 128
     monkeypatch.setenv("REJSE_WORKER_ACTIVITY_SLOTS", "24")
+    monkeypatch.setenv("REJSE_WORKER_ACTIVITY_THREADS", "8")
     assert Settings().worker_activity_slots == 24
+    assert Settings().worker_activity_threads == 8
 
 
-async def test_the_worker_runs_as_many_activities_as_it_has_slots_and_threads(monkeypatch):
+@pytest.mark.parametrize(("slots", "threads", "expected_threads"), [(24, 128, 24), (512, 8, 8)])
+async def test_the_worker_runs_as_many_activities_as_it_has_slots(
+    monkeypatch, slots, threads, expected_threads
+):
     monkeypatch.setattr(worker_module, "Worker", FakeWorker)
     FakeWorker.made.clear()
 
@@ -39,7 +48,7 @@ async def test_the_worker_runs_as_many_activities_as_it_has_slots_and_threads(mo
             return object()
 
     class Runtime:
-        settings = Settings(worker_activity_slots=24)
+        settings = Settings(worker_activity_slots=slots, worker_activity_threads=threads)
         temporal = Temporal()
 
     stop = asyncio.Event()
@@ -57,5 +66,5 @@ async def test_the_worker_runs_as_many_activities_as_it_has_slots_and_threads(mo
         services=[stop_soon],
     )
     [kwargs] = FakeWorker.made
-    assert kwargs["max_concurrent_activities"] == 24
-    assert kwargs["activity_executor"]._max_workers == 24
+    assert kwargs["max_concurrent_activities"] == slots
+    assert kwargs["activity_executor"]._max_workers == expected_threads  # never more than slots
