@@ -4,16 +4,17 @@
   sandboxed, StrictUndefined environment, vs plain (non-sandboxed) Jinja2 rendering the same
   files with the same filters and context;
 - emails/s end to end to a local aiosmtpd server (in its own process, counting what it
-  accepts): rejse's whole send as the `messaging.send` activity runs it on the worker's activity
-  threads, one call per message (message row, profile, guards, render, click tracking, the
-  hand-off over the process's SMTP connection pool, the `sent` commit; the activity coalesces
-  concurrent calls into batches that share those transactions and hand off at once),
+  accepts): rejse's whole send as the worker runs the `messaging.send` activity, one awaited
+  call per message, as many at once as the worker has activity slots (message row, profile,
+  guards, render, click tracking, the hand-off over the SMTP connection pool in the worker's
+  SMTP child process, the `sent` commit; the activity coalesces concurrent calls into batches
+  that share those transactions and hand off at once),
   vs raw `aiosmtplib` sending the same built messages over as many open connections as the pool
   holds; rounds interleaved, the median of the per-round ratios;
 - a broadcast: one message to each member of an audience (100,000 by default), end to end,
   every one counted once at the server and recorded `sent` once.
 
-    python -m bench.messaging [--renders 2000] [--emails 2000] [--rounds 5] [--threads 64]
+    python -m bench.messaging [--renders 2000] [--emails 2000] [--rounds 5] [--slots 128]
         [--pool 8] [--members 100000] [--quick]
 """
 
@@ -27,7 +28,6 @@ import statistics
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jinja2
@@ -39,7 +39,7 @@ from activities.messaging import MessagingActivities
 from bench.results import emit
 from rejse.contracts import SendRequest
 from rejse.db import make_engine
-from rejse.messaging.channels import Outgoing, SmtpConfig, build_email, smtp_pool
+from rejse.messaging.channels import Outgoing, SmtpConfig, build_email, smtp_process
 from rejse.messaging.render_context import build_context, sample_context
 from rejse.messaging.rendering import render
 from rejse.messaging.sandbox import engines
@@ -190,24 +190,29 @@ def request(pid: str, key: str, journey: str = "bench") -> SendRequest:
     )
 
 
-def send_all(
-    acts: MessagingActivities, pool: ThreadPoolExecutor, reqs: list[SendRequest]
-) -> list[str]:
+def send_all(acts: MessagingActivities, slots: int, reqs: list[SendRequest]) -> list[str]:
     """Every request through the whole send as the worker runs the `messaging.send` activity:
-    one call per message on the worker's activity threads, the activity's own code from there
-    (its coalescing of concurrent sends into batches included); only Temporal's dispatch of the
-    activity task is left out."""
+    at most `slots` activities at once (the worker's REJSE_WORKER_ACTIVITY_SLOTS), each one
+    awaiting its send on one event loop, the activity's own code from there (its coalescing of
+    concurrent sends into batches included); only Temporal's dispatch of the activity task is
+    left out."""
 
-    def one(req: SendRequest) -> str:
-        result = acts.send_at(req, NOON)
-        assert result.status == "sent", result
-        return result.message_id or ""
+    async def go() -> list[str]:
+        slot = asyncio.Semaphore(slots)
 
-    return list(pool.map(one, reqs))
+        async def one(req: SendRequest) -> str:
+            async with slot:
+                result = await acts.send_at(req, NOON)
+            assert result.status == "sent", result
+            return result.message_id or ""
+
+        return await asyncio.gather(*(one(req) for req in reqs))
+
+    return asyncio.run(go())
 
 
 def bench_email(
-    n: int, rounds: int, *, threads: int, pool_size: int, members: int
+    n: int, rounds: int, *, slots: int, pool_size: int, members: int
 ) -> tuple[list[float], list[float], float, int, int]:
     """Returns our end-to-end rates and the raw pooled rates per round, the broadcast's rate,
     its member count and the SMTP connections the broadcast opened."""
@@ -230,12 +235,11 @@ def bench_email(
         acts = MessagingActivities(Runtime.create(settings, engine=engine))
         pids = add_members(engine, max(n, 1), "r")
         seq = iter(range(10**9))
-        executor = ThreadPoolExecutor(max_workers=threads)
         built: list = []
 
         def ours(k: int) -> None:
             reqs = [request(pids[i % len(pids)], f"bench:{next(seq)}") for i in range(k)]
-            ids = send_all(acts, executor, reqs)
+            ids = send_all(acts, slots, reqs)
             if not built:  # the same built messages for the baseline
                 with Session(engine) as s:
                     for mid in ids:
@@ -279,11 +283,11 @@ def bench_email(
         # a broadcast: one message to every member of an audience, end to end
         members_ids = add_members(engine, members, "m")
         reqs = [request(pid, f"broadcast:1:{pid}", "broadcast") for pid in members_ids]
-        pool = smtp_pool(settings, SmtpConfig.parse(settings.smtp_url or ""), 30.0)
+        pool = smtp_process(settings, SmtpConfig.parse(settings.smtp_url or ""), 30.0)
         opened = pool.opened
         before = server.delivered
         start = time.perf_counter()
-        send_all(acts, executor, reqs)
+        send_all(acts, slots, reqs)
         _settle(server, before + members)
         took = time.perf_counter() - start
         assert server.delivered - before == members, "a member got no or two messages"
@@ -294,7 +298,6 @@ def bench_email(
                 .where(Message.journey_key == "broadcast", Message.status == "sent")
             ).one()
         assert sent == members, sent
-        executor.shutdown()
         engine.dispose()
         sizes = list(acts.coalescer.batches)
         print(
@@ -322,10 +325,10 @@ def main() -> None:
     parser.add_argument("--emails", type=int, default=2000, help="per round and contender")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
-        "--threads",
+        "--slots",
         type=int,
         default=Settings().worker_activity_slots,
-        help="activity threads (the worker's, REJSE_WORKER_ACTIVITY_SLOTS)",
+        help="activities at once (the worker's, REJSE_WORKER_ACTIVITY_SLOTS)",
     )
     parser.add_argument(
         "--pool", type=int, default=8, help="SMTP connections (REJSE_SMTP_POOL_SIZE)"
@@ -349,14 +352,15 @@ def main() -> None:
         met=True,
     )
     our_rates, raw_rates, broadcast, members, opened = bench_email(
-        args.emails, args.rounds, threads=args.threads, pool_size=args.pool, members=args.members
+        args.emails, args.rounds, slots=args.slots, pool_size=args.pool, members=args.members
     )
     ratios = [o / r for o, r in zip(our_rates, raw_rates, strict=True)]
     ours_e2e, raw_e2e = statistics.median(our_rates), statistics.median(raw_rates)
     ratio = statistics.median(ratios)
     line("emails/s end to end vs raw aiosmtplib, pooled", ours_e2e, raw_e2e, "/s")
     print(
-        f"  {args.rounds} rounds of {args.emails}, {args.threads} threads, {args.pool} connections;"
+        f"  {args.rounds} rounds of {args.emails}, {args.slots} activity slots,"
+        f" {args.pool} connections;"
         f" ratio per round {', '.join(f'{x:.2f}' for x in ratios)} (median {ratio:.2f})"
     )
     emit(
