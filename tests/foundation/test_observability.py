@@ -105,7 +105,7 @@ async def test_metrics_show_lag_outcomes_runs_and_sends(client, keys, engine):
     assert value(text, "rejse_journey_runs", state="exited") == 0  # every state, also at 0
 
     # a send through the activity counts under its channel and result
-    result = ActivityEnvironment().run(
+    result = await ActivityEnvironment().run(
         MessagingActivities(runtime).send,
         SendRequest(
             idempotency_key="obs:send", profile_id="prf_nobody", channel="email", template="x"
