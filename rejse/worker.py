@@ -4,6 +4,7 @@ all handed in by the composition root."""
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -15,6 +16,8 @@ from rejse.logging import get_logger
 from rejse.runtime import Runtime
 
 log = get_logger("rejse.worker")
+
+_FEWER_THREADS = "Worker max_concurrent_activities is .* but activity_executor's max_workers"
 
 
 def build_worker(
@@ -34,15 +37,19 @@ def build_worker(
     defaults, for benchmarks."""
     if not workflows and not activities:
         return None
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=workflows,
-        activities=activities,
-        activity_executor=executor or ThreadPoolExecutor(max_workers=slots),
-        max_concurrent_activities=slots,
-        **tuning,  # type: ignore[arg-type]
-    )
+    with warnings.catch_warnings():
+        # fewer threads than slots on purpose: the send activity is async and holds no thread
+        # (the SDK warns about any executor smaller than the slots)
+        warnings.filterwarnings("ignore", message=_FEWER_THREADS, category=UserWarning)
+        return Worker(
+            client,
+            task_queue=task_queue,
+            workflows=workflows,
+            activities=activities,
+            activity_executor=executor or ThreadPoolExecutor(max_workers=slots),
+            max_concurrent_activities=slots,
+            **tuning,  # type: ignore[arg-type]
+        )
 
 
 async def run_worker(

@@ -5,6 +5,7 @@ the send coalescer batches, so the slots bound a batch's size."""
 from __future__ import annotations
 
 import asyncio
+import warnings
 from typing import Any
 
 import pytest
@@ -68,3 +69,27 @@ async def test_the_worker_runs_as_many_activities_as_it_has_slots(
     [kwargs] = FakeWorker.made
     assert kwargs["max_concurrent_activities"] == slots
     assert kwargs["activity_executor"]._max_workers == expected_threads  # never more than slots
+
+
+async def test_fewer_threads_than_slots_is_no_warning(time_env):
+    """The SDK warns when the executor has fewer threads than the slots; here that is the
+    design (the send activity is async), so a worker starts without the warning in its log."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from temporalio import activity
+
+    @activity.defn(name="slots.sync")
+    def sync_work() -> None:
+        """A sync activity: the executor's threads run it."""
+
+    with ThreadPoolExecutor(max_workers=8) as executor, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        worker = worker_module.build_worker(
+            time_env.client,
+            task_queue="slots",
+            workflows=[],
+            activities=[sync_work],
+            executor=executor,
+            slots=512,
+        )
+    assert worker is not None
