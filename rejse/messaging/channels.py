@@ -32,6 +32,7 @@ import httpx
 
 from rejse import signatures
 from rejse.messaging.mime import encoded, uri_list_lines
+from rejse.messaging.smtp_pool import SmtpPool
 from rejse.messaging.smtp_process import Handoff, SmtpProcess, SmtpProcessLost
 from rejse.outbound import Rejected, request
 from rejse.settings import Settings
@@ -187,7 +188,7 @@ def smtp_process(settings: Settings, config: SmtpConfig, timeout: float) -> Smtp
                 proc.close()
         found = _PROCESSES.get(key)
         if found is None:
-            found = _PROCESSES[key] = SmtpProcess(
+            pool = SmtpPool(
                 {
                     "hostname": config.host,
                     "port": config.port,
@@ -201,6 +202,7 @@ def smtp_process(settings: Settings, config: SmtpConfig, timeout: float) -> Smtp
                 max_messages=settings.smtp_messages_per_connection,
                 idle_timeout=settings.smtp_idle_timeout,
             )
+            found = _PROCESSES[key] = SmtpProcess(pool)
         found.used_at = now
         return found
 

@@ -35,7 +35,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from email.message import EmailMessage
 from multiprocessing.connection import Connection
-from typing import Any
 
 from rejse.messaging.smtp_pool import SmtpPool
 
@@ -58,15 +57,8 @@ _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rejse-smtp-spaw
 class SmtpProcess:
     """The parent's side: one child, restarted on the next batch after it ended."""
 
-    def __init__(
-        self,
-        connect_args: dict[str, Any],
-        *,
-        size: int,
-        max_messages: int,
-        idle_timeout: float,
-    ) -> None:
-        self._args = (connect_args, size, max_messages, idle_timeout)
+    def __init__(self, pool: SmtpPool) -> None:
+        self._pool = pool  # unused here: each child it starts runs a copy of it
         self._lock = threading.Lock()
         self._conn: Connection | None = None
         self._proc: multiprocessing.process.BaseProcess | None = None
@@ -94,7 +86,7 @@ class SmtpProcess:
         ctx = multiprocessing.get_context("spawn")
         ours, theirs = ctx.Pipe()
         proc = ctx.Process(
-            target=_child_main, args=(theirs, *self._args), name="rejse-smtp", daemon=True
+            target=_child_main, args=(theirs, self._pool), name="rejse-smtp", daemon=True
         )
         _SPAWNER.submit(proc.start).result()
         theirs.close()
@@ -188,14 +180,9 @@ def _portable(result: BaseException | None) -> BaseException | None:
 
 
 def _child_main(
-    conn: Connection,
-    connect_args: dict[str, Any],
-    size: int,
-    max_messages: int,
-    idle_timeout: float,
+    conn: Connection, pool: SmtpPool
 ) -> None:  # pragma: no cover - runs in the child (tests/messaging/test_smtp_process.py)
     _die_with_parent()
-    pool = SmtpPool(connect_args, size=size, max_messages=max_messages, idle_timeout=idle_timeout)
     loop = asyncio.new_event_loop()
 
     async def hand_off(item: Handoff, start_by: float) -> None:
