@@ -14,7 +14,7 @@
 - a broadcast: one message to each member of an audience (100,000 by default), end to end,
   every one counted once at the server and recorded `sent` once.
 
-    python -m bench.messaging [--renders 2000] [--emails 2000] [--rounds 5] [--slots 128]
+    python -m bench.messaging [--renders 2000] [--emails 2000] [--rounds 5] [--slots 512]
         [--pool 8] [--members 100000] [--quick]
 """
 
